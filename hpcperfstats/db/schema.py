@@ -1,0 +1,108 @@
+"""The database schema, created and migrated idempotently at start.
+
+Portable SQL first: every table and query works on plain PostgreSQL 15+.
+Where the TimescaleDB extension is available, ``host_data`` becomes a
+hypertable as well; nothing else changes, so both paths run the same queries.
+
+The key of ``host_data`` includes the device from day one (see DESIGN.md:
+adding it later meant decompressing terabytes upstream). Host-wide rows use
+the empty device ``''``.
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+SCHEMA_VERSION = 1
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS host_data (
+    time   timestamptz NOT NULL,
+    host   text NOT NULL,
+    jobid  text,
+    type   text NOT NULL,
+    device text NOT NULL DEFAULT '',
+    event  text NOT NULL,
+    unit   text,
+    value  double precision,
+    delta  double precision,
+    PRIMARY KEY (host, time, type, device, event)
+);
+CREATE INDEX IF NOT EXISTS host_data_time_brin ON host_data USING brin (time);
+
+CREATE TABLE IF NOT EXISTS job_data (
+    jobid          text PRIMARY KEY,
+    jobid_raw      text,
+    username       text,
+    account        text,
+    partition      text,
+    qos            text,
+    jobname        text,
+    state          text,
+    exit_code      text,
+    submit_time    timestamptz,
+    start_time     timestamptz,
+    end_time       timestamptz,
+    elapsed_s      bigint,
+    timelimit_s    bigint,
+    nnodes         integer,
+    ncpus          integer,
+    req_mem_bytes  bigint,
+    ngpus          integer,
+    nodelist       text,
+    hosts          text[] NOT NULL DEFAULT '{}',
+    source_day     date,
+    loaded_at      timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS job_data_end_time ON job_data (end_time);
+CREATE INDEX IF NOT EXISTS job_data_user ON job_data (username, end_time);
+CREATE INDEX IF NOT EXISTS job_data_hosts ON job_data USING gin (hosts);
+
+CREATE TABLE IF NOT EXISTS job_metrics (
+    jobid       text NOT NULL,
+    metric      text NOT NULL,
+    value       double precision,
+    unit        text,
+    reason      text,
+    day         date NOT NULL,
+    computed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (jobid, metric)
+);
+CREATE INDEX IF NOT EXISTS job_metrics_day ON job_metrics (day);
+"""
+
+
+def timescale_available(conn: psycopg.Connection) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+    ).fetchone()
+    return row is not None
+
+
+def ensure_schema(conn: psycopg.Connection) -> dict:
+    """Create or migrate the schema; safe to call from every process at start.
+
+    An advisory lock serialises concurrent callers (several Dagster runs may
+    start at once against a fresh database).
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(4242001)")
+        conn.execute(TABLES)
+        timescale = timescale_available(conn)
+        if timescale:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            conn.execute(
+                "SELECT create_hypertable('host_data', 'time', "
+                "chunk_time_interval => INTERVAL '1 day', if_not_exists => TRUE, "
+                "migrate_data => TRUE)"
+            )
+        conn.execute(
+            "INSERT INTO schema_version (version) VALUES (%s) ON CONFLICT DO NOTHING",
+            (SCHEMA_VERSION,),
+        )
+    return {"timescale": timescale, "version": SCHEMA_VERSION}

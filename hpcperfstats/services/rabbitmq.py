@@ -1,0 +1,142 @@
+"""A private RabbitMQ node on 127.0.0.1 for the demo and integration tests.
+
+Debian's ``rabbitmq-server`` is started detached with its own node name,
+ports and directories, so it never meets a system broker; epmd is bound to
+loopback too. ``ensure_installed`` installs the Debian package when absent
+(the README's commands must work on a fresh machine).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def ensure_installed() -> None:
+    """Install Debian's rabbitmq-server if it is missing (needs root + apt)."""
+    if shutil.which("rabbitmq-server"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise RuntimeError("rabbitmq-server is not installed and cannot be installed here")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "rabbitmq-server"],
+        check=True, env=env,
+    )
+    # the package starts a system node on some machines; ours must be alone
+    subprocess.run(["rabbitmqctl", "shutdown"], capture_output=True, timeout=60)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class RabbitNode:
+    base: Path
+    port: int
+    nodename: str
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    def env(self) -> dict[str, str]:
+        return dict(
+            os.environ,
+            RABBITMQ_NODENAME=self.nodename,
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.port + 20000 if self.port < 45000 else self.port - 20000),
+            ERL_EPMD_ADDRESS="127.0.0.1",
+            RABBITMQ_MNESIA_BASE=str(self.base / "mnesia"),
+            RABBITMQ_LOG_BASE=str(self.base / "log"),
+            RABBITMQ_PID_FILE=str(self.base / "rabbit.pid"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.base / "enabled_plugins"),
+            RABBITMQ_CONFIG_FILE=str(self.base / "rabbitmq"),
+            HOME=str(self.base),
+        )
+
+    def ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["rabbitmqctl", "-n", self.nodename, *args],
+            env=self.env(), capture_output=True, text=True, timeout=timeout,
+        )
+
+    def start(self, timeout: float = 90) -> None:
+        """Start detached and wait until AMQP answers; idempotent."""
+        if _listening(self.port):
+            return
+        for sub in ("mnesia", "log"):
+            (self.base / sub).mkdir(parents=True, exist_ok=True)
+        (self.base / "enabled_plugins").write_text("[].\n")
+        # small socket buffers: thousands of idle publishers cost ~0.2 MB each
+        (self.base / "rabbitmq.conf").write_text(
+            "loopback_users = none\n"
+            "tcp_listen_options.sndbuf = 32768\n"
+            "tcp_listen_options.recbuf = 32768\n"
+        )
+        cookie = self.base / ".erlang.cookie"
+        if not cookie.exists():
+            cookie.write_text("HPCPERFSTATSTESTCOOKIE")
+            cookie.chmod(0o400)
+        _give_to_rabbitmq_user(self.base)
+        subprocess.Popen(
+            ["rabbitmq-server"], env=self.env(), stdin=subprocess.DEVNULL,
+            stdout=open(self.base / "server.out", "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if _listening(self.port):
+                ping = subprocess.run(
+                    ["rabbitmq-diagnostics", "-n", self.nodename, "-q", "ping"],
+                    env=self.env(), capture_output=True, timeout=30,
+                )
+                if ping.returncode == 0:
+                    return
+            time.sleep(0.5)
+        raise RuntimeError(f"RabbitMQ did not start in {timeout}s; see {self.base / 'log'}")
+
+    def stop(self) -> None:
+        """``shutdown`` waits for the node to exit (``stop`` does not)."""
+        self.ctl("shutdown", timeout=120)
+        # epmd outlives the node; ours is bound to loopback and serves only it
+        subprocess.run(["epmd", "-kill"], env=self.env(), capture_output=True, timeout=30)
+
+    def running(self) -> bool:
+        return _listening(self.port)
+
+
+def _give_to_rabbitmq_user(base: Path) -> None:
+    """Debian's scripts drop root to the ``rabbitmq`` user: it must own its files."""
+    if os.geteuid() != 0:
+        return
+    import pwd
+
+    try:
+        entry = pwd.getpwnam("rabbitmq")
+    except KeyError:
+        return
+    for path in [base, *base.rglob("*")]:
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def node(base: Path, port: int | None = None, name: str = "hpcperf") -> RabbitNode:
+    base = Path(base).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    return RabbitNode(base=base, port=port or _free_port(), nodename=f"{name}@localhost")

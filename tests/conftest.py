@@ -1,0 +1,76 @@
+"""Shared test fixtures: real services on loopback, started and stopped here.
+
+Each session gets its own embedded PostgreSQL and its own RabbitMQ node under
+a temporary directory, so tests never touch a developer's data or a system
+broker. Tests that need neither service never start them.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from hpcperfstats.db import embedded
+from hpcperfstats.db.schema import ensure_schema
+from hpcperfstats.services import rabbitmq
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO.parent / "shared" / "fixtures"
+STAMPEDE_RAW = FIXTURES / "stampede3-c571-001.raw"
+LOCAL_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def stampede_text() -> str:
+    """The real raw stats file from a Stampede3 node (shared fixture)."""
+    return STAMPEDE_RAW.read_text()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory) -> Iterator[str]:
+    """An embedded PostgreSQL on 127.0.0.1 for the whole session; its URL."""
+    pgdata = tmp_path_factory.mktemp("pg") / "pgdata"
+    url = embedded.start(pgdata, free_port())
+    with psycopg.connect(url) as conn:
+        ensure_schema(conn)
+    yield url
+    embedded.stop(pgdata)
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> str:
+    """The session database, emptied of data before each test that asks."""
+    with psycopg.connect(pg_server) as conn:
+        ensure_schema(conn)
+        conn.execute("TRUNCATE host_data, job_data, job_metrics")
+    return pg_server
+
+
+@pytest.fixture(scope="session")
+def rabbit(tmp_path_factory) -> Iterator[rabbitmq.RabbitNode]:
+    """A private RabbitMQ node on 127.0.0.1 (installs Debian's package if absent)."""
+    rabbitmq.ensure_installed()
+    node = rabbitmq.node(tmp_path_factory.mktemp("rabbitmq"), free_port(), name="hpcperftest")
+    node.start()
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def hpcperf_env(tmp_path: Path, pg_url: str, monkeypatch) -> Path:
+    """Point every HPCPERF_* setting at a fresh directory and the test database."""
+    home = tmp_path / "hpcperf"
+    home.mkdir()
+    monkeypatch.setenv("HPCPERF_HOME", str(home))
+    monkeypatch.setenv("HPCPERF_DATABASE_URL", pg_url)
+    return home
