@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -31,6 +31,7 @@ class Settings:
     partition_start: datetime
     rate_lookback_s: float
     message_max_bytes: int
+    retry_after_s: float
 
     @property
     def archive_dir(self) -> Path:
@@ -43,6 +44,11 @@ class Settings:
     @property
     def accounting_dir(self) -> Path:
         return Path(_env("ACCOUNTING_DIR", str(self.home / "accounting")))
+
+    @property
+    def state_dir(self) -> Path:
+        """Pending-work markers between pipeline stages."""
+        return self.home / "state"
 
     @property
     def pgdata_dir(self) -> Path:
@@ -66,7 +72,8 @@ def settings() -> Settings:
         drain_max_messages=int(_env("DRAIN_MAX_MESSAGES", "50000")),
         drain_max_seconds=float(_env("DRAIN_MAX_SECONDS", "120")),
         sensor_interval=int(_env("SENSOR_INTERVAL", "30")),
-        partition_start=start.replace(tzinfo=start.tzinfo or timezone.utc),
+        partition_start=start.replace(tzinfo=start.tzinfo or UTC),
         rate_lookback_s=float(_env("RATE_LOOKBACK_S", "3600")),
         message_max_bytes=int(_env("MESSAGE_MAX_BYTES", str(16 * 1024 * 1024))),
+        retry_after_s=float(_env("RETRY_AFTER_S", "600")),
     )

@@ -10,8 +10,9 @@ carrying the source name and line number, and the rest of the text is read.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Union
+from typing import Union
 
 Number = Union[int, float]
 
@@ -37,7 +38,7 @@ class Event:
     extra: tuple[str, ...] = ()  # options we do not interpret, kept for writing
 
     @classmethod
-    def parse(cls, spec: str) -> "Event":
+    def parse(cls, spec: str) -> Event:
         """Parse ``rd_sectors,E,U=512B``; raises ValueError on a bad option."""
         name, *opts = spec.split(",")
         if not name:

@@ -1,0 +1,1 @@
+"""Dagster code location of hpcperfstats: thin assets over ``hpcperfstats``."""

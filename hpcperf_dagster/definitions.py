@@ -1,0 +1,27 @@
+"""The code location: assets, checks, jobs, sensors and resources in one place."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from hpcperf_dagster.assets.archive import raw_stats_archive
+from hpcperf_dagster.assets.host_data import host_data
+from hpcperf_dagster.assets.jobs import job_metrics, slurm_jobs
+from hpcperf_dagster.resources import Broker, Database, Paths
+from hpcperf_dagster.sensors import (
+    accounting_sensor,
+    drain_job,
+    host_data_job,
+    host_data_sensor,
+    job_metrics_job,
+    job_metrics_sensor,
+    rabbitmq_sensor,
+    slurm_jobs_job,
+)
+
+defs = Definitions(
+    assets=[raw_stats_archive, host_data, slurm_jobs, job_metrics],
+    jobs=[drain_job, host_data_job, slurm_jobs_job, job_metrics_job],
+    sensors=[rabbitmq_sensor, host_data_sensor, job_metrics_sensor, accounting_sensor],
+    resources={"db": Database(), "broker": Broker(), "paths": Paths()},
+)

@@ -1,0 +1,17 @@
+"""Partitions: hourly by sample time for host data, daily for jobs.
+
+Hourly keeps every asset far below Dagster's ~100k partitions for decades
+(8,760 a year) and matches how late samples arrive; jobs are daily by the day
+they ended, which is how accounting is dumped.
+"""
+
+from __future__ import annotations
+
+from dagster import DailyPartitionsDefinition, HourlyPartitionsDefinition
+
+from hpcperfstats.config import settings
+
+_START = settings().partition_start
+
+hourly = HourlyPartitionsDefinition(start_date=_START.strftime("%Y-%m-%d-%H:%M"), timezone="UTC")
+daily = DailyPartitionsDefinition(start_date=_START.strftime("%Y-%m-%d"), timezone="UTC")
