@@ -11,7 +11,7 @@ import psycopg
 
 from hpcperfstats.accounting import COLUMNS as JOB_COLUMNS
 from hpcperfstats.db.load import read_frame, replace_job_metrics
-from hpcperfstats.metrics import END_GRACE_S, compute_job_metrics
+from hpcperfstats.metrics import END_GRACE_S, LOOKBACK_S, compute_job_metrics
 from hpcperfstats.series import SERIES_SCHEMA, host_series
 
 _JOB_FIELDS = ["jobid", "start_time", "end_time", "hosts", "ncpus", "nnodes"]
@@ -43,7 +43,7 @@ def metrics_for_jobs(conn: psycopg.Connection, jobs: pl.DataFrame) -> pl.DataFra
     started = jobs["start_time"].drop_nulls()
     if hosts and started.len():
         series = host_series(
-            conn, hosts, started.min(),
+            conn, hosts, started.min() - timedelta(seconds=LOOKBACK_S),
             jobs["end_time"].max() + timedelta(seconds=END_GRACE_S),
             ["cpu_busy", "mem_used", "net_bw"],
         )

@@ -3,6 +3,11 @@
 Each metric is one row (jobid, metric, value, unit, reason). A metric that
 cannot be computed has value NULL and says why (``not started``, ``no data``,
 ``job too short``), never a zero a researcher would take for a measurement.
+
+Rates are weighted by how much of their interval lies inside the job: a
+sample taken a moment after the job began covers five minutes of whatever
+ran before, and must not count as the job's. Gauges count at the instants
+the job was running (plus a grace for the epilog's end-of-job sample).
 """
 
 from __future__ import annotations
@@ -11,11 +16,20 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from hpcperfstats.series import SERIES
+
 #: A sample taken by the epilog lands seconds after Slurm's end time.
 END_GRACE_S = 60
-#: A job without a single rate in its window that ran less than this is
+#: A job without a single point in its window that ran less than this is
 #: "too short" (a rate needs two samples) rather than missing its data.
 SHORT_JOB_S = 600
+#: A rate average needs at least this share of its intervals' time inside the
+#: job; below it the intervals mostly measured something else (a job shorter
+#: than the sampling interval without begin/end samples).
+MIN_PURITY = 0.5
+#: How far before a job's start the series are read, to know the interval
+#: of the first rate inside the job.
+LOOKBACK_S = 3600
 
 METRIC_COLUMNS = {
     "jobid": pl.Utf8,
@@ -58,36 +72,61 @@ METRICS: dict[str, MetricSpec] = {
 }
 
 
-def job_windows(jobs: pl.DataFrame) -> pl.DataFrame:
-    """One row per (job, host) with the time window samples must fall in.
+def with_intervals(series: pl.DataFrame) -> pl.DataFrame:
+    """Add ``since``: the start of the interval each rate point covers.
 
-    A rate stamped t covers the interval ending at t, so the window is
-    (start, end + grace].
+    That is the previous point of the same host and series; for a first
+    point, the host's typical interval before it.
     """
-    return (
+    key = ["host", "series"]
+    frame = series.sort([*key, "time"]).with_columns(
+        pl.col("time").shift(1).over(key).alias("since")
+    )
+    typical = (pl.col("time") - pl.col("since")).median().over(key)
+    fallback = pl.col("time") - typical.fill_null(pl.duration(seconds=300))
+    return frame.with_columns(pl.coalesce("since", fallback).alias("since"))
+
+
+def job_points(jobs: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
+    """Series points of each job's hosts with their weight inside the job."""
+    rates = [n for n, s in SERIES.items() if s.kind == "rate"]
+    windows = (
         jobs.select("jobid", "start_time", "end_time", pl.col("hosts").alias("host"))
         .explode("host")
         .drop_nulls(["host", "start_time", "end_time"])
-        .with_columns(
-            (pl.col("end_time") + pl.duration(seconds=END_GRACE_S)).alias("_until")
-        )
+    )
+    points = windows.join(with_intervals(series), on="host", how="inner")
+    overlap = (
+        (pl.min_horizontal("time", "end_time") - pl.max_horizontal("since", "start_time"))
+        .dt.total_microseconds() / 1e6
+    ).clip(lower_bound=0.0)
+    gauge_in = (pl.col("time") >= pl.col("start_time")) & (
+        pl.col("time") <= pl.col("end_time") + pl.duration(seconds=END_GRACE_S)
+    )
+    weight = (
+        pl.when(pl.col("series").is_in(rates))
+        .then(overlap)
+        .otherwise(pl.when(gauge_in).then(1.0).otherwise(0.0))
+    )
+    span = (pl.col("time") - pl.col("since")).dt.total_microseconds() / 1e6
+    return points.with_columns(weight.alias("weight"), span.alias("span")).filter(
+        pl.col("weight") > 0
     )
 
 
 def compute_job_metrics(jobs: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
     """Metrics for ``jobs`` (jobid, start_time, end_time, hosts, ncpus, nnodes).
 
-    ``series`` holds derived series (see ``hpcperfstats.series``) for at least
-    the jobs' hosts and run times.
+    ``series`` holds derived series (see ``hpcperfstats.series``) for the
+    jobs' hosts from ``LOOKBACK_S`` before their start to after their end.
     """
-    windows = job_windows(jobs)
-    points = (
-        windows.join(series, on="host", how="inner")
-        .filter((pl.col("time") > pl.col("start_time")) & (pl.col("time") <= pl.col("_until")))
-    )
+    points = job_points(jobs, series)
+    rates = [n for n, s in SERIES.items() if s.kind == "rate"]
     per_host = points.group_by(["jobid", "host", "series"]).agg(
-        pl.col("value").mean().alias("mean"), pl.col("value").max().alias("max")
-    )
+        ((pl.col("value") * pl.col("weight")).sum() / pl.col("weight").sum()).alias("mean"),
+        pl.col("value").max().alias("max"),
+        (pl.col("weight").sum() / pl.col("span").sum()).alias("purity"),
+    ).filter(~pl.col("series").is_in(rates) | (pl.col("purity") >= MIN_PURITY))
     per_job = per_host.group_by(["jobid", "series"]).agg(
         pl.col("mean").mean().alias("mean_per_host"),
         pl.col("mean").sum().alias("sum_of_means"),

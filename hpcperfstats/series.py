@@ -25,6 +25,9 @@ class SeriesSpec:
     type: str
     plus: tuple[str, ...]
     minus: tuple[str, ...] = ()
+    #: "rate": a value stamped t covers the interval since the previous sample;
+    #: "gauge": the state at instant t
+    kind: str = "rate"
 
     @property
     def events(self) -> tuple[str, ...]:
@@ -41,9 +44,9 @@ SERIES: dict[str, SeriesSpec] = {
     ),
     # page cache and slab are the kernel's, reclaimable: not the job's memory
     "mem_used": SeriesSpec(
-        "Memory used by processes", "B", "mem", ("MemUsed",), ("FilePages", "Slab")
+        "Memory used by processes", "B", "mem", ("MemUsed",), ("FilePages", "Slab"), "gauge"
     ),
-    "mem_total": SeriesSpec("Memory installed", "B", "mem", ("MemTotal",)),
+    "mem_total": SeriesSpec("Memory installed", "B", "mem", ("MemTotal",), kind="gauge"),
     "net_bw": SeriesSpec("Network (excluding loopback)", "B/s", "net", ("rx_bytes", "tx_bytes")),
     "block_bw": SeriesSpec("Block I/O", "B/s", "block", ("rd_sectors", "wr_sectors")),
 }
