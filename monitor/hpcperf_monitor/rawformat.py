@@ -248,7 +248,7 @@ def read_raw(
             if current_header is None or not in_header:
                 issue("schema line outside a header", line)
                 continue
-            type_, *specs = line[1:].split()
+            type_, *specs = line[1:].split() or [""]
             if not type_ or not specs:
                 issue("schema line without events", line)
                 continue
@@ -263,7 +263,10 @@ def read_raw(
             current_header.schemas[type_] = Schema(type_, events)
             continue
         if first == "@":
-            word, *rest = line[1:].split()
+            word, *rest = line[1:].split() or [""]
+            if not word:
+                issue("device list without a type", line)
+                continue
             if word in ("fast", "full") and not rest:
                 tier = word
                 if sample is not None and not sample.rows:
@@ -353,6 +356,13 @@ def _format(value: Number) -> str:
     return str(value) if isinstance(value, int) else repr(value)
 
 
+def _join(values: tuple[Number, ...]) -> str:
+    # the common case, all integers, takes the fast path
+    if all(type(v) is int for v in values):
+        return " ".join(map(str, values))
+    return " ".join(_format(v) for v in values)
+
+
 def iter_sample_lines(sample: Sample) -> Iterator[str]:
     if sample.tier is not None:
         yield f"@{sample.tier}"
@@ -362,7 +372,7 @@ def iter_sample_lines(sample: Sample) -> Iterator[str]:
         yield f"%{mark}"
     for type_, devs in sample.rows.items():
         for device, values in devs.items():
-            yield f"{type_} {device} " + " ".join(_format(v) for v in values)
+            yield f"{type_} {device} {_join(values)}"
 
 
 def write_header(header: Header) -> str:

@@ -1,0 +1,134 @@
+"""Builds the header and the samples the monitor sends.
+
+A :class:`Sampler` runs every available collector once per sample. Types
+whose source is absent are left out of the header; a new header (with a
+fresh ``$uptime``) is made when the set of available types changes, when
+the host's name or kernel changes, and at least every ``rotate_s`` seconds,
+because the pipeline starts a new archive file at each header.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from hpcperf_monitor import schemas
+from hpcperf_monitor.collectors import REGISTRY, CollectorUnavailable, Rows
+from hpcperf_monitor.rawformat import MARK_BEGIN, MARK_END, MARK_SEQ, Header, Sample
+
+log = logging.getLogger(__name__)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def hostname(root: Path = Path("/")) -> str:
+    """The node's name as the kernel has it, else the resolver's."""
+    return _read(root / "proc/sys/kernel/hostname") or socket.gethostname()
+
+
+def uname(root: Path = Path("/")) -> str:
+    """``sysname machine release version``, the order TACC's monitor writes."""
+    live = os.uname()
+    kernel = root / "proc/sys/kernel"
+    return " ".join((
+        _read(kernel / "ostype") or live.sysname,
+        _read(kernel / "arch") or live.machine,
+        _read(kernel / "osrelease") or live.release,
+        _read(kernel / "version") or live.version,
+    ))
+
+
+def uptime(root: Path = Path("/")) -> int:
+    """Whole seconds since boot, from ``/proc/uptime`` (0 when unreadable)."""
+    text = _read(root / "proc/uptime")
+    try:
+        return int(float(text.split()[0])) if text else 0
+    except ValueError:
+        return 0
+
+
+def build_header(root: Path, types: Iterable[str], host: str | None = None) -> Header:
+    """The ``$`` properties in TACC's order, then the schemas of ``types``."""
+    return Header(
+        properties={
+            "tacc_stats": schemas.FORMAT_VERSION,
+            "hostname": host or hostname(root),
+            "uname": uname(root),
+            "uptime": str(uptime(root)),
+        },
+        schemas={t: schemas.ALL[t] for t in types},
+    )
+
+
+class Sampler:
+    """Takes samples of one node (or recorded tree) under ``root``."""
+
+    def __init__(
+        self,
+        root: Path = Path("/"),
+        types: Sequence[str] | None = None,
+        rotate_s: float = 86400.0,
+    ) -> None:
+        unknown = [t for t in types or () if t not in REGISTRY]
+        if unknown:
+            raise ValueError(f"unknown collector(s): {', '.join(unknown)}")
+        self.root = Path(root)
+        self.types = list(types) if types else list(REGISTRY)
+        self.rotate_s = rotate_s
+        self.header: Header | None = None
+        self._header_made = 0.0
+        self._identity: tuple = ()
+
+    def collect(self) -> dict[str, Rows]:
+        """Rows of every collector that has a source; the others are skipped."""
+        rows: dict[str, Rows] = {}
+        for type_ in self.types:
+            try:
+                rows[type_] = REGISTRY[type_](self.root)
+            except CollectorUnavailable as exc:
+                log.debug("%s unavailable: %s", type_, exc)
+            except Exception as exc:  # one broken source must not stop the others
+                log.error("%s collector failed: %s: %s", type_, type(exc).__name__, exc)
+        return rows
+
+    def _current_header(self, types: list[str], now: float) -> Header:
+        host = hostname(self.root)
+        identity = (host, uname(self.root), tuple(types))
+        stale = now - self._header_made >= self.rotate_s
+        if self.header is None or identity != self._identity or stale:
+            if self.header is not None and identity[2] != self._identity[2]:
+                log.warning("types now sampled: %s", " ".join(types) or "(none)")
+            self.header = build_header(self.root, types, host)
+            self._header_made, self._identity = now, identity
+        return self.header
+
+    def sample(
+        self,
+        jobid: str = "-",
+        seq: int | None = None,
+        begin: str | None = None,
+        end: str | None = None,
+        now: float | None = None,
+    ) -> Sample:
+        """One sample; ``seq``/``begin``/``end`` become ``%`` mark lines."""
+        now = time.time() if now is None else now
+        rows = self.collect()
+        header = self._current_header(list(rows), now)
+        marks = [f"{MARK_SEQ} {seq}"] if seq is not None else []
+        if begin:
+            marks.append(f"{MARK_BEGIN} {begin}")
+        if end:
+            marks.append(f"{MARK_END} {end}")
+        return Sample(
+            time=now, jobid=jobid or "-", host=header.hostname or "-",
+            header=header, rows=rows, marks=marks,
+        )
