@@ -1,0 +1,1 @@
+"""A deterministic synthetic cluster: job plan with ground truth, raw stats, accounting."""

@@ -1,0 +1,324 @@
+"""The demo cluster: its configuration and its job plan, with ground truth.
+
+The plan is the script the synthetic nodes act out. Every job says how busy
+each of its nodes is, how much process memory it holds and how much network
+traffic it makes; the generator turns exactly those numbers into counters, so
+tests and benchmarks can check what the pipeline computes against what was
+put in. Jobs are placed on the sample grid (begin and end samples fall on
+interval boundaries) and never share a node, so node totals equal job usage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+
+import numpy as np
+
+GiB = 2**30
+
+#: Process memory of a node without a job (OS daemons), as a share of its memory.
+OS_MEM_SHARE = 0.02
+#: Network traffic of every node (eth0: ssh, NFS, monitoring), bytes/s rx+tx.
+BACKGROUND_NET = 2000.0
+
+USERS = (
+    ("alice", "TG-AST260001"), ("bob", "TG-CHE260002"), ("carol", "TG-PHY260003"),
+    ("dave", "TG-MCB260004"), ("erin", "TG-EAR260005"), ("frank", "TG-ASC260006"),
+    ("grace", "TG-CHE260002"), ("heidi", "TG-AST260001"),
+)  # fmt: skip
+APPS = ("lammps", "wrf", "gromacs", "namd", "vasp", "openfoam", "python", "cp2k")
+FILLER_HOURS = (0.5, 1, 2, 3, 4, 6, 8, 12)
+FIRST_JOBID = 1000001
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """Size and shape of the demo cluster and the time range it covers."""
+
+    nodes: int = 16
+    start: datetime = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    hours: int = 24
+    interval: int = 300
+    seed: int = 0
+    cluster: str = "demo"
+    cpus_per_node: int = 16
+    numa_nodes: int = 2
+    mem_per_node_bytes: int = 64 * GiB
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None:
+            raise ValueError("DemoConfig.start must be timezone-aware")
+        if self.nodes < 1 or self.interval < 1 or self.hours <= 0:
+            raise ValueError("nodes, interval and hours must be positive")
+        if self.cpus_per_node < 1 or not 1 <= self.numa_nodes <= self.cpus_per_node:
+            raise ValueError("need 1 <= numa_nodes <= cpus_per_node")
+
+    @property
+    def samples(self) -> int:
+        """Samples per host: the grid start + k*interval, k < samples."""
+        return int(self.hours * 3600) // self.interval
+
+    @property
+    def end(self) -> datetime:
+        """End of the range (exclusive): the moment the last day's dump is taken."""
+        return self.start + timedelta(hours=self.hours)
+
+    def time_at(self, k: int) -> datetime:
+        return self.start + timedelta(seconds=k * self.interval)
+
+    def hosts(self) -> list[str]:
+        """Host names ``c001-001`` ... (64 nodes to a rack, like TACC's)."""
+        return [f"c{i // 64 + 1:03d}-{i % 64 + 1:03d}" for i in range(self.nodes)]
+
+
+@dataclass(frozen=True)
+class DemoJob:
+    """One job of the plan, as Slurm records it, plus per-host ground truth.
+
+    ``busy_cores``, ``mem_used_bytes`` (process memory: MemUsed - FilePages -
+    Slab) and ``net_bytes_per_s`` (rx+tx, loopback excluded) are what each
+    host of the job does while the job runs; an idle node of a job reads 0
+    busy cores. ``end`` is None for a job still running at the range's end.
+    """
+
+    jobid: str
+    user: str
+    account: str
+    partition: str
+    qos: str
+    jobname: str
+    state: str
+    exit_code: str
+    submit: datetime
+    start: datetime
+    end: datetime | None
+    elapsed_s: int
+    timelimit_s: int
+    hosts: tuple[str, ...]
+    ncpus: int
+    req_mem_bytes: int
+    behaviour: str
+    busy_cores: Mapping[str, float] = field(hash=False)
+    mem_used_bytes: Mapping[str, int] = field(hash=False)
+    net_bytes_per_s: Mapping[str, float] = field(hash=False)
+
+    @property
+    def nnodes(self) -> int:
+        return len(self.hosts)
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """All jobs of a config, in job id order, and the nodes' fixed roles."""
+
+    config: DemoConfig
+    hosts: tuple[str, ...]
+    jobs: tuple[DemoJob, ...]
+    #: the host whose 32-bit block ``rd_ticks`` counter wraps during the range
+    wrap_host: str
+
+    def job(self, jobid: str) -> DemoJob:
+        for job in self.jobs:
+            if job.jobid == jobid:
+                return job
+        raise KeyError(jobid)
+
+    def by_behaviour(self, behaviour: str) -> list[DemoJob]:
+        return [j for j in self.jobs if j.behaviour == behaviour]
+
+    @property
+    def idle_hosts(self) -> list[str]:
+        """Hosts that run no job at all during the range."""
+        used = {h for j in self.jobs for h in j.hosts}
+        return [h for h in self.hosts if h not in used]
+
+
+@dataclass
+class _Draft:
+    """A job being placed: sample indices and per-host behaviour shares."""
+
+    behaviour: str
+    nodes: list[int]
+    ks: int  # begin sample
+    ke: int  # end sample (>= samples: still running at the range's end)
+    busy: list[float]  # busy cores per node
+    mem_share: list[float]  # process memory per node, share of node memory
+    net: list[float]  # job traffic per node, bytes/s (background added later)
+    state: str = "COMPLETED"
+    exit_code: str = "0:0"
+    jobname: str = ""
+    timelimit_s: int | None = None
+
+
+def _special_jobs(cfg: DemoConfig) -> list[tuple[int, list[_Draft]]]:
+    """The scripted jobs, as (nodes needed, drafts on those nodes as 0..n-1).
+
+    Times are shares of the range snapped to the grid, so any range length
+    gets the same story; a job that does not fit (too short a range, no
+    midnight inside it) is left out.
+    """
+    n, c, iv = cfg.samples, cfg.cpus_per_node, cfg.interval
+
+    def at(share: float) -> int:
+        return max(1, min(n - 2, round(share * n)))
+
+    out: list[tuple[int, list[_Draft]]] = [
+        (2, [_Draft("cpu_bound", [0, 1], 1, at(0.35), [c, c], [0.3, 0.3], [1e6, 1e6],
+                    jobname="cpu_bound")]),
+        (2, [_Draft("half_cores", [0, 1], 2, at(0.25), [c // 2] * 2, [0.2] * 2, [5e5] * 2,
+                    jobname="half_cores")]),
+    ]  # fmt: skip
+    mem = _Draft("memory_heavy", [0], 1, at(0.3), [c / 4], [0.9], [1e5], jobname="mem_heavy")
+    failed = _Draft("failed", [0], mem.ke + 2, mem.ke + 5, [c], [0.1], [1e5],
+                    state="FAILED", exit_code="1:0", jobname="fails_fast")  # fmt: skip
+    timeout = _Draft("timeout", [0], failed.ke + 2, failed.ke + 2 + max(2, round(0.2 * n)),
+                     [c], [0.5], [2e5], state="TIMEOUT", jobname="timeout")  # fmt: skip
+    timeout.timelimit_s = (timeout.ke - timeout.ks) * iv
+    out.append((1, [mem, failed, timeout]))
+    out.append((4, [_Draft("idle_nodes", [0, 1, 2, 3], 3, at(0.45), [c, c, 0, 0],
+                           [0.4, 0.4, OS_MEM_SHARE, OS_MEM_SHARE], [2e7, 2e7, 0, 0],
+                           jobname="idle_nodes")]))  # fmt: skip
+    out.append((2, [_Draft("network_heavy", [0, 1], 1, at(0.4), [c / 2] * 2, [0.25] * 2,
+                           [1.2e9] * 2, jobname="net_heavy")]))  # fmt: skip
+    midnight = _midnight_draft(cfg)
+    if midnight is not None:
+        out.append((1, [midnight]))
+    out.append((1, [_Draft("cancelled", [0], at(0.1), at(0.2), [c / 4], [0.15], [1e5],
+                           state="CANCELLED", exit_code="0:15", jobname="cancelled")]))  # fmt: skip
+    return [(need, [d for d in drafts if d.ke - d.ks >= 2 and d.ke <= n - 2])
+            for need, drafts in out]  # fmt: skip
+
+
+def _midnight_draft(cfg: DemoConfig) -> _Draft | None:
+    """A job from two hours before the first UTC midnight to two hours after."""
+    midnight = datetime.combine(cfg.start.astimezone(UTC).date() + timedelta(days=1),
+                                time(0), UTC)  # fmt: skip
+    km = math.ceil((midnight - cfg.start).total_seconds() / cfg.interval)
+    span = min(7200 // cfg.interval, km - 1, cfg.samples - 2 - km)
+    if span < 1:
+        return None
+    c = cfg.cpus_per_node
+    return _Draft("midnight", [0], km - span, km + span, [0.75 * c], [0.4], [3e6],
+                  jobname="overnight")  # fmt: skip
+
+
+def _fill(rng: np.random.Generator, cfg: DemoConfig, nodes: list[int],
+          busy_until: int, stop: int | None) -> list[_Draft]:  # fmt: skip
+    """Filler jobs on ``nodes`` from after sample ``busy_until`` up to ``stop``.
+
+    ``stop`` None means open-ended: the last job may run past the range and
+    is then still RUNNING when the last dump is taken.
+    """
+    n, c = cfg.samples, cfg.cpus_per_node
+    out: list[_Draft] = []
+    k = busy_until + int(rng.integers(1, 4))
+    while k <= n - 3:
+        hours = float(rng.choice(FILLER_HOURS))
+        ke = k + max(2, round(hours * 3600 / cfg.interval))
+        if stop is not None and ke > stop - 1:
+            ke = stop - 1
+            if ke - k < 2:
+                break
+        busy = round(float(rng.uniform(0.1, 1.0)) * c, 2)
+        share = round(float(rng.uniform(0.05, 0.7)), 3)
+        net = round(float(10 ** rng.uniform(3, 8)))
+        d = _Draft("filler", list(nodes), k, ke, [busy] * len(nodes), [share] * len(nodes),
+                   [net] * len(nodes), jobname=str(rng.choice(APPS)))  # fmt: skip
+        if ke >= n:
+            d.state = "RUNNING"
+        elif rng.random() < 0.05:
+            d.state, d.exit_code = "FAILED", "2:0"
+        out.append(d)
+        if stop is None and ke >= n:
+            break
+        k = ke + int(rng.integers(1, 4))
+        if stop is not None and k >= stop - 2:
+            break
+    return out
+
+
+def _place(cfg: DemoConfig, rng: np.random.Generator) -> list[_Draft]:
+    """Scripted jobs on the first nodes, filler on the rest, a few nodes left idle."""
+    n_idle = max(1, cfg.nodes // 16) if cfg.nodes > 1 else 0
+    free = list(range(cfg.nodes - n_idle))
+    drafts: list[_Draft] = []
+    for need, scripted in _special_jobs(cfg):
+        if need > len(free) or not scripted:
+            continue
+        nodes, free = free[:need], free[need:]
+        for d in scripted:
+            d.nodes = [nodes[i] for i in d.nodes]
+        drafts += scripted
+        # filler in the gaps before, between and after the scripted jobs
+        marks = sorted((d.ks, d.ke) for d in scripted)
+        prev = -1
+        for ks, ke in marks:
+            if ks - prev > 6:
+                drafts += _fill(rng, cfg, nodes, prev, ks)
+            prev = ke
+        drafts += _fill(rng, cfg, nodes, prev, None)
+    while free:
+        size = min(len(free), int(rng.choice((1, 1, 2, 4))))
+        nodes, free = free[:size], free[size:]
+        drafts += _fill(rng, cfg, nodes, -1, None)
+    return drafts
+
+
+def make_plan(cfg: DemoConfig) -> DemoPlan:
+    """The deterministic job plan of ``cfg`` (same seed, same plan)."""
+    rng = np.random.default_rng([cfg.seed, 7])
+    hosts = cfg.hosts()
+    drafts = sorted(_place(cfg, rng), key=lambda d: (d.ks, d.nodes[0]))
+    node_mem = cfg.mem_per_node_bytes
+    unit = 1024 * cfg.numa_nodes  # whole KiB on every NUMA node
+    per_node_req = node_mem * 15 // 16 // 2**20 * 2**20
+    jobs = []
+    for i, d in enumerate(drafts):
+        user, account = USERS[int(rng.integers(len(USERS)))]
+        names = [hosts[x] for x in d.nodes]
+        start = cfg.time_at(d.ks)
+        running = d.ke >= cfg.samples
+        end = None if running else cfg.time_at(d.ke)
+        elapsed = int(((end or cfg.end) - start).total_seconds())
+        planned = (d.ke - d.ks) * cfg.interval
+        hours = math.ceil((planned + 60) / 3600) * int(rng.choice((1, 2)))
+        limit = d.timelimit_s or hours * 3600
+        jobs.append(
+            DemoJob(
+                jobid=str(FIRST_JOBID + i),
+                user=user,
+                account=account,
+                partition="normal" if len(names) > 1 else "small",
+                qos="normal",
+                jobname=d.jobname,
+                state=d.state,
+                exit_code=d.exit_code,
+                submit=start - timedelta(seconds=int(rng.integers(5, 3600))),
+                start=start,
+                end=end,
+                elapsed_s=elapsed,
+                timelimit_s=limit,
+                hosts=tuple(names),
+                ncpus=cfg.cpus_per_node * len(names),
+                req_mem_bytes=per_node_req * len(names),
+                behaviour=d.behaviour,
+                busy_cores=dict(zip(names, map(float, d.busy), strict=True)),
+                mem_used_bytes={
+                    h: round(max(s, OS_MEM_SHARE) * node_mem / unit) * unit
+                    for h, s in zip(names, d.mem_share, strict=True)
+                },
+                net_bytes_per_s={
+                    h: BACKGROUND_NET + float(v) for h, v in zip(names, d.net, strict=True)
+                },
+            )
+        )
+    return DemoPlan(config=cfg, hosts=tuple(hosts), jobs=tuple(jobs), wrap_host=hosts[0])
+
+
+def idle_mem_bytes(cfg: DemoConfig) -> int:
+    """Process memory of a node without a job (same rounding as job memory)."""
+    unit = 1024 * cfg.numa_nodes
+    return round(OS_MEM_SHARE * cfg.mem_per_node_bytes / unit) * unit

@@ -1,0 +1,36 @@
+"""``hpcperf generate-demo``: raw files per host, rotated at midnight, and the dumps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hpcperf_monitor.rawformat import read_raw
+
+from hpcperfstats.accounting import parse_accounting
+from hpcperfstats.cli import main
+
+
+def test_generate_demo_writes_raw_files_and_accounting(tmp_path, capsys):
+    out = tmp_path / "demo"
+    rc = main(["generate-demo", "--out", str(out), "--nodes", "3", "--hours", "2",
+               "--interval", "600", "--start", "2026-11-20T23:00:00"])  # fmt: skip
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "wrote 36 samples of 3 hosts in 6 raw files" in printed
+    hosts = sorted(p.name for p in (out / "raw").iterdir())
+    assert hosts == ["c001-001", "c001-002", "c001-003"]
+    first = int(datetime(2026, 11, 20, 23, tzinfo=UTC).timestamp())
+    midnight = int(datetime(2026, 11, 21, tzinfo=UTC).timestamp())
+    for host in hosts:
+        files = sorted((out / "raw" / host).iterdir())
+        assert [int(f.name) for f in files] == [first, midnight]
+        raws = [read_raw(f.read_text(), source=str(f)) for f in files]
+        assert [r.issues for r in raws] == [[], []]
+        assert [len(r.samples) for r in raws] == [6, 6]  # 23:00-23:50, 00:00-00:50
+        assert [len(r.headers) for r in raws] == [1, 1]
+        assert [s.seq for r in raws for s in r.samples] == list(range(1, 13))
+    days = sorted(p.name for p in (out / "accounting").iterdir())
+    assert days == ["2026-11-20.txt", "2026-11-21.txt"]
+    for day in days:
+        _, issues = parse_accounting((out / "accounting" / day).read_text(), day)
+        assert issues == []

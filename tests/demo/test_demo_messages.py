@@ -1,0 +1,156 @@
+"""Raw stats messages of the demo cluster: format, marks and counters that match the plan."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from demo_helpers import (
+    Parsed,
+    busy_cores,
+    check_ground_truth,
+    counter_delta,
+    gauge,
+    job_samples,
+    parse_cluster,
+)
+
+from hpcperfstats.demo.cluster import DemoConfig
+from hpcperfstats.demo.generate import accounting_files, iter_messages
+
+
+def test_same_seed_same_bytes_other_seed_differs():
+    cfg = DemoConfig(nodes=14, hours=3)
+    first = [m.text for m in iter_messages(cfg)]
+    assert first == [m.text for m in iter_messages(DemoConfig(nodes=14, hours=3))]
+    assert accounting_files(cfg) == accounting_files(DemoConfig(nodes=14, hours=3))
+    other = [m.text for m in iter_messages(DemoConfig(nodes=14, hours=3, seed=1))]
+    assert len(other) == len(first) and other != first
+
+
+def test_every_message_parses_without_issues(demo: Parsed):
+    assert demo.issues == []
+    cfg = demo.cfg
+    assert len(demo.messages) == cfg.nodes * cfg.samples == 16 * 288
+    assert all(len(s) == cfg.samples for s in demo.samples.values())
+    assert {m.sample_count for m in demo.messages} == {1}
+    # a header on each host's first message and its first after UTC midnight
+    assert demo.headers == {h: 2 for h in demo.plan.hosts}
+    for host, samples in demo.samples.items():
+        assert [s.seq for s in samples] == list(range(1, 289))
+        assert {s.host for s in samples} == {host}
+        assert samples[0].header is not samples[-1].header
+        rotated = [s for s in samples if s.header is samples[-1].header][0]
+        assert datetime.fromtimestamp(rotated.time, UTC).strftime("%H:%M") == "00:00"
+        assert set(samples[0].rows) == {"block", "cpu", "mem", "net", "numa", "ps", "vm"}
+        assert len(samples[0].rows["cpu"]) == 16 and set(samples[0].rows["net"]) == {
+            "lo", "eth0", "ib0"
+        }  # fmt: skip
+
+
+def test_messages_are_in_time_order_across_hosts(demo: Parsed):
+    times = [m.time for m in demo.messages]
+    steps = [int((t - demo.cfg.start.timestamp()) // 300) for t in times]
+    assert steps == sorted(steps) and steps[0] == 0 and steps[-1] == 287
+    assert [m.host for m in demo.messages[:16]] == list(demo.plan.hosts)
+
+
+def test_header_uptime_matches_a_fixed_boot_time(demo: Parsed):
+    for samples in demo.samples.values():
+        first, last = samples[0], samples[-1]
+        boot_first = first.time - first.header.uptime
+        boot_last = [s for s in samples if s.header is last.header][0]
+        boot_last = boot_last.time - last.header.uptime
+        assert abs(boot_first - boot_last) < 1.0
+        assert 2 * 86400 <= demo.cfg.start.timestamp() - boot_first <= 61 * 86400
+
+
+def test_record_jobids_and_begin_end_marks(demo: Parsed):
+    for job in demo.plan.jobs:
+        for host in job.hosts:
+            samples = job_samples(demo, job, host)
+            assert samples[0].time - job.start.timestamp() < 1.0
+            assert samples[0].mark_values("begin") == [job.jobid]
+            if job.end is None:
+                assert samples[-1] is demo.samples[host][-1]
+                assert all(not s.mark_values("end") for s in samples)
+            else:
+                assert 0 <= samples[-1].time - job.end.timestamp() < 1.0
+                assert samples[-1].mark_values("end") == [job.jobid]
+                expected = (job.end - job.start).total_seconds() / demo.cfg.interval + 1
+                assert len(samples) == expected
+    idle = demo.plan.idle_hosts
+    assert idle == ["c001-016"]
+    assert {s.jobid for s in demo.samples[idle[0]]} == {"-"}
+
+
+def test_cpu_fields_grow_by_exactly_one_interval_per_cpu(demo: Parsed):
+    for samples in demo.samples.values():
+        for a, b in zip(samples[:40], samples[1:41], strict=True):
+            for cpu, values in b.rows["cpu"].items():
+                assert sum(values) - sum(a.rows["cpu"][cpu]) == 300 * 100
+
+
+def test_half_core_job_burns_8_cores_per_node(demo: Parsed):
+    (job,) = demo.plan.by_behaviour("half_cores")
+    assert job.busy_cores == {h: 8.0 for h in job.hosts} and len(job.hosts) == 2
+    samples = job_samples(demo, job, job.hosts[1])
+    a, b = samples[10], samples[11]
+    assert abs(busy_cores(a, b) - 8) <= 0.08
+    # cores 0-7 busy, 8-15 idle
+    assert counter_delta(a, b, "cpu", "user") > 0
+    assert b.rows["cpu"]["12"][0] == a.rows["cpu"]["12"][0]
+
+
+def test_idle_node_of_multi_node_job_reads_zero(demo: Parsed):
+    (job,) = demo.plan.by_behaviour("idle_nodes")
+    busy = [job.busy_cores[h] for h in job.hosts]
+    assert busy == [16.0, 16.0, 0.0, 0.0]
+    idle_host = job.hosts[3]
+    samples = job_samples(demo, job, idle_host)
+    for a, b in zip(samples, samples[1:], strict=False):
+        assert busy_cores(a, b) < 0.01
+    samples = job_samples(demo, job, job.hosts[0])
+    assert abs(busy_cores(samples[3], samples[4]) - 16) <= 0.16
+
+
+def test_every_job_matches_its_ground_truth_within_one_percent(demo: Parsed):
+    """Time averages from the counters equal the plan's numbers (the pipeline's oracle)."""
+    assert check_ground_truth(demo) == sum(j.nnodes for j in demo.plan.jobs)
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        DemoConfig(nodes=5, hours=6, interval=60, seed=7,
+                   start=datetime(2026, 11, 20, 21, 30, tzinfo=UTC)),
+        DemoConfig(nodes=20, hours=30, interval=600, seed=2),
+        DemoConfig(nodes=14, hours=4, cpus_per_node=48, numa_nodes=4,
+                   mem_per_node_bytes=256 * 2**30, seed=5),
+    ],
+    ids=["5x6h@60s", "20x30h@600s", "48cores-4numa"],
+)  # fmt: skip
+def test_other_shapes_parse_and_match_ground_truth(cfg):
+    parsed = parse_cluster(cfg)
+    assert parsed.issues == []
+    assert len(parsed.messages) == cfg.nodes * cfg.samples
+    assert check_ground_truth(parsed) > 0
+
+
+def test_memory_heavy_job_holds_90_percent_of_node_memory(demo: Parsed):
+    (job,) = demo.plan.by_behaviour("memory_heavy")
+    (host,) = job.hosts
+    assert abs(job.mem_used_bytes[host] / (64 * 2**30) - 0.9) < 0.001
+    s = job_samples(demo, job, host)[5]
+    total = gauge(s, "mem", "MemTotal")
+    assert total == 64 * 2**20  # KiB over both NUMA nodes
+    assert 0 < gauge(s, "mem", "MemFree") < 0.1 * total
+
+
+def test_wrap_host_rd_ticks_wraps_exactly_once(demo: Parsed):
+    for host, samples in demo.samples.items():
+        idx = samples[0].header.schemas["block"].names.index("rd_ticks")
+        values = [s.rows["block"]["nvme0n1"][idx] for s in samples]
+        drops = sum(b < a for a, b in zip(values, values[1:], strict=False))
+        assert all(0 <= v < 2**32 for v in values)
+        assert drops == (1 if host == demo.plan.wrap_host else 0), host

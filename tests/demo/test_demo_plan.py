@@ -1,0 +1,82 @@
+"""The demo job plan: every scripted behaviour present, exclusive nodes, ground truth."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from hpcperfstats.demo.cluster import DemoConfig, make_plan
+
+GiB = 2**30
+BEHAVIOURS = {
+    "cpu_bound", "half_cores", "memory_heavy", "idle_nodes", "network_heavy", "failed",
+    "midnight", "timeout", "cancelled", "filler",
+}  # fmt: skip
+
+
+def test_default_plan_has_every_behaviour_once():
+    plan = make_plan(DemoConfig())
+    assert {j.behaviour for j in plan.jobs} == BEHAVIOURS
+    for b in BEHAVIOURS - {"filler"}:
+        assert len(plan.by_behaviour(b)) == 1, b
+    assert len(plan.hosts) == 16 and plan.hosts[0] == "c001-001" and plan.hosts[-1] == "c001-016"
+    assert plan.wrap_host == "c001-001"
+
+
+def test_scripted_jobs_say_what_they_do():
+    plan = make_plan(DemoConfig())
+    (cpu,) = plan.by_behaviour("cpu_bound")
+    assert set(cpu.busy_cores.values()) == {16.0} and cpu.state == "COMPLETED"
+    (mem,) = plan.by_behaviour("memory_heavy")
+    assert mem.mem_used_bytes[mem.hosts[0]] == pytest.approx(0.9 * 64 * GiB, rel=1e-4)
+    (net,) = plan.by_behaviour("network_heavy")
+    assert min(net.net_bytes_per_s.values()) >= 1e9
+    (failed,) = plan.by_behaviour("failed")
+    assert (failed.state, failed.exit_code, failed.elapsed_s) == ("FAILED", "1:0", 900)
+    (timeout,) = plan.by_behaviour("timeout")
+    assert timeout.state == "TIMEOUT" and timeout.elapsed_s == timeout.timelimit_s
+    (cancelled,) = plan.by_behaviour("cancelled")
+    assert cancelled.state == "CANCELLED"
+    (night,) = plan.by_behaviour("midnight")
+    midnight = datetime(2026, 11, 21, tzinfo=UTC)
+    assert night.start < midnight < night.end
+    running = [j for j in plan.jobs if j.end is None]
+    assert running and all(j.state == "RUNNING" for j in running)
+    assert all(j.elapsed_s == (DemoConfig().end - j.start).total_seconds() for j in running)
+
+
+def test_jobs_never_share_a_node_and_stay_in_range():
+    cfg = DemoConfig()
+    plan = make_plan(cfg)
+    by_host: dict[str, list] = {}
+    for job in plan.jobs:
+        assert cfg.start <= job.start < cfg.end
+        assert job.ncpus == 16 * job.nnodes and job.submit < job.start
+        assert job.req_mem_bytes == 60 * GiB * job.nnodes
+        for h in job.hosts:
+            by_host.setdefault(h, []).append((job.start, job.end or cfg.end))
+    for spans in by_host.values():
+        spans.sort()
+        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+            assert end < start
+
+
+def test_plan_is_deterministic_and_seed_dependent():
+    a, b = make_plan(DemoConfig(seed=3)), make_plan(DemoConfig(seed=3))
+    assert a.jobs == b.jobs
+    assert make_plan(DemoConfig(seed=4)).jobs != a.jobs
+
+
+def test_small_or_short_clusters_still_plan():
+    plan = make_plan(DemoConfig(nodes=3, hours=2))
+    assert plan.idle_hosts == ["c001-003"]
+    assert "cpu_bound" in {j.behaviour for j in plan.jobs}
+    assert not plan.by_behaviour("midnight")  # 12:00-14:00 crosses no midnight
+    big = make_plan(DemoConfig(nodes=130))
+    assert big.hosts[64] == "c002-001" and len(big.idle_hosts) >= 130 // 16
+
+
+def test_config_rejects_naive_start():
+    with pytest.raises(ValueError):
+        DemoConfig(start=datetime(2026, 11, 20))
