@@ -1,0 +1,1 @@
+"""One module per page; ``panel serve`` names each page after its file."""
