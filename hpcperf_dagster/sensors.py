@@ -42,10 +42,9 @@ from hpcperfstats.pending import Pending
 DRAIN_TAG = "hpcperf/drain"
 
 drain_job = define_asset_job("drain", selection=[raw_stats_archive], tags={DRAIN_TAG: "true"})
-host_data_job = define_asset_job("host_data_job", selection=[host_data], partitions_def=hourly)
-slurm_jobs_job = define_asset_job("slurm_jobs_job", selection=[slurm_jobs], partitions_def=daily)
-job_metrics_job = define_asset_job("job_metrics_job", selection=[job_metrics],
-                                   partitions_def=daily)
+host_data_job = define_asset_job("host_data_job", selection=[host_data])
+slurm_jobs_job = define_asset_job("slurm_jobs_job", selection=[slurm_jobs])
+job_metrics_job = define_asset_job("job_metrics_job", selection=[job_metrics])
 
 _ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
            DagsterRunStatus.STARTED]

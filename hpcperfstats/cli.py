@@ -13,6 +13,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("hpcperfstats.db.cli", "start, stop or show the database; apply the schema"),
     "demo": ("hpcperfstats.demo.run", "run the demo cluster end to end and serve the UIs"),
+    "web": ("dashboards.serve", "serve the Panel dashboards"),
     "generate-demo": ("hpcperfstats.demo.cli", "write raw stats and accounting of a demo cluster"),
 }
 

@@ -7,7 +7,9 @@ broker. Tests that need neither service never start them.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,10 +62,14 @@ def pg_url(pg_server: str) -> str:
 def rabbit(tmp_path_factory) -> Iterator[rabbitmq.RabbitNode]:
     """A private RabbitMQ node on 127.0.0.1 (installs Debian's package if absent)."""
     rabbitmq.ensure_installed()
-    node = rabbitmq.node(tmp_path_factory.mktemp("rabbitmq"), free_port(), name="hpcperftest")
+    # not under pytest's 0700 tmp dir: Debian's scripts run the node as 'rabbitmq'
+    base = Path(tempfile.mkdtemp(prefix="hpcperf-rabbit-"))
+    base.chmod(0o755)
+    node = rabbitmq.node(base, free_port(), name="hpcperftest")
     node.start()
     yield node
     node.stop()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

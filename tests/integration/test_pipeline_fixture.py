@@ -8,11 +8,13 @@ in PostgreSQL are compared with numbers worked out by hand from the file.
 
 from __future__ import annotations
 
-import pika
+import os
+
 import psycopg
 import pytest
-from dagster import DagsterInstance, RunRequest, SensorResult, build_sensor_context
 from hpcperf_monitor.rawformat import read_raw, write_header, write_sample
+
+from .conftest import accounting_text, publish
 
 pytestmark = pytest.mark.integration
 
@@ -28,88 +30,34 @@ def fixture_messages(text: str) -> list[bytes]:
     return [m.encode() for m in msgs]
 
 
-def publish(url: str, queue: str, bodies: list[bytes]) -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    ch = conn.channel()
-    ch.queue_declare(queue=queue, durable=True)
-    ch.confirm_delivery()
-    for body in bodies:
-        ch.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
-    conn.close()
-
-
-def accounting_line(jobid: str, start: str, end: str, host: str, ncpus: int) -> str:
-    from hpcperfstats.accounting import FIELDS
-
-    values = {
-        "JobID": jobid, "JobIDRaw": jobid, "User": "alice", "Account": "A-ccsc",
-        "Partition": "gh", "QOS": "normal", "JobName": "train", "State": "COMPLETED",
-        "ExitCode": "0:0", "Submit": start, "Start": start, "End": end,
-        "Elapsed": "01:20:00", "Timelimit": "02:00:00", "NNodes": "1", "NCPUS": str(ncpus),
-        "ReqMem": "0", "AllocTRES": f"cpu={ncpus},node=1", "NodeList": host,
-    }
-    return "|".join(FIELDS) + "\n" + "|".join(values[f] for f in FIELDS) + "\n"
-
-
-@pytest.fixture
-def pipeline_env(hpcperf_env, rabbit, monkeypatch, tmp_path):
-    queue = f"fixture{tmp_path.name[-6:]}".replace("-", "")
-    monkeypatch.setenv("HPCPERF_AMQP_URL", rabbit.url)
-    monkeypatch.setenv("HPCPERF_CLUSTER", queue)
-    return hpcperf_env, queue
-
-
-def run_requests(result) -> list[RunRequest]:
-    if isinstance(result, RunRequest):
-        return [result]
-    if isinstance(result, SensorResult):
-        return list(result.run_requests or [])
-    return []
-
-
-def test_fixture_through_queue_sensor_and_dagster(pipeline_env, stampede_text, pg_url, rabbit):
-    from hpcperf_dagster.definitions import defs
-
-    home, queue = pipeline_env
+def test_fixture_through_queue_sensor_and_dagster(pipeline, stampede_text, pg_url, rabbit):
+    home, queue = pipeline_home(), os.environ["HPCPERF_CLUSTER"]
     publish(rabbit.url, queue, fixture_messages(stampede_text))
     (home / "accounting").mkdir()
     # the job ran from before the first sample to after the last one
     (home / "accounting" / "2026-03-18.txt").write_text(
-        accounting_line(JOB, "2026-03-18T20:10:00+0000", "2026-03-18T21:40:00+0000", HOST, 128)
+        accounting_text(JOB, "2026-03-18T20:10:00+0000", "2026-03-18T21:40:00+0000", HOST, 128)
     )
-    instance = DagsterInstance.ephemeral()
 
-    def evaluate(name: str):
-        sensor = defs.get_sensor_def(name)
-        ctx = build_sensor_context(instance=instance, cursor=None)
-        return run_requests(sensor(ctx))
-
-    drains = evaluate("rabbitmq_sensor")
+    drains = pipeline.evaluate("rabbitmq_sensor")
     assert len(drains) == 1
-    drain = defs.resolve_job_def("drain")
-    result = drain.execute_in_process(instance=instance, tags=drains[0].tags)
-    assert result.success
-    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    meta = pipeline.execute("drain", drains[0]).get_asset_materialization_events()[0]
+    meta = meta.materialization.metadata
     assert meta["messages"].value == 17 and meta["quarantined"].value == 0
     assert (home / "archive" / HOST / "1773864970").exists()
 
     # the fixture spans 20:16-21:34 UTC: two hourly partitions, one contiguous range
-    host_requests = evaluate("host_data_sensor")
-    assert [r.tags["dagster/asset_partition_range_start"] for r in host_requests] == [
-        "2026-03-18-20:00"]
-    assert host_requests[0].tags["dagster/asset_partition_range_end"] == "2026-03-18-21:00"
-    assert defs.resolve_job_def("host_data_job").execute_in_process(
-        instance=instance, tags=host_requests[0].tags).success
+    host_requests = pipeline.evaluate("host_data_sensor")
+    assert [(r.tags["dagster/asset_partition_range_start"],
+             r.tags["dagster/asset_partition_range_end"]) for r in host_requests] == [
+        ("2026-03-18-20:00", "2026-03-18-21:00")]
+    pipeline.execute("host_data_job", host_requests[0])
+    assert pipeline.evaluate("host_data_sensor") == []  # markers cleared
 
-    acct = evaluate("accounting_sensor")
+    acct = pipeline.evaluate("accounting_sensor")
     assert [r.partition_key for r in acct] == ["2026-03-18"]
-    assert defs.resolve_job_def("slurm_jobs_job").execute_in_process(
-        instance=instance, partition_key="2026-03-18").success
-
-    metric_requests = evaluate("job_metrics_sensor")
-    assert len(metric_requests) == 1
-    assert defs.resolve_job_def("job_metrics_job").execute_in_process(
-        instance=instance, tags=metric_requests[0].tags).success
+    pipeline.execute("slurm_jobs_job", acct[0])
+    assert len(pipeline.run_sensor("job_metrics_sensor", "job_metrics_job")) == 1
 
     with psycopg.connect(pg_url) as conn:
         # 16 intervals of cpu rates (the first sample has no predecessor)
@@ -128,4 +76,11 @@ def test_fixture_through_queue_sensor_and_dagster(pipeline_env, stampede_text, p
     assert metrics["hosts_with_data"] == 1.0
     assert 8.0 < metrics["cpu_cores_avg"] < 10.0
     assert metrics["cpu_efficiency"] == pytest.approx(metrics["cpu_cores_avg"] / 128)
-    assert metrics["mem_hwm_bytes"] > 50e9
+    # awk: highest MemUsed - FilePages - Slab is in the first sample
+    assert metrics["mem_hwm_bytes"] == (77921264 - 5334684 - 8161656) * 1024
+
+
+def pipeline_home():
+    from hpcperfstats.config import settings
+
+    return settings().home
