@@ -85,9 +85,11 @@ def host_rows(
         .then(pl.col("delta") * pl.col("factor") / pl.col("dt"))
         .otherwise(pl.col("raw") * pl.col("factor"))
         .alias("value"),
-        pl.when(pl.col("cumulative"))
-        .then(pl.col("si_unit").map_elements(rate_unit, return_dtype=pl.Utf8))
-        .otherwise(pl.col("si_unit"))
+        pl.when(~pl.col("cumulative"))
+        .then(pl.col("si_unit"))
+        .when(pl.col("si_unit") == "")
+        .then(pl.lit(rate_unit("")))
+        .otherwise(pl.col("si_unit") + "/s")
         .alias("unit"),
     )
     aggregated = [t for t in frame["type"].unique().to_list() if rule(t).aggregate]
