@@ -7,8 +7,8 @@ broker. Tests that need neither service never start them.
 
 from __future__ import annotations
 
+import os
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,17 +19,12 @@ import pytest
 from hpcperfstats.db import embedded
 from hpcperfstats.db.schema import ensure_schema
 from hpcperfstats.services import rabbitmq
+from hpcperfstats.services.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO.parent / "shared" / "fixtures"
 STAMPEDE_RAW = FIXTURES / "stampede3-c571-001.raw"
 LOCAL_FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +60,8 @@ def rabbit(tmp_path_factory) -> Iterator[rabbitmq.RabbitNode]:
     # not under pytest's 0700 tmp dir: Debian's scripts run the node as 'rabbitmq'
     base = Path(tempfile.mkdtemp(prefix="hpcperf-rabbit-"))
     base.chmod(0o755)
-    node = rabbitmq.node(base, free_port(), name="hpcperftest")
+    # node names are per machine (epmd): unique per test session
+    node = rabbitmq.node(base, free_port(), name=f"hpcperftest{os.getpid()}")
     node.start()
     yield node
     node.stop()

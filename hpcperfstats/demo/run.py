@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -62,7 +63,11 @@ def broker_url(home: Path) -> str | None:
         return None
     try:
         rabbitmq.ensure_installed()
-        node = rabbitmq.node(home / "rabbitmq", parsed.port or 5672, name="hpcperfdemo")
+        base = home / "rabbitmq"
+        if not rabbitmq.reachable_by_others(base):  # the broker runs as user 'rabbitmq'
+            base = Path(tempfile.mkdtemp(prefix="hpcperf-demo-rabbit-"))
+            base.chmod(0o755)
+        node = rabbitmq.node(base, parsed.port or 5672, name="hpcperfdemo")
         say(f"starting RabbitMQ on 127.0.0.1:{node.port}")
         node.start()
         return node.url

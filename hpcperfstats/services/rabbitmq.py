@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hpcperfstats.services.ports import free_port
+
 
 def ensure_installed() -> None:
     """Install Debian's rabbitmq-server if it is missing (needs root + apt)."""
@@ -31,12 +33,6 @@ def ensure_installed() -> None:
     )
     # the package starts a system node on some machines; ours must be alone
     subprocess.run(["rabbitmqctl", "shutdown"], capture_output=True, timeout=60)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _listening(port: int) -> bool:
@@ -115,8 +111,8 @@ class RabbitNode:
     def stop(self) -> None:
         """``shutdown`` waits for the node to exit (``stop`` does not)."""
         self.ctl("shutdown", timeout=120)
-        # epmd outlives the node; ours is bound to loopback and serves only it
-        subprocess.run(["epmd", "-kill"], env=self.env(), capture_output=True, timeout=30)
+        # epmd stays: other nodes on this machine may be registered with it;
+        # it listens on loopback only (ERL_EPMD_ADDRESS)
 
     def running(self) -> bool:
         return _listening(self.port)
@@ -136,7 +132,12 @@ def _give_to_rabbitmq_user(base: Path) -> None:
         os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+def reachable_by_others(path: Path) -> bool:
+    """Whether the ``rabbitmq`` user can traverse to ``path`` (all parents o+x)."""
+    return all(p.stat().st_mode & 0o001 for p in Path(path).resolve().parents)
+
+
 def node(base: Path, port: int | None = None, name: str = "hpcperf") -> RabbitNode:
     base = Path(base).resolve()
     base.mkdir(parents=True, exist_ok=True)
-    return RabbitNode(base=base, port=port or _free_port(), nodename=f"{name}@localhost")
+    return RabbitNode(base=base, port=port or free_port(), nodename=f"{name}@localhost")
