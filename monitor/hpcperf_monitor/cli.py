@@ -1,15 +1,17 @@
 """``hpcperf-monitor``: sample this node and publish (or print) raw stats.
 
-Run as a daemon (systemd), it samples at wall-clock multiples of
-``--interval`` so every node's samples line up. Slurm's prolog and epilog
-run ``--begin J`` / ``--end J``: a sample now, with the mark line, and the
-node's current job remembered for the daemon's samples. ``--once`` takes
-one sample and exits. Settings come from ``HPCPERF_*`` variables too.
+Run as a daemon (systemd), it samples at wall-clock multiples of the
+interval so every node's samples line up, rereads its config file and
+sends a fresh header on SIGHUP, and takes the job begin/end samples that
+Slurm's prolog and epilog ask for (``--begin J`` / ``--end J``, handed to
+the daemon through :mod:`control`; taken in-process when no daemon runs).
+``--once`` takes one sample and exits. Settings: see :mod:`config`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -20,6 +22,8 @@ from pathlib import Path
 
 from hpcperf_monitor import __version__
 from hpcperf_monitor.collectors import REGISTRY
+from hpcperf_monitor.config import DEFAULT_CONFIG, Settings, resolve
+from hpcperf_monitor.control import Control
 from hpcperf_monitor.framing import Framer
 from hpcperf_monitor.publisher import Publisher
 from hpcperf_monitor.sampler import Sampler, hostname
@@ -30,55 +34,54 @@ log = logging.getLogger("hpcperf_monitor")
 
 Emit = Callable[[int, str], object]
 
-
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"HPCPERF_{name}") or default
-
-
-def default_state_dir() -> Path:
-    """``/var/lib/hpcperfstats`` when we may write there (root), else per user."""
-    system = Path("/var/lib/hpcperfstats")
-    if os.access(system if system.exists() else system.parent, os.W_OK):
-        return system
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "hpcperfstats"
+#: argparse dest -> settings key, for the options that are settings
+_SETTING_ARGS = {
+    "amqp_url": "amqp_url", "cluster": "cluster", "interval": "interval",
+    "state_dir": "state_dir", "spool_mb": "spool_mb", "collectors": "collectors",
+}
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Settings]:
     p = argparse.ArgumentParser(prog="hpcperf-monitor", description=__doc__.split("\n")[0])
     p.add_argument("--root", type=Path, default=Path("/"),
                    help="read /proc and /sys under this directory (default /)")
+    p.add_argument("--config", type=Path, default=None,
+                   help=f"config file (env HPCPERF_MONITOR_CONFIG, default {DEFAULT_CONFIG})")
     p.add_argument("--once", action="store_true", help="take one sample, then exit")
     p.add_argument("--stdout", action="store_true",
                    help="print messages instead of publishing them")
-    p.add_argument("--amqp-url", default=_env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
-                   help="broker URL (env HPCPERF_AMQP_URL)")
-    p.add_argument("--cluster", default=_env("CLUSTER", "demo"),
-                   help="cluster name = queue name (env HPCPERF_CLUSTER)")
-    p.add_argument("--interval", type=float, default=float(_env("MONITOR_INTERVAL", "300")),
-                   help="seconds between samples (env HPCPERF_MONITOR_INTERVAL, default 300)")
+    p.add_argument("--amqp-url", help="broker URL (env HPCPERF_AMQP_URL)")
+    p.add_argument("--cluster", help="cluster name = queue name (env HPCPERF_CLUSTER)")
+    p.add_argument("--interval", help="seconds between samples (default 300)")
     p.add_argument("--jobid", help="job running on the node (default: the last --begin)")
     p.add_argument("--begin", metavar="J", help="job J starts: one sample with %%begin J")
     p.add_argument("--end", metavar="J", help="job J ended: one sample with %%end J")
-    p.add_argument("--state-dir", type=Path,
-                   default=Path(_env("MONITOR_STATE", str(default_state_dir()))),
-                   help="sequence number and spool (env HPCPERF_MONITOR_STATE)")
-    p.add_argument("--collectors", default=_env("MONITOR_COLLECTORS", ",".join(REGISTRY)),
-                   help="comma-separated types (env HPCPERF_MONITOR_COLLECTORS)")
-    p.add_argument("--spool-mb", type=float, default=float(_env("MONITOR_SPOOL_MB", "100")),
-                   help="spool size bound in MB (env HPCPERF_MONITOR_SPOOL_MB)")
+    p.add_argument("--cgroup-id", metavar="N",
+                   help="with --begin: the id Slurm's job cgroup is named by, if not J")
+    p.add_argument("--gpus", metavar="LIST", help="with --begin: the job's GPUs (SLURM_JOB_GPUS)")
+    p.add_argument("--state-dir",
+                   help="sequence number, jobs and spool (env HPCPERF_MONITOR_STATE)")
+    p.add_argument("--collectors", help="comma-separated types (default: all)")
+    p.add_argument("--spool-mb", help="spool size bound in MB (default 100)")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug lines")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     args = p.parse_args(argv)
     if args.begin and args.end:
         p.error("--begin and --end are separate events")
-    if args.interval <= 0:
-        p.error("--interval must be positive")
-    args.collectors = [c for c in args.collectors.split(",") if c]
-    unknown = [c for c in args.collectors if c not in REGISTRY]
-    if unknown:
-        p.error(f"unknown collector(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
-    return args
+    args.config = config_path(args.config)
+    args.overrides = {
+        key: getattr(args, dest) for dest, key in _SETTING_ARGS.items()
+        if getattr(args, dest) is not None
+    }
+    try:
+        settings = resolve(args.overrides, args.config, tuple(REGISTRY))
+    except ValueError as exc:
+        p.error(str(exc) + f"; known: {', '.join(REGISTRY)}")
+    return args, settings
+
+
+def config_path(given: Path | None) -> Path:
+    return given or Path(os.environ.get("HPCPERF_MONITOR_CONFIG") or DEFAULT_CONFIG)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -95,11 +98,18 @@ def _print(_seq: int, text: str) -> None:
     sys.stdout.flush()
 
 
+def gpu_marks(state: HostState) -> list[str]:
+    """``%gpus <jobid> <list>`` for each running job that Slurm gave GPUs."""
+    return [f"gpus {job} {gpus}" for job, gpus in state.job_gpus().items()]
+
+
 def take(sampler: Sampler, state: HostState, framer: Framer, emit: Emit,
          jobid: str, begin: str | None = None, end: str | None = None) -> None:
     """One sample with the next sequence number, framed and emitted."""
     seq = state.next_seq()
-    emit(seq, framer.frame(sampler.sample(jobid=jobid, seq=seq, begin=begin, end=end)))
+    sample = sampler.sample(jobid=jobid, seq=seq, begin=begin, end=end,
+                            extra_marks=gpu_marks(state))
+    emit(seq, framer.frame(sample))
 
 
 def next_tick(now: float, interval: float) -> float:
@@ -107,65 +117,152 @@ def next_tick(now: float, interval: float) -> float:
     return (now // interval + 1) * interval
 
 
-def run_daemon(args: argparse.Namespace, sampler: Sampler, state: HostState,
-               emit: Emit, publisher: Publisher | None) -> None:
-    """Sample now, then at every multiple of the interval, until SIGTERM/SIGINT."""
-    stopping: list[int] = []
+class Node:
+    """What one set of settings makes: sampler, state, spool and publisher."""
 
-    def stop(signum: int, _frame: object) -> None:
-        stopping.append(signum)
+    def __init__(self, args: argparse.Namespace, settings: Settings) -> None:
+        self.settings = settings
+        host = hostname(args.root)
+        self.state = HostState(settings.state_dir, host)
+        self.sampler = Sampler(args.root, list(settings.collectors) or None,
+                               rotate_s=settings.header_hours * 3600, state_dir=self.state.dir)
+        spool = Spool(self.state.spool_dir, int(settings.spool_mb * 1024 * 1024))
+        self.publisher = None if args.stdout else Publisher(
+            settings.amqp_url, settings.cluster, spool)
+        self.emit: Emit = _print if self.publisher is None else self.publisher.send
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    framer = Framer()
-    log.info("sampling %s every %gs", ",".join(sampler.types), args.interval)
-    while not stopping:
+    def close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.close()
+
+
+class Daemon:
+    """The sampling loop and its signals (TERM/INT stop, HUP reload, USR1 wake)."""
+
+    def __init__(self, args: argparse.Namespace, node: Node) -> None:
+        self.args, self.node = args, node
+        self.framer = Framer()
+        self.stopping: list[int] = []
+        self.reload_asked = False
+        self.woken = False
+
+    def _signal(self, signum: int, _frame: object) -> None:
+        if signum == signal.SIGHUP:
+            self.reload_asked = True
+        elif signum == signal.SIGUSR1:
+            self.woken = True
+        else:
+            self.stopping.append(signum)
+
+    def _interrupted(self) -> bool:
+        return bool(self.stopping) or self.reload_asked or self.woken
+
+    def reload(self) -> None:
+        """Reread the config file; rebuild what changed; send a fresh header."""
+        self.reload_asked = False
+        old = self.node.settings
+        new = resolve(self.args.overrides, self.args.config, tuple(REGISTRY), base=old)
+        if new.state_dir != old.state_dir:
+            log.error("state_dir cannot change while running; restart the service")
+            new = dataclasses.replace(new, state_dir=old.state_dir)
+        if new != old:
+            self.node.close()
+            self.node = Node(self.args, new)
+        else:
+            self.node.sampler.rotate()
+        log.info("reloaded %s: %s every %gs to %s", self.args.config,
+                 ",".join(self.node.sampler.types), new.interval, new.cluster)
+
+    def _take(self, jobid: str, begin: str | None = None, end: str | None = None) -> None:
+        node = self.node
         try:
-            take(sampler, state, framer, emit, args.jobid or state.current_job())
+            take(node.sampler, node.state, self.framer, node.emit, jobid, begin, end)
         except OSError as exc:  # e.g. a full disk under the spool: try again next tick
             log.error("sample not taken: %s", exc)
-        wait = next_tick(time.time(), args.interval) - time.time()
-        if publisher is not None:
-            publisher.idle(wait, stop=lambda: bool(stopping))
-        else:
-            deadline = time.monotonic() + wait
-            while not stopping and time.monotonic() < deadline:
-                time.sleep(min(1.0, deadline - time.monotonic()))
-    log.info("stopping on signal %d", stopping[0])
+
+    def _requests(self, control: Control) -> None:
+        self.woken = False
+        for path, kind, jobid in control.pending():
+            if kind == "begin":
+                self._take(jobid, begin=jobid)
+            else:
+                self._take(jobid, end=jobid)
+                self.node.state.end_job(jobid)
+            path.unlink(missing_ok=True)
+
+    def run(self) -> int:
+        control = Control(self.node.state.dir)
+        if not control.hold():
+            log.error("another daemon runs for %s; exiting", self.node.state.dir)
+            return 1
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(signum, self._signal)
+        log.info("sampling %s every %gs", ",".join(self.node.sampler.types),
+                 self.node.settings.interval)
+        due = time.time()
+        try:
+            while not self.stopping:
+                if self.reload_asked:
+                    try:
+                        self.reload()
+                    except (OSError, ValueError) as exc:
+                        log.error("reload failed, old settings kept: %s", exc)
+                self._requests(control)
+                if time.time() >= due:
+                    self._take(self.args.jobid or self.node.state.current_job())
+                    due = next_tick(time.time(), self.node.settings.interval)
+                wait = due - time.time()
+                if self.node.publisher is not None:
+                    self.node.publisher.idle(wait, stop=self._interrupted)
+                else:
+                    deadline = time.monotonic() + wait
+                    while not self._interrupted() and time.monotonic() < deadline:
+                        time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        finally:
+            control.release()
+        log.info("stopping on signal %d", self.stopping[0])
+        return 0
+
+
+def one_shot(args: argparse.Namespace, node: Node) -> None:
+    """``--begin``/``--end``/``--once``: hand over to the daemon, or sample here."""
+    state, control = node.state, Control(node.state.dir)
+    if args.begin:
+        state.begin_job(args.begin, cgroup_id=args.cgroup_id, gpus=args.gpus)
+        if not control.request("begin", args.begin):
+            take(node.sampler, state, Framer(), node.emit, args.begin, begin=args.begin)
+    elif args.end:
+        if control.request("end", args.end):
+            return  # the daemon forgets the job after its end sample
+        try:
+            take(node.sampler, state, Framer(), node.emit, args.end, end=args.end)
+        finally:  # the job is over even if its last sample failed
+            state.end_job(args.end)
+    else:
+        take(node.sampler, state, Framer(), node.emit, args.jobid or state.current_job())
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args, settings = parse_args(argv)
     _setup_logging(args.verbose)
-    sampler = Sampler(args.root, args.collectors)
     try:
-        state = HostState(args.state_dir, hostname(args.root))
-        spool = Spool(state.spool_dir, int(args.spool_mb * 1024 * 1024))
+        node = Node(args, settings)
     except OSError as exc:
-        log.error("state directory %s not usable: %s", args.state_dir, exc)
+        log.error("state directory %s not usable: %s", settings.state_dir, exc)
         return 1
-    publisher = None if args.stdout else Publisher(args.amqp_url, args.cluster, spool)
-    emit: Emit = _print if publisher is None else publisher.send
     try:
-        if args.begin:
-            state.begin_job(args.begin)
-            take(sampler, state, Framer(), emit, args.begin, begin=args.begin)
-        elif args.end:
-            try:
-                take(sampler, state, Framer(), emit, args.end, end=args.end)
-            finally:  # the job is over even if its last sample failed
-                state.end_job(args.end)
-        elif args.once:
-            take(sampler, state, Framer(), emit, args.jobid or state.current_job())
-        else:
-            run_daemon(args, sampler, state, emit, publisher)
+        if args.begin or args.end or args.once:
+            one_shot(args, node)
+            return 0
+        daemon = Daemon(args, node)
+        status = daemon.run()
+        node = daemon.node
+        return status
     except OSError as exc:
         log.error("sample not taken: %s", exc)
         return 1
     finally:
-        if publisher is not None:
-            publisher.close()
-    return 0
+        node.close()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from hpcperf_monitor import schemas
-from hpcperf_monitor.collectors import REGISTRY, CollectorUnavailable, Rows
+from hpcperf_monitor.collectors import REGISTRY, CollectorUnavailable, Rows, build
 from hpcperf_monitor.rawformat import MARK_BEGIN, MARK_END, MARK_SEQ, Header, Sample
 
 log = logging.getLogger(__name__)
@@ -77,12 +77,15 @@ class Sampler:
         root: Path = Path("/"),
         types: Sequence[str] | None = None,
         rotate_s: float = 86400.0,
+        state_dir: Path | None = None,
     ) -> None:
         unknown = [t for t in types or () if t not in REGISTRY]
         if unknown:
             raise ValueError(f"unknown collector(s): {', '.join(unknown)}")
         self.root = Path(root)
         self.types = list(types) if types else list(REGISTRY)
+        #: the host's state dir: RAPL totals, the job-id map (None: nothing kept)
+        self._collectors = build(self.types, state_dir)
         self.rotate_s = rotate_s
         self.header: Header | None = None
         self._header_made = 0.0
@@ -93,12 +96,16 @@ class Sampler:
         rows: dict[str, Rows] = {}
         for type_ in self.types:
             try:
-                rows[type_] = REGISTRY[type_](self.root)
+                rows[type_] = self._collectors[type_](self.root)
             except CollectorUnavailable as exc:
                 log.debug("%s unavailable: %s", type_, exc)
             except Exception as exc:  # one broken source must not stop the others
                 log.error("%s collector failed: %s: %s", type_, type(exc).__name__, exc)
         return rows
+
+    def rotate(self) -> None:
+        """Make the next sample carry a fresh header (SIGHUP, config reload)."""
+        self.header = None
 
     def _current_header(self, types: list[str], now: float) -> Header:
         host = hostname(self.root)
@@ -118,8 +125,9 @@ class Sampler:
         begin: str | None = None,
         end: str | None = None,
         now: float | None = None,
+        extra_marks: Sequence[str] = (),
     ) -> Sample:
-        """One sample; ``seq``/``begin``/``end`` become ``%`` mark lines."""
+        """One sample; ``seq``/``begin``/``end`` (and ``extra_marks``) become ``%`` lines."""
         now = time.time() if now is None else now
         rows = self.collect()
         header = self._current_header(list(rows), now)
@@ -128,6 +136,7 @@ class Sampler:
             marks.append(f"{MARK_BEGIN} {begin}")
         if end:
             marks.append(f"{MARK_END} {end}")
+        marks.extend(extra_marks)
         return Sample(
             time=now, jobid=jobid or "-", host=header.hostname or "-",
             header=header, rows=rows, marks=marks,

@@ -47,7 +47,48 @@ VM = schema(
     "pgpgin,E,U=KB pgpgout,E,U=KB pswpin,E pswpout,E pgfault,E pgmajfault,E",
 )
 
-ALL: dict[str, Schema] = {s.type: s for s in (BLOCK, CPU, MEM, NET, NUMA, PS, VM)}
+# Types beyond TACC's core set: the naming contract in docs/monitor.md.
+CGROUP = schema(
+    "cgroup",
+    "cpu_usage,E,U=us mem_current,U=B mem_peak,U=B io_read_bytes,E,U=B io_write_bytes,E,U=B",
+)
+_IB_EVENTS = "port_xmit_data,E,U=4B port_rcv_data,E,U=4B port_xmit_pkts,E port_rcv_pkts,E"
+IB_EXT = schema("ib_ext", _IB_EVENTS)
+# legacy 32-bit port counters, written only where counters_ext is absent
+IB = schema("ib", " ".join(e + ",W=32" for e in _IB_EVENTS.split()))
+OPA = schema("opa", _IB_EVENTS)
+LLITE = schema(
+    "llite",
+    "read_bytes,E,U=B write_bytes,E,U=B open,E close,E getattr,E setattr,E statfs,E mkdir,E "
+    "rmdir,E unlink,E rename,E",
+)
+NFS = schema("nfs", "read_bytes,E,U=B write_bytes,E,U=B ops,E")
+# unwrapped by the monitor into monotonic 64-bit counters (collectors/rapl.py)
+RAPL = schema("rapl", "pkg_energy,E,U=uJ dram_energy,E,U=uJ")
+PMC = schema("pmc", "instructions,E cycles,E ref_cycles,E flops,E")
+IMC = schema("imc", "read_bytes,E,U=B write_bytes,E,U=B")
+NVIDIA_GPU = schema(
+    "nvidia_gpu",
+    "utilization,U=% mem_used,U=B mem_total,U=B power,U=mW energy,E,U=mJ temperature "
+    "sm_clock,U=MHz",
+)
+# as in TACC's monitor (Stampede3 fixture)
+PROC = schema(
+    "proc",
+    "Uid VmPeak,U=kB VmSize,U=kB VmLck,U=kB VmHWM,U=kB VmRSS,U=kB VmData,U=kB VmStk,U=kB "
+    "VmExe,U=kB VmLib,U=kB VmPTE,U=kB VmSwap,U=kB Threads",
+)
+SYSV_SHM = schema("sysv_shm", "mem_used,U=B segs_used")
+TMPFS = schema("tmpfs", "bytes_used,U=B files_used")
+VFS = schema("vfs", "dentry_use file_use inode_use")
+
+ALL: dict[str, Schema] = {
+    s.type: s
+    for s in (
+        BLOCK, CGROUP, CPU, IB, IB_EXT, IMC, LLITE, MEM, NET, NFS, NUMA, NVIDIA_GPU, OPA,
+        PMC, PROC, PS, RAPL, SYSV_SHM, TMPFS, VFS, VM,
+    )
+}
 
 #: ``$tacc_stats`` version we write; readers of TACC's format key off it.
 FORMAT_VERSION = "2.3.5"

@@ -98,17 +98,49 @@ class HostState:
         except FileNotFoundError:
             return []
 
-    def begin_job(self, jobid: str) -> None:
-        """Record a job started on this node (its prolog ran)."""
+    def _write_lines(self, name: str, lines: list[str]) -> None:
+        atomic_write(self.dir / name, "".join(line + "\n" for line in lines).encode())
+
+    def _lines(self, name: str) -> list[str]:
+        try:
+            return (self.dir / name).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def begin_job(self, jobid: str, cgroup_id: str | None = None, gpus: str | None = None) -> None:
+        """Record a job started on this node (its prolog ran).
+
+        ``cgroup_id`` is the id Slurm's cgroup directory is named by when it
+        differs from ``jobid`` (an array task's own job id); ``gpus`` the
+        GPU indices Slurm gave the job (``SLURM_JOB_GPUS``).
+        """
         with flocked(self.dir / "state.lock"):
             jobs = [j for j in self._jobs() if j != jobid] + [jobid]
-            atomic_write(self.dir / "jobs", "".join(j + "\n" for j in jobs).encode())
+            self._write_lines("jobs", jobs)
+            if cgroup_id and cgroup_id != jobid:
+                kept = [line for line in self._lines("jobmap") if line.split()[1:2] != [jobid]]
+                self._write_lines("jobmap", [*kept, f"{cgroup_id} {jobid}"])
+            if gpus:
+                kept = [line for line in self._lines("jobgpus") if line.split()[:1] != [jobid]]
+                self._write_lines("jobgpus", [*kept, f"{jobid} {gpus}"])
 
     def end_job(self, jobid: str) -> None:
         """Forget a job whose epilog ran."""
         with flocked(self.dir / "state.lock"):
-            jobs = [j for j in self._jobs() if j != jobid]
-            atomic_write(self.dir / "jobs", "".join(j + "\n" for j in jobs).encode())
+            self._write_lines("jobs", [j for j in self._jobs() if j != jobid])
+            for name, col in (("jobmap", 1), ("jobgpus", 0)):
+                lines = self._lines(name)
+                kept = [line for line in lines if line.split()[col:col + 1] != [jobid]]
+                if kept != lines:
+                    self._write_lines(name, kept)
+
+    def job_gpus(self) -> dict[str, str]:
+        """``{jobid: gpu list}`` of the running jobs that were given GPUs."""
+        return dict(line.split()[:2] for line in self._lines("jobgpus") if len(line.split()) >= 2)
+
+    def running_jobs(self) -> list[str]:
+        """Every job whose prolog ran and whose epilog has not, oldest first."""
+        return self._jobs()
 
     def current_job(self) -> str:
         """The most recently begun job still running, or ``-`` for none.
@@ -119,3 +151,12 @@ class HostState:
         """
         jobs = self._jobs()
         return jobs[-1] if jobs else "-"
+
+
+def read_jobmap(host_dir: Path) -> dict[str, str]:
+    """``{cgroup directory id: job id}`` written by ``--begin J --cgroup-id N``."""
+    try:
+        text = (Path(host_dir) / "jobmap").read_text()
+    except OSError:
+        return {}
+    return dict(line.split()[:2] for line in text.splitlines() if len(line.split()) >= 2)
