@@ -1,7 +1,8 @@
 """Parse speed of the real Stampede3 fixture, against reading the same bytes.
 
 ``python -m benchmarks.parse [--repeat N]``. Reports MB/s of each stage
-(read_raw, long frame, host rows) and, as the baseline measured in the same
+(the reference read_raw + long_frame, the vectorised text -> long frame that
+host_data uses, host rows, and the whole host_data path) and, as the baseline measured in the same
 run, how fast Python merely splits the same text into lines.
 """
 
@@ -14,7 +15,9 @@ from pathlib import Path
 from hpcperf_monitor.rawformat import read_raw
 
 from hpcperfstats.frames import long_frame
+from hpcperfstats.host_types import skipped_types
 from hpcperfstats.rates import host_rows
+from hpcperfstats.textframe import Chunk, long_frame_of_chunks
 
 FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "stampede3-c571-001.raw"
 
@@ -40,11 +43,17 @@ def main() -> None:
     raws = [read_raw(t) for t in texts]
     samples = [s for r in raws for s in r.samples]
     frame = long_frame(samples)
+    chunks = [Chunk(t) for t in texts]
+    skip = skipped_types()
     stages = {
         "baseline: str.splitlines": lambda: [t.splitlines() for t in texts],
-        "read_raw": lambda: [read_raw(t) for t in texts],
-        "long_frame": lambda: long_frame(samples),
+        "read_raw (reference)": lambda: [read_raw(t) for t in texts],
+        "long_frame (reference)": lambda: long_frame(samples),
+        "text -> long (vectorised)": lambda: long_frame_of_chunks(chunks),
+        "text -> long, no proc": lambda: long_frame_of_chunks(chunks, skip),
         "host_rows": lambda: host_rows(frame),
+        "host_data path (text->rows)": lambda: host_rows(
+            long_frame_of_chunks(chunks, skip).frame),
     }
     print(f"{args.copies} copies of {FIXTURE.name}: {mb:.2f} MB, {len(samples)} samples, "
           f"{frame.height} values")

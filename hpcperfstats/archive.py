@@ -12,13 +12,19 @@ existing archive have no index and are read whole.
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hpcperf_monitor.rawformat import Header, RawStats, read_raw
 
+from hpcperfstats.textframe import Chunk, parse_header
+
 INDEX_SUFFIX = ".idx"
+#: Files opened after a range that are still searched for its late samples
+#: (with daily rotation: a spool replayed up to two days late).
+LATE_FILES = 2
 
 
 def host_files(host_dir: Path) -> list[tuple[int, Path]]:
@@ -37,9 +43,9 @@ def read_header(path: Path) -> Header | None:
         for line in fh:
             if line[:1].isdigit():
                 break
-            lines.append(line)
-    raw = read_raw(lines, source=str(path))
-    return raw.headers[0] if raw.headers else None
+            if line.strip() and not line.startswith("#"):
+                lines.append(line.rstrip("\r\n"))
+    return parse_header(lines) if lines else None
 
 
 def read_index(path: Path) -> list[tuple[float, int]]:
@@ -149,39 +155,77 @@ def _sample_offsets(text: str) -> list[int]:
     return offsets
 
 
-def read_range(root: Path, start: float, end: float, lookback: float) -> Iterator[RawStats]:
-    """Samples of every host with start - lookback <= time < end, file by file."""
+def read_chunks(root: Path, start: float, end: float, lookback: float) -> Iterator[Chunk]:
+    """Raw text of every host with start - lookback <= time < end, file by file.
+
+    An indexed file yields only the bytes of its samples in the range, with
+    the file's header and boot time (from its first sample) attached; a file
+    without an index (imported) is yielded whole and filtered by time later.
+    """
     root = Path(root)
     if not root.is_dir():
         return
     lo = start - lookback
     for host_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files = host_files(host_dir)
+        later = 0
         for i, (epoch, path) in enumerate(files):
             if epoch >= end:
-                break
+                # a replayed spool appends old samples to the newest file:
+                # look into the next few files for samples of this range
+                later += 1
+                if later > LATE_FILES:
+                    break
             index = read_index(path)
-            if index and index[-1][0] < lo:
+            if index and max(t for t, _ in index) < lo or not index and epoch >= end:
                 continue
             if not index and i + 1 < len(files) and files[i + 1][0] <= lo:
                 continue
-            yield _read_slice(path, index, lo, end)
+            chunk = _slice(path, index, lo, start, end)
+            if chunk is not None:
+                yield chunk
 
 
-def _read_slice(path: Path, index: list[tuple[float, int]], lo: float, end: float) -> RawStats:
+def _slice(path: Path, index: list[tuple[float, int]], lo: float, start: float,
+           end: float) -> Chunk | None:
     if not index:
-        raw = read_raw(path.read_text(encoding="utf-8", errors="replace"), source=str(path))
-        raw.samples = [s for s in raw.samples if lo <= s.time < end]
-        return raw
+        return Chunk(path.read_text(encoding="utf-8", errors="replace"), source=str(path))
     header = read_header(path)
-    first = next((off for t, off in index if t >= lo), None)
-    stop = next((off for t, off in index if t >= end), None)
-    if first is None or header is None:
-        return RawStats()
+    if header is None:
+        return None
+    # the range's samples and, for the first rate, only the one sample before it
+    times = [t for t, _ in index]
+    if all(a <= b for a, b in zip(times, times[1:], strict=False)):
+        i, j = bisect_left(times, start), bisect_left(times, end)
+        picks = list(range(i - 1 if i > 0 and times[i - 1] >= lo else i, j))
+    else:  # late samples appended out of order: pick each one in range
+        picks = [k for k, t in enumerate(times) if start <= t < end]
+        before = [(t, k) for k, t in enumerate(times) if lo <= t < start]
+        picks = sorted(picks + [max(before)[1]]) if before else picks
+    if not picks:
+        return None
+    ranges: list[list[int | None]] = []
+    for k in picks:
+        start, stop = index[k][1], index[k + 1][1] if k + 1 < len(index) else None
+        if ranges and ranges[-1][1] == start:
+            ranges[-1][1] = stop
+        else:
+            ranges.append([start, stop])
+    parts = []
     with open(path, "rb") as fh:
-        fh.seek(first)
-        chunk = fh.read() if stop is None else fh.read(stop - first)
-    # line numbers for issues are relative to the slice; the source names it
-    return read_raw(
-        chunk.decode("utf-8", errors="replace"), source=f"{path}@{first}", header=header
-    )
+        for start, stop in ranges:
+            fh.seek(start)
+            parts.append(fh.read() if stop is None else fh.read(stop - start))
+    uptime = header.uptime
+    boot = index[0][0] - uptime if uptime is not None else None
+    # line numbers of issues are relative to the slice; the source names it
+    return Chunk(b"".join(parts).decode("utf-8", errors="replace"), header, boot,
+                 f"{path}@{ranges[0][0]}")
+
+
+def read_range(root: Path, start: float, end: float, lookback: float) -> Iterator[RawStats]:
+    """Reference reader of a range (validation, tools): parsed per file."""
+    for chunk in read_chunks(root, start, end, lookback):
+        raw = read_raw(chunk.text, source=chunk.source, header=chunk.header)
+        raw.samples = [s for s in raw.samples if start - lookback <= s.time < end]
+        yield raw

@@ -10,6 +10,7 @@ and acked once stored there: it never blocks the queue.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ from hpcperfstats.pending import Pending
 
 #: Partition key format of hourly partitions (Dagster's hourly default).
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"
+#: Tests set this to make a drain exit right after fsync, before its ack.
+CRASH_ENV = "HPCPERF_DRAIN_CRASH_AFTER_SYNC"
 
 
 @dataclass
@@ -37,6 +40,8 @@ class DrainResult:
     hours: set[str] = field(default_factory=set)
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
+    #: (reason, where stored) of this drain's quarantined messages, the first 100
+    rejected: list[tuple[str, str]] = field(default_factory=list)
 
 
 def hour_key(epoch: float) -> str:
@@ -63,7 +68,9 @@ class MessageStore:
         self.result = DrainResult()
 
     def _reject(self, body: bytes, reason: str, origin: str, details: list[str] | None = None):
-        quarantine.put(self.quarantine_dir, body, reason, origin, details)
+        record = quarantine.put(self.quarantine_dir, body, reason, origin, details)
+        if len(self.result.rejected) < 100:
+            self.result.rejected.append((reason, str(record.path)))
         self.result.quarantined += 1
         key = reason.split(":")[0]
         self.result.reasons[key] = self.result.reasons.get(key, 0) + 1
@@ -153,6 +160,8 @@ def drain_queue(
                 return
             store.sync()
             pending.mark(store.result.hours)
+            if os.environ.get(CRASH_ENV):  # fault injection: die between fsync and ack
+                os._exit(70)
             channel.basic_ack(delivery_tag=last_tag, multiple=True)
             unacked = 0
             if progress:

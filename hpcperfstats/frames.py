@@ -34,7 +34,8 @@ LONG_SCHEMA = {
 }
 
 
-def _event_meta(schema: Schema) -> pl.DataFrame:
+def event_meta(schema: Schema) -> pl.DataFrame:
+    """Per-event options of a schema (counter, width, SI factor and unit) as columns."""
     rows = []
     for ev in schema.events:
         factor, si = to_si(ev.unit, ev.multiplier)
@@ -94,5 +95,5 @@ def _group_frame(type_: str, schema: Schema, fast: bool, meta: list, values: lis
     keep = [e.name for e in events if not e.control]
     long = frame.unpivot(index=META, on=keep, variable_name="event", value_name="raw")
     long = long.with_columns(pl.lit(type_).alias("type"))
-    long = long.join(_event_meta(schema), on="event", how="left")
+    long = long.join(event_meta(schema), on="event", how="left")
     return long.select(list(LONG_SCHEMA))

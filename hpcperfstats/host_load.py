@@ -14,14 +14,12 @@ from pathlib import Path
 import polars as pl
 import psycopg
 
-from hpcperfstats.archive import read_range
+from hpcperfstats.archive import read_chunks
 from hpcperfstats.db.load import replace_host_data
-from hpcperfstats.frames import long_frame
-from hpcperfstats.host_types import RULES
+from hpcperfstats.host_types import skipped_types
 from hpcperfstats.metrics import END_GRACE_S
-from hpcperfstats.rates import host_rows
-
-_SKIP = frozenset(t for t, r in RULES.items() if r.skip)
+from hpcperfstats.rates import BOOT_TOLERANCE_S, host_rows
+from hpcperfstats.textframe import long_frame_of_chunks
 
 
 @dataclass
@@ -31,20 +29,31 @@ class HostLoadResult:
     hosts: int
     issues: int
     seconds: float
+    samples_unloaded: int = 0
 
 
 def compute_window(archive_dir: Path, start: datetime, end: datetime,
-                   lookback_s: float) -> tuple[pl.DataFrame, int, int]:
-    """host_data rows for start <= time < end; also samples and issues read."""
+                   lookback_s: float) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """host_data rows for start <= time < end; the (host, time) samples read; issues."""
     t0, t1 = start.timestamp(), end.timestamp()
-    samples = []
-    issues = 0
-    for raw in read_range(archive_dir, t0, t1, lookback_s):
-        samples.extend(raw.samples)
-        issues += len(raw.issues)
-    rows = host_rows(long_frame(samples, skip_types=_SKIP), t0, t1)
-    in_window = sum(1 for s in samples if t0 <= s.time < t1)
-    return rows, in_window, issues
+    parsed = long_frame_of_chunks(list(read_chunks(archive_dir, t0, t1, lookback_s)),
+                                  skip_types=skipped_types())
+    long = parsed.frame.filter((pl.col("time") >= t0 - lookback_s) & (pl.col("time") < t1))
+    rows = host_rows(long, t0, t1)
+    samples = parsed.samples_in.sort("host", "time").with_columns(
+        series_start(parsed.samples_in.sort("host", "time")).alias("start"))
+    in_window = samples.filter((pl.col("time") >= t0) & (pl.col("time") < t1))
+    return rows, in_window, len(parsed.issues)
+
+
+def series_start(samples: pl.DataFrame) -> pl.Series:
+    """Samples (sorted by host, time) that start their counters' series:
+    a host's first sample read, or its first after a reboot."""
+    prev_host = pl.col("host").shift(1)
+    rebooted = (pl.col("boot") - pl.col("boot").shift(1)).abs() > BOOT_TOLERANCE_S
+    return samples.select(
+        prev_host.is_null() | (prev_host != pl.col("host")) | rebooted.fill_null(False)
+    ).to_series()
 
 
 def build_host_data(conn: psycopg.Connection, archive_dir: Path, start: datetime,
@@ -54,11 +63,38 @@ def build_host_data(conn: psycopg.Connection, archive_dir: Path, start: datetime
     loaded = replace_host_data(conn, rows, start, end)
     return HostLoadResult(
         rows=loaded,
-        samples=samples,
+        samples=samples.height,
         hosts=rows["host"].n_unique() if rows.height else 0,
         issues=issues,
         seconds=time.monotonic() - started,
+        samples_unloaded=unloaded_samples(samples.filter(~pl.col("start")), rows).height,
     )
+
+
+def unloaded_samples(samples: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
+    """Archived (host, time) samples of the window with no host_data row.
+
+    Every sample yields at least its gauge rows, and a counter-only sample
+    its rates unless it starts a series (first sample of a node, after a
+    reboot): those are allowed for by the caller's check.
+    """
+    times = samples.select(
+        "host",
+        pl.from_epoch((pl.col("time") * 1_000_000).round().cast(pl.Int64), time_unit="us")
+        .dt.replace_time_zone("UTC").alias("time"),
+    )
+    loaded = rows.select("host", "time").unique()
+    return times.join(loaded, on=["host", "time"], how="anti")
+
+
+def window_checks(conn: psycopg.Connection, start: datetime, end: datetime) -> tuple[int, int]:
+    """(negative rates, duplicate keys) among the window's host_data rows."""
+    return conn.execute(
+        "SELECT count(*) FILTER (WHERE delta < 0 OR (delta IS NOT NULL AND value < 0)), "
+        "count(*) - count(DISTINCT (host, time, type, device, event)) "
+        "FROM host_data WHERE time >= %s AND time < %s",
+        (start, end),
+    ).fetchone()
 
 
 def job_days_touched(conn: psycopg.Connection, start: datetime, end: datetime) -> set[str]:

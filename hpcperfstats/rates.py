@@ -7,8 +7,9 @@ Rules (DESIGN.md, issue "Ingest"):
 - A counter that goes down otherwise, or samples from different boots
   (header ``$uptime``), start a new series: no rate for that interval,
   rather than a huge or negative one.
-- Devices are summed per host where ``host_types`` says so; an interval
-  where any summed device lacks a delta is left out, never under-counted.
+- Devices are summed per host where ``host_types`` says so (and kept as
+  well for per-device types); an interval where any summed device lacks a
+  delta is left out, never under-counted.
 """
 
 from __future__ import annotations
@@ -27,11 +28,20 @@ SERIES_KEY = ["host", "type", "device", "event"]
 
 
 def counter_deltas(long: pl.DataFrame) -> pl.DataFrame:
-    """Add ``dt`` and ``delta`` (raw units) to a long frame, per series."""
-    frame = long.sort([*SERIES_KEY, "time"])
-    prev = [pl.col(c).shift(1).over(SERIES_KEY) for c in ("time", "raw", "boot")]
+    """Add ``dt`` and ``delta`` (raw units) to a long frame, per series.
+
+    Rows are sorted by a 64-bit hash of the series key and time (faster than
+    sorting four string columns, and faster here than sorting a narrow frame
+    and scattering back); the previous row belongs to the same series only
+    where all four key columns are equal, so a hash collision can cost a
+    delta, never produce a wrong one.
+    """
+    frame = long.with_columns(pl.struct(SERIES_KEY).hash().alias("_h")).sort("_h", "time")
+    same_series = pl.all_horizontal([pl.col(c) == pl.col(c).shift(1) for c in SERIES_KEY])
     frame = frame.with_columns(
-        prev[0].alias("_ptime"), prev[1].alias("_praw"), prev[2].alias("_pboot")
+        pl.when(same_series).then(pl.col("time").shift(1)).alias("_ptime"),
+        pl.when(same_series).then(pl.col("raw").shift(1)).alias("_praw"),
+        pl.col("boot").shift(1).alias("_pboot"),
     )
     same_boot = (
         pl.col("boot").is_null()
@@ -52,7 +62,34 @@ def counter_deltas(long: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(
         (pl.col("time") - pl.col("_ptime")).alias("dt"),
         pl.when(pl.col("cumulative")).then(delta).otherwise(None).alias("delta"),
-    ).drop("_ptime", "_praw", "_pboot")
+    ).drop("_h", "_ptime", "_praw", "_pboot")
+
+
+def _device_filter(frame: pl.DataFrame) -> pl.DataFrame:
+    """Drop skipped types and excluded devices (loopback) before any maths."""
+    skip = [t for t, r in RULES.items() if r.skip]
+    excluded = pl.lit(False)
+    for type_, r in RULES.items():
+        if r.exclude_devices:
+            excluded = excluded | (
+                (pl.col("type") == type_) & pl.col("device").is_in(list(r.exclude_devices))
+            )
+    return frame.filter(~pl.col("type").is_in(skip) & ~excluded)
+
+
+def _split_by_rule(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows to sum into device '', rows kept per device) by ``host_types``."""
+    types = frame["type"].unique().to_list()
+    summed = [t for t in types if rule(t).aggregate]
+    kept = [t for t in types if not rule(t).aggregate or rule(t).per_device]
+    unsummed = pl.lit(False)
+    for t in summed:
+        if rule(t).unsummed:
+            unsummed = unsummed | ((pl.col("type") == t)
+                                   & pl.col("event").is_in(list(rule(t).unsummed)))
+    to_sum = frame.filter(pl.col("type").is_in(summed) & ~unsummed)
+    per_device = frame.filter(pl.col("type").is_in(kept) | unsummed)
+    return to_sum, per_device
 
 
 def host_rows(
@@ -63,15 +100,7 @@ def host_rows(
     ``long`` should reach back one sample interval before ``start`` (or more)
     so the first sample in the window has a predecessor to difference against.
     """
-    skip = [t for t, r in RULES.items() if r.skip]
-    frame = long.filter(~pl.col("type").is_in(skip))
-    excluded = pl.lit(False)
-    for type_, r in RULES.items():
-        if r.exclude_devices:
-            excluded = excluded | (
-                (pl.col("type") == type_) & pl.col("device").is_in(list(r.exclude_devices))
-            )
-    frame = counter_deltas(frame.filter(~excluded))
+    frame = counter_deltas(_device_filter(long))
     if start is not None:
         frame = frame.filter(pl.col("time") >= start)
     if end is not None:
@@ -85,34 +114,32 @@ def host_rows(
         .then(pl.col("delta") * pl.col("factor") / pl.col("dt"))
         .otherwise(pl.col("raw") * pl.col("factor"))
         .alias("value"),
-        pl.when(~pl.col("cumulative"))
-        .then(pl.col("si_unit"))
-        .when(pl.col("si_unit") == "")
-        .then(pl.lit(rate_unit("")))
-        .otherwise(pl.col("si_unit") + "/s")
-        .alias("unit"),
     )
-    aggregated = [t for t in frame["type"].unique().to_list() if rule(t).aggregate]
+    to_sum, per_device = _split_by_rule(frame)
     summed = (
-        frame.filter(pl.col("type").is_in(aggregated))
-        .group_by(["host", "time", "type", "event"])
+        to_sum.group_by(["host", "time", "type", "event"])
         .agg(
             pl.col("jobid").first(),
-            pl.col("unit").first(),
+            pl.col("si_unit").first(),
             pl.col("cumulative").first(),
             pl.when(pl.col("value").null_count() == 0).then(pl.col("value").sum()).alias("value"),
             pl.when(pl.col("delta").null_count() == 0).then(pl.col("delta").sum()).alias("delta"),
         )
         .with_columns(pl.lit("").alias("device"))
     )
-    kept = frame.filter(~pl.col("type").is_in(aggregated))
-    out = pl.concat(
-        [summed.select([*HOST_DATA_COLUMNS, "cumulative"]),
-         kept.select([*HOST_DATA_COLUMNS, "cumulative"])],
-        how="vertical",
-    )
+    columns = [c for c in HOST_DATA_COLUMNS if c != "unit"] + ["si_unit", "cumulative"]
+    out = pl.concat([summed.select(columns), per_device.select(columns)], how="vertical")
     # a counter row without a delta is the start of a series: nothing to report
-    out = out.filter(~(pl.col("cumulative") & pl.col("delta").is_null())).drop("cumulative")
+    out = out.filter(~(pl.col("cumulative") & pl.col("delta").is_null()))
+    # the unit, on the (fewer) output rows: a counter's is a rate of its SI unit
+    out = out.with_columns(
+        pl.when(~pl.col("cumulative"))
+        .then(pl.col("si_unit"))
+        .when(pl.col("si_unit") == "")
+        .then(pl.lit(rate_unit("")))
+        .otherwise(pl.col("si_unit") + "/s")
+        .alias("unit"),
+    ).drop("cumulative", "si_unit")
     out = out.with_columns(
         pl.from_epoch((pl.col("time") * 1_000_000).round().cast(pl.Int64), time_unit="us")
         .dt.replace_time_zone("UTC")

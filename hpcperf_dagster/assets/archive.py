@@ -1,18 +1,25 @@
 """``raw_stats_archive``: drain the cluster's queue into the raw archive."""
 
+from pathlib import Path
+
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    Config,
     MaterializeResult,
+    OpExecutionContext,
     asset,
+    job,
+    op,
 )
 
 from hpcperf_dagster.resources import Broker, Paths
 from hpcperfstats import quarantine
 from hpcperfstats.config import settings
 from hpcperfstats.drain import drain_queue
+from hpcperfstats.importer import import_archive
 
 
 @asset(
@@ -54,5 +61,27 @@ def raw_stats_archive(context: AssetExecutionContext, broker: Broker, paths: Pat
         passed=result.quarantined == 0,
         severity=AssetCheckSeverity.WARN,
         metadata={"quarantined": result.quarantined, "reasons": str(result.reasons),
-                  "where": str(paths.quarantine)},
+                  "where": str(paths.quarantine),
+                  "messages": "\n".join(f"{r} -> {p}" for r, p in result.rejected[:20])},
     )
+
+
+class ImportConfig(Config):
+    directory: str
+
+
+@op(description="Copy an existing <host>/<epoch> archive into ours, indexed; the hours "
+    "it covers are marked for host_data (the sensor rebuilds them, or backfill them).")
+def import_archive_op(context: OpExecutionContext, config: ImportConfig, paths: Paths):
+    res = import_archive(Path(config.directory), paths.archive, paths.quarantine, paths.state)
+    context.add_output_metadata({
+        "files": res.files, "already_there": res.skipped, "samples": res.samples,
+        "bytes": res.bytes, "bad_lines_quarantined": res.issues, "hosts": len(res.hosts),
+        "hours": sorted(res.hours)[:200],
+    })
+    return len(res.hours)
+
+
+@job(description="Import an existing HPCPerfStats archive directory (run config: directory).")
+def import_archive_job():
+    import_archive_op()

@@ -66,6 +66,11 @@ def test_proc_rows_are_not_host_data(stampede_rows):
 HEADER = "$tacc_stats 2.3.5\n$hostname n1\n$uptime {up}\n!ib rx,E,U=4B,W={w} st\n"
 
 
+# ``ib`` keeps per-port rows beside the host sum: read the port's
+RX = (pl.col("event") == "rx") & (pl.col("device") == "port1")
+ST = (pl.col("event") == "st") & (pl.col("device") == "port1")
+
+
 def sample(t: float, rx: int, st: int = 1) -> str:
     return f"{t} 7 n1\nib port1 {rx} {st}\n"
 
@@ -77,12 +82,12 @@ def test_counter_wrap_by_declared_width(width):
     rows = rows_of(text)
     # 150 four-byte words in 100 s after rolling over
     assert value(rows, "ib", "rx") == pytest.approx(150 * 4 / 100)
-    assert rows.filter(pl.col("event") == "rx")["delta"][0] == 600
+    assert rows.filter(RX)["delta"][0] == 600
 
 
 def test_64bit_counter_going_down_is_a_reset_not_a_rate():
     text = HEADER.format(up=1000, w=64) + sample(100, 5000) + sample(200, 10) + sample(300, 110)
-    rx = rows_of(text).filter(pl.col("event") == "rx").sort("time")
+    rx = rows_of(text).filter(RX).sort("time")
     assert rx["time"].dt.epoch("s").to_list() == [300]
     assert rx["value"].to_list() == [pytest.approx(4.0)]
 
@@ -91,7 +96,7 @@ def test_reboot_starts_a_new_series_even_for_narrow_counters():
     before = HEADER.format(up=1000, w=32) + sample(100, 5000) + sample(200, 6000)
     # new header: uptime 50 s at t=400 -> booted at 350, not at -900
     after = HEADER.format(up=50, w=32) + sample(400, 100) + sample(500, 300)
-    rx = rows_of(before + after).filter(pl.col("event") == "rx").sort("time")
+    rx = rows_of(before + after).filter(RX).sort("time")
     assert rx["time"].dt.epoch("s").to_list() == [200, 500]
     assert rx["value"].to_list() == [pytest.approx(40.0), pytest.approx(8.0)]
 
@@ -99,14 +104,14 @@ def test_reboot_starts_a_new_series_even_for_narrow_counters():
 def test_daily_rotation_header_keeps_the_series_going():
     first = HEADER.format(up=1000, w=64) + sample(100, 1000)
     rotated = HEADER.format(up=1100, w=64) + sample(200, 2000)  # same boot
-    rx = rows_of(first + rotated).filter(pl.col("event") == "rx")
+    rx = rows_of(first + rotated).filter(RX)
     assert rx["value"].to_list() == [pytest.approx(40.0)]
 
 
 def test_gauges_are_kept_as_is_and_duplicates_dropped():
     text = HEADER.format(up=10, w=64) + sample(100, 1, st=3) + sample(100, 1, st=3) + sample(
         200, 2, st=4)
-    st = rows_of(text).filter(pl.col("event") == "st").sort("time")
+    st = rows_of(text).filter(ST).sort("time")
     assert st["value"].to_list() == [3.0, 4.0]
     assert st["delta"].to_list() == [None, None]
     assert st["unit"].to_list() == ["", ""]
@@ -116,7 +121,7 @@ def test_window_uses_lookback_but_returns_only_its_rows():
     text = HEADER.format(up=10, w=64) + sample(3500, 0) + sample(3700, 400) + sample(3900, 800)
     raw = read_raw(text)
     rows = host_rows(long_frame(raw.samples), 3600, 7200)
-    rx = rows.filter(pl.col("event") == "rx")
+    rx = rows.filter(RX)
     assert rx["time"].dt.epoch("s").to_list() == [3700, 3900]
     assert rx["value"].to_list() == [pytest.approx(8.0), pytest.approx(8.0)]
 
@@ -130,3 +135,33 @@ def test_sum_over_devices_needs_every_device():
     # t=200: ib0 has no predecessor -> no partial sum; loopback never counts
     assert rx["time"].dt.epoch("s").to_list() == [300]
     assert rx["value"].to_list() == [pytest.approx(2.0)]
+
+
+def test_gpus_and_ports_get_host_sums_and_device_rows_jobs_only_their_own():
+    text = ("$hostname g1\n$uptime 10\n"
+            "!nvidia_gpu utilization,U=% power,U=mW temperature\n"
+            "!cgroup cpu_usage,E,U=us mem_current,U=B\n"
+            "100 - g1\nnvidia_gpu 0 50 200000 60\nnvidia_gpu 1 30 100000 70\n"
+            "cgroup 11 0 5\ncgroup 12 0 7\n"
+            "200 - g1\nnvidia_gpu 0 90 300000 61\nnvidia_gpu 1 10 100000 71\n"
+            "cgroup 11 100000000 5\ncgroup 12 50000000 9\n")
+    rows = rows_of(text).filter(pl.col("time").dt.epoch("s") == 200)
+    got = {(r["type"], r["device"], r["event"]): (r["value"], r["unit"])
+           for r in rows.iter_rows(named=True)}
+    assert got == {
+        # GPU-% busy and watts summed over both GPUs, and kept per GPU
+        ("nvidia_gpu", "", "utilization"): (100.0, "%"),
+        ("nvidia_gpu", "", "power"): (pytest.approx(400.0), "W"),
+        ("nvidia_gpu", "0", "utilization"): (90.0, "%"),
+        ("nvidia_gpu", "1", "utilization"): (10.0, "%"),
+        ("nvidia_gpu", "0", "power"): (pytest.approx(300.0), "W"),
+        ("nvidia_gpu", "1", "power"): (pytest.approx(100.0), "W"),
+        # temperatures only per GPU: a sum of them means nothing
+        ("nvidia_gpu", "0", "temperature"): (61.0, ""),
+        ("nvidia_gpu", "1", "temperature"): (71.0, ""),
+        # each job its own: 100 s of CPU in 100 s = 1 core, 50 s = 0.5 core
+        ("cgroup", "11", "cpu_usage"): (pytest.approx(1.0), "s/s"),
+        ("cgroup", "12", "cpu_usage"): (pytest.approx(0.5), "s/s"),
+        ("cgroup", "11", "mem_current"): (5.0, "B"),
+        ("cgroup", "12", "mem_current"): (9.0, "B"),
+    }

@@ -1,0 +1,45 @@
+"""The TimescaleDB path of ``host_data``: hypertable, compression, retention.
+
+Runs only where the extension exists (not packaged on our build machines), so
+it is kept to a handful of idempotent statements; the plain PostgreSQL path
+(BRIN index on time, same queries) is the complete one.
+
+- Chunks of ``HPCPERF_CHUNK_INTERVAL`` (default 6 hours): at 10,000 nodes,
+  5-minute samples and ~80 rows per sample that is ~55 M rows per chunk,
+  a size whose indexes stay in memory while the hour partitions are rebuilt.
+- Chunks older than ``HPCPERF_COMPRESS_AFTER`` (default 7 days; late samples
+  older than that reopen a compressed chunk, which TimescaleDB allows but
+  slowly) are compressed, segmented by host and ordered by time, type,
+  device, event: the key, device included (DESIGN.md: decided before the
+  first production load).
+- ``HPCPERF_RETENTION`` (unset: keep everything) drops older chunks.
+"""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+
+
+def _env(name: str, default: str | None) -> str | None:
+    return os.environ.get(f"HPCPERF_{name}") or default
+
+
+def setup_host_data(conn: psycopg.Connection) -> None:
+    """Make host_data a compressed hypertable with the configured policies."""
+    chunk = _env("CHUNK_INTERVAL", "6 hours")
+    conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    conn.execute(
+        "SELECT create_hypertable('host_data', 'time', chunk_time_interval => %s::interval, "
+        "if_not_exists => TRUE, migrate_data => TRUE)", (chunk,))
+    conn.execute(
+        "ALTER TABLE host_data SET (timescaledb.compress, "
+        "timescaledb.compress_segmentby = 'host', "
+        "timescaledb.compress_orderby = 'time, type, device, event')")
+    conn.execute("SELECT add_compression_policy('host_data', %s::interval, if_not_exists => TRUE)",
+                 (_env("COMPRESS_AFTER", "7 days"),))
+    retention = _env("RETENTION", None)
+    if retention:
+        conn.execute("SELECT add_retention_policy('host_data', %s::interval, "
+                     "if_not_exists => TRUE)", (retention,))

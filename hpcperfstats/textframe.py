@@ -1,0 +1,264 @@
+"""Raw stats text -> the long frame of :mod:`hpcperfstats.frames`, vectorised.
+
+The hot path of ``host_data``: every line is split, classified and cast in
+polars (Rust), with no Python per line or per sample. Only header blocks (a
+few lines per file) go through the reference reader. The fast path is
+optimistic: a chunk with anything it does not handle exactly like
+``rawformat.read_raw`` (bad lines, tabs, ``@fast`` tiers, NUL bytes...) is
+read by the reference reader instead, so both paths give the same frame and
+every issue is still reported with its line number.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import polars as pl
+from hpcperf_monitor.rawformat import Header, Schema, boot_time, read_raw
+
+from hpcperfstats.accounting import short_host
+from hpcperfstats.frames import LONG_SCHEMA, event_meta, long_frame
+
+# a chunk containing any of these goes to the reference reader
+_SAMPLES = {"host": pl.Utf8, "time": pl.Float64, "boot": pl.Float64}
+_SLOW_MARKS = ("\t", "\r", "\x00", "  ", "\n@f", "\n ", " \n")
+
+
+@dataclass
+class Chunk:
+    """Raw text, and the header it continues (an archive slice has none of its own)."""
+
+    text: str
+    header: Header | None = None
+    #: boot epoch of ``header`` (its file's first sample minus ``$uptime``)
+    boot: float | None = None
+    source: str = "<text>"
+
+
+@dataclass
+class ParsedChunks:
+    frame: pl.DataFrame  # LONG_SCHEMA
+    samples_in: pl.DataFrame  # one row per sample read: host, time, boot
+    issues: list  # ParseIssue of chunks read by the reference reader
+    slow_chunks: int
+
+
+@lru_cache(maxsize=1024)
+def _schema_block(lines: tuple[str, ...]) -> tuple[dict, dict] | None:
+    """Schemas and device lists of a header's ``!``/``@`` lines, parsed once:
+    every node of a cluster repeats the same ones in every file."""
+    raw = read_raw(["$_ _", *lines])
+    if raw.issues or len(raw.headers) != 1:
+        return None
+    return raw.headers[0].schemas, raw.headers[0].devices
+
+
+def parse_header(lines: list[str]) -> Header | None:
+    """One header block (``$``, ``!``, ``@`` lines) as ``read_raw`` reads it."""
+    props = [ln for ln in lines if ln.startswith("$")]
+    rest = tuple(ln.rstrip("\r\n") for ln in lines if not ln.startswith("$"))
+    cached = _schema_block(rest)
+    head = read_raw(props)
+    if cached is None or head.issues or len(head.headers) != 1 or not lines[0].startswith("$"):
+        raw = read_raw(lines)  # unusual header: the reference decides
+        return raw.headers[0] if len(raw.headers) == 1 and not raw.issues else None
+    header = head.headers[0]
+    header.schemas, header.devices = dict(cached[0]), dict(cached[1])
+    return header
+
+
+def _needs_reference(chunk: Chunk) -> bool:
+    text = chunk.text
+    return any(m in text for m in _SLOW_MARKS) or text.startswith(("@f", " "))
+
+
+def _lines(texts: list[str]) -> pl.DataFrame:
+    frame = pl.DataFrame({"text": texts}).with_row_index("fid")
+    frame = frame.select("fid", pl.col("text").str.split("\n").alias("line")).explode("line")
+    frame = frame.filter(pl.col("line").str.len_bytes() > 0)
+    first = pl.col("line").str.slice(0, 1)
+    hdr = first.is_in(["$", "!", "@"])
+    fid_start = pl.col("fid") != pl.col("fid").shift(1, fill_value=-1)
+    frame = frame.filter(first != "#").with_columns(
+        first.alias("c"), hdr.alias("hdr"), fid_start.alias("fstart")
+    )
+    # a header block starts where a header line follows a non-header line;
+    # every chunk starts a block (the continued header, if it has no own)
+    opens = (pl.col("hdr") & ~pl.col("hdr").shift(1, fill_value=False)) | pl.col("fstart")
+    return frame.with_columns(opens.cum_sum().alias("block"), opens.alias("opens"))
+
+
+def _headers(lines: pl.DataFrame, chunks: Sequence[Chunk]) -> tuple[dict, set[int]]:
+    """Header of every block, and the chunks whose header blocks need the reference."""
+    starts = lines.filter(pl.col("opens")).select("block", "fid", "c", "hdr")
+    bad = set(starts.filter(pl.col("hdr") & (pl.col("c") != "$"))["fid"].to_list())
+    headers: dict[int, Header | None] = {}
+    for block, fid, c, is_hdr in starts.iter_rows():
+        if not is_hdr:
+            headers[block] = chunks[fid].header
+            if chunks[fid].header is None:
+                bad.add(fid)
+        elif c != "$":
+            bad.add(fid)
+    own = lines.filter(pl.col("hdr")).group_by("block", maintain_order=True).agg("fid", "line")
+    for block, fids, text in own.iter_rows():
+        header = parse_header(text)
+        if header is None:
+            bad.add(fids[0])
+            continue
+        headers[block] = header
+    return headers, bad
+
+
+def long_frame_of_chunks(chunks: Sequence[Chunk],
+                         skip_types: frozenset[str] = frozenset()) -> ParsedChunks:
+    """Every value of every sample as a row (LONG_SCHEMA); duplicates dropped.
+
+    A (host, time) sample read twice (a re-delivered message) keeps the
+    first copy read, as :func:`frames.long_frame` does.
+    """
+    fast_ids = [i for i, c in enumerate(chunks) if not _needs_reference(c)]
+    slow = {i for i in range(len(chunks)) if i not in set(fast_ids)}
+    frames: list[pl.DataFrame] = []
+    records: list[pl.DataFrame] = []
+    if fast_ids:
+        fast_chunks = [chunks[i] for i in fast_ids]
+        frame, rec, bad = _fast(fast_chunks, skip_types)
+        if bad:
+            slow.update(fast_ids[i] for i in bad)
+            keep = pl.col("fid").is_in(sorted(bad)).not_()
+            frame, rec = frame.filter(keep), rec.filter(keep)
+        frames.append(frame.with_columns(pl.col("fid").replace_strict(
+            list(range(len(fast_ids))), fast_ids, return_dtype=pl.Int64)))
+        records.append(rec.with_columns(pl.col("fid").replace_strict(
+            list(range(len(fast_ids))), fast_ids, return_dtype=pl.Int64)))
+    issues = []
+    for i in sorted(slow):
+        header = copy.copy(chunks[i].header)  # read_raw sets first_time on it
+        raw = read_raw(chunks[i].text, source=chunks[i].source, header=header)
+        issues.extend(raw.issues)
+        if header is not None and chunks[i].boot is not None:
+            # a slice's first sample is not its file's: keep the file's boot
+            header.first_time = chunks[i].boot + (header.uptime or 0)
+        lf = long_frame(raw.samples, skip_types)
+        frames.append(lf.with_columns(pl.lit(i, pl.Int64).alias("fid")))
+        records.append(pl.DataFrame(
+            {"fid": [i] * len(raw.samples), "sid": list(range(len(raw.samples))),
+             "host": [short_host(s.host) for s in raw.samples],
+             "time": [s.time for s in raw.samples],
+             "boot": [boot_time(s.header) for s in raw.samples]},
+            schema={"fid": pl.Int64, "sid": pl.Int64, "host": pl.Utf8, "time": pl.Float64,
+                    "boot": pl.Float64}))
+    if not frames:
+        empty = pl.DataFrame(schema=LONG_SCHEMA)
+        return ParsedChunks(empty, pl.DataFrame(schema=_SAMPLES), issues, 0)
+    frame = pl.concat(frames, how="vertical")
+    rec = pl.concat(records, how="vertical").sort("fid", "sid")
+    if rec.select(pl.struct("host", "time").is_duplicated().any()).item():
+        # a sample read twice across chunks: the first chunk's copy wins
+        frame = frame.sort("fid", maintain_order=True).unique(
+            ["host", "time", "type", "device", "event"], keep="first", maintain_order=True)
+    samples_in = rec.unique(["host", "time"], maintain_order=True).select(list(_SAMPLES))
+    return ParsedChunks(frame.select(list(LONG_SCHEMA)), samples_in, issues, len(slow))
+
+
+def _fast(chunks: Sequence[Chunk], skip: frozenset[str]
+          ) -> tuple[pl.DataFrame, pl.DataFrame, set[int]]:
+    lines = _lines([c.text for c in chunks])
+    headers, bad = _headers(lines, chunks)
+    body = lines.filter(~pl.col("hdr") & (pl.col("c") != "%"))
+    is_rec = pl.col("c").str.contains(r"^[0-9]")
+    body = body.with_columns(is_rec.alias("rec"))
+    body = body.with_columns(
+        pl.col("rec").cum_sum().alias("sid"),
+        pl.when("rec").then("block").forward_fill().alias("rblock"),
+    )
+    rec = body.filter("rec").select(
+        "fid", "sid", "block", pl.col("line").str.split(" ").alias("p")
+    ).with_columns(
+        pl.col("p").list.get(0, null_on_oob=True).cast(pl.Float64, strict=False).alias("time"),
+        pl.col("p").list.get(1, null_on_oob=True).alias("jobid"),
+        pl.col("p").list.get(2, null_on_oob=True).str.strip_chars().str.to_lowercase()
+        .str.split(".").list.first().alias("host"),
+        (pl.col("p").list.len() != 3).alias("bad"),
+    )
+    bad |= set(rec.filter(pl.col("bad") | pl.col("time").is_null()
+                          | pl.col("time").is_infinite())["fid"].to_list())
+    rec = rec.drop("p", "bad")
+    # boot epoch per block: the continued header's own, else first sample - uptime
+    first_t = rec.group_by("block").agg(pl.col("time").first(), pl.col("fid").first())
+    boots = {}
+    for block, t, fid in first_t.iter_rows():
+        h = headers.get(block)
+        if h is None:
+            continue
+        given = chunks[fid].boot if h is chunks[fid].header else None
+        up = h.uptime
+        boots[block] = given if given is not None else (t - up if up is not None else None)
+    rec = rec.with_columns(
+        pl.col("block").replace_strict(list(boots), list(boots.values()), default=None,
+                                       return_dtype=pl.Float64).alias("boot"),
+        pl.when(pl.col("jobid") == "-").then(None).otherwise("jobid").alias("jobid"),
+    )
+    data = body.filter(~pl.col("rec"))
+    bad |= set(data.filter(pl.col("rblock").is_null() | (pl.col("rblock") != pl.col("block")))
+               ["fid"].to_list())
+    parts = pl.col("line").str.splitn(" ", 3)
+    data = data.select("fid", "sid", "block", parts.alias("p")).unnest("p").rename(
+        {"field_0": "type", "field_1": "device", "field_2": "rest"})
+    bad |= set(data.filter(pl.col("rest").is_null())["fid"].to_list())
+    if skip:
+        data = data.filter(~pl.col("type").is_in(list(skip)))
+    dup = data.select("fid", pl.struct("sid", "type", "device").is_duplicated().alias("d"))
+    bad |= set(dup.filter("d")["fid"].to_list())
+    # duplicate (host, time) within these chunks: the first sample wins
+    dups = rec.filter(pl.struct("host", "time").is_duplicated())
+    if dups.height:
+        first = rec.unique(["host", "time"], keep="first", maintain_order=True)["sid"]
+        data = data.filter(pl.col("sid").is_in(first.implode()))
+    out = []
+    for (type_,), group in data.partition_by("type", as_dict=True, maintain_order=True).items():
+        by_schema: dict[Schema, list[int]] = {}
+        for block in group["block"].unique().to_list():
+            schema = headers.get(block) and headers[block].schemas.get(type_)
+            if schema is None:  # no schema: the reference reader reports it
+                bad |= set(group.filter(pl.col("block") == block)["fid"].to_list())
+                continue
+            by_schema.setdefault(schema, []).append(block)
+        for schema, blocks in by_schema.items():
+            part = group.filter(pl.col("block").is_in(blocks)) if len(by_schema) > 1 else group
+            frame, wrong = _values(type_, schema, part)
+            bad |= wrong
+            out.append(frame)
+    meta = rec.select("sid", "time", "host", "jobid", "boot")
+    if not out:
+        recs = rec.select(pl.col("fid", "sid").cast(pl.Int64), "host", "time", "boot")
+        return pl.DataFrame(schema={**LONG_SCHEMA, "fid": pl.Int64}), recs, bad
+    frame = pl.concat(out, how="vertical").join(meta, on="sid", how="left")
+    recs = rec.select(pl.col("fid", "sid").cast(pl.Int64), "host", "time", "boot")
+    return frame.select(*LONG_SCHEMA, pl.col("fid").cast(pl.Int64)), recs, bad
+
+
+def _values(type_: str, schema: Schema, part: pl.DataFrame) -> tuple[pl.DataFrame, set[int]]:
+    events = schema.events
+    keep = [i for i, e in enumerate(events) if not e.control]
+    names = [events[i].name for i in keep]
+    vals = pl.col("rest").str.split(" ")
+    part = part.with_columns(vals.alias("v"))
+    counted = pl.col("v").list.len() == len(events)
+    wrong = set(part.filter(~counted)["fid"].to_list())
+    part = part.filter(counted)  # the chunks of the others go to the reference reader
+    if len(keep) != len(events):
+        part = part.with_columns(pl.col("v").list.gather(keep))
+    long = part.select(
+        "fid", "sid", "device", "v",
+        pl.lit(pl.Series([names], dtype=pl.List(pl.Utf8))).first().alias("event"),
+    ).explode(["v", "event"])
+    long = long.with_columns(pl.col("v").cast(pl.Float64, strict=False).alias("raw"))
+    wrong |= set(long.filter(pl.col("raw").is_null() | pl.col("raw").is_infinite()
+                             | pl.col("raw").is_nan())["fid"].to_list())
+    long = long.drop("v").with_columns(pl.lit(type_).alias("type"))
+    return long.join(event_meta(schema), on="event", how="left"), wrong

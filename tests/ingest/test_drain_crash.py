@@ -1,0 +1,58 @@
+"""A drain killed between fsync and ack loses nothing and duplicates nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from hpcperfstats.drain import CRASH_ENV, drain_queue, queue_depth
+from hpcperfstats.host_load import build_host_data
+from hpcperfstats.pending import Pending
+
+from .conftest import HOUR, START, demo_bodies, publish, reference_rows
+
+pytestmark = pytest.mark.integration
+
+CHILD = """
+import sys
+from pathlib import Path
+from hpcperfstats.drain import drain_queue
+url, queue, archive, quarantine, state = sys.argv[1:]
+drain_queue(url, queue, Path(archive), Path(quarantine), Path(state),
+            max_messages=1000, max_seconds=30, batch=10)
+"""
+
+
+def test_killed_after_fsync_before_ack_then_restarted(rabbit, queue, dirs, pg_url):
+    bodies = demo_bodies(nodes=3, hours=1)  # 3 hosts x 12 samples
+    assert len(bodies) == 36
+    publish(rabbit.url, queue, bodies)
+    args = [rabbit.url, queue, str(dirs["archive"]), str(dirs["quarantine"]), str(dirs["state"])]
+    child = subprocess.run([sys.executable, "-c", CHILD, *args],
+                           env={**os.environ, CRASH_ENV: "1"}, timeout=60)
+    assert child.returncode == 70  # died right after the first batch's fsync
+    # the first 10 messages are in the archive, and still in the queue (never acked)
+    indexed = sum(len(p.read_text().splitlines()) for p in dirs["archive"].glob("*/*.idx"))
+    assert indexed == 10
+    assert queue_depth(rabbit.url, queue) == 36
+    assert Pending(dirs["state"], "host_data").items()  # hour marked before the crash
+
+    result = drain_queue(rabbit.url, queue, dirs["archive"], dirs["quarantine"], dirs["state"],
+                         max_messages=1000, max_seconds=30, batch=10)
+    assert (result.messages, result.quarantined) == (36, 0)
+    assert queue_depth(rabbit.url, queue) == 0
+    indexed = sum(len(p.read_text().splitlines()) for p in dirs["archive"].glob("*/*.idx"))
+    assert indexed == 46  # 10 samples twice in the archive...
+
+    with psycopg.connect(pg_url) as conn:
+        load = build_host_data(conn, dirs["archive"], START, START + HOUR, 3600)
+        rows = conn.execute("SELECT count(*), count(DISTINCT (host, time)) FROM host_data"
+                            ).fetchone()
+    expected = reference_rows(bodies, START, START + HOUR)
+    # ...but once in host_data: every row of the reference, each once
+    assert load.samples == 36 and load.samples_unloaded == 0
+    assert rows == (expected.height, 36)
