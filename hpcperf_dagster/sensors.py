@@ -33,7 +33,9 @@ from dagster._core.storage.tags import (
 
 from hpcperf_dagster.assets.archive import raw_stats_archive
 from hpcperf_dagster.assets.host_data import host_data
-from hpcperf_dagster.assets.jobs import job_metrics, slurm_jobs
+from hpcperf_dagster.assets.job_flags import job_flags
+from hpcperf_dagster.assets.job_tables import job_tables
+from hpcperf_dagster.assets.jobs import slurm_jobs
 from hpcperf_dagster.partitions import daily, hourly
 from hpcperfstats.config import settings
 from hpcperfstats.drain import queue_depth
@@ -44,7 +46,7 @@ DRAIN_TAG = "hpcperf/drain"
 drain_job = define_asset_job("drain", selection=[raw_stats_archive], tags={DRAIN_TAG: "true"})
 host_data_job = define_asset_job("host_data_job", selection=[host_data])
 slurm_jobs_job = define_asset_job("slurm_jobs_job", selection=[slurm_jobs])
-job_metrics_job = define_asset_job("job_metrics_job", selection=[job_metrics])
+job_metrics_job = define_asset_job("job_metrics_job", selection=[job_tables, job_flags])
 
 _ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
            DagsterRunStatus.STARTED]

@@ -15,6 +15,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("hpcperfstats.demo.run", "run the demo cluster end to end and serve the UIs"),
     "web": ("dashboards.serve", "serve the Panel dashboards"),
     "generate-demo": ("hpcperfstats.demo.cli", "write raw stats and accounting of a demo cluster"),
+    "job": ("hpcperfstats.report", "one job's report: metrics vs allocation, flags, advice"),
+    "import-archive": ("hpcperfstats.importer", "copy an existing <host>/<epoch> archive in, "
+                       "indexed; mark its hours for host_data"),
 }
 
 

@@ -1,72 +1,132 @@
-"""Compute and load ``job_metrics`` for the jobs that ended in a window."""
+"""Build the job-indexed tables of the jobs that ended in a window, day by day.
+
+For each day: the jobs that ended in it, in chunks of at most
+``HPCPERF_JOB_CHUNK_HOSTS`` hosts (memory stays bounded on a 1,000-node day),
+each chunk's derived series read once from host_data and turned into
+job_series rows, job_metrics and job_coverage. The day's rows are replaced
+in one transaction. Flags are separate (``flags_load``): they depend only on
+the metrics and the rules, so a rule change recomputes them alone.
+"""
 
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import polars as pl
 import psycopg
 
 from hpcperfstats.accounting import COLUMNS as JOB_COLUMNS
-from hpcperfstats.db.load import read_frame, replace_job_metrics
-from hpcperfstats.metrics import END_GRACE_S, LOOKBACK_S, compute_job_metrics
-from hpcperfstats.series import SERIES_SCHEMA, host_series
+from hpcperfstats.coverage import job_coverage
+from hpcperfstats.db.load import read_frame
+from hpcperfstats.job_series import job_series_rows
+from hpcperfstats.job_store import clear_day, copy_day
+from hpcperfstats.metrics import END_GRACE_S, LOOKBACK_S, SHORT_JOB_S, compute_job_metrics
+from hpcperfstats.series import CGROUP_SCHEMA, SERIES_SCHEMA, cgroup_series, host_series
 
-_JOB_FIELDS = ["jobid", "start_time", "end_time", "hosts", "ncpus", "nnodes"]
+JOB_FIELDS = ["jobid", "start_time", "end_time", "hosts", "ncpus", "nnodes", "ngpus",
+              "req_mem_bytes", "timelimit_s"]  # fmt: skip
 
 #: Tolerance on "CPU use <= allocated cores": jiffies are sampled, not exact.
 EFFICIENCY_SLACK = 0.02
 
 
+def chunk_hosts() -> int:
+    return int(os.environ.get("HPCPERF_JOB_CHUNK_HOSTS", "256"))
+
+
 @dataclass
-class JobMetricsResult:
-    jobs: int
-    jobs_with_data: int
-    rows: int
-    seconds: float
+class JobDayResult:
+    jobs: int = 0
+    jobs_with_data: int = 0
+    metric_rows: int = 0
+    series_rows: int = 0
+    coverage_rows: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    days: list[str] = field(default_factory=list)
 
 
 def jobs_ended(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
     return read_frame(
         conn,
-        f"SELECT {', '.join(_JOB_FIELDS)} FROM job_data WHERE end_time >= %s AND end_time < %s",
+        f"SELECT {', '.join(JOB_FIELDS)} FROM job_data WHERE end_time >= %s AND end_time < %s "
+        "ORDER BY hosts[1] NULLS FIRST, start_time NULLS FIRST, jobid",
         (start, end),
-        {k: JOB_COLUMNS[k] for k in _JOB_FIELDS},
+        {k: JOB_COLUMNS[k] for k in JOB_FIELDS},
     )
 
 
-def metrics_for_jobs(conn: psycopg.Connection, jobs: pl.DataFrame) -> pl.DataFrame:
-    """Metrics of ``jobs`` from the database's host data."""
+def chunks(jobs: pl.DataFrame, max_hosts: int) -> Iterator[pl.DataFrame]:
+    """Consecutive slices of ``jobs`` touching at most ``max_hosts`` distinct hosts
+    (a single larger job is a chunk of its own).
+
+    Jobs come ordered by their first host, so the jobs of a node run after
+    one another fall into one chunk and each host's day is read about once.
+    """
+    hosts_of = [set(h or []) for h in jobs["hosts"].to_list()]
+    first, seen = 0, set()
+    for i, hosts in enumerate(hosts_of):
+        if seen and len(seen | hosts) > max_hosts:
+            yield jobs.slice(first, i - first)
+            first, seen = i, set()
+        seen |= hosts
+    if first < len(hosts_of):
+        yield jobs.slice(first, len(hosts_of) - first)
+
+
+def read_inputs(conn: psycopg.Connection, jobs: pl.DataFrame
+                ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Host series and the jobs' own cgroup series for a chunk of jobs."""
     hosts = sorted({h for hs in jobs["hosts"].to_list() for h in (hs or [])})
     started = jobs["start_time"].drop_nulls()
-    if hosts and started.len():
-        series = host_series(
-            conn, hosts, started.min() - timedelta(seconds=LOOKBACK_S),
-            jobs["end_time"].max() + timedelta(seconds=END_GRACE_S),
-            ["cpu_busy", "mem_used", "net_bw"],
-        )
-    else:
-        series = pl.DataFrame(schema=SERIES_SCHEMA)
-    return compute_job_metrics(jobs, series)
+    if not hosts or not started.len():
+        return pl.DataFrame(schema=SERIES_SCHEMA), pl.DataFrame(schema=CGROUP_SCHEMA)
+    start = started.min() - timedelta(seconds=LOOKBACK_S)
+    end = jobs["end_time"].max() + timedelta(seconds=END_GRACE_S)
+    series = host_series(conn, hosts, start, end)
+    cgroup = cgroup_series(conn, hosts, jobs["jobid"].to_list(), start, end)
+    return series, cgroup
 
 
-def build_job_metrics(conn: psycopg.Connection, start: datetime, end: datetime
-                      ) -> JobMetricsResult:
-    """Recompute the metrics of every job that ended in [start, end), day by day."""
+def build_job_day(conn: psycopg.Connection, start: datetime, end: datetime,
+                  result: JobDayResult) -> None:
+    """Replace job_series, job_metrics and job_coverage of jobs that ended in [start, end)."""
+    jobs = jobs_ended(conn, start, end)
+    day = start.date()
+    with conn.transaction(), conn.cursor() as cur:
+        clear_day(cur, ["job_series", "job_metrics", "job_coverage"], day,
+                  jobs["jobid"].to_list())
+        for part in chunks(jobs, chunk_hosts()):
+            series, cgroup = read_inputs(conn, part)
+            rows = job_series_rows(part, series, cgroup)
+            metrics = compute_job_metrics(part, series, cgroup)
+            coverage = job_coverage(part, series)
+            result.series_rows += copy_day(cur, "job_series", rows, day)
+            result.metric_rows += copy_day(cur, "job_metrics", metrics, day)
+            result.coverage_rows += copy_day(cur, "job_coverage", coverage, day)
+            result.jobs_with_data += metrics.filter(pl.col("value").is_not_null()
+                                                    & (pl.col("source") != "accounting")
+                                                    )["jobid"].n_unique()
+            result.chunks += 1
+    result.jobs += jobs.height
+    result.days.append(day.isoformat())
+
+
+def build_job_days(conn: psycopg.Connection, start: datetime, end: datetime) -> JobDayResult:
+    """Rebuild every job day in [start, end) (a backfill range or one partition)."""
     t0 = time.monotonic()
-    total_jobs = with_data = rows = 0
+    result = JobDayResult()
     day = start
     while day < end:
         nxt = min(day + timedelta(days=1), end)
-        jobs = jobs_ended(conn, day, nxt)
-        metrics = metrics_for_jobs(conn, jobs)
-        rows += replace_job_metrics(conn, metrics, day.date())
-        total_jobs += jobs.height
-        with_data += metrics.filter(pl.col("value").is_not_null())["jobid"].n_unique()
+        build_job_day(conn, day, nxt, result)
         day = nxt
-    return JobMetricsResult(total_jobs, with_data, rows, time.monotonic() - t0)
+    result.seconds = time.monotonic() - t0
+    return result
 
 
 def metric_bound_violations(conn: psycopg.Connection, start: datetime, end: datetime
@@ -74,10 +134,31 @@ def metric_bound_violations(conn: psycopg.Connection, start: datetime, end: date
     """Metrics outside physical bounds for jobs that ended in the window."""
     cur = conn.execute(
         "SELECT m.jobid, m.metric, m.value FROM job_metrics m JOIN job_data j USING (jobid) "
-        "WHERE j.end_time >= %s AND j.end_time < %s AND m.value IS NOT NULL AND ("
-        " (m.metric = 'cpu_efficiency' AND (m.value < 0 OR m.value > 1 + %s))"
-        " OR (m.metric = 'hosts_with_data' AND (m.value < 0 OR m.value > 1))"
-        " OR (m.metric <> 'cpu_efficiency' AND m.value < 0))",
-        (start, end, EFFICIENCY_SLACK),
+        "WHERE j.end_time >= %(s)s AND j.end_time < %(e)s AND m.value IS NOT NULL AND ("
+        " m.value < 0"
+        " OR (m.metric IN ('cpu_efficiency', 'gpu_util') AND m.value > 1 + %(slack)s)"
+        " OR (m.metric = 'cpu_cores_avg'"
+        "     AND m.value > j.ncpus::float8 / greatest(j.nnodes, 1) * (1 + %(slack)s))"
+        " OR (m.metric IN ('hosts_with_data', 'mem_hwm_fraction', 'cpu_imbalance')"
+        "     AND m.value > 1)"
+        " OR (m.metric = 'idle_nodes' AND m.value > j.nnodes))",
+        {"s": start, "e": end, "slack": EFFICIENCY_SLACK},
     )
     return cur.fetchall()
+
+
+def jobs_missing_metrics(conn: psycopg.Connection, start: datetime, end: datetime
+                         ) -> list[str]:
+    """Finished jobs (long enough to measure) with CPU host data but no metric from it."""
+    cur = conn.execute(
+        "SELECT j.jobid FROM job_data j WHERE j.end_time >= %(s)s AND j.end_time < %(e)s"
+        " AND j.start_time IS NOT NULL AND j.end_time - j.start_time >= %(short)s"
+        " AND EXISTS (SELECT 1 FROM host_data h WHERE h.host = ANY(j.hosts)"
+        "   AND h.time > j.start_time AND h.time <= j.end_time AND h.device = ''"
+        "   AND h.type = 'cpu')"
+        " AND NOT EXISTS (SELECT 1 FROM job_metrics m WHERE m.jobid = j.jobid"
+        "   AND m.metric = 'hosts_with_data' AND m.value IS NOT NULL)"
+        " ORDER BY j.jobid",
+        {"s": start, "e": end, "short": timedelta(seconds=SHORT_JOB_S)},
+    )
+    return [r[0] for r in cur.fetchall()]

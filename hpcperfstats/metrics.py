@@ -1,13 +1,19 @@
 """Per-job metrics from the derived series of the job's hosts and run time.
 
-Each metric is one row (jobid, metric, value, unit, reason). A metric that
-cannot be computed has value NULL and says why (``not started``, ``no data``,
-``job too short``), never a zero a researcher would take for a measurement.
+Each metric is one row (jobid, metric, value, unit, reason, source). A metric
+that cannot be computed has value NULL and says why (``not started``, ``no
+data``, ``job too short``, ``no GPUs allocated``), never a zero a researcher
+would take for a measurement.
 
 Rates are weighted by how much of their interval lies inside the job: a
 sample taken a moment after the job began covers five minutes of whatever
 ran before, and must not count as the job's. Gauges count at the instants
 the job was running (plus a grace for the epilog's end-of-job sample).
+
+Where the monitor reported the job's own Slurm cgroup (nodes shared by
+several jobs), CPU and memory come from it instead of node totals, and the
+``source`` column says ``cgroup`` rather than ``node`` so the job page can
+tell the researcher which one they are reading.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from hpcperfstats.series import SERIES
+from hpcperfstats.series import ALL_SERIES, CGROUP_SCHEMA
 
 #: A sample taken by the epilog lands seconds after Slurm's end time.
 END_GRACE_S = 60
@@ -30,6 +36,9 @@ MIN_PURITY = 0.5
 #: How far before a job's start the series are read, to know the interval
 #: of the first rate inside the job.
 LOOKBACK_S = 3600
+#: A node of a job is idle when its busy cores stay under this share of the
+#: cores the job holds on it (OS noise reads as a few hundredths of a core).
+IDLE_SHARE = 0.05
 
 METRIC_COLUMNS = {
     "jobid": pl.Utf8,
@@ -37,6 +46,7 @@ METRIC_COLUMNS = {
     "value": pl.Float64,
     "unit": pl.Utf8,
     "reason": pl.Utf8,
+    "source": pl.Utf8,
 }
 
 
@@ -48,54 +58,84 @@ class MetricSpec:
     why: str
 
 
+def _m(label: str, unit: str, series: str, why: str) -> MetricSpec:
+    return MetricSpec(label, unit, series, why)
+
+
 METRICS: dict[str, MetricSpec] = {
-    "cpu_cores_avg": MetricSpec(
-        "CPU cores busy per node", "cores", "cpu_busy",
-        "time average of busy cores on each node, averaged over the job's nodes",
-    ),
-    "cpu_efficiency": MetricSpec(
-        "CPU efficiency", "1", "cpu_busy",
-        "busy cores summed over nodes divided by the cores Slurm allocated",
-    ),
-    "mem_hwm_bytes": MetricSpec(
-        "Memory high-water mark per node", "B", "mem_used",
-        "highest process memory (MemUsed - FilePages - Slab) on any node",
-    ),
-    "net_bw_avg": MetricSpec(
-        "Network bandwidth per node", "B/s", "net_bw",
-        "time average of rx+tx bytes/s (loopback excluded), averaged over nodes",
-    ),
-    "hosts_with_data": MetricSpec(
-        "Fraction of nodes with data", "1", "cpu_busy",
-        "nodes that reported CPU data during the job, over nodes allocated",
-    ),
+    "cpu_cores_avg": _m("CPU cores busy per node", "cores", "cpu_busy",
+                        "time average of busy cores on each node, averaged over the job's nodes"),
+    "cpu_efficiency": _m("CPU efficiency", "1", "cpu_busy",
+                         "busy cores summed over nodes divided by the cores Slurm allocated"),
+    "cpu_imbalance": _m("Load imbalance across nodes", "1", "cpu_busy",
+                        "1 - mean/max of the nodes' busy cores: 0 even, near 1 one node works"),
+    "idle_nodes": _m("Idle nodes", "nodes", "cpu_busy",
+                     f"nodes whose busy cores stayed under {IDLE_SHARE:.0%} of the job's cores"),
+    "cpu_freq_hz": _m("CPU frequency while busy", "Hz", "cycles",
+                      "core cycles per second divided by busy cores (needs PMC counters)"),
+    "mem_hwm_bytes": _m("Memory high-water mark per node", "B", "mem_used",
+                        "highest process memory (MemUsed - FilePages - Slab, or the job's "
+                        "cgroup) on any node"),
+    "mem_hwm_fraction": _m("Memory high-water mark, share of the node", "1", "mem_used",
+                           "highest memory on any node over that node's installed memory"),
+    "mem_requested_ratio": _m("Memory requested over used", "1", "mem_used",
+                              "memory Slurm reserved divided by the high-water mark x nodes"),
+    "flops_avg": _m("FLOPS per node", "1/s", "flops", "floating-point operations per second"),
+    "mem_bw_avg": _m("Memory bandwidth per node", "B/s", "mem_bw",
+                     "memory controller read+write bytes/s, averaged over nodes"),
+    "net_bw_avg": _m("Network bandwidth per node", "B/s", "net_bw",
+                     "time average of rx+tx bytes/s (loopback excluded), averaged over nodes"),
+    "ib_bw_avg": _m("InfiniBand bandwidth per node", "B/s", "ib_bw",
+                    "port xmit+rcv data bytes/s, averaged over nodes"),
+    "ib_packet_bytes": _m("InfiniBand packet size", "B", "ib_pkts",
+                          "InfiniBand bytes over packets: small packets mean latency-bound"),
+    "block_bw_avg": _m("Block I/O per node", "B/s", "block_bw", "local disk read+write bytes/s"),
+    "lustre_read_bw_avg": _m("Lustre read per node", "B/s", "lustre_read_bw",
+                             "Lustre client read bytes/s, averaged over nodes"),
+    "lustre_write_bw_avg": _m("Lustre write per node", "B/s", "lustre_write_bw",
+                              "Lustre client write bytes/s, averaged over nodes"),
+    "lustre_md_ops_avg": _m("Lustre metadata ops per node", "1/s", "lustre_md_ops",
+                            "open, close, stat, mkdir, unlink... per second, averaged over nodes"),
+    "gpu_util": _m("GPU utilisation", "1", "gpu_util",
+                   "GPU busy share summed over the nodes' GPUs divided by GPUs allocated"),
+    "gpu_mem_hwm_bytes": _m("GPU memory high-water mark per node", "B", "gpu_mem",
+                            "highest GPU memory in use on any node"),
+    "power_avg_w": _m("Power per node", "W", "cpu_power",
+                      "RAPL package+DRAM plus GPU power, averaged over nodes"),
+    "energy_j": _m("Energy", "J", "cpu_power", "average power x nodes x run time"),
+    "hosts_with_data": _m("Fraction of nodes with data", "1", "cpu_busy",
+                          "nodes that reported CPU data during the job, over nodes allocated"),
+    "time_limit_ratio": _m("Time limit over run time", "1", "",
+                           "the time limit asked for divided by the time the job ran"),
 }
 
+#: Metrics read from the CPU or memory source (job cgroup or node totals).
+_CPU_METRICS = ("cpu_cores_avg", "cpu_efficiency", "cpu_imbalance", "idle_nodes",
+                "hosts_with_data")  # fmt: skip
+_MEM_METRICS = ("mem_hwm_bytes", "mem_hwm_fraction", "mem_requested_ratio")
+_GPU_METRICS = ("gpu_util", "gpu_mem_hwm_bytes")
+_JOB_DEFAULTS = {"ngpus": pl.Int32, "req_mem_bytes": pl.Int64, "timelimit_s": pl.Int64}
 
-def with_intervals(series: pl.DataFrame) -> pl.DataFrame:
+
+def with_intervals(series: pl.DataFrame, key: tuple[str, ...] = ("host", "series")
+                   ) -> pl.DataFrame:
     """Add ``since``: the start of the interval each rate point covers.
 
     That is the previous point of the same host and series; for a first
     point, the host's typical interval before it.
     """
-    key = ["host", "series"]
-    frame = series.sort([*key, "time"]).with_columns(
-        pl.col("time").shift(1).over(key).alias("since")
+    key_ = list(key)
+    frame = series.sort([*key_, "time"]).with_columns(
+        pl.col("time").shift(1).over(key_).alias("since")
     )
-    typical = (pl.col("time") - pl.col("since")).median().over(key)
+    typical = (pl.col("time") - pl.col("since")).median().over(key_)
     fallback = pl.col("time") - typical.fill_null(pl.duration(seconds=300))
     return frame.with_columns(pl.coalesce("since", fallback).alias("since"))
 
 
-def job_points(jobs: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
-    """Series points of each job's hosts with their weight inside the job."""
-    rates = [n for n, s in SERIES.items() if s.kind == "rate"]
-    windows = (
-        jobs.select("jobid", "start_time", "end_time", pl.col("hosts").alias("host"))
-        .explode("host")
-        .drop_nulls(["host", "start_time", "end_time"])
-    )
-    points = windows.join(with_intervals(series), on="host", how="inner")
+def _weighted(points: pl.DataFrame) -> pl.DataFrame:
+    """Weight of each point inside its job: overlap seconds for rates, 1/0 for gauges."""
+    rates = [n for n, s in ALL_SERIES.items() if s.kind == "rate"]
     overlap = (
         (pl.min_horizontal("time", "end_time") - pl.max_horizontal("since", "start_time"))
         .dt.total_microseconds() / 1e6
@@ -114,58 +154,156 @@ def job_points(jobs: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def compute_job_metrics(jobs: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
-    """Metrics for ``jobs`` (jobid, start_time, end_time, hosts, ncpus, nnodes).
+def job_windows(jobs: pl.DataFrame) -> pl.DataFrame:
+    """One row per (job, host) with the job's start and end."""
+    return (
+        jobs.select("jobid", "start_time", "end_time", pl.col("hosts").alias("host"))
+        .explode("host")
+        .drop_nulls(["host", "start_time", "end_time"])
+    )
 
-    ``series`` holds derived series (see ``hpcperfstats.series``) for the
-    jobs' hosts from ``LOOKBACK_S`` before their start to after their end.
-    """
-    points = job_points(jobs, series)
-    rates = [n for n, s in SERIES.items() if s.kind == "rate"]
-    per_host = points.group_by(["jobid", "host", "series"]).agg(
+
+def job_points(jobs: pl.DataFrame, series: pl.DataFrame,
+               cgroup: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Series points of each job's hosts (and its own cgroup) with their weight."""
+    windows = job_windows(jobs)
+    node = windows.join(with_intervals(series), on="host", how="inner")
+    parts = [node.select("jobid", "host", "series", "time", "since", "value",
+                         "start_time", "end_time")]
+    if cgroup is not None and cgroup.height:
+        own = windows.join(with_intervals(cgroup, ("jobid", "host", "series")),
+                           on=["jobid", "host"], how="inner")
+        parts.append(own.select(parts[0].columns))
+    return _weighted(pl.concat(parts, how="vertical"))
+
+
+def _per_host(points: pl.DataFrame) -> pl.DataFrame:
+    """(jobid, host) -> ``<series>_mean`` and ``<series>_max`` columns."""
+    rates = [n for n, s in ALL_SERIES.items() if s.kind == "rate"]
+    long = points.group_by(["jobid", "host", "series"]).agg(
         ((pl.col("value") * pl.col("weight")).sum() / pl.col("weight").sum()).alias("mean"),
         pl.col("value").max().alias("max"),
         (pl.col("weight").sum() / pl.col("span").sum()).alias("purity"),
     ).filter(~pl.col("series").is_in(rates) | (pl.col("purity") >= MIN_PURITY))
-    per_job = per_host.group_by(["jobid", "series"]).agg(
-        pl.col("mean").mean().alias("mean_per_host"),
-        pl.col("mean").sum().alias("sum_of_means"),
-        pl.col("max").max().alias("max"),
-        pl.col("host").n_unique().alias("hosts"),
+    stats = long.unpivot(index=["jobid", "host", "series"], on=["mean", "max"],
+                         variable_name="stat")
+    wide = (
+        stats.with_columns((pl.col("series") + "_" + pl.col("stat")).alias("col"))
+        .pivot(on="col", index=["jobid", "host"], values="value")
+    )
+    missing = [f"{s}_{k}" for s in ALL_SERIES for k in ("mean", "max")
+               if f"{s}_{k}" not in wide.columns]
+    return wide.with_columns([pl.lit(None, pl.Float64).alias(c) for c in missing])
+
+
+def _sum(col: pl.Expr) -> pl.Expr:
+    """A sum that is NULL over no values (polars sums nothing to 0, a false zero)."""
+    return pl.when(col.count() > 0).then(col.sum())
+
+
+def _job_level(per_host: pl.DataFrame, jobs: pl.DataFrame) -> pl.DataFrame:
+    """Aggregate the per-host frame into one wide row per job."""
+    has_cg_cpu = pl.col("cg_cpu_mean").is_not_null().any().over("jobid")
+    has_cg_mem = (pl.col("cg_mem_max").is_not_null()
+                  | pl.col("cg_mem_peak_max").is_not_null()).any().over("jobid")
+    frame = per_host.join(jobs, on="jobid", how="inner").with_columns(
+        pl.when(has_cg_cpu).then(pl.col("cg_cpu_mean")).otherwise(pl.col("cpu_busy_mean"))
+        .alias("cpu"),
+        pl.when(has_cg_mem).then(pl.max_horizontal("cg_mem_max", "cg_mem_peak_max"))
+        .otherwise(pl.col("mem_used_max")).alias("mem"),
+        has_cg_cpu.alias("cpu_cg"), has_cg_mem.alias("mem_cg"),
+        (pl.col("ncpus").cast(pl.Float64) / pl.col("nnodes").cast(pl.Float64)).alias("cpn"),
+        pl.when(pl.col("cpu_power_mean").is_null() & pl.col("gpu_power_mean").is_null())
+        .then(None).otherwise(pl.sum_horizontal("cpu_power_mean", "gpu_power_mean"))
+        .alias("power"),
+    )
+    run_s = (pl.col("end_time") - pl.col("start_time")).dt.total_seconds().first()
+    first = {c: pl.col(c).first() for c in ("ncpus", "nnodes", "ngpus", "req_mem_bytes")}
+    n_cpu = pl.col("cpu").count()
+    return frame.group_by("jobid").agg(
+        pl.col("cpu").mean().alias("cpu_cores_avg"),
+        (_sum(pl.col("cpu")) / first["ncpus"]).alias("cpu_efficiency"),
+        pl.when((first["nnodes"] > 1) & (n_cpu > 1) & (pl.col("cpu").max() > 0))
+        .then(1 - pl.col("cpu").mean() / pl.col("cpu").max()).alias("cpu_imbalance"),
+        pl.when(n_cpu > 0).then((pl.col("cpu") < IDLE_SHARE * pl.col("cpn")).sum()
+                                .cast(pl.Float64)).alias("idle_nodes"),
+        (_sum(pl.col("cycles_mean")) / pl.col("cpu_busy_mean").filter(
+            pl.col("cycles_mean").is_not_null()).sum()).alias("cpu_freq_hz"),
+        pl.col("mem").max().alias("mem_hwm_bytes"),
+        (pl.col("mem") / pl.col("mem_total_max")).max().alias("mem_hwm_fraction"),
+        (first["req_mem_bytes"] / (pl.col("mem").max() * first["nnodes"]))
+        .alias("mem_requested_ratio"),
+        pl.col("flops_mean").mean().alias("flops_avg"),
+        pl.col("mem_bw_mean").mean().alias("mem_bw_avg"),
+        pl.col("net_bw_mean").mean().alias("net_bw_avg"),
+        pl.col("ib_bw_mean").mean().alias("ib_bw_avg"),
+        (_sum(pl.col("ib_bw_mean")) / _sum(pl.col("ib_pkts_mean"))).alias("ib_packet_bytes"),
+        pl.col("block_bw_mean").mean().alias("block_bw_avg"),
+        pl.col("lustre_read_bw_mean").mean().alias("lustre_read_bw_avg"),
+        pl.col("lustre_write_bw_mean").mean().alias("lustre_write_bw_avg"),
+        pl.col("lustre_md_ops_mean").mean().alias("lustre_md_ops_avg"),
+        (_sum(pl.col("gpu_util_mean")) / 100.0 / first["ngpus"]).alias("gpu_util"),
+        pl.col("gpu_mem_max").max().alias("gpu_mem_hwm_bytes"),
+        pl.col("power").mean().alias("power_avg_w"),
+        (pl.col("power").mean() * first["nnodes"] * run_s).alias("energy_j"),
+        (n_cpu / first["nnodes"]).alias("hosts_with_data"),
+        pl.col("cpu_cg").first(), pl.col("mem_cg").first(),
     )
 
-    def pick(series_name: str, expr: pl.Expr, metric: str) -> pl.DataFrame:
-        return per_job.filter(pl.col("series") == series_name).select(
-            "jobid", pl.lit(metric).alias("metric"), expr.alias("value")
-        )
 
-    base = jobs.select("jobid", "ncpus", "nnodes")
-    computed = pl.concat(
-        [
-            pick("cpu_busy", pl.col("mean_per_host"), "cpu_cores_avg"),
-            pick("cpu_busy", pl.col("sum_of_means"), "cpu_efficiency"),
-            pick("mem_used", pl.col("max"), "mem_hwm_bytes"),
-            pick("net_bw", pl.col("mean_per_host"), "net_bw_avg"),
-            pick("cpu_busy", pl.col("hosts").cast(pl.Float64), "hosts_with_data"),
-        ],
-        how="vertical",
-    ).join(base, on="jobid", how="left")
-    computed = computed.with_columns(
-        pl.when(pl.col("metric") == "cpu_efficiency")
-        .then(pl.col("value") / pl.col("ncpus").cast(pl.Float64))
-        .when(pl.col("metric") == "hosts_with_data")
-        .then(pl.col("value") / pl.col("nnodes").cast(pl.Float64))
-        .otherwise(pl.col("value"))
-        .alias("value")
-    ).select("jobid", "metric", "value")
+def compute_job_metrics(jobs: pl.DataFrame, series: pl.DataFrame,
+                        cgroup: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Metrics for ``jobs`` (jobid, start_time, end_time, hosts, ncpus, nnodes and,
+    when known, ngpus, req_mem_bytes, timelimit_s).
+
+    ``series`` holds derived series (see ``hpcperfstats.series``) for the
+    jobs' hosts from ``LOOKBACK_S`` before their start to after their end;
+    ``cgroup`` the jobs' own cgroup series, where the monitor reported them.
+    """
+    jobs = jobs.with_columns([pl.lit(None, t).alias(c) for c, t in _JOB_DEFAULTS.items()
+                              if c not in jobs.columns])
+    cgroup = cgroup if cgroup is not None else pl.DataFrame(schema=CGROUP_SCHEMA)
+    points = job_points(jobs, series, cgroup)
+    facts = jobs.select("jobid", "start_time", "end_time", "ncpus", "nnodes", "ngpus",
+                        "req_mem_bytes")
+    wide = _job_level(_per_host(points), facts) if points.height else None
+    names = [m for m in METRICS if m != "time_limit_ratio"]
+    if wide is None:
+        computed = pl.DataFrame(schema={"jobid": pl.Utf8, "metric": pl.Utf8,
+                                        "value": pl.Float64, "source": pl.Utf8})
+    else:
+        computed = (
+            wide.unpivot(index=["jobid", "cpu_cg", "mem_cg"], on=names,
+                         variable_name="metric", value_name="value")
+            .with_columns(
+                # 0/0 or x/0 (no cores, no memory recorded) is no measurement
+                pl.when(pl.col("value").cast(pl.Float64).is_finite())
+                .then(pl.col("value").cast(pl.Float64)).alias("value"),
+                pl.when(pl.col("metric").is_in(_CPU_METRICS))
+                .then(pl.when(pl.col("cpu_cg")).then(pl.lit("cgroup")).otherwise(pl.lit("node")))
+                .when(pl.col("metric").is_in(_MEM_METRICS))
+                .then(pl.when(pl.col("mem_cg")).then(pl.lit("cgroup")).otherwise(pl.lit("node")))
+                .otherwise(pl.lit("node")).alias("source"),
+            )
+            .select("jobid", "metric", "value", "source")
+        )
+    run_s = (pl.col("end_time") - pl.col("start_time")).dt.total_seconds()
+    limits = jobs.select(
+        "jobid", pl.lit("time_limit_ratio").alias("metric"),
+        pl.when(run_s > 0).then(pl.col("timelimit_s").cast(pl.Float64) / run_s)
+        .alias("value"),
+        pl.lit("accounting").alias("source"),
+    )
+    computed = pl.concat([computed, limits.cast(computed.schema)], how="vertical")
 
     # every job gets every metric: absent ones carry the reason
-    grid = jobs.select("jobid", "start_time", "end_time").join(
+    grid = jobs.select("jobid", "start_time", "end_time", "ngpus", "nnodes").join(
         pl.DataFrame({"metric": list(METRICS)}), how="cross"
     )
-    run_s = (pl.col("end_time") - pl.col("start_time")).dt.total_seconds()
+    no_gpu = pl.col("metric").is_in(_GPU_METRICS) & (pl.col("ngpus").fill_null(0) == 0)
     out = (
         grid.join(computed, on=["jobid", "metric"], how="left")
+        .with_columns(pl.when(no_gpu).then(None).otherwise(pl.col("value")).alias("value"))
         .with_columns(
             pl.when(pl.col("value").is_not_null())
             .then(None)
@@ -173,6 +311,10 @@ def compute_job_metrics(jobs: pl.DataFrame, series: pl.DataFrame) -> pl.DataFram
             .then(pl.lit("not started"))
             .when(pl.col("end_time").is_null())
             .then(pl.lit("still running"))
+            .when(no_gpu)
+            .then(pl.lit("no GPUs allocated"))
+            .when((pl.col("metric") == "cpu_imbalance") & (pl.col("nnodes") == 1))
+            .then(pl.lit("single node"))
             .when(run_s < SHORT_JOB_S)
             .then(pl.lit("job too short"))
             .otherwise(pl.lit("no data"))
@@ -181,5 +323,7 @@ def compute_job_metrics(jobs: pl.DataFrame, series: pl.DataFrame) -> pl.DataFram
                 {k: v.unit for k, v in METRICS.items()}, return_dtype=pl.Utf8
             ).alias("unit"),
         )
+        .with_columns(pl.when(pl.col("value").is_null()).then(None)
+                      .otherwise(pl.col("source")).alias("source"))
     )
-    return out.select(list(METRIC_COLUMNS)).sort(["jobid", "metric"])
+    return out.select(list(METRIC_COLUMNS)).cast(METRIC_COLUMNS).sort(["jobid", "metric"])

@@ -49,7 +49,8 @@ def pg_url(pg_server: str) -> str:
     """The session database, emptied of data before each test that asks."""
     with psycopg.connect(pg_server) as conn:
         ensure_schema(conn)
-        conn.execute("TRUNCATE host_data, job_data, job_metrics")
+        conn.execute("TRUNCATE host_data, job_data, job_metrics, job_series, job_coverage, "
+                     "job_flags")
     return pg_server
 
 

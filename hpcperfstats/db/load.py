@@ -21,7 +21,6 @@ JOB_DATA_COLUMNS = [
     "exit_code", "submit_time", "start_time", "end_time", "elapsed_s", "timelimit_s", "nnodes",
     "ncpus", "req_mem_bytes", "ngpus", "nodelist", "hosts", "source_day",
 ]
-JOB_METRICS_COLUMNS = ["jobid", "metric", "value", "unit", "reason", "day"]
 
 
 def _pg_array(values: pl.Expr) -> pl.Expr:
@@ -81,15 +80,6 @@ def upsert_job_data(conn: psycopg.Connection, jobs: pl.DataFrame, day: date) -> 
             "WHERE job_data.source_day IS NULL OR job_data.source_day <= EXCLUDED.source_day"
         )
         return cur.rowcount
-
-
-def replace_job_metrics(conn: psycopg.Connection, metrics: pl.DataFrame, day: date) -> int:
-    """Replace the metrics of jobs that ended on ``day`` (and of these jobs)."""
-    frame = metrics.with_columns(pl.lit(day).alias("day"))
-    jobids = frame["jobid"].unique().to_list()
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute("DELETE FROM job_metrics WHERE day = %s OR jobid = ANY(%s)", (day, jobids))
-        return copy_frame(cur, "job_metrics", frame, JOB_METRICS_COLUMNS)
 
 
 def read_frame(conn: psycopg.Connection, query: str, params: Sequence | dict | None,

@@ -74,6 +74,51 @@ CREATE TABLE IF NOT EXISTS job_metrics (
     PRIMARY KEY (jobid, metric)
 );
 CREATE INDEX IF NOT EXISTS job_metrics_day ON job_metrics (day);
+-- which data a metric came from: 'cgroup' (the job's own), 'node' (totals), 'accounting'
+ALTER TABLE job_metrics ADD COLUMN IF NOT EXISTS source text;
+
+-- Job-indexed derived series (hpcperfstats.job_series): narrow rows, not
+-- host_data copies; ``day`` is the job's end day, the partition that owns them.
+CREATE TABLE IF NOT EXISTS job_series (
+    jobid  text NOT NULL,
+    host   text NOT NULL,
+    series text NOT NULL,
+    time   timestamptz NOT NULL,
+    value  double precision,
+    day    date NOT NULL,
+    PRIMARY KEY (jobid, series, host, time)
+);
+CREATE INDEX IF NOT EXISTS job_series_day ON job_series (day);
+
+-- Samples expected and present per job and host; gaps as JSON [[from, to], ...].
+CREATE TABLE IF NOT EXISTS job_coverage (
+    jobid      text NOT NULL,
+    host       text NOT NULL,
+    interval_s double precision,
+    expected   integer,
+    present    integer,
+    fraction   double precision,
+    gaps       jsonb NOT NULL DEFAULT '[]',
+    day        date NOT NULL,
+    PRIMARY KEY (jobid, host)
+);
+CREATE INDEX IF NOT EXISTS job_coverage_day ON job_coverage (day);
+
+-- Rule hits (hpcperfstats.flags); rule_version is a hash of the rule that fired.
+CREATE TABLE IF NOT EXISTS job_flags (
+    jobid        text NOT NULL,
+    flag         text NOT NULL,
+    value        double precision,
+    threshold    double precision,
+    message      text NOT NULL,
+    advice       text,
+    rule_version text NOT NULL,
+    day          date NOT NULL,
+    computed_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (jobid, flag)
+);
+CREATE INDEX IF NOT EXISTS job_flags_day ON job_flags (day);
+CREATE INDEX IF NOT EXISTS job_flags_flag ON job_flags (flag, day);
 """
 
 
@@ -95,12 +140,9 @@ def ensure_schema(conn: psycopg.Connection) -> dict:
         conn.execute(TABLES)
         timescale = timescale_available(conn)
         if timescale:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-            conn.execute(
-                "SELECT create_hypertable('host_data', 'time', "
-                "chunk_time_interval => INTERVAL '1 day', if_not_exists => TRUE, "
-                "migrate_data => TRUE)"
-            )
+            from hpcperfstats.db.timescale import setup_host_data
+
+            setup_host_data(conn)
         conn.execute(
             "INSERT INTO schema_version (version) VALUES (%s) ON CONFLICT DO NOTHING",
             (SCHEMA_VERSION,),

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from hpcperfstats.metrics import compute_job_metrics
+from hpcperfstats.metrics import METRICS, compute_job_metrics
 
 T0 = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
 
@@ -77,7 +77,7 @@ def test_missing_data_is_null_with_a_reason():
     assert five["cpu_cores_avg"] == (4.0, None)  # only the node with data
     assert five["cpu_efficiency"] == (pytest.approx(4.0 / 16), None)
     assert five["mem_hwm_bytes"] == (None, "no data")
-    assert out.height == 4 * 5
+    assert out.height == 4 * len(METRICS)
 
 
 def test_rates_count_by_their_overlap_with_the_job():

@@ -1,0 +1,86 @@
+"""``job_coverage``: how much of each job's run its hosts actually reported.
+
+For every (job, host): the host's sampling interval (the median gap between
+its timestamps, so a site running 60 s or 600 s intervals needs no setting),
+the samples expected over the run (one at its start, as the prolog takes,
+and one per interval up to its end), those present in [start, end + grace],
+and the gaps longer than 1.5 intervals as (from, to). Timestamps are what host_data holds, so this
+works for monitors that send no ``%seq`` marks (TACC's C monitor) too.
+"""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from hpcperfstats.metrics import END_GRACE_S, job_windows
+
+#: A gap between two samples longer than this many intervals is a hole.
+GAP_FACTOR = 1.5
+#: Interval assumed for a host with a single sample in range.
+DEFAULT_INTERVAL_S = 300.0
+
+COVERAGE_COLUMNS = {
+    "jobid": pl.Utf8,
+    "host": pl.Utf8,
+    "interval_s": pl.Float64,
+    "expected": pl.Int64,
+    "present": pl.Int64,
+    "fraction": pl.Float64,
+    "gaps": pl.Utf8,  # JSON list of [from, to] ISO-8601 UTC pairs
+}
+
+
+def sample_times(series: pl.DataFrame) -> pl.DataFrame:
+    """Distinct (host, time) of every sample that produced a series point."""
+    return series.select("host", "time").unique().sort(["host", "time"])
+
+
+def host_intervals(times: pl.DataFrame) -> pl.DataFrame:
+    """(host, interval_s): the median gap between a host's samples."""
+    return (
+        times.with_columns(
+            (pl.col("time").diff().over("host").dt.total_microseconds() / 1e6).alias("gap"))
+        .group_by("host")
+        .agg(pl.col("gap").median().fill_null(DEFAULT_INTERVAL_S).alias("interval_s"))
+    )
+
+
+def _gaps(times: list, start, end, interval: float) -> list[list[str]]:
+    marks = [start, *times, end]
+    out = []
+    for a, b in zip(marks, marks[1:], strict=False):
+        if (b - a).total_seconds() > GAP_FACTOR * interval:
+            out.append([a.isoformat(), b.isoformat()])
+    return out
+
+
+def job_coverage(jobs: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
+    """One row per (finished job, allocated host), hosts with no data included."""
+    times = sample_times(series)
+    windows = job_windows(jobs).join(host_intervals(times), on="host", how="left").with_columns(
+        pl.col("interval_s").fill_null(DEFAULT_INTERVAL_S))
+    inside = (pl.col("time") >= pl.col("start_time")) & (
+        pl.col("time") <= pl.col("end_time") + pl.duration(seconds=END_GRACE_S))
+    seen = (
+        windows.join(times, on="host", how="inner").filter(inside)
+        .group_by(["jobid", "host"]).agg(pl.col("time").sort().alias("times"))
+    )
+    frame = windows.join(seen, on=["jobid", "host"], how="left")
+    rows = []
+    for r in frame.iter_rows(named=True):  # one per (job, host): small next to the points
+        times_ = r["times"] or []
+        run_s = (r["end_time"] - r["start_time"]).total_seconds()
+        expected = round(run_s / r["interval_s"]) + 1  # both ends and every interval
+        present = len(times_)
+        in_run = [t for t in times_ if t <= r["end_time"]]
+        rows.append({
+            "jobid": r["jobid"], "host": r["host"], "interval_s": r["interval_s"],
+            "expected": expected, "present": present,
+            "fraction": min(1.0, present / expected),
+            "gaps": json.dumps(_gaps(in_run, r["start_time"], r["end_time"], r["interval_s"])),
+        })
+    if not rows:
+        return pl.DataFrame(schema=COVERAGE_COLUMNS)
+    return pl.DataFrame(rows, schema=COVERAGE_COLUMNS).sort(["jobid", "host"])

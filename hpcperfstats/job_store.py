@@ -1,0 +1,40 @@
+"""Writes of the job-indexed tables: one job day replaced in one transaction.
+
+A job day's rows (job_series, job_metrics, job_coverage; job_flags on its
+own) are deleted and re-copied together, so a re-materialised or backfilled
+day never shows half old, half new rows. Rows of the same jobs under another
+day are removed too: a job whose end moved (requeued, or running at the
+previous dump) must not keep stale rows under its old day.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import psycopg
+
+from hpcperfstats.db.load import copy_frame
+
+JOB_TABLES: dict[str, list[str]] = {
+    "job_series": ["jobid", "host", "series", "time", "value", "day"],
+    "job_metrics": ["jobid", "metric", "value", "unit", "reason", "source", "day"],
+    "job_coverage": ["jobid", "host", "interval_s", "expected", "present", "fraction", "gaps",
+                     "day"],
+    "job_flags": ["jobid", "flag", "value", "threshold", "message", "advice", "rule_version",
+                  "day"],
+}
+
+
+def clear_day(cur: psycopg.Cursor, tables: list[str], day: date, jobids: list[str]) -> None:
+    """Delete the rows of ``day`` and of ``jobids`` from ``tables`` (inside a transaction)."""
+    for table in tables:
+        if table not in JOB_TABLES:
+            raise KeyError(table)
+        cur.execute(f"DELETE FROM {table} WHERE day = %s OR jobid = ANY(%s)", (day, jobids))
+
+
+def copy_day(cur: psycopg.Cursor, table: str, frame: pl.DataFrame, day: date) -> int:
+    """COPY ``frame`` (the table's columns but ``day``) into ``table`` under ``day``."""
+    return copy_frame(cur, table, frame.with_columns(pl.lit(day).alias("day")),
+                      JOB_TABLES[table])

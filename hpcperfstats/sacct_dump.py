@@ -1,0 +1,113 @@
+"""``hpcperf-sacct-dump``: the login node's daily accounting dump.
+
+Runs ``sacct`` for one UTC day (default: yesterday) with every field of
+:data:`hpcperfstats.accounting.FIELDS`, pipe-separated with a header, and
+writes ``<dir>/<YYYY-MM-DD>.txt``. The file is written beside its final name,
+fsynced and renamed over it, so a re-run for the same day replaces the dump
+atomically and the pipeline never reads half a file. A failing ``sacct``
+leaves the previous dump in place.
+
+Jobs listed are those that were running or ended during the day (sacct's
+``--starttime``/``--endtime`` semantics), so a job still running at dump time
+appears again, finished, in a later day's file; the loader keeps the newest.
+Cron example (01:15 UTC): ``15 1 * * * hpcperf-sacct-dump --dir /scratch/hpcperf/accounting``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from hpcperfstats.accounting import FIELDS, SLURM_TIME_FORMAT, parse_accounting
+
+#: How long sacct may take before the dump gives up (slurmdbd down, huge day).
+SACCT_TIMEOUT_S = 600
+
+
+def sacct_command(day: date, sacct: str = "sacct") -> list[str]:
+    """The sacct invocation for one UTC day."""
+    nxt = day + timedelta(days=1)
+    return [
+        sacct, "--allusers", "--allocations", "--parsable2",
+        f"--format={','.join(FIELDS)}",
+        f"--starttime={day.isoformat()}T00:00:00", f"--endtime={nxt.isoformat()}T00:00:00",
+    ]
+
+
+def run_sacct(day: date, sacct: str = "sacct", timeout: float = SACCT_TIMEOUT_S) -> str:
+    """sacct's output for ``day``, times in UTC (``TZ=UTC``: Slurm 22.05 ignores
+    the ``%z`` of SLURM_TIME_FORMAT and prints no offset; newer ones print it)."""
+    env = {**os.environ, "TZ": "UTC", "SLURM_TIME_FORMAT": SLURM_TIME_FORMAT}
+    out = subprocess.run(sacct_command(day, sacct), capture_output=True, text=True,
+                         env=env, timeout=timeout, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"sacct exited {out.returncode}: {out.stderr.strip()[:500]}")
+    return out.stdout
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text``: temp file in the same directory, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def dump_day(day: date, folder: Path, sacct: str = "sacct") -> tuple[Path, int, int]:
+    """Write the day's dump; returns (path, jobs, malformed lines)."""
+    text = run_sacct(day, sacct)
+    jobs, issues = parse_accounting(text, source=f"sacct {day}")
+    if issues and issues[0].line == 1:  # no usable header: not a dump at all
+        raise RuntimeError(f"sacct output has no usable header: {issues[0].reason}")
+    path = folder / f"{day.isoformat()}.txt"
+    write_atomically(path, text)
+    return path, jobs.height, len(issues)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hpcperf-sacct-dump", description=__doc__.split("\n")[0])
+    parser.add_argument("--day", type=date.fromisoformat,
+                        help="UTC day YYYY-MM-DD (default: yesterday)")
+    parser.add_argument("--days", type=int, default=1, help="this many days from --day")
+    parser.add_argument("--dir", type=Path, default=None,
+                        help="output folder (default: HPCPERF_ACCOUNTING_DIR)")
+    parser.add_argument("--sacct", default="sacct", help="sacct executable")
+    args = parser.parse_args(argv)
+    if args.dir is None:
+        from hpcperfstats.config import settings
+
+        args.dir = settings().accounting_dir
+    first = args.day or (datetime.now(UTC).date() - timedelta(days=1))
+    status = 0
+    for i in range(args.days):
+        day = first + timedelta(days=i)
+        try:
+            path, jobs, bad = dump_day(day, args.dir, args.sacct)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+            print(f"hpcperf-sacct-dump: {day}: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{path}: {jobs} jobs" + (f", {bad} malformed lines" if bad else ""))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Load the default demo cluster into the test database once per session.
+
+Messages go through ``store_messages`` (the archive), ``build_host_data``
+(rates), accounting through the parser and upsert, and the job days through
+``build_job_days``: the same code the Dagster assets call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg
+
+from hpcperfstats.accounting import parse_accounting
+from hpcperfstats.db.load import upsert_job_data
+from hpcperfstats.demo.cluster import DemoConfig, DemoPlan, make_plan
+from hpcperfstats.demo.generate import accounting_files, iter_messages
+from hpcperfstats.drain import store_messages
+from hpcperfstats.flags import load_rules
+from hpcperfstats.flags_load import build_job_flags
+from hpcperfstats.host_load import build_host_data
+from hpcperfstats.job_load import JobDayResult, build_job_days
+
+
+@dataclass
+class DemoDB:
+    cfg: DemoConfig
+    plan: DemoPlan
+    url: str
+    jobs: JobDayResult
+
+
+def load_demo(url: str, root: Path, cfg: DemoConfig | None = None) -> DemoDB:
+    cfg = cfg or DemoConfig()
+    plan = make_plan(cfg)
+    store_messages((m.text.encode() for m in iter_messages(cfg, plan)), root / "archive",
+                   root / "quarantine", root / "state")
+    start = cfg.start.replace(minute=0, second=0, microsecond=0)
+    with psycopg.connect(url) as conn:
+        build_host_data(conn, root / "archive", start, cfg.end + timedelta(hours=1), 3600)
+        for day, text in accounting_files(cfg, plan).items():
+            jobs, issues = parse_accounting(text, source=day)
+            assert not issues
+            upsert_job_data(conn, jobs, date.fromisoformat(day))
+        first = start.replace(hour=0)
+        last = first + timedelta(days=(cfg.end - first).days + 1)
+        result = build_job_days(conn, first, last)
+        build_job_flags(conn, first, last, load_rules())
+    return DemoDB(cfg, plan, url, result)
