@@ -1,16 +1,22 @@
-"""Every database read the dashboards make, as plain functions.
+"""Every job-level database read the dashboards make, as plain functions.
 
-Each function takes an open connection and returns polars frames or plain
-values, so pages stay free of SQL and the queries can be tested on their
-own. User input only ever travels as query parameters; the one piece of
-SQL chosen at run time, the sort order, comes from the fixed ``SORT_KEYS``.
+Each function takes an open connection (and, where jobs are listed or
+opened, the ``Viewer``) and returns polars frames or plain values, so pages
+stay free of SQL and the queries can be tested on their own. User input
+only ever travels as query parameters; the SQL chosen at run time (sort
+order, metric names) comes from fixed allow-lists here.
+
+Who may see which job is decided in ``scope_clause`` and nowhere else:
+every query that returns a job goes through it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass, fields
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -18,8 +24,11 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
+from dashboards.auth import Viewer
 from hpcperfstats.db.connect import connect, database_url
-from hpcperfstats.series import SERIES, SERIES_SCHEMA, SeriesSpec, host_series
+from hpcperfstats.metrics import METRICS
+
+STAFF = Viewer("staff", staff=True)
 
 # Job list columns: the page's column key -> the SQL that sorts by it.
 SORT_KEYS: dict[str, str] = {
@@ -32,8 +41,18 @@ SORT_KEYS: dict[str, str] = {
     "start": "j.start_time {dir}",
     "end": "j.end_time {dir}",
     "nodes": "j.nnodes {dir}",
-    "cpu_eff": "m.value {dir}",
+    "runtime": "j.elapsed_s {dir}",
+    "cpu_eff": "j.eff_sort {dir}",
 }
+
+# Sorting by a metric joins it once (a hash join) instead of looking it up per row.
+_WITH_EFFICIENCY = sql.SQL(
+    "(SELECT j.*, se.value AS eff_sort FROM job_data j LEFT JOIN job_metrics se"
+    " ON se.jobid = j.jobid AND se.metric = 'cpu_efficiency')"
+)
+
+#: Matches are counted up to this many; past it the page says "more than".
+COUNT_LIMIT = 100_000
 
 JOB_LIST_SCHEMA = {
     "jobid": pl.Utf8,
@@ -45,13 +64,14 @@ JOB_LIST_SCHEMA = {
     "start": pl.Datetime("us", "UTC"),
     "end": pl.Datetime("us", "UTC"),
     "nodes": pl.Int64,
+    "runtime": pl.Int64,
     "cpu_eff": pl.Float64,
+    "mem_hwm": pl.Float64,
+    "flags": pl.Utf8,
 }
 
-# Series the job page plots, in this order (those without data are left out).
-PLOTTED_SERIES = ["cpu_busy", "mem_used", "net_bw", "block_bw"]
-
 _URL: str | None = None
+WORK_MEM = "64MB"
 
 
 @contextmanager
@@ -64,79 +84,235 @@ def connection() -> Iterator[psycopg.Connection]:
     global _URL
     if _URL is None:
         _URL = database_url()
-    with connect(_URL, options="-c TimeZone=UTC") as conn:
+    # work_mem: bucketing a wide job's series groups a few hundred thousand
+    # rows; with the 4 MB default PostgreSQL sorts them on disk (2-3x slower).
+    with connect(_URL, options=f"-c TimeZone=UTC -c work_mem={WORK_MEM}") as conn:
         yield conn
+
+
+def table_exists(conn: psycopg.Connection, name: str) -> bool:
+    """Tables other stages add later (job_flags, job_coverage) may be missing."""
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
+
+
+def scope_clause(viewer: Viewer, alias: str = "j") -> tuple[sql.Composable, dict[str, Any]]:
+    """The rows of ``job_data`` (as ``alias``) that ``viewer`` may see."""
+    if viewer.staff:
+        return sql.SQL("TRUE"), {}
+    if viewer.user is None:
+        return sql.SQL("FALSE"), {}
+    a = sql.Identifier(alias)
+    if viewer.share_accounts:
+        clause = sql.SQL(
+            "({a}.username = %(scope_user)s OR {a}.account IN "
+            "(SELECT DISTINCT account FROM job_data WHERE username = %(scope_user)s))"
+        ).format(a=a)
+    else:
+        clause = sql.SQL("{a}.username = %(scope_user)s").format(a=a)
+    return clause, {"scope_user": viewer.user}
 
 
 def _like_prefix(text: str) -> str:
     """A LIKE pattern matching ``text`` literally at the start of a value."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "%"
+    return _like_escape(text) + "%"
 
 
-def _job_filter(user: str | None, state: str | None) -> tuple[sql.Composable, dict[str, Any]]:
-    clauses = [sql.SQL("TRUE")]
-    params: dict[str, Any] = {}
-    if user:
-        clauses.append(sql.SQL("j.username LIKE %(user)s"))
-        params["user"] = _like_prefix(user)
-    if state:
-        clauses.append(sql.SQL("j.state = %(state)s"))
-        params["state"] = state
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass
+class JobFilter:
+    """What the search page asks for; empty fields do not filter."""
+
+    user: str | None = None
+    account: str | None = None
+    partition: str | None = None
+    state: str | None = None
+    name: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    min_nodes: int | None = None
+    max_nodes: int | None = None
+    min_runtime_s: float | None = None
+    max_runtime_s: float | None = None
+    metric: str | None = None
+    metric_min: float | None = None
+    metric_max: float | None = None
+    flag: str | None = None
+    #: user and account match exactly instead of as a prefix (user/account page)
+    exact: bool = False
+
+    def query_args(self) -> dict[str, str]:
+        """The non-empty fields as URL arguments (for shareable search links)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value not in (None, "", False):
+                out[f.name] = value.isoformat() if isinstance(value, datetime) else str(value)
+        return out
+
+
+def job_filter_clause(
+    conn: psycopg.Connection, filt: JobFilter, viewer: Viewer
+) -> tuple[sql.Composable, dict[str, Any]]:
+    scope, params = scope_clause(viewer)
+    clauses: list[sql.Composable] = [scope]
+
+    def add(text: str, name: str, value: Any) -> None:
+        clauses.append(sql.SQL(text))
+        params[name] = value
+
+    if filt.user:
+        if filt.exact:
+            add("j.username = %(user)s", "user", filt.user)
+        else:
+            add("j.username LIKE %(user)s", "user", _like_prefix(filt.user))
+    if filt.account:
+        if filt.exact:
+            add("j.account = %(account)s", "account", filt.account)
+        else:
+            add("j.account LIKE %(account)s", "account", _like_prefix(filt.account))
+    if filt.partition:
+        add("j.partition = %(partition)s", "partition", filt.partition)
+    if filt.state:
+        add("j.state = %(state)s", "state", filt.state)
+    if filt.name:
+        add("j.jobname ILIKE %(name)s", "name", "%" + _like_escape(filt.name) + "%")
+    if filt.since:
+        add("coalesce(j.end_time, 'infinity') >= %(since)s", "since", filt.since)
+    if filt.until:
+        add("j.start_time < %(until)s", "until", filt.until)
+    if filt.min_nodes is not None:
+        add("j.nnodes >= %(min_nodes)s", "min_nodes", int(filt.min_nodes))
+    if filt.max_nodes is not None:
+        add("j.nnodes <= %(max_nodes)s", "max_nodes", int(filt.max_nodes))
+    if filt.min_runtime_s is not None:
+        add("j.elapsed_s >= %(min_rt)s", "min_rt", float(filt.min_runtime_s))
+    if filt.max_runtime_s is not None:
+        add("j.elapsed_s <= %(max_rt)s", "max_rt", float(filt.max_runtime_s))
+    if filt.metric in METRICS and (filt.metric_min is not None or filt.metric_max is not None):
+        add("EXISTS (SELECT 1 FROM job_metrics fm WHERE fm.jobid = j.jobid"
+            " AND fm.metric = %(metric)s"
+            " AND fm.value >= coalesce(%(mmin)s::float8, '-infinity')"
+            " AND fm.value <= coalesce(%(mmax)s::float8, 'infinity'))", "metric", filt.metric)
+        params["mmin"] = None if filt.metric_min is None else float(filt.metric_min)
+        params["mmax"] = None if filt.metric_max is None else float(filt.metric_max)
+    if filt.flag:
+        if table_exists(conn, "job_flags"):
+            add("EXISTS (SELECT 1 FROM job_flags ff WHERE ff.jobid = j.jobid"
+                " AND ff.flag = %(flag)s)", "flag", filt.flag)
+        else:
+            clauses.append(sql.SQL("FALSE"))  # no flags computed: no job has this one
     return sql.SQL(" AND ").join(clauses), params
 
 
 def list_jobs(
     conn: psycopg.Connection,
+    filt: JobFilter | None = None,
+    viewer: Viewer = STAFF,
     *,
-    user: str | None = None,
-    state: str | None = None,
     sort: str = "end",
     descending: bool = True,
     limit: int = 50,
     offset: int = 0,
+    count: bool = True,
 ) -> tuple[pl.DataFrame, int]:
-    """One page of jobs (newest end first by default) and the total match count.
+    """One page of jobs (newest end first by default) and the match count
+    (capped at ``COUNT_LIMIT + 1``: counting every one of a million matches
+    costs a full scan per page view).
 
     Paged in SQL: a server that holds every job in memory per session does
-    not survive a centre with millions of jobs.
+    not survive a centre with millions of jobs. Metrics and flags are looked
+    up for the page's rows only.
     """
-    where, params = _job_filter(user, state)
-    order = SORT_KEYS.get(sort, SORT_KEYS["end"]).format(dir="DESC" if descending else "ASC")
+    where, params = job_filter_clause(conn, filt or JobFilter(), viewer)
+    sort = sort if sort in SORT_KEYS else "end"
+    order = SORT_KEYS[sort].format(dir="DESC" if descending else "ASC")
+    base = _WITH_EFFICIENCY if sort == "cpu_eff" else sql.SQL("job_data")
+    flags = (
+        sql.SQL("(SELECT string_agg(DISTINCT f.flag, ', ') FROM job_flags f"
+                " WHERE f.jobid = j.jobid)")
+        if table_exists(conn, "job_flags") else sql.SQL("NULL::text")
+    )
     query = sql.SQL(
         """
         SELECT j.jobid, j.username, j.account, j.partition, j.jobname, j.state,
-               j.start_time, j.end_time, j.nnodes, m.value
-        FROM job_data j
-        LEFT JOIN job_metrics m ON m.jobid = j.jobid AND m.metric = 'cpu_efficiency'
-        WHERE {where}
+               j.start_time, j.end_time, j.nnodes, j.elapsed_s,
+               (SELECT value FROM job_metrics m WHERE m.jobid = j.jobid
+                AND m.metric = 'cpu_efficiency'),
+               (SELECT value FROM job_metrics m WHERE m.jobid = j.jobid
+                AND m.metric = 'mem_hwm_bytes'),
+               {flags}
+        FROM (SELECT * FROM {base} j WHERE {where}
+              ORDER BY {order} NULLS LAST, j.jobid DESC
+              LIMIT %(limit)s OFFSET %(offset)s) j
         ORDER BY {order} NULLS LAST, j.jobid DESC
-        LIMIT %(limit)s OFFSET %(offset)s
         """
-    ).format(where=where, order=sql.SQL(order))
+    ).format(where=where, order=sql.SQL(order), flags=flags, base=base)
     params |= {"limit": max(1, int(limit)), "offset": max(0, int(offset))}
     rows = conn.execute(query, params).fetchall()
-    total_query = sql.SQL("SELECT count(*) FROM job_data j WHERE {where}").format(where=where)
-    total = conn.execute(total_query, params).fetchone()[0]
-    return pl.DataFrame(rows, schema=JOB_LIST_SCHEMA, orient="row"), int(total)
+    total = -1
+    if count:
+        total_query = sql.SQL(
+            "SELECT count(*) FROM (SELECT 1 FROM job_data j WHERE {where} LIMIT %(cap)s) c"
+        ).format(where=where)
+        total = int(conn.execute(total_query, params | {"cap": COUNT_LIMIT + 1}).fetchone()[0])
+    return pl.DataFrame(rows, schema=JOB_LIST_SCHEMA, orient="row"), total
 
 
-def job_states(conn: psycopg.Connection) -> list[str]:
-    """The states present, for the state filter's choices."""
-    rows = conn.execute(
-        "SELECT DISTINCT state FROM job_data WHERE state IS NOT NULL ORDER BY state"
-    ).fetchall()
-    return [row[0] for row in rows]
+#: Filter choices are cached this long per process: DISTINCT over a million
+#: jobs costs a few hundred milliseconds, and new states or partitions are rare.
+CHOICES_TTL_S = 300.0
+_CHOICES: dict[tuple[str, Viewer], tuple[float, list[str]]] = {}
 
 
-def job_record(conn: psycopg.Connection, jobid: str) -> dict[str, Any] | None:
-    """The accounting row of one job, or None when there is no such job."""
+def distinct_values(conn: psycopg.Connection, column: str, viewer: Viewer = STAFF) -> list[str]:
+    """Choices for a select filter (state, partition), among the viewer's jobs."""
+    if column not in ("state", "partition"):
+        raise ValueError(column)
+    key = (column, viewer)
+    cached = _CHOICES.get(key)
+    if cached and time.monotonic() - cached[0] < CHOICES_TTL_S:
+        return cached[1]
+    scope, params = scope_clause(viewer)
+    query = sql.SQL(
+        "SELECT DISTINCT {c} FROM job_data j WHERE {c} IS NOT NULL AND {s} ORDER BY 1"
+    ).format(c=sql.Identifier(column), s=scope)
+    values = [row[0] for row in conn.execute(query, params).fetchall()]
+    _CHOICES[key] = (time.monotonic(), values)
+    return values
+
+
+def job_states(conn: psycopg.Connection, viewer: Viewer = STAFF) -> list[str]:
+    return distinct_values(conn, "state", viewer)
+
+
+def flag_names(conn: psycopg.Connection) -> list[str]:
+    if not table_exists(conn, "job_flags"):
+        return []
+    return [r[0] for r in conn.execute("SELECT DISTINCT flag FROM job_flags ORDER BY 1")]
+
+
+def job_record(
+    conn: psycopg.Connection, jobid: str, viewer: Viewer = STAFF
+) -> dict[str, Any] | None:
+    """The accounting row of one job, or None when there is none the viewer may see.
+
+    A job that exists but belongs to someone else is answered exactly like a
+    job that does not exist, so job ids cannot be probed.
+    """
+    scope, params = scope_clause(viewer)
+    query = sql.SQL("SELECT * FROM job_data j WHERE j.jobid = %(jobid)s AND {s}").format(s=scope)
     with conn.cursor(row_factory=dict_row) as cur:
-        return cur.execute("SELECT * FROM job_data WHERE jobid = %s", (jobid,)).fetchone()
+        return cur.execute(query, params | {"jobid": jobid}).fetchone()
 
 
 def job_metrics(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
-    """Every metric computed for a job: metric, value (None = not computable), unit, reason."""
+    """Every metric computed for a job: metric, value (None = not computable), unit, reason.
+
+    Call only for a job ``job_record`` returned for the viewer.
+    """
     rows = conn.execute(
         "SELECT metric, value, unit, reason FROM job_metrics WHERE jobid = %s ORDER BY metric",
         (jobid,),
@@ -145,18 +321,76 @@ def job_metrics(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
-def series_specs() -> dict[str, SeriesSpec]:
-    """Series name -> spec with ``.label`` and ``.unit``."""
-    return dict(SERIES)
+def metrics_for_jobs(conn: psycopg.Connection, jobids: list[str], viewer: Viewer) -> pl.DataFrame:
+    """Metrics of several jobs (the compare page), only those the viewer may see."""
+    scope, params = scope_clause(viewer)
+    query = sql.SQL(
+        "SELECT m.jobid, m.metric, m.value, m.unit, m.reason FROM job_metrics m"
+        " JOIN job_data j ON j.jobid = m.jobid WHERE m.jobid = ANY(%(ids)s) AND {s}"
+    ).format(s=scope)
+    rows = conn.execute(query, params | {"ids": list(jobids)}).fetchall()
+    schema = {"jobid": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64, "unit": pl.Utf8,
+              "reason": pl.Utf8}
+    return pl.DataFrame(rows, schema=schema, orient="row")
 
 
-def job_series(
-    conn: psycopg.Connection, job: dict[str, Any], names: list[str] | None = None
-) -> pl.DataFrame:
-    """Per-host series over a job's run time (up to now for a running job)."""
-    start = job.get("start_time")
-    hosts = list(job.get("hosts") or [])
-    if start is None or not hosts:
-        return pl.DataFrame(schema=SERIES_SCHEMA)
-    end = job.get("end_time") or datetime.now(UTC)
-    return host_series(conn, hosts, start, end, names or PLOTTED_SERIES)
+def _optional_table(conn: psycopg.Connection, table: str, jobid: str, order: str) -> pl.DataFrame:
+    """Every column of a later stage's table for one job (empty when it is missing)."""
+    if not table_exists(conn, table):
+        return pl.DataFrame()
+    with conn.cursor(row_factory=dict_row) as cur:
+        query = sql.SQL("SELECT * FROM {t} WHERE jobid = %s").format(t=sql.Identifier(table))
+        rows = cur.execute(query, (jobid,)).fetchall()
+    if not rows:
+        return pl.DataFrame()
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    return frame.sort(order) if order in frame.columns else frame
+
+
+def job_flags(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
+    """Flags raised for a job (jobid, flag, message, ..., rule_version); may be empty."""
+    return _optional_table(conn, "job_flags", jobid, "flag")
+
+
+def job_coverage(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
+    """Per-host data coverage of a job from ``job_coverage``; may be empty."""
+    return _optional_table(conn, "job_coverage", jobid, "host")
+
+
+def user_summary(
+    conn: psycopg.Connection, viewer: Viewer, *, user: str | None, account: str | None,
+    since: datetime | None, until: datetime | None,
+) -> dict[str, Any]:
+    """Aggregate efficiency of a user's or account's jobs in a range (the viewer's part)."""
+    filt = JobFilter(user=user, account=account, since=since, until=until, exact=True)
+    where, params = job_filter_clause(conn, filt, viewer)
+    query = sql.SQL(
+        """
+        SELECT count(*) AS jobs,
+               count(*) FILTER (WHERE j.state = 'COMPLETED') AS completed,
+               count(*) FILTER (WHERE j.state IN ('FAILED', 'TIMEOUT', 'OUT_OF_MEMORY',
+                                                  'NODE_FAIL')) AS failed,
+               sum(j.elapsed_s * j.ncpus) / 3600.0 AS core_hours,
+               sum(j.elapsed_s * j.ncpus * m.value) / nullif(sum(j.elapsed_s * j.ncpus)
+                   FILTER (WHERE m.value IS NOT NULL), 0) AS cpu_efficiency
+        FROM job_data j
+        LEFT JOIN job_metrics m ON m.jobid = j.jobid AND m.metric = 'cpu_efficiency'
+        WHERE {where}
+        """
+    ).format(where=where)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params).fetchone()
+
+
+def used_sources(conn: psycopg.Connection, jobid: str) -> dict[str, str]:
+    """Which CPU/memory source fed a job's metrics, when the metrics stage records it."""
+    cols = {r[0] for r in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'job_metrics'"
+    )}
+    if "source" not in cols:
+        return {}
+    rows = conn.execute(
+        "SELECT metric, source FROM job_metrics WHERE jobid = %s AND source IS NOT NULL",
+        (jobid,),
+    ).fetchall()
+    return {metric: source for metric, source in rows}

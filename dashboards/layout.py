@@ -2,23 +2,51 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
 import panel as pn
 from panel.theme import Fast as _PanelFast
 
+from dashboards import auth
+from dashboards.auth import Viewer
+
 TITLE = "hpcperfstats"
 ACCENT = "#1f5f8b"
 
 # Navigation entries: (label, relative URL). Relative, so the site also
 # works behind a proxy that mounts it under a path prefix.
-NAV: list[tuple[str, str]] = [("Jobs", "jobs")]
+NAV: list[tuple[str, str]] = [
+    ("Overview", "overview"), ("Jobs", "jobs"), ("Users", "user"), ("Compare", "compare"),
+]
 
 _NAV_CSS = """
 .hp-nav a { color: white; text-decoration: none; margin-right: 1.4em; font-size: 1.05em;
             padding: 4px 2px; border-bottom: 2px solid transparent; }
 .hp-nav a:hover, .hp-nav a.active { border-bottom-color: white; }
+"""
+
+CSS = """
+table.hp-facts { border-collapse: collapse; width: 100%; font-size: 14px; }
+table.hp-facts th { text-align: left; color: #555; font-weight: 600; padding: 4px 14px 4px 0;
+                    white-space: nowrap; vertical-align: top; }
+table.hp-facts td { padding: 4px 0; }
+table.hp-facts tr + tr { border-top: 1px solid #eee; }
+.hp-reason { color: #a05a00; }
+.hp-note { color: #666; font-size: 13px; }
+.hp-value { font-weight: 600; }
+.hp-message { font-size: 18px; padding: 24px; background: #fff6e5; border-left: 4px solid #e67e22; }
+.hp-bar { display: inline-block; width: 140px; height: 10px; background: #e8edf1;
+          border-radius: 5px; margin-right: 8px; vertical-align: middle; overflow: hidden; }
+.hp-bar > span { display: block; height: 100%; border-radius: 5px; }
+.hp-flag { border-left: 4px solid #c0392b; background: #fdf1ef; padding: 8px 12px; margin: 6px 0; }
+.hp-flag b { color: #922b21; }
+.hp-tiles { display: flex; gap: 14px; flex-wrap: wrap; }
+.hp-tile { background: #f4f7fa; border-radius: 6px; padding: 10px 16px; min-width: 130px; }
+.hp-tile .n { font-size: 26px; font-weight: 700; color: #1f5f8b; }
+.hp-tile .l { color: #555; font-size: 13px; }
+.hp-footer { color: #666; font-size: 12px; padding: 6px 10px; border-top: 1px solid #ddd; }
 """
 
 
@@ -35,21 +63,46 @@ class Fast(_PanelFast):
 
 
 def nav(active: str | None = None) -> pn.pane.HTML:
+    entries = [*NAV, *([("Sign out", "logout")] if auth.mode() in ("basic", "oauth") else [])]
     links = "".join(
         f'<a href="{escape(url)}"{" class=active" if url == active else ""}>{escape(label)}</a>'
-        for label, url in NAV
+        for label, url in entries
     )
     return pn.pane.HTML(
         f'<nav class="hp-nav">{links}</nav>', stylesheets=[_NAV_CSS], margin=(12, 10, 0, 10)
     )
 
 
-def page(main: list[Any], sidebar: list[Any] | None = None, active: str | None = None):
-    """A FastListTemplate with the site's title, colours and navigation."""
+def html(body: str, **kwargs: Any) -> pn.pane.HTML:
+    """An HTML pane with the site's styles. ``body`` must already be escaped."""
+    return pn.pane.HTML(body, stylesheets=[CSS], sizing_mode="stretch_width", **kwargs)
+
+
+def message(text: str, link: tuple[str, str] = ("jobs", "Back to the job list")) -> pn.pane.HTML:
+    return html(f'<div class="hp-message">{escape(text)} '
+                f'<a href="{escape(link[0])}">{escape(link[1])}</a></div>')
+
+
+def footer(viewer: Viewer) -> pn.pane.HTML:
+    """Who the page was built for; says plainly when access control is off."""
+    if auth.mode() == "none":
+        text = ("Access control is off (HPCPERF_AUTH=none): everyone is staff and sees "
+                "every job. Serve this only on loopback.")
+    else:
+        scope = "all jobs" if viewer.staff else (
+            "your jobs and your accounts' jobs" if viewer.share_accounts else "your jobs")
+        text = f"Signed in as {viewer.label}; you see {scope}."
+    return html(f'<div class="hp-footer">{escape(text)}</div>')
+
+
+def page(main: list[Any], sidebar: list[Any] | None = None, active: str | None = None,
+         viewer: Viewer | None = None):
+    """A FastListTemplate with the site's title, colours, navigation and footer."""
+    viewer = viewer or auth.current()
     return pn.template.FastListTemplate(
         title=TITLE,
         header=[nav(active)],
-        main=main,
+        main=[*main, footer(viewer)],
         sidebar=sidebar or [],
         design=Fast,
         font="system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif",
@@ -78,3 +131,19 @@ def query_arg(name: str, max_length: int = 200) -> str | None:
         value = str(parsed)
     value = value.strip()[:max_length]
     return value or None
+
+
+def time_arg(name: str) -> datetime | None:
+    """A date or ISO time URL argument as an aware UTC datetime (None if absent or bad)."""
+    value = query_arg(name, 40)
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace(" ", "T").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=parsed.tzinfo or UTC).astimezone(UTC)
+
+
+def fmt_time(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else "—"

@@ -1,197 +1,306 @@
-"""``/job?jobid=...``: one job's accounting, metrics and per-host time series.
+"""``/job?jobid=...``: one job's accounting, metrics, flags, coverage and time series.
 
 Numbers are shown next to what the job was allocated (the Princeton
 ``jobstats`` habit), so a researcher sees at a glance whether the cores or
-memory they asked for were used.
+memory they asked for were used. A job the viewer may not see is answered
+exactly like one that does not exist.
 """
 
 from __future__ import annotations
 
+import json
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 import holoviews as hv
-import hvplot.pandas  # noqa: F401  (registers the .hvplot accessor)
 import panel as pn
 import polars as pl
 
-from dashboards import data
-from dashboards.layout import page, query_arg
-from dashboards.units import duration, human, plot_scale
+from dashboards import auth, data, timeseries
+from dashboards.advice import advice
+from dashboards.auth import Viewer
+from dashboards.layout import fmt_time, html, message, page, query_arg
+from dashboards.plots import WIDE_HOSTS, series_plot
+from dashboards.units import duration, human
+from hpcperfstats.metrics import METRICS
+from hpcperfstats.series import ALL_SERIES, CGROUP_SERIES, SERIES
 
-METRIC_LABELS = {
-    "cpu_cores_avg": "CPU cores busy (avg per node)",
-    "cpu_efficiency": "CPU efficiency",
-    "mem_hwm_bytes": "Memory high-water mark",
-    "net_bw_avg": "Network bandwidth (avg per node)",
-}
-
-_CSS = """
-table.hp-facts { border-collapse: collapse; width: 100%; font-size: 14px; }
-table.hp-facts th { text-align: left; color: #555; font-weight: 600; padding: 4px 14px 4px 0;
-                    white-space: nowrap; vertical-align: top; }
-table.hp-facts td { padding: 4px 0; }
-table.hp-facts tr + tr { border-top: 1px solid #eee; }
-.hp-reason { color: #a05a00; }
-.hp-note { color: #777; font-size: 13px; }
-.hp-value { font-weight: 600; }
-.hp-message { font-size: 18px; padding: 24px; background: #fff6e5; border-left: 4px solid #e67e22; }
-"""
-
-
-def _html(body: str, **kwargs: Any) -> pn.pane.HTML:
-    return pn.pane.HTML(body, stylesheets=[_CSS], sizing_mode="stretch_width", **kwargs)
-
-
-def _rows(pairs: list[tuple[str, str]]) -> str:
-    """An HTML table of (label, value); both are escaped here, nowhere else."""
-    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in pairs)
-    return f'<table class="hp-facts">{body}</table>'
-
-
-def _time(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value is not None else "—"
+#: Named series drawn on the job page, in order (totals are references, not plots).
+JOB_SERIES = [*timeseries.PLOTTED_SERIES,
+              *sorted(n for n in SERIES if n not in timeseries.PLOTTED_SERIES
+                      and n not in ("cpu_total", "mem_total"))]
 
 
 def _text(value: Any) -> str:
     return "—" if value in (None, "") else str(value)
 
 
-def facts(job: dict[str, Any]) -> pn.pane.HTML:
+def _rows(pairs: list[tuple[str, str]]) -> str:
+    """An HTML table of (label, already-escaped value)."""
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in pairs)
+    return f'<table class="hp-facts">{body}</table>'
+
+
+def _host_links(job: dict[str, Any], viewer: Viewer) -> str:
     hosts = job.get("hosts") or []
-    pairs = [
+    if not hosts:
+        return "—"
+    if not viewer.staff:
+        return escape(", ".join(hosts))
+    start, end = job.get("start_time"), job.get("end_time")
+    span = "".join(
+        f"&{k}={quote(v.isoformat(), safe='')}" for k, v in (("start", start), ("end", end)) if v
+    )
+    return ", ".join(
+        f'<a href="host?host={quote(h, safe="")}{escape(span)}">{escape(h)}</a>' for h in hosts
+    )
+
+
+def facts(job: dict[str, Any], viewer: Viewer) -> pn.pane.HTML:
+    plain = [
         ("User", _text(job.get("username"))),
         ("Account", _text(job.get("account"))),
         ("Partition", _text(job.get("partition"))),
         ("QOS", _text(job.get("qos"))),
         ("State", _text(job.get("state"))),
         ("Exit code", _text(job.get("exit_code"))),
-        ("Submitted", _time(job.get("submit_time"))),
-        ("Started", _time(job.get("start_time"))),
-        ("Ended", _time(job.get("end_time"))),
+        ("Submitted", fmt_time(job.get("submit_time"))),
+        ("Started", fmt_time(job.get("start_time"))),
+        ("Ended", fmt_time(job.get("end_time"))),
         ("Run time", duration(job.get("elapsed_s"))),
         ("Time limit", duration(job.get("timelimit_s"))),
         ("Nodes", _text(job.get("nnodes"))),
         ("Cores", _text(job.get("ncpus"))),
         ("Memory requested", human(job.get("req_mem_bytes"), "B")),
         ("GPUs", _text(job.get("ngpus"))),
-        ("Hosts", ", ".join(hosts) or "—"),
     ]
-    return _html(_rows(pairs))
+    pairs = [(k, escape(v)) for k, v in plain] + [("Hosts", _host_links(job, viewer))]
+    return html(_rows(pairs))
 
 
-def _allocated_cores(job: dict[str, Any]) -> float | None:
+def cores_per_node(job: dict[str, Any]) -> float | None:
     nnodes, ncpus = job.get("nnodes"), job.get("ncpus")
     return ncpus / nnodes if nnodes and ncpus else None
 
 
-def _allocated(metric: str, job: dict[str, Any]) -> str:
-    """What the job asked for, next to the metric that measures its use."""
-    cores = _allocated_cores(job)
-    if metric == "cpu_cores_avg" and cores:
-        return f"of {cores:g} allocated per node"
-    if metric == "mem_hwm_bytes" and job.get("req_mem_bytes"):
-        return f"of {human(job['req_mem_bytes'], 'B')} requested"
-    return ""
+def mem_per_node(job: dict[str, Any]) -> float | None:
+    nnodes, mem = job.get("nnodes"), job.get("req_mem_bytes")
+    return mem / nnodes if nnodes and mem else None
+
+
+def allocation(metric: str, job: dict[str, Any]) -> tuple[float | None, str]:
+    """What a metric is measured against, and how to say it."""
+    if metric == "cpu_cores_avg" and (cores := cores_per_node(job)):
+        return cores, f"of {cores:g} allocated per node"
+    if metric == "mem_hwm_bytes" and (mem := mem_per_node(job)):
+        return mem, f"of {human(mem, 'B')} requested per node"
+    if metric in ("cpu_efficiency", "hosts_with_data"):
+        return 1.0, ""
+    return None, ""
+
+
+def _bar(fraction: float) -> str:
+    shown = max(0.0, min(fraction, 1.0)) * 100
+    colour = "#c0392b" if fraction < 0.25 or fraction > 0.95 else (
+        "#e67e22" if fraction < 0.5 else "#27ae60")
+    return (f'<span class="hp-bar" title="{fraction * 100:.0f} % of allocation">'
+            f'<span style="width:{shown:.0f}%;background:{colour}"></span></span>')
 
 
 def metrics_table(metrics: pl.DataFrame, job: dict[str, Any]) -> pn.pane.HTML:
     if metrics.is_empty():
-        return _html('<p class="hp-note">No metrics computed for this job yet.</p>')
+        return html('<p class="hp-note">No metrics computed for this job yet.</p>')
     rows = []
     for row in metrics.iter_rows(named=True):
-        label = METRIC_LABELS.get(row["metric"], row["metric"])
+        spec = METRICS.get(row["metric"])
+        label = spec.label if spec else row["metric"]
         if row["value"] is None:
             shown = f'<span class="hp-reason">not available: {escape(_text(row["reason"]))}</span>'
         else:
+            limit, note = allocation(row["metric"], job)
+            bar = _bar(row["value"] / limit) if limit else ""
             value = escape(human(row["value"], row["unit"]))
-            note = escape(_allocated(row["metric"], job))
-            shown = f'<span class="hp-value">{value}</span> <span class="hp-note">{note}</span>'
-        rows.append(f"<tr><th>{escape(label)}</th><td>{shown}</td></tr>")
-    return _html(f'<table class="hp-facts">{"".join(rows)}</table>')
+            shown = (f'{bar}<span class="hp-value">{value}</span> '
+                     f'<span class="hp-note">{escape(note)}</span>')
+        why = f' title="{escape(spec.why)}"' if spec else ""
+        rows.append(f"<tr><th{why}>{escape(label)}</th><td>{shown}</td></tr>")
+    return html(f'<table class="hp-facts">{"".join(rows)}</table>')
 
 
-def _ordered(names: list[str]) -> list[str]:
-    first = data.PLOTTED_SERIES
-    return [n for n in first if n in names] + sorted(n for n in names if n not in first)
+def flags_view(flags: pl.DataFrame) -> pn.pane.HTML:
+    if flags.is_empty():
+        return html('<p class="hp-note">No flags: nothing unusual was detected '
+                    "(or the flag rules have not run for this job yet).</p>")
+    items = []
+    for row in flags.iter_rows(named=True):
+        flag = str(row.get("flag") or "")
+        text = _text(row.get("message"))
+        tip = advice(flag, row.get("advice"))
+        tip_html = f'<br><span class="hp-note">What to do: {escape(tip)}</span>' if tip else ""
+        items.append(f'<div class="hp-flag"><b>{escape(flag.replace("_", " "))}</b>: '
+                     f"{escape(text)}{tip_html}</div>")
+    return html("".join(items))
 
 
-def series_plots(
-    series: pl.DataFrame, specs: dict[str, Any], job: dict[str, Any]
-) -> pn.viewable.Viewable:
-    """One plot per series, one line per host, x axes linked across plots.
+def _gaps(gaps: Any) -> str:
+    """``[[from, to], ...]`` as ``10:20–10:30`` (UTC), or none."""
+    if isinstance(gaps, str):
+        try:
+            gaps = json.loads(gaps)
+        except ValueError:
+            return gaps
+    out = []
+    for gap in gaps or []:
+        try:
+            out.append("–".join(str(t)[11:16] if len(str(t)) >= 16 else str(t) for t in gap))
+        except TypeError:
+            out.append(str(gap))
+    return ", ".join(out) or "none"
 
-    The CPU plot carries a dashed line at the cores allocated per node, so
-    idle allocations show without reading numbers.
+
+def _coverage_row(row: dict[str, Any]) -> str:
+    present, expected = row.get("present"), row.get("expected")
+    cells = [
+        _text(row.get("host")), duration(row.get("interval_s")),
+        f"{_text(present)} of {_text(expected)}", human(row.get("fraction"), "1"),
+        _gaps(row.get("gaps")),
+    ]
+    return "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>"
+
+
+def coverage_view(coverage: pl.DataFrame, sources: dict[str, str]) -> pn.pane.HTML:
+    parts = []
+    if coverage.is_empty():
+        parts.append('<p class="hp-note">No coverage recorded for this job yet.</p>')
+    else:
+        frac_col = next((c for c in coverage.columns if "fraction" in c or "coverage" in c), None)
+        if frac_col:
+            mean = coverage[frac_col].mean()
+            low = coverage.filter(pl.col(frac_col) < 0.9)
+            parts.append(f"<p>Samples received: <b>{escape(human(mean, '1'))}</b> of those "
+                         f"expected, averaged over {coverage.height} host(s).</p>")
+            if not low.is_empty() and "host" in low.columns:
+                hosts = ", ".join(f"{h} ({human(f, '1')})"
+                                  for h, f in low.select("host", frac_col).iter_rows())
+                parts.append(f'<p class="hp-reason">Hosts with gaps: {escape(hosts)}</p>')
+        rows = "".join(_coverage_row(r) for r in coverage.head(200).iter_rows(named=True))
+        parts.append('<table class="hp-facts"><tr><th>Host</th><th>Interval</th>'
+                     "<th>Samples</th><th>Coverage</th><th>Gaps</th></tr>"
+                     f"{rows}</table>")
+    if sources:
+        text = ", ".join(f"{METRICS[m].label if m in METRICS else m}: {s}"
+                         for m, s in sorted(sources.items()))
+        parts.append(f"<p>Source of each metric: {escape(text)}</p>")
+    else:
+        parts.append('<p class="hp-note">CPU and memory source: node-wide counters '
+                     "(/proc/stat, /proc/meminfo) of the job's hosts.</p>")
+    parts.append('<p class="hp-note">"cgroup": the job\'s own Slurm cgroup, right on shared '
+                 'nodes; "node": the whole node\'s counters, which include other jobs '
+                 "sharing it.</p>")
+    return html("".join(parts))
+
+
+def _xlabel(index: int, count: int) -> str:
+    return "time (UTC)" if index == count - 1 else ""
+
+
+#: Which tab a series is drawn in; series not listed go to "Other".
+TABS: dict[str, str] = {
+    "cg_cpu": "CPU", "cpu_busy": "CPU", "flops": "CPU", "cycles": "CPU",
+    "cg_mem": "Memory", "cg_mem_peak": "Memory", "mem_used": "Memory", "mem_bw": "Memory",
+    "net_bw": "Network", "ib_bw": "Network", "ib_pkts": "Network",
+    "cg_io_bw": "Storage", "block_bw": "Storage", "lustre_read_bw": "Storage",
+    "lustre_write_bw": "Storage", "lustre_md_ops": "Storage",
+    "gpu_util": "GPU", "gpu_mem": "GPU",
+    "cpu_power": "Energy", "gpu_power": "Energy",
+}
+TAB_ORDER = ["CPU", "Memory", "Network", "Storage", "GPU", "Energy", "Other"]
+#: Buckets per host for wide jobs: a heatmap column per ~20 minutes of 48 hours.
+WIDE_POINTS = 144
+
+
+def _points(job: dict[str, Any]) -> int:
+    wide = len(job.get("hosts") or []) > WIDE_HOSTS
+    return WIDE_POINTS if wide else timeseries.MAX_POINTS
+
+
+def series_plots(job: dict[str, Any], named: pl.DataFrame, extra: pl.DataFrame):
+    """Every collected type, one tab per kind (CPU, memory, network, storage,
+    GPU, energy, other types): the job's own cgroup series where reported,
+    the node-wide series, then types no named series covers, per event.
+
+    Tabs render when first opened, so a wide job's page does not build every
+    plot before it shows the first.
     """
-    if series.is_empty():
-        return _html('<p class="hp-note">No time series recorded on this job\'s hosts '
-                     "during its run time.</p>")
-    plots = []
-    names = _ordered(series["series"].unique().to_list())
-    cores = _allocated_cores(job)
-    for index, name in enumerate(names):
-        part = series.filter(pl.col("series") == name)
-        spec = specs.get(name)
-        unit = part["unit"][0]
-        factor, axis_unit = plot_scale(unit)
-        label = spec.label if spec is not None else name
-        ycol = f"{label} ({axis_unit})" if axis_unit else label
-        frame = part.select(
-            pl.col("time").dt.replace_time_zone(None),
-            "host",
-            (pl.col("value") / factor).alias(ycol),
-        ).to_pandas()
-        reference = cores if unit == "cores" else None
-        top = max(float(frame[ycol].max() or 0.0), reference or 0.0) * 1.08 or 1.0
-        plot = frame.hvplot.line(
-            x="time", y=ycol, by="host", title=label, ylabel=axis_unit,
-            xlabel="time (UTC)" if index == len(names) - 1 else "",
-            responsive=True, height=220, legend="right", ylim=(0, top),
-        )
-        if reference:
-            plot = plot * hv.HLine(reference).opts(color="#777", line_dash="dashed",
-                                                   line_width=1.5)
-        plots.append(plot)
-    layout = hv.Layout(plots).cols(1)
-    caption = _html('<p class="hp-note">One line per host. Dashed: cores allocated per node. '
-                    "Drag to pan, scroll to zoom; the time axes move together.</p>")
-    return pn.Column(caption, pn.pane.HoloViews(layout, sizing_mode="stretch_width",
-                                                linked_axes=True), sizing_mode="stretch_width")
+    if named.is_empty() and extra.is_empty():
+        return html('<p class="hp-note">No time series recorded on this job\'s hosts '
+                    "during its run time.</p>")
+    groups: dict[str, list[hv.Element]] = {}
+    present = set(named["series"].unique().to_list()) if not named.is_empty() else set()
+    references = {"cores": cores_per_node(job), "B": mem_per_node(job)}
+    for name in (n for n in [*CGROUP_SERIES, *JOB_SERIES] if n in present):
+        part = named.filter(pl.col("series") == name)
+        spec = ALL_SERIES[name]
+        groups.setdefault(TABS.get(name, "Other"), []).extend(
+            series_plot(part, spec.label, spec.unit, reference=references.get(spec.unit)))
+    for (type_, event, unit), part in extra.group_by("type", "event", "unit",
+                                                     maintain_order=True):
+        groups.setdefault("Other", []).extend(series_plot(part, f"{type_}: {event}", unit or ""))
+    wide = (named["host"].n_unique() if not named.is_empty() else 0) > WIDE_HOSTS
+    note = ("Wide job: the line is the mean over hosts, the band its min-max; the heatmap "
+            "shows every host." if wide else "One line per host; dotted: the job-wide mean.")
+    caption = html(f'<p class="hp-note">{note} Dashed: what was allocated per node. '
+                   "Hover for values, drag to pan, scroll to zoom; time axes in a tab move "
+                   f"together. Long runs are averaged into at most {_points(job)} points "
+                   "per host.</p>")
+    tabs = pn.Tabs(dynamic=True, sizing_mode="stretch_width")
+    for tab in (t for t in TAB_ORDER if t in groups):
+        layout = hv.Layout(groups[tab]).cols(1)
+        tabs.append((tab, pn.pane.HoloViews(layout, sizing_mode="stretch_width",
+                                            linked_axes=True)))
+    return pn.Column(caption, tabs, sizing_mode="stretch_width")
 
 
-def message(text: str) -> pn.pane.HTML:
-    return _html(f'<div class="hp-message">{escape(text)} '
-                 '<a href="jobs">Back to the job list</a></div>')
+def _card(body: Any, title: str) -> pn.Card:
+    return pn.Card(body, title=title, collapsible=False, sizing_mode="stretch_width")
 
 
-def job_view(jobid: str | None):
+def job_view(jobid: str | None, viewer: Viewer):
     """The whole page for one job id (or the reason there is none to show)."""
     if not jobid:
         return page([message("No job given: open one from the job list, "
-                             "or add ?jobid=<id> to the address.")])
+                             "or add ?jobid=<id> to the address.")], viewer=viewer)
     with data.connection() as conn:
-        job = data.job_record(conn, jobid)
+        job = data.job_record(conn, jobid, viewer)
         if job is None:
-            return page([message(f"Job {jobid} not found.")])
+            return page([message(f"Job {jobid} not found.")], viewer=viewer)
         metrics = data.job_metrics(conn, jobid)
-        series = data.job_series(conn, job)
-    specs = data.series_specs()
+        flags = data.job_flags(conn, jobid)
+        coverage = data.job_coverage(conn, jobid)
+        sources = data.used_sources(conn, jobid)
+        named = timeseries.job_series(conn, job, [*CGROUP_SERIES, *JOB_SERIES],
+                                      max_points=_points(job))
+        window = timeseries.job_window(job)
+        hosts = list(job.get("hosts") or [])
+        extra = (timeseries.extra_types(conn, hosts, *window) if window and hosts
+                 else pl.DataFrame(schema=timeseries.EXTRA_SCHEMA))
     name = job.get("jobname") or ""
-    heading = _html(
+    heading = html(
         f"<h2 style='margin:0'>Job {escape(jobid)} "
         f"<span style='font-weight:400;color:#555'>{escape(name)}</span></h2>"
+        f"<p class='hp-note'><a href='compare?jobids={quote(jobid, safe='')}'>Compare with "
+        "other jobs</a></p>"
     )
-    top = pn.Row(
-        pn.Card(facts(job), title="Accounting", collapsible=False, sizing_mode="stretch_width"),
-        pn.Card(metrics_table(metrics, job), title="Metrics", collapsible=False,
-                sizing_mode="stretch_width"),
-        sizing_mode="stretch_width",
-    )
-    plots = pn.Card(series_plots(series, specs, job), title="Per-host time series",
-                    collapsible=False, sizing_mode="stretch_width")
-    return page([pn.Column(heading, top, plots, sizing_mode="stretch_width")])
+    top = pn.Row(_card(facts(job, viewer), "Accounting"),
+                 pn.Column(_card(metrics_table(metrics, job), "Metrics (vs allocation)"),
+                           _card(flags_view(flags), f"Flags ({flags.height})"),
+                           _card(coverage_view(coverage, sources), "Data coverage and sources"),
+                           sizing_mode="stretch_width"),
+                 sizing_mode="stretch_width")
+    plots = _card(series_plots(job, named, extra), "Time series")
+    return page([pn.Column(heading, top, plots, sizing_mode="stretch_width")], viewer=viewer)
 
 
 if __name__.startswith("bokeh"):
-    job_view(query_arg("jobid")).servable(title="Job · hpcperfstats")
+    job_view(query_arg("jobid"), auth.current()).servable(title="Job · hpcperfstats")

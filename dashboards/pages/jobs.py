@@ -1,29 +1,42 @@
-"""``/jobs``: recent jobs, filtered by user and state, paged and sorted in SQL.
+"""``/jobs``: job search. Filters, a sortable table paged in SQL, CSV export.
 
 Tabulator gets only the current page; header clicks come back as
 ``sorters`` and re-run the query, so sorting covers every job, not just the
-rows on screen. Job ids link to the job's detail page.
+rows on screen. Filters start from the URL (``?user=alice&state=FAILED``),
+so a search can be shared as a link. Job ids link to the job's detail page.
 """
 
 from __future__ import annotations
 
+import io
+from datetime import UTC, datetime, time
 from urllib.parse import quote
 
 import panel as pn
 import polars as pl
 from bokeh.models.widgets.tables import NumberFormatter
 
-from dashboards import data
-from dashboards.layout import page, query_arg
+from dashboards import auth, data
+from dashboards.auth import Viewer
+from dashboards.layout import page, query_arg, time_arg
+from dashboards.units import plot_scale
+from hpcperfstats.metrics import METRICS
 
-ALL_STATES = "all states"
+ANY = "any"
 PAGE_SIZES = [25, 50, 100, 200]
+#: Most rows one CSV export holds (a spreadsheet, not a database dump).
+EXPORT_LIMIT = 100_000
 
 TITLES = {
     "jobid": "Job", "user": "User", "account": "Account", "partition": "Partition",
     "name": "Name", "state": "State", "start": "Start (UTC)", "end": "End (UTC)",
-    "nodes": "Nodes", "cpu_eff": "CPU efficiency %",
+    "nodes": "Nodes", "runtime": "Run time (h)", "cpu_eff": "CPU efficiency %",
+    "mem_hwm": "Memory peak (GiB)", "flags": "Flags",
 }
+
+# Narrow columns get fixed widths; the rest share what is left.
+WIDTHS = {"jobid": 80, "nodes": 65, "runtime": 95, "state": 105, "partition": 90,
+          "start": 135, "end": 135, "cpu_eff": 130, "mem_hwm": 110}
 
 FORMATTERS = {
     "jobid": {"type": "link", "urlField": "link", "target": "_self"},
@@ -32,6 +45,8 @@ FORMATTERS = {
         "color": ["#c0392b", "#e67e22", "#27ae60"], "legendColor": "#000000",
     },
     "nodes": NumberFormatter(format="0"),
+    "runtime": NumberFormatter(format="0.00"),
+    "mem_hwm": NumberFormatter(format="0.0"),
 }
 
 
@@ -40,51 +55,133 @@ def table_frame(jobs: pl.DataFrame):
     shown = jobs.with_columns(
         pl.col("start").dt.strftime("%Y-%m-%d %H:%M"),
         pl.col("end").dt.strftime("%Y-%m-%d %H:%M"),
+        (pl.col("runtime") / 3600).round(2),
         (pl.col("cpu_eff") * 100).round(1),
+        (pl.col("mem_hwm") / 2**30).round(1),
         pl.col("jobid").map_elements(lambda j: "job?jobid=" + quote(j, safe=""),
                                      return_dtype=pl.Utf8).alias("link"),
     )
     return shown.to_pandas()
 
 
-class JobList:
-    """Filter widgets, pager and table of one browser session."""
+def export_csv(jobs: pl.DataFrame) -> io.StringIO:
+    """The matching jobs as CSV, in stored units (seconds, fractions, bytes)."""
+    out = io.StringIO()
+    jobs.rename({"runtime": "runtime_s", "mem_hwm": "mem_hwm_bytes"}).write_csv(out)
+    out.seek(0)
+    return out
 
-    def __init__(self) -> None:
+
+def _number(name: str) -> float | None:
+    value = query_arg(name, 30)
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+class JobSearch:
+    """Filter widgets, pager, table and export of one browser session."""
+
+    def __init__(self, viewer: Viewer | None = None) -> None:
+        self.viewer = viewer or auth.current()
         with data.connection() as conn:
-            states = data.job_states(conn)
-        initial_state = query_arg("state")
-        self.user = pn.widgets.TextInput(
-            label="User", placeholder="user name (prefix)", value=query_arg("user") or "",
-            sizing_mode="stretch_width",
-        )
-        self.state = pn.widgets.Select(
-            label="State", options=[ALL_STATES, *states],
-            value=initial_state if initial_state in states else ALL_STATES,
-            sizing_mode="stretch_width",
-        )
-        self.page_size = pn.widgets.Select(
-            label="Jobs per page", options=PAGE_SIZES, value=50, sizing_mode="stretch_width"
-        )
-        self.prev = pn.widgets.Button(label="◀ Newer", width=100)
-        self.next = pn.widgets.Button(label="Older ▶", width=100)
+            states = data.distinct_values(conn, "state", self.viewer)
+            partitions = data.distinct_values(conn, "partition", self.viewer)
+            flags = data.flag_names(conn)
+        w = {"sizing_mode": "stretch_width"}
+        self.user = pn.widgets.TextInput(name="User", placeholder="user name (prefix)",
+                                         value=query_arg("user") or "", **w)
+        self.account = pn.widgets.TextInput(name="Account", placeholder="account (prefix)",
+                                            value=query_arg("account") or "", **w)
+        self.name = pn.widgets.TextInput(name="Job name contains",
+                                         value=query_arg("name") or "", **w)
+        self.partition = self._select("Partition", partitions, query_arg("partition"))
+        self.state = self._select("State", states, query_arg("state"))
+        since, until = time_arg("since"), time_arg("until")
+        self.since = pn.widgets.DatePicker(name="Ran after (UTC)",
+                                           value=since.date() if since else None, **w)
+        self.until = pn.widgets.DatePicker(name="Ran before (UTC)",
+                                           value=until.date() if until else None, **w)
+        self.min_nodes = pn.widgets.IntInput(name="Nodes ≥", value=None, start=0, width=110)
+        self.max_nodes = pn.widgets.IntInput(name="Nodes ≤", value=None, start=0, width=110)
+        self.min_hours = pn.widgets.FloatInput(name="Run time ≥ h", value=None, start=0,
+                                               width=110)
+        self.max_hours = pn.widgets.FloatInput(name="Run time ≤ h", value=None, start=0,
+                                               width=110)
+        metric_options = {ANY: ANY} | {
+            f"{spec.label} ({plot_scale(spec.unit)[1]})": key for key, spec in METRICS.items()}
+        metric = query_arg("metric")
+        self.metric = pn.widgets.Select(name="Metric", options=metric_options,
+                                        value=metric if metric in METRICS else ANY, **w)
+        self.metric_min = pn.widgets.FloatInput(name="≥", value=_number("metric_min"), width=110)
+        self.metric_max = pn.widgets.FloatInput(name="≤", value=_number("metric_max"), width=110)
+        self.flag = self._select("Flag", flags, query_arg("flag"))
+        self.page_size = pn.widgets.Select(name="Jobs per page", options=PAGE_SIZES, value=50,
+                                           **w)
+        self.prev = pn.widgets.Button(name="◀ Previous", width=110)
+        self.next = pn.widgets.Button(name="Next ▶", width=110)
         self.status = pn.pane.Markdown("", margin=(8, 12))
+        self.download = pn.widgets.FileDownload(
+            callback=self._export, filename="jobs.csv", label="Export CSV", button_type="primary",
+            width=130,
+        )
         self.offset = 0
         self.total = 0
         self.table = pn.widgets.Tabulator(
             table_frame(pl.DataFrame(schema=data.JOB_LIST_SCHEMA)),
-            titles=TITLES, formatters=FORMATTERS, hidden_columns=["link"],
+            titles=TITLES, formatters=FORMATTERS, hidden_columns=["link"], widths=WIDTHS,
             show_index=False, disabled=True, selectable=False, pagination=None,
-            layout="fit_data_stretch", sizing_mode="stretch_width", min_height=200,
+            layout="fit_columns", sizing_mode="stretch_width", min_height=200,
             configuration={"placeholder": "No jobs match these filters"},
         )
-        self.user.param.watch(self._filters_changed, "value")
-        self.state.param.watch(self._filters_changed, "value")
-        self.page_size.param.watch(self._filters_changed, "value")
+        for widget in (self.user, self.account, self.name, self.partition, self.state,
+                       self.since, self.until, self.min_nodes, self.max_nodes, self.min_hours,
+                       self.max_hours, self.metric, self.metric_min, self.metric_max, self.flag,
+                       self.page_size):
+            widget.param.watch(self._filters_changed, "value")
         self.table.param.watch(self._filters_changed, "sorters")
         self.prev.on_click(lambda _: self._move(-1))
         self.next.on_click(lambda _: self._move(+1))
         self.refresh()
+
+    @staticmethod
+    def _select(label: str, options: list[str], initial: str | None) -> pn.widgets.Select:
+        return pn.widgets.Select(name=label, options=[ANY, *options],
+                                 value=initial if initial in options else ANY,
+                                 sizing_mode="stretch_width")
+
+    def filters(self) -> data.JobFilter:
+        """The widgets' values as the query's filter, converted to stored units."""
+        def text(widget) -> str | None:
+            return widget.value.strip() or None
+
+        def choice(widget) -> str | None:
+            return None if widget.value == ANY else widget.value
+
+        def day(value, end: bool) -> datetime | None:
+            if value is None:
+                return None
+            return datetime.combine(value, time.max if end else time.min, tzinfo=UTC)
+
+        def hours(value) -> float | None:
+            return None if value is None else value * 3600.0
+
+        metric = choice(self.metric)
+        factor = plot_scale(METRICS[metric].unit)[0] if metric else 1.0
+
+        def scaled(value) -> float | None:
+            return None if value is None else value * factor
+
+        return data.JobFilter(
+            user=text(self.user), account=text(self.account), name=text(self.name),
+            partition=choice(self.partition), state=choice(self.state),
+            since=day(self.since.value, False), until=day(self.until.value, True),
+            min_nodes=self.min_nodes.value, max_nodes=self.max_nodes.value,
+            min_runtime_s=hours(self.min_hours.value), max_runtime_s=hours(self.max_hours.value),
+            metric=metric, metric_min=scaled(self.metric_min.value),
+            metric_max=scaled(self.metric_max.value), flag=choice(self.flag),
+        )
 
     def _sort(self) -> tuple[str, bool]:
         if self.table.sorters:
@@ -101,28 +198,40 @@ class JobList:
         self.offset = max(0, min(self.offset + pages * step, max(self.total - 1, 0)))
         self.refresh()
 
+    def _export(self) -> io.StringIO:
+        sort, descending = self._sort()
+        with data.connection() as conn:
+            jobs, _ = data.list_jobs(conn, self.filters(), self.viewer, sort=sort,
+                                     descending=descending, limit=EXPORT_LIMIT, count=False)
+        return export_csv(jobs)
+
     def refresh(self) -> None:
         sort, descending = self._sort()
-        state = None if self.state.value == ALL_STATES else self.state.value
         with data.connection() as conn:
             jobs, self.total = data.list_jobs(
-                conn, user=self.user.value.strip() or None, state=state, sort=sort,
-                descending=descending, limit=int(self.page_size.value), offset=self.offset,
+                conn, self.filters(), self.viewer, sort=sort, descending=descending,
+                limit=int(self.page_size.value), offset=self.offset,
             )
         self.table.value = table_frame(jobs)
         first = self.offset + 1 if len(jobs) else 0
-        self.status.object = f"Jobs **{first}–{self.offset + len(jobs)}** of **{self.total}**"
+        total = (f"more than {data.COUNT_LIMIT:,}" if self.total > data.COUNT_LIMIT
+                 else str(self.total))
+        self.status.object = f"Jobs **{first}–{self.offset + len(jobs)}** of **{total}**"
         self.prev.disabled = self.offset == 0
         self.next.disabled = self.offset + len(jobs) >= self.total
 
     def view(self):
-        pager = pn.Row(self.prev, self.next, self.status)
-        return page(
-            main=[pn.Column(pager, self.table, sizing_mode="stretch_width")],
-            sidebar=[pn.pane.Markdown("### Filter jobs"), self.user, self.state, self.page_size],
-            active="jobs",
-        )
+        pager = pn.Row(self.prev, self.next, self.status, pn.layout.HSpacer(), self.download,
+                       sizing_mode="stretch_width")
+        sidebar = [
+            pn.pane.Markdown("### Search jobs"), self.user, self.account, self.name,
+            self.partition, self.state, self.since, self.until,
+            pn.Row(self.min_nodes, self.max_nodes), pn.Row(self.min_hours, self.max_hours),
+            self.metric, pn.Row(self.metric_min, self.metric_max), self.flag, self.page_size,
+        ]
+        return page(main=[pn.Column(pager, self.table, sizing_mode="stretch_width")],
+                    sidebar=sidebar, active="jobs", viewer=self.viewer)
 
 
 if __name__.startswith("bokeh"):
-    JobList().view().servable(title="Jobs · hpcperfstats")
+    JobSearch().view().servable(title="Jobs · hpcperfstats")

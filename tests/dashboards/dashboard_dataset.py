@@ -1,17 +1,21 @@
 """The dashboards' test data set: a small realistic cluster.
 
-Two jobs on two hosts with twelve five-minute samples each; one job's name is
-a script tag, to prove that database text is shown as text.
+Three users' jobs: alice's two-host job (with coverage, cgroup rows and an
+InfiniBand type), bob's one-host job whose name is a script tag (to prove
+that database text is shown as text) and which carries a flag, and alice's
+wide 20-host job (drawn as a heatmap). Twelve five-minute samples per host.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 
 GIB = 2**30
 HOSTS = ["c001", "c002"]
+WIDE_HOSTS = [f"w{i:03d}" for i in range(20)]
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 STEP = timedelta(minutes=5)
 SAMPLES = 12
@@ -23,42 +27,70 @@ JOBS = [
      T0, T0 + STEP * (SAMPLES - 1), 2, 64, 128 * GIB, HOSTS),
     ("1002", "bob", "proj-ml", "gpu", EVIL_NAME, "FAILED",
      T0 + STEP * SAMPLES, T0 + STEP * (2 * SAMPLES - 1), 1, 32, 64 * GIB, ["c002"]),
+    ("1003", "alice", "proj-cfd", "normal", "wide-sweep", "COMPLETED",
+     T0, T0 + STEP * (SAMPLES - 1), 20, 640, 20 * 64 * GIB, WIDE_HOSTS),
 ]
 
 METRICS = [
-    ("1001", "cpu_cores_avg", 24.5, "cores", None),
-    ("1001", "cpu_efficiency", 0.766, "1", None),
-    ("1001", "mem_hwm_bytes", 41.5 * GIB, "B", None),
-    ("1001", "net_bw_avg", 125e6, "B/s", None),
-    ("1002", "cpu_cores_avg", 1.2, "cores", None),
-    ("1002", "cpu_efficiency", None, "1", "job too short"),
-    ("1002", "mem_hwm_bytes", 3.2 * GIB, "B", None),
+    ("1001", "cpu_cores_avg", 24.5, "cores", None, "cgroup"),
+    ("1001", "cpu_efficiency", 0.766, "1", None, "cgroup"),
+    ("1001", "mem_hwm_bytes", 41.5 * GIB, "B", None, "node"),
+    ("1001", "net_bw_avg", 125e6, "B/s", None, "node"),
+    ("1002", "cpu_cores_avg", 1.2, "cores", None, "node"),
+    ("1002", "cpu_efficiency", None, "1", "job too short", "node"),
+    ("1002", "mem_hwm_bytes", 3.2 * GIB, "B", None, "node"),
+    ("1003", "cpu_efficiency", 0.31, "1", None, "node"),
+]
+
+FLAGS = [
+    # jobid, flag, value, threshold, message, advice
+    ("1003", "low_cpu_efficiency", 0.31, 0.5,
+     "Your job kept 31% of its allocated cores busy (under 50%).", "cores"),
+    ("1002", "memory_near_limit", 0.95, 0.9, "Memory <b>reached</b> 95% of a node.", "memory"),
+]
+
+COVERAGE = [
+    # jobid, host, interval_s, expected, present, fraction, gaps
+    ("1001", "c001", 300.0, 12, 12, 1.0, []),
+    ("1001", "c002", 300.0, 12, 10, 10 / 12, [["2026-03-01T10:20:00Z", "2026-03-01T10:30:00Z"]]),
 ]
 
 
+def _samples(jobid: str, start: datetime, hosts: list[str], extra: bool) -> list[tuple]:
+    rows = []
+    for h, host in enumerate(hosts):
+        for i in range(SAMPLES):
+            t = start + STEP * i
+            busy = 20.0 + 6 * (h % 2) + (i % 4) - (15.0 if host == "w007" else 0.0)
+            cpu = {"user": busy * 0.8, "nice": 0.0, "system": busy * 0.15,
+                   "irq": busy * 0.02, "softirq": busy * 0.03, "idle": 32.0 - busy}
+            mem = {"MemUsed": (30 + 2 * i + 5 * h) * GIB, "FilePages": 4 * GIB,
+                   "Slab": 1 * GIB}
+            net = {"rx_bytes": 60e6 + 1e6 * i, "tx_bytes": 40e6}
+            types = [("cpu", "s/s", "", cpu), ("mem", "B", "", mem), ("net", "B/s", "", net)]
+            if extra:
+                types += [
+                    ("ib_ext", "B/s", "", {"port_xmit_data": 2e8 + 1e7 * i,
+                                           "port_rcv_data": 1e8}),
+                    ("numa", "1/s", "", {"local_node": 5e5 + 1e4 * i, "other_node": 2e3}),
+                    ("cgroup", "s/s", jobid, {"cpu_usage": busy - 1.0}),
+                ]
+            for type_, unit, device, events in types:
+                rows += [(t, host, jobid, type_, device, ev, unit, v) for ev, v in events.items()]
+    return rows
+
+
 def host_rows() -> list[tuple]:
-    """cpu (s/s), mem (B) and net (B/s) rows as the pipeline writes them."""
+    """host_data rows as the pipeline writes them (rates in /s, gauges as is)."""
     rows = []
     for job in JOBS:
-        jobid, start, hosts = job[0], job[6], job[11]
-        for h, host in enumerate(hosts):
-            for i in range(SAMPLES):
-                t = start + STEP * i
-                busy = 20.0 + 6 * h + (i % 4)  # c002 busier than c001, a gentle wave
-                cpu = {"user": busy * 0.8, "nice": 0.0, "system": busy * 0.15,
-                       "irq": busy * 0.02, "softirq": busy * 0.03, "idle": 32.0 - busy}
-                mem = {"MemUsed": (30 + 2 * i + 5 * h) * GIB, "FilePages": 4 * GIB,
-                       "Slab": 1 * GIB}
-                net = {"rx_bytes": 60e6 + 1e6 * i, "tx_bytes": 40e6}
-                for type_, unit, events in (("cpu", "s/s", cpu), ("mem", "B", mem),
-                                            ("net", "B/s", net)):
-                    rows += [(t, host, jobid, type_, "", ev, unit, v) for ev, v in events.items()]
+        rows += _samples(job[0], job[6], job[11], extra=job[0] == "1001")
     return rows
 
 
 def load(url: str) -> None:
     with psycopg.connect(url) as conn:
-        conn.execute("TRUNCATE host_data, job_data, job_metrics")
+        conn.execute("TRUNCATE host_data, job_data, job_metrics, job_flags, job_coverage")
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO job_data (jobid, username, account, partition, jobname, state,"
@@ -67,9 +99,19 @@ def load(url: str) -> None:
                 [(*j, int((j[7] - j[6]).total_seconds())) for j in JOBS],
             )
             cur.executemany(
-                "INSERT INTO job_metrics (jobid, metric, value, unit, reason, day)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
+                "INSERT INTO job_metrics (jobid, metric, value, unit, reason, source, day)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
                 [(*m, T0.date()) for m in METRICS],
+            )
+            cur.executemany(
+                "INSERT INTO job_flags (jobid, flag, value, threshold, message, advice,"
+                " rule_version, day) VALUES (%s, %s, %s, %s, %s, %s, 'test', %s)",
+                [(*f, T0.date()) for f in FLAGS],
+            )
+            cur.executemany(
+                "INSERT INTO job_coverage (jobid, host, interval_s, expected, present, fraction,"
+                " gaps, day) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [(*c[:6], json.dumps(c[6]), T0.date()) for c in COVERAGE],
             )
             with cur.copy(
                 "COPY host_data (time, host, jobid, type, device, event, unit, value) FROM STDIN"

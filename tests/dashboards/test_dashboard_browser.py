@@ -1,57 +1,18 @@
-"""The dashboards as a person sees them: real server, real database, real Chromium."""
+"""The dashboards as a person sees them: real server, real database, real Chromium.
+
+This server runs with ``HPCPERF_AUTH=none``: everyone is staff (the demo's setting).
+"""
 
 from __future__ import annotations
 
 import pytest
 from dashboard_dataset import EVIL_NAME, HOSTS
+from pagewatch import PageWatch
+from playwright.sync_api import expect
 
-from hpcperfstats.series import SERIES
+from hpcperfstats.series import CGROUP_SERIES, SERIES
 
 pytestmark = pytest.mark.browser
-
-# What the Bokeh documents in the page hold: per plot, its title, size and
-# the hosts of its line renderers (HoloViews names each line's legend entry).
-PLOTS_JS = """
-() => {
-  const plots = [];
-  for (const doc of window.Bokeh.documents) {
-    for (const m of doc.all_models) {
-      if (!m.renderers || !m.title || m.title.text === undefined) continue;
-      const lines = m.renderers.filter(r => r.type === 'GlyphRenderer' && r.glyph.type === 'Line');
-      const labels = [];
-      for (const l of [...m.center, ...m.right].filter(x => x.type === 'Legend'))
-        for (const item of l.items) labels.push(item.label && item.label.value);
-      plots.push({title: m.title.text, lines: lines.length, labels: labels.sort()});
-    }
-  }
-  return plots;
-}
-"""
-
-
-class PageWatch:
-    """A page that records console errors, uncaught exceptions and dialogs."""
-
-    def __init__(self, browser, height: int = 1000):
-        self.context = browser.new_context(viewport={"width": 1400, "height": height})
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.dialogs: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("requestfailed", lambda r: self.errors.append(f"request failed: {r.url}"))
-
-        def on_dialog(dialog):
-            self.dialogs.append(dialog.message)
-            dialog.dismiss()
-
-        self.page.on("dialog", on_dialog)
-
-    def open(self, url: str) -> None:
-        self.page.goto(url, wait_until="networkidle")
-
-    def close(self) -> None:
-        self.context.close()
 
 
 @pytest.fixture
@@ -61,67 +22,103 @@ def watch(browser, request):
     w.close()
 
 
-def test_job_list_shows_jobs_and_escapes_names(web, watch, screenshots):
-    watch.open(f"{web}/jobs")
-    page = watch.page
+def rows(page):
     table = page.locator(".tabulator")
     table.locator(".tabulator-row").first.wait_for(timeout=30_000)
-    assert table.locator(".tabulator-row").count() == 2
-    assert table.locator(".tabulator-cell", has_text="cfd-run").count() == 1
+    return table.locator(".tabulator-row")
+
+
+def test_job_search_shows_jobs_escapes_names_and_says_everyone_is_staff(web, watch, screenshots):
+    watch.open(f"{web}/jobs")
+    page = watch.page
+    assert rows(page).count() == 3
+    assert page.locator(".tabulator-cell", has_text="cfd-run").count() == 1
     # The script tag is shown as its own text, never run as code
-    evil = table.locator(".tabulator-cell[tabulator-field=name]", has_text=EVIL_NAME)
+    evil = page.locator(".tabulator-cell[tabulator-field=name]", has_text=EVIL_NAME)
     assert evil.count() == 1 and evil.inner_text() == EVIL_NAME
     page.wait_for_timeout(300)
     assert watch.dialogs == []
-    link = table.locator("a", has_text="1001")
-    assert link.get_attribute("href") == "job?jobid=1001"
-    assert page.get_by_text("of 2", exact=False).count() >= 1
+    assert page.locator(".tabulator a", has_text="1001").get_attribute("href") == "job?jobid=1001"
+    assert page.get_by_text("of 3", exact=False).count() >= 1
+    assert page.get_by_text("everyone is staff", exact=False).count() == 1
     page.screenshot(path=str(screenshots / "jobs.png"), full_page=True)
     assert watch.errors == [], watch.errors
 
 
-def test_job_list_filter_by_state(web, watch):
+def test_search_filters_from_url_and_widgets_and_csv_export(web, watch, tmp_path):
     watch.open(f"{web}/jobs?state=FAILED")
-    rows = watch.page.locator(".tabulator .tabulator-row")
-    rows.first.wait_for(timeout=30_000)
-    assert rows.count() == 1 and "bob" in rows.first.inner_text()
+    page = watch.page
+    assert rows(page).count() == 1 and "bob" in rows(page).first.inner_text()
+    watch.open(f"{web}/jobs")
+    rows(page)
+    name = page.get_by_label("Job name contains")
+    name.fill("sweep")
+    name.press("Enter")
+    expect(page.locator(".tabulator .tabulator-row")).to_have_count(1, timeout=30_000)
+    assert "wide-sweep" in rows(page).first.inner_text()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export CSV").click()
+    path = tmp_path / "jobs.csv"
+    download.value.save_as(path)
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("jobid,") and len(lines) == 2 and lines[1].startswith("1003,")
+    assert watch.errors == [], watch.errors
 
 
-@pytest.mark.parametrize("watch", [1700], indirect=True)  # tall: every plot in the screenshot
-def test_job_link_opens_detail_with_plots_per_host(web, watch, screenshots):
+@pytest.mark.parametrize("watch", [2400], indirect=True)  # tall: plots in the screenshot
+def test_job_detail_metrics_coverage_and_plots_per_host(web, watch, screenshots):
     watch.open(f"{web}/jobs")
     page = watch.page
     page.locator(".tabulator a", has_text="1001").click()
     page.wait_for_url("**/job?jobid=1001")
-    page.wait_for_load_state("networkidle")
-    page.get_by_text("cfd-run").first.wait_for(timeout=30_000)
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('*')].some(e => e.shadowRoot)", timeout=30_000
-    )
-    canvases = page.locator("canvas")
-    canvases.first.wait_for(timeout=30_000)
-    sizes = [c.bounding_box() for c in canvases.all()]
+    plots = watch.plots(2)  # the CPU tab: the job's cgroup and the node counters
+    assert set(plots) == {SERIES["cpu_busy"].label, CGROUP_SERIES["cg_cpu"].label}, plots
+    for tab in ("Memory", "Network", "Other"):
+        page.locator(".bk-tab", has_text=tab).click()  # tabs render when first opened
+        plots |= watch.plots(1)
+    page.locator(".bk-tab", has_text="CPU").click()
+    for name in ("cpu_busy", "mem_used", "net_bw", "ib_bw"):
+        plot = plots[SERIES[name].label]
+        assert plot["lines"] == len(HOSTS) + 1, plot  # each host and the job mean
+        assert plot["labels"] == sorted([*HOSTS, "job mean"])
+    assert plots[CGROUP_SERIES["cg_cpu"].label]["lines"] == len(HOSTS) + 1
+    assert any(t.startswith("numa: ") for t in plots), plots  # a type no series names
+    sizes = [c.bounding_box() for c in page.locator("canvas").all()]
     assert any(b and b["width"] > 300 and b["height"] > 150 for b in sizes), sizes
-    plots = page.evaluate(PLOTS_JS)
-    by_title = {p["title"]: p for p in plots}
-    titles = [SERIES[name].label for name in ("cpu_busy", "mem_used", "net_bw")]
-    assert set(titles) <= set(by_title), plots
-    for title in titles:
-        assert by_title[title]["lines"] == len(HOSTS)
-        assert by_title[title]["labels"] == HOSTS
     # Accounting and metrics in human units, next to what was allocated
-    for text in ("alice", "proj-cfd", "76.6 %", "41.5 GiB", "of 128.0 GiB requested",
+    for text in ("alice", "proj-cfd", "76.6 %", "41.5 GiB", "of 64.0 GiB requested per node",
                  "24.50 cores", "of 32 allocated per node", "125.0 MB/s", "55m 00s"):
         assert page.get_by_text(text, exact=True).count() == 1, text
+    assert page.get_by_text("Hosts with gaps: c002 (83.3 %)").count() == 1
+    assert page.get_by_text("CPU efficiency: cgroup", exact=False).count() == 1
+    assert page.locator("a", has_text="c002").first.get_attribute("href").startswith(
+        "host?host=c002&start=")
     page.screenshot(path=str(screenshots / "job.png"), full_page=True)
     assert watch.errors == [], watch.errors
 
 
-def test_job_detail_escapes_name_and_shows_missing_reason(web, watch, screenshots):
+@pytest.mark.parametrize("watch", [1800], indirect=True)
+def test_wide_job_draws_mean_band_and_heatmap(web, watch, screenshots):
+    watch.open(f"{web}/job?jobid=1003")
+    plots = watch.plots(2)
+    label = SERIES["cpu_busy"].label
+    assert label in plots, plots
+    assert "Patch" in plots[label]["glyphs"] and plots[label]["lines"] >= 1
+    heat = plots[f"{label}: per host"]
+    assert heat["glyphs"] and heat["lines"] == 0, heat
+    page = watch.page
+    assert page.get_by_text("low cpu efficiency", exact=False).count() == 1
+    assert page.get_by_text("Request fewer cores", exact=False).count() == 1
+    page.screenshot(path=str(screenshots / "job-wide.png"), full_page=True)
+    assert watch.errors == [], watch.errors
+
+
+def test_job_detail_escapes_name_flag_and_shows_missing_reason(web, watch, screenshots):
     watch.open(f"{web}/job?jobid=1002")
     page = watch.page
     page.get_by_text(EVIL_NAME).first.wait_for(timeout=30_000)
     page.get_by_text("not available: job too short").wait_for(timeout=10_000)
+    page.get_by_text("Memory <b>reached</b> 95% of a node.").wait_for(timeout=10_000)
     page.wait_for_timeout(300)
     assert watch.dialogs == []
     page.screenshot(path=str(screenshots / "job-escaped.png"), full_page=True)
@@ -131,14 +128,63 @@ def test_job_detail_escapes_name_and_shows_missing_reason(web, watch, screenshot
 def test_unknown_job_says_not_found(web, watch, screenshots):
     watch.open(f"{web}/job?jobid=<b>999</b>")
     page = watch.page
-    message = page.get_by_text("Job <b>999</b> not found.")
-    message.wait_for(timeout=30_000)
+    page.get_by_text("Job <b>999</b> not found.").wait_for(timeout=30_000)
     assert page.get_by_text("Traceback").count() == 0
     page.screenshot(path=str(screenshots / "job-not-found.png"), full_page=True)
     assert watch.errors == [], watch.errors
 
 
+@pytest.mark.parametrize("watch", [1400], indirect=True)
+def test_overview_tiles_use_flagged_and_freshness(web, watch, screenshots):
+    watch.open(f"{web}/overview")
+    plots = watch.plots(3)
+    assert f"{SERIES['cpu_busy'].label}, cluster total" in plots
+    page = watch.page
+    assert page.get_by_text("nodes reporting").count() == 1
+    assert page.get_by_text("jobs finished in range").count() == 1
+    assert page.locator("a", has_text="1003").count() >= 1  # most flagged
+    assert page.locator("a", has_text="w007").count() == 1  # freshness lists every host
+    page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
+    assert watch.errors == [], watch.errors
+
+
+@pytest.mark.parametrize("watch", [1600], indirect=True)
+def test_host_view_with_job_bands(web, watch, screenshots):
+    watch.open(f"{web}/host?host=c002&start=2026-03-01T09:30:00Z&end=2026-03-01T12:30:00Z")
+    plots = watch.plots(3)
+    assert SERIES["cpu_busy"].label in plots
+    page = watch.page
+    assert page.locator("a", has_text="1001").count() == 1
+    assert page.locator("a", has_text="1002").count() == 1
+    assert page.get_by_text("Jobs (2)").count() == 1
+    page.screenshot(path=str(screenshots / "host.png"), full_page=True)
+    assert watch.errors == [], watch.errors
+
+
+def test_user_view_aggregates(web, watch, screenshots):
+    watch.open(f"{web}/user?user=alice&start=2026-02-01&end=2026-03-31")
+    page = watch.page
+    assert rows(page).count() == 2
+    assert page.get_by_text("core-hours").count() == 1
+    assert page.get_by_text("low_cpu_efficiency (1)", exact=False).count() == 1
+    page.screenshot(path=str(screenshots / "user.png"), full_page=True)
+    assert watch.errors == [], watch.errors
+
+
+@pytest.mark.parametrize("watch", [1400], indirect=True)
+def test_compare_side_by_side(web, watch, screenshots):
+    watch.open(f"{web}/compare?jobids=1001,1003,nope")
+    plots = watch.plots(1)
+    curves = plots[f"{SERIES['cpu_busy'].label} (mean over hosts)"]
+    assert curves["labels"] == ["job 1001", "job 1003"]
+    page = watch.page
+    assert page.get_by_text("Not found: nope").count() == 1
+    assert page.get_by_text("31.0 %", exact=True).count() == 1
+    page.screenshot(path=str(screenshots / "compare.png"), full_page=True)
+    assert watch.errors == [], watch.errors
+
+
 def test_index_serves_the_job_list(web, watch):
     watch.open(f"{web}/")
-    watch.page.locator(".tabulator .tabulator-row").first.wait_for(timeout=30_000)
+    rows(watch.page)
     assert watch.page.locator("nav a", has_text="Jobs").get_attribute("href") == "jobs"

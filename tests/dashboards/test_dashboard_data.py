@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import psycopg
 import pytest
+from dashboard_dataset import T0, WIDE_HOSTS
 
-from dashboards import data
+from dashboards import auth, cluster, data, timeseries
+from dashboards.auth import Viewer
+from dashboards.data import JobFilter
 from dashboards.units import duration, human, plot_scale
 
 GIB = 2**30
+ALICE = Viewer("alice", staff=False)
+BOB = Viewer("bob", staff=False)
+NOBODY = Viewer(None, staff=False)
 
 
 @pytest.fixture
@@ -17,61 +25,161 @@ def conn(dataset: str):
         yield connection
 
 
-def test_job_list_newest_first_with_efficiency(conn):
+def ids(conn, filt=None, viewer=data.STAFF, **kwargs) -> list[str]:
+    return data.list_jobs(conn, filt, viewer, **kwargs)[0]["jobid"].to_list()
+
+
+def test_job_list_newest_first_with_efficiency_and_flags(conn):
     jobs, total = data.list_jobs(conn)
-    assert total == 2
-    assert jobs["jobid"].to_list() == ["1002", "1001"]
-    assert jobs["cpu_eff"].to_list() == [None, pytest.approx(0.766)]
-    assert jobs["nodes"].to_list() == [1, 2]
+    assert total == 3
+    assert jobs["jobid"].to_list() == ["1002", "1003", "1001"]
+    assert jobs["cpu_eff"].to_list() == [None, pytest.approx(0.31), pytest.approx(0.766)]
+    assert jobs["flags"].to_list() == ["memory_near_limit", "low_cpu_efficiency", None]
+    assert jobs["runtime"].to_list() == [3300, 3300, 3300]
 
 
 def test_job_list_pages_in_sql_and_counts_all_matches(conn):
-    jobs, total = data.list_jobs(conn, limit=1, offset=1)
-    assert (jobs["jobid"].to_list(), total) == (["1001"], 2)
+    jobs, total = data.list_jobs(conn, limit=1, offset=2)
+    assert (jobs["jobid"].to_list(), total) == (["1001"], 3)
     jobs, total = data.list_jobs(conn, limit=1, offset=5)
-    assert (jobs.height, total) == (0, 2)
+    assert (jobs.height, total) == (0, 3)
 
 
-def test_job_list_filters_user_prefix_and_state(conn):
-    assert data.list_jobs(conn, user="ali")[0]["jobid"].to_list() == ["1001"]
-    assert data.list_jobs(conn, state="FAILED")[0]["jobid"].to_list() == ["1002"]
-    assert data.list_jobs(conn, user="alice", state="FAILED")[1] == 0
+def test_search_filters(conn):
+    assert ids(conn, JobFilter(user="ali")) == ["1003", "1001"]
+    assert ids(conn, JobFilter(state="FAILED")) == ["1002"]
+    assert ids(conn, JobFilter(user="alice", state="FAILED")) == []
+    assert ids(conn, JobFilter(account="proj-m")) == ["1002"]
+    assert ids(conn, JobFilter(partition="normal")) == ["1003", "1001"]
+    assert ids(conn, JobFilter(name="SWEEP")) == ["1003"]
+    assert ids(conn, JobFilter(min_nodes=2, max_nodes=2)) == ["1001"]
+    assert ids(conn, JobFilter(min_runtime_s=3000, max_runtime_s=3400)) == ["1002", "1003",
+                                                                           "1001"]
+    assert ids(conn, JobFilter(max_runtime_s=60)) == []
+    assert ids(conn, JobFilter(since=T0 + timedelta(hours=1, minutes=40))) == ["1002"]
+    assert ids(conn, JobFilter(until=T0 + timedelta(minutes=30))) == ["1003", "1001"]
+    assert ids(conn, JobFilter(metric="cpu_efficiency", metric_max=0.5)) == ["1003"]
+    assert ids(conn, JobFilter(metric="cpu_efficiency", metric_min=0.5)) == ["1001"]
+    assert ids(conn, JobFilter(flag="memory_near_limit")) == ["1002"]
     # LIKE wildcards in user input match literally, not everything
-    assert data.list_jobs(conn, user="%")[1] == 0
-    assert data.list_jobs(conn, user="_lice")[1] == 0
+    assert ids(conn, JobFilter(user="%")) == [] and ids(conn, JobFilter(name="_")) == []
+    # an unknown metric name is ignored, never spliced into SQL
+    assert len(ids(conn, JobFilter(metric="x'; DROP TABLE job_data; --", metric_min=1))) == 3
 
 
-def test_job_list_sort_keys_are_whitelisted(conn):
-    jobs, _ = data.list_jobs(conn, sort="jobid", descending=False)
-    assert jobs["jobid"].to_list() == ["1001", "1002"]
-    jobs, _ = data.list_jobs(conn, sort="nodes; DROP TABLE job_data", descending=True)
-    assert jobs["jobid"].to_list() == ["1002", "1001"]  # fell back to newest end first
-    assert conn.execute("SELECT count(*) FROM job_data").fetchone()[0] == 2
+def test_sort_keys_are_allow_listed(conn):
+    assert ids(conn, sort="jobid", descending=False) == ["1001", "1002", "1003"]
+    assert ids(conn, sort="cpu_eff", descending=True) == ["1001", "1003", "1002"]
+    assert ids(conn, sort="nodes; DROP TABLE job_data") == ["1002", "1003", "1001"]
+    assert conn.execute("SELECT count(*) FROM job_data").fetchone()[0] == 3
 
 
-def test_job_record_metrics_and_states(conn):
+def test_researchers_see_only_their_jobs_in_every_query(conn, monkeypatch):
+    assert ids(conn, viewer=ALICE) == ["1003", "1001"]
+    assert ids(conn, JobFilter(user="bob"), ALICE) == []
+    assert ids(conn, viewer=BOB) == ["1002"]
+    assert ids(conn, viewer=NOBODY) == []
+    assert data.job_record(conn, "1002", ALICE) is None
+    assert data.job_record(conn, "1002", BOB)["username"] == "bob"
+    assert data.job_record(conn, "1002", data.STAFF) is not None
+    assert data.metrics_for_jobs(conn, ["1001", "1002"], ALICE)["jobid"].unique().to_list() == [
+        "1001"]
+    assert data.distinct_values(conn, "partition", BOB) == ["gpu"]
+    start, end = T0 - timedelta(hours=1), T0 + timedelta(hours=3)
+    assert cluster.most_flagged(conn, ALICE, start, end)["jobid"].to_list() == ["1003"]
+    assert cluster.job_counts(conn, BOB, start, end) == {"running": 0, "finished": 1}
+    assert [j["jobid"] for j in cluster.host_jobs(conn, ALICE, "c002", start, end)] == ["1001"]
+    summary = data.user_summary(conn, ALICE, user="bob", account=None, since=start, until=end)
+    assert summary["jobs"] == 0
+
+
+def test_shared_accounts_open_the_accounts_jobs(conn):
+    with conn.transaction():
+        conn.execute("INSERT INTO job_data (jobid, username, account) VALUES "
+                     "('2001', 'carol', 'proj-ml')")
+    share = Viewer("carol", staff=False, share_accounts=True)
+    assert ids(conn, viewer=share) == ["1002", "2001"]  # no end time: last
+    assert ids(conn, viewer=Viewer("carol", staff=False)) == ["2001"]
+
+
+def test_viewer_from_auth_mode(monkeypatch):
+    monkeypatch.setenv("HPCPERF_AUTH", "none")
+    assert auth.resolve(None).staff
+    monkeypatch.setenv("HPCPERF_AUTH", "basic")
+    monkeypatch.setenv("HPCPERF_STAFF", "root, staffer")
+    monkeypatch.setenv("HPCPERF_STAFF_GROUP", "hpc-staff")
+    assert auth.resolve("staffer").staff and not auth.resolve("alice").staff
+    assert auth.resolve("alice", {"hpc-staff"}).staff
+    assert auth.resolve(None) == NOBODY and auth.resolve("guest") == NOBODY
+    monkeypatch.setenv("HPCPERF_AUTH", "kerberos")
+    with pytest.raises(ValueError):
+        auth.mode()
+
+
+def test_record_metrics_flags_coverage_sources(conn):
     assert data.job_record(conn, "nope") is None
     job = data.job_record(conn, "1001")
     assert job["hosts"] == ["c001", "c002"] and job["ncpus"] == 64
     metrics = data.job_metrics(conn, "1002")
     row = metrics.filter(metrics["metric"] == "cpu_efficiency").row(0, named=True)
     assert row["value"] is None and row["reason"] == "job too short"
-    assert data.job_states(conn) == ["COMPLETED", "FAILED"]
+    assert data.job_flags(conn, "1003")["advice"].to_list() == ["cores"]
+    assert data.job_flags(conn, "1001").is_empty()
+    assert data.job_coverage(conn, "1001")["fraction"].to_list() == [1.0, pytest.approx(10 / 12)]
+    assert data.used_sources(conn, "1001")["cpu_efficiency"] == "cgroup"
+    assert data.flag_names(conn) == ["low_cpu_efficiency", "memory_near_limit"]
 
 
-def test_job_series_per_host_over_the_run_time(conn):
-    series = data.job_series(conn, data.job_record(conn, "1001"), ["cpu_busy", "mem_used"])
+def test_pages_work_without_the_later_stages_tables(conn):
+    with conn.transaction():
+        conn.execute("ALTER TABLE job_flags RENAME TO job_flags_away")
+        conn.execute("ALTER TABLE job_coverage RENAME TO job_coverage_away")
+    try:
+        jobs, total = data.list_jobs(conn, JobFilter(flag="anything"))
+        assert total == 0
+        assert data.list_jobs(conn)[0]["flags"].to_list() == [None] * 3
+        assert data.job_flags(conn, "1003").is_empty()
+        assert data.job_coverage(conn, "1001").is_empty()
+        assert data.flag_names(conn) == []
+    finally:
+        with conn.transaction():
+            conn.execute("ALTER TABLE job_flags_away RENAME TO job_flags")
+            conn.execute("ALTER TABLE job_coverage_away RENAME TO job_coverage")
+
+
+def test_job_series_per_host_bucketed(conn):
+    job = data.job_record(conn, "1001")
+    series = timeseries.job_series(conn, job, ["cpu_busy", "mem_used", "ib_bw"])
     cpu = series.filter(series["series"] == "cpu_busy")
     assert cpu.group_by("host").len().sort("host").rows() == [("c001", 12), ("c002", 12)]
     first = cpu.filter(cpu["host"] == "c002").sort("time")["value"][0]
     assert first == pytest.approx(26.0)  # user+nice+system+irq+softirq; idle excluded
     mem = series.filter(series["series"] == "mem_used").sort("host", "time")
     assert mem["value"][0] == pytest.approx(25 * GIB)  # MemUsed - FilePages - Slab
-    assert set(series["unit"]) == {"cores", "B"}
+    assert series.filter(series["series"] == "ib_bw")["value"].min() == pytest.approx(3e8)
+    # at most max_points buckets per host, each the mean of its samples
+    coarse = timeseries.job_series(conn, job, ["cpu_busy"], max_points=3)
+    assert coarse.group_by("host").len()["len"].max() <= 4
+    assert coarse["value"].mean() == pytest.approx(cpu["value"].mean(), rel=0.05)
 
 
-def test_job_series_empty_without_start_or_hosts(conn):
-    assert data.job_series(conn, {"start_time": None, "hosts": ["c001"]}).is_empty()
+def test_extra_types_and_cgroup(conn):
+    job = data.job_record(conn, "1001")
+    extra = timeseries.extra_types(conn, job["hosts"], job["start_time"], job["end_time"])
+    assert set(extra["type"]) == {"numa"}  # ib_ext is a named series, cgroup is per job
+    own = timeseries.cgroup(conn, job["hosts"], "1001", job["start_time"], job["end_time"])
+    assert set(own["series"]) == {"cg_cpu"} and own.height == 24
+    assert timeseries.cgroup(conn, job["hosts"], "1002", job["start_time"],
+                             job["end_time"]).is_empty()
+
+
+def test_freshness_marks_silent_hosts(conn):
+    fresh = cluster.freshness(conn, now=T0 + timedelta(hours=2))
+    assert fresh.height == 2 + len(WIDE_HOSTS)
+    row = fresh.filter(fresh["host"] == "c001").row(0, named=True)
+    assert row["interval_s"] == 300 and row["silent"]  # last sample 10:55, 65 min ago
+    fresh = cluster.freshness(conn, now=T0 + timedelta(hours=1, minutes=58))
+    assert not fresh.filter(fresh["host"] == "c002")["silent"][0]  # c002 ran to 11:55
 
 
 def test_human_units():
@@ -87,9 +195,9 @@ def test_human_units():
     assert plot_scale("B") == (2.0**30, "GiB") and plot_scale("B/s") == (1e6, "MB/s")
 
 
-def test_job_list_page_pages_and_sorts_in_sql(dataset, monkeypatch):
+def test_search_page_pages_sorts_and_exports_in_sql(dataset, monkeypatch):
     """The page object itself: pager buttons and header sorts re-query the database."""
-    from dashboards.pages.jobs import JobList
+    from dashboards.pages.jobs import JobSearch, export_csv
 
     with psycopg.connect(dataset) as db:
         db.execute(
@@ -100,17 +208,24 @@ def test_job_list_page_pages_and_sorts_in_sql(dataset, monkeypatch):
         )
     monkeypatch.setenv("HPCPERF_DATABASE_URL", dataset)
     monkeypatch.setattr(data, "_URL", None)
-    jobs = JobList()
-    assert len(jobs.table.value) == 32  # 50 a page by default
+    jobs = JobSearch(data.STAFF)
+    assert len(jobs.table.value) == 33  # 50 a page by default
     jobs.page_size.value = 25
     assert len(jobs.table.value) == 25 and jobs.prev.disabled and not jobs.next.disabled
-    assert "of **32**" in jobs.status.object
+    assert "of **33**" in jobs.status.object
     jobs.next.clicks += 1
-    assert list(jobs.table.value["jobid"]) == [str(2000 + n) for n in range(7, 0, -1)]
-    assert "**26–32** of **32**" in jobs.status.object and jobs.next.disabled
+    assert list(jobs.table.value["jobid"]) == [str(2000 + n) for n in range(8, 0, -1)]
+    assert "**26–33** of **33**" in jobs.status.object and jobs.next.disabled
     jobs.table.sorters = [{"field": "jobid", "dir": "asc"}]  # what a header click sends
-    assert list(jobs.table.value["jobid"][:3]) == ["1001", "1002", "2001"]
+    assert list(jobs.table.value["jobid"][:3]) == ["1001", "1002", "1003"]
     assert jobs.offset == 0
     jobs.user.value = "bo"
     assert list(jobs.table.value["jobid"]) == ["1002"]
     assert jobs.table.value["link"][0] == "job?jobid=1002"
+    jobs.user.value = ""
+    jobs.metric.value = "cpu_efficiency"
+    jobs.metric_max.value = 50.0  # percent on screen, a fraction in the database
+    assert list(jobs.table.value["jobid"]) == ["1003"]
+    csv = jobs._export().read().splitlines()
+    assert csv[0].startswith("jobid,user,account") and csv[1].startswith("1003,alice")
+    assert len(export_csv(data.list_jobs(psycopg.connect(dataset))[0]).read().splitlines()) == 34

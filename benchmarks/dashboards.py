@@ -1,0 +1,227 @@
+"""Server-side time to build the dashboards' heaviest pages on generated data.
+
+``python -m benchmarks.dashboards [--jobs N] [--hosts H] [--hours T] [--repeat R]``
+
+Starts a dedicated embedded PostgreSQL in a temporary directory, loads it
+with binary ``COPY`` (one million jobs with two metrics each and flags on a
+tenth of them; one H-node, T-hour job with five-minute samples of cpu, mem,
+net, block and InfiniBand), then times, after one warm-up, what the server
+does per page view: the queries, the Panel/HoloViews objects and their
+Bokeh document (``server_doc``). The browser's own drawing is not included.
+Goal: under one second each for a 128-node, 48-hour job page and for the
+search page over a million jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from bokeh.document import Document
+
+from hpcperfstats.db import embedded
+from hpcperfstats.db.schema import ensure_schema
+from hpcperfstats.services.ports import free_port
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+STEP = timedelta(minutes=5)
+GIB = 2**30
+USERS = [f"user{i:04d}" for i in range(1000)]
+STATES = ["COMPLETED"] * 8 + ["FAILED", "TIMEOUT", "CANCELLED", "OUT_OF_MEMORY"]
+PARTITIONS = ["normal", "normal", "normal", "gpu", "large", "debug"]
+BIG_JOB = "9999999"
+
+
+def load_jobs(conn: psycopg.Connection, count: int) -> None:
+    rnd = random.Random(1)
+    with conn.cursor() as cur:
+        with cur.copy("COPY job_data (jobid, username, account, partition, jobname, state,"
+                      " start_time, end_time, elapsed_s, nnodes, ncpus, req_mem_bytes, hosts)"
+                      " FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "text", "text", "text", "text", "text", "timestamptz",
+                            "timestamptz", "int8", "int4", "int4", "int8", "text[]"])
+            for i in range(count):
+                user = USERS[rnd.randrange(len(USERS))]
+                nodes = rnd.choice((1, 1, 1, 2, 4, 8, 16, 64))
+                start = T0 + timedelta(seconds=i * 30 + rnd.randrange(600))
+                elapsed = rnd.randrange(60, 48 * 3600)
+                copy.write_row((str(1_000_000 + i), user, f"proj-{hash(user) % 200:03d}",
+                                rnd.choice(PARTITIONS), f"run-{rnd.randrange(5000)}",
+                                rnd.choice(STATES), start, start + timedelta(seconds=elapsed),
+                                elapsed, nodes, nodes * 48, nodes * 192 * GIB,
+                                [f"c{(i + k) % 4000:04d}" for k in range(min(nodes, 4))]))
+        with cur.copy("COPY job_metrics (jobid, metric, value, unit, day, source)"
+                      " FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "text", "float8", "text", "date", "text"])
+            for i in range(count):
+                jobid = str(1_000_000 + i)
+                day = (T0 + timedelta(seconds=i * 30)).date()
+                copy.write_row((jobid, "cpu_efficiency", rnd.random(), "1", day, "node"))
+                copy.write_row((jobid, "mem_hwm_bytes", rnd.random() * 192 * GIB, "B", day,
+                                "node"))
+        with cur.copy("COPY job_flags (jobid, flag, value, threshold, message, advice,"
+                      " rule_version, day) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "text", "float8", "float8", "text", "text", "text", "date"])
+            for i in range(0, count, 10):
+                copy.write_row((str(1_000_000 + i), "low_cpu_efficiency", 0.2, 0.5,
+                                "Your job kept 20% of its allocated cores busy.", "cores", "b",
+                                (T0 + timedelta(seconds=i * 30)).date()))
+
+
+def load_big_job(conn: psycopg.Connection, hosts: int, hours: int) -> int:
+    names = [f"b{h:04d}" for h in range(hosts)]
+    samples = hours * 12
+    start = T0 + timedelta(days=30)
+    end = start + STEP * (samples - 1)
+    events = {
+        ("cpu", "s/s"): ["user", "nice", "system", "idle", "iowait", "irq", "softirq"],
+        ("mem", "B"): ["MemTotal", "MemUsed", "FilePages", "Slab"],
+        ("net", "B/s"): ["rx_bytes", "tx_bytes"],
+        ("block", "B/s"): ["rd_sectors", "wr_sectors"],
+        ("ib_ext", "B/s"): ["port_xmit_data", "port_rcv_data"],
+    }
+    rows = 0
+    with conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO job_data (jobid, username, account, partition, jobname, state,"
+            " start_time, end_time, elapsed_s, nnodes, ncpus, req_mem_bytes, hosts)"
+            " VALUES (%s, 'user0001', 'proj-001', 'large', 'big-run', 'COMPLETED', %s, %s,"
+            " %s, %s, %s, %s, %s)",
+            (BIG_JOB, start, end, int((end - start).total_seconds()), hosts, hosts * 48,
+             hosts * 192 * GIB, names))
+        with cur.copy("COPY host_data (time, host, jobid, type, device, event, unit, value)"
+                      " FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["timestamptz", "text", "text", "text", "text", "text", "text",
+                            "float8"])
+            for h, host in enumerate(names):
+                for i in range(samples):
+                    t = start + STEP * i
+                    for (type_, unit), evs in events.items():
+                        for k, ev in enumerate(evs):
+                            value = float((h * 7 + i * 3 + k * 11) % 97) * (GIB if unit == "B"
+                                                                            else 1e6)
+                            copy.write_row((t, host, BIG_JOB, type_, "", ev, unit, value))
+                            rows += 1
+    return rows
+
+
+def store_job_series(conn: psycopg.Connection) -> int:
+    """What the pipeline's job_series asset stores for the finished big job."""
+    from dashboards.pages.job import JOB_SERIES
+    from hpcperfstats.series import SERIES, host_series
+
+    job = conn.execute("SELECT start_time, end_time, hosts FROM job_data WHERE jobid = %s",
+                       (BIG_JOB,)).fetchone()
+    frame = host_series(conn, job[2], job[0], job[1], [n for n in JOB_SERIES if n in SERIES])
+    with conn.cursor() as cur, cur.copy(
+            "COPY job_series (jobid, host, series, time, value, day) FROM STDIN") as copy:
+        for time_, host, series, value, _unit in frame.iter_rows():
+            copy.write_row((BIG_JOB, host, series, time_, value, job[1].date()))
+    return frame.height
+
+
+def timed(fn, repeat: int) -> tuple[float, float]:
+    fn()  # warm-up: imports, plans, caches
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), max(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--hosts", type=int, default=128)
+    parser.add_argument("--hours", type=int, default=48)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hpcperf-bench-") as tmp:
+        pgdata = Path(tmp) / "pgdata"
+        url = embedded.start(pgdata, free_port())
+        try:
+            run(url, args)
+        finally:
+            embedded.stop(pgdata)
+
+
+def run(url: str, args: argparse.Namespace) -> None:
+    with psycopg.connect(url) as conn:
+        ensure_schema(conn)
+        t0 = time.perf_counter()
+        load_jobs(conn, args.jobs)
+        t1 = time.perf_counter()
+        rows = load_big_job(conn, args.hosts, args.hours)
+        t2 = time.perf_counter()
+        stored = store_job_series(conn)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    print(f"loaded {args.jobs:,} jobs in {t1 - t0:.1f} s; {rows:,} host_data rows for one "
+          f"{args.hosts}-node {args.hours} h job in {t2 - t1:.1f} s; {stored:,} job_series rows")
+
+    os.environ["HPCPERF_DATABASE_URL"] = url
+    os.environ["HPCPERF_AUTH"] = "none"
+    import holoviews as hv
+    import panel as pn
+
+    from dashboards import data, timeseries
+    from dashboards.auth import Viewer
+    from dashboards.pages.job import job_view
+    from dashboards.pages.jobs import JobSearch
+
+    hv.extension("bokeh")
+    pn.extension("tabulator")
+    data._URL = None
+    researcher = Viewer("user0001", staff=False)
+
+    def job_page(viewer=data.STAFF):
+        job_view(BIG_JOB, viewer).server_doc(Document())
+
+    def running_job_page():
+        """The same job while it runs: no job_series rows yet, read from host_data."""
+        real = timeseries.stored_job_series
+        timeseries.stored_job_series = lambda *a, **k: real(*a, **k).clear()
+        try:
+            job_page()
+        finally:
+            timeseries.stored_job_series = real
+
+    def search_page(viewer=data.STAFF):
+        JobSearch(viewer).view().server_doc(Document())
+
+    def search_sorted_by_efficiency():
+        page = JobSearch(data.STAFF)
+        page.table.sorters = [{"field": "cpu_eff", "dir": "asc"}]
+
+    def search_metric_and_name():
+        page = JobSearch(data.STAFF)
+        page.name.value = "run-42"
+        page.metric.value = "cpu_efficiency"
+        page.metric_max.value = 10.0
+
+    cases = [
+        (f"job page, {args.hosts} nodes x {args.hours} h (staff)", job_page),
+        (f"job page, {args.hosts} nodes x {args.hours} h (owner, scoped)",
+         lambda: job_page(researcher)),
+        ("job page, same job from host_data (no job_series rows yet)", running_job_page),
+        (f"search page, {args.jobs:,} jobs (staff, newest first)", search_page),
+        ("search page (researcher, own jobs only)", lambda: search_page(researcher)),
+        ("search: build + re-sort all jobs by CPU efficiency", search_sorted_by_efficiency),
+        ("search: build + name contains + metric range", search_metric_and_name),
+    ]
+    print(f"{'page':64s} {'median':>8s} {'max':>8s}")
+    for name, fn in cases:
+        median, worst = timed(fn, args.repeat)
+        print(f"{name:64s} {median * 1000:7.0f}ms {worst * 1000:7.0f}ms")
+
+
+if __name__ == "__main__":
+    main()

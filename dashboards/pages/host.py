@@ -1,0 +1,86 @@
+"""``/host?host=...&start=...&end=...``: every collected type on one node over time.
+
+The jobs that ran on the node are shaded as bands and listed with links.
+Staff only: a node's counters mix every job that ran on it, so a
+researcher asking for a host gets the same answer as for a missing one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from html import escape
+from urllib.parse import quote
+
+import holoviews as hv
+import panel as pn
+import polars as pl
+
+from dashboards import auth, cluster, data, timeseries
+from dashboards.auth import Viewer
+from dashboards.layout import fmt_time, html, message, page, query_arg, time_arg
+from dashboards.plots import host_lines, job_bands
+from dashboards.units import duration
+from hpcperfstats.series import SERIES
+
+DEFAULT_RANGE = timedelta(hours=24)
+HOST_SERIES = [n for n in SERIES if n not in ("cpu_total", "mem_total")]
+
+
+def jobs_table(jobs: list[dict]) -> pn.pane.HTML:
+    if not jobs:
+        return html('<p class="hp-note">No jobs ran on this node in the range.</p>')
+    rows = "".join(
+        f'<tr><td><a href="job?jobid={quote(j["jobid"], safe="")}">{escape(j["jobid"])}</a></td>'
+        f'<td>{escape(j["username"] or "")}</td><td>{escape(j["jobname"] or "")}</td>'
+        f'<td>{escape(fmt_time(j["start_time"]))}</td><td>{escape(fmt_time(j["end_time"]))}</td>'
+        "</tr>" for j in jobs)
+    return html('<table class="hp-facts"><tr><th>Job</th><th>User</th><th>Name</th>'
+                f"<th>Start</th><th>End</th></tr>{rows}</table>")
+
+
+def host_view(viewer: Viewer, host: str | None, start: datetime | None, end: datetime | None):
+    if not host:
+        return page([message("No host given: add ?host=<name> to the address.",
+                             ("overview", "Back to the overview"))], viewer=viewer)
+    if not viewer.staff:
+        return page([message(f"Host {host} not found.", ("overview", "Back to the overview"))],
+                    viewer=viewer)
+    with data.connection() as conn:
+        if end is None:
+            fresh = cluster.freshness(conn)
+            row = fresh.filter(pl.col("host") == host)
+            end = row["last"][0] if not row.is_empty() else datetime.now(UTC)
+        start = start or end - DEFAULT_RANGE
+        named = timeseries.series(conn, [host], start, end, HOST_SERIES)
+        extra = timeseries.extra_types(conn, [host], start, end)
+        jobs = cluster.host_jobs(conn, viewer, host, start, end)
+    plots = []
+    present = set(named["series"].to_list()) if not named.is_empty() else set()
+    for name in (n for n in HOST_SERIES if n in present):
+        part = named.filter(pl.col("series") == name)
+        plots.append(job_bands(host_lines(part, SERIES[name].label, SERIES[name].unit),
+                               jobs, end))
+    for (type_, event, unit), part in extra.group_by("type", "event", "unit",
+                                                     maintain_order=True):
+        plots.append(job_bands(host_lines(part, f"{type_}: {event}", unit or ""), jobs, end))
+    if plots:
+        body = pn.pane.HoloViews(hv.Layout(plots).cols(1), sizing_mode="stretch_width",
+                                 linked_axes=True)
+    else:
+        body = html('<p class="hp-note">No samples from this host in the range.</p>')
+    heading = html(
+        f"<h2 style='margin:0'>Host {escape(host)}</h2><p class='hp-note'>"
+        f"{escape(fmt_time(start))} to {escape(fmt_time(end))} "
+        f"({escape(duration((end - start).total_seconds()))}). Shaded: jobs on the node.</p>")
+
+    def card(body, title):
+        return pn.Card(body, title=title, collapsible=False, sizing_mode="stretch_width")
+
+    return page([pn.Column(heading, card(jobs_table(jobs), f"Jobs ({len(jobs)})"),
+                           card(body, "Every type over time"), sizing_mode="stretch_width")],
+                viewer=viewer)
+
+
+if __name__.startswith("bokeh"):
+    host_view(auth.current(), query_arg("host"), time_arg("start"), time_arg("end")).servable(
+        title="Host · hpcperfstats")

@@ -1,0 +1,131 @@
+"""``/overview``: the cluster now and over a range (``?start=...&end=...``).
+
+Nodes reporting and silent, jobs running and finished, cluster-wide use
+over time, the most flagged jobs, and the last sample of every host. The
+range ends at the newest sample by default, so a cluster whose feed has
+stopped still shows its last day (and the freshness table says it stopped).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from html import escape
+from urllib.parse import quote
+
+import holoviews as hv
+import panel as pn
+import polars as pl
+
+from dashboards import auth, cluster, data, timeseries
+from dashboards.auth import Viewer
+from dashboards.layout import fmt_time, html, page, time_arg
+from dashboards.plots import HEIGHT
+from dashboards.units import duration, plot_scale
+from hpcperfstats.series import SERIES
+
+DEFAULT_RANGE = timedelta(hours=24)
+
+
+def tiles(items: list[tuple[str, str]]) -> pn.pane.HTML:
+    body = "".join(f'<div class="hp-tile"><div class="n">{escape(n)}</div>'
+                   f'<div class="l">{escape(label)}</div></div>' for n, label in items)
+    return html(f'<div class="hp-tiles">{body}</div>')
+
+
+def cluster_plots(named: pl.DataFrame, extra: pl.DataFrame) -> pn.viewable.Viewable:
+    """Cluster totals over time: each series summed over the hosts reporting."""
+    plots = []
+    frames = []
+    if not named.is_empty():
+        frames.append(named.with_columns(
+            pl.col("series").replace_strict({k: v.label for k, v in SERIES.items()},
+                                            default=pl.col("series")).alias("label")))
+    if not extra.is_empty():
+        frames.append(extra.with_columns(
+            (pl.col("type") + ": " + pl.col("event")).alias("label")).select(
+            "time", "host", pl.col("label").alias("series"), "value", "unit", "label"))
+    if not frames:
+        return html('<p class="hp-note">No samples in this range.</p>')
+    both = pl.concat([f.select("time", "host", "value", "unit", "label") for f in frames])
+    totals = both.group_by("label", "unit", "time").agg(pl.col("value").sum(),
+                                                        pl.col("host").n_unique().alias("hosts"))
+    order = {SERIES[n].label: i for i, n in enumerate(timeseries.PLOTTED_SERIES)}
+    totals = totals.with_columns(
+        pl.col("label").replace_strict(order, default=len(order)).alias("_o")
+    ).sort("_o", "label", "time")
+    for (label, unit), part in totals.group_by("label", "unit", maintain_order=True):
+        factor, axis_unit = plot_scale(unit)
+        ycol = f"{label} ({axis_unit})" if axis_unit else label
+        frame = part.select(pl.col("time").dt.replace_time_zone(None),
+                            (pl.col("value") / factor).alias(ycol), "hosts").to_pandas()
+        plots.append(hv.Curve(frame, "time", [ycol, "hosts"]).opts(
+            title=f"{label}, cluster total", ylabel=axis_unit, responsive=True, height=HEIGHT,
+            tools=["hover"], color="#1f5f8b", line_width=2))
+    return pn.pane.HoloViews(hv.Layout(plots).cols(2), sizing_mode="stretch_width",
+                             linked_axes=True)
+
+
+def flagged_table(flagged: pl.DataFrame) -> pn.pane.HTML:
+    if flagged.is_empty():
+        return html('<p class="hp-note">No flagged jobs in this range.</p>')
+    rows = "".join(
+        f'<tr><td><a href="job?jobid={quote(r["jobid"], safe="")}">{escape(r["jobid"])}</a></td>'
+        f'<td>{escape(r["user"] or "")}</td><td>{escape(r["name"] or "")}</td>'
+        f'<td>{r["flags"]}</td><td>{escape(r["which"] or "")}</td></tr>'
+        for r in flagged.iter_rows(named=True))
+    return html('<table class="hp-facts"><tr><th>Job</th><th>User</th><th>Name</th>'
+                f"<th>Flags</th><th>Which</th></tr>{rows}</table>")
+
+
+def freshness_table(fresh: pl.DataFrame, staff: bool) -> pn.pane.HTML:
+    if fresh.is_empty():
+        return html('<p class="hp-note">No host has reported yet.</p>')
+    ordered = fresh.sort(["silent", "age_s", "host"], descending=[True, True, False])
+    rows = []
+    for r in ordered.head(500).iter_rows(named=True):
+        host = escape(r["host"])
+        if staff:
+            host = f'<a href="host?host={quote(r["host"], safe="")}">{host}</a>'
+        state = '<span class="hp-reason">silent</span>' if r["silent"] else "reporting"
+        rows.append(f"<tr><td>{host}</td><td>{escape(fmt_time(r['last']))}</td>"
+                    f"<td>{escape(duration(r['age_s']))} ago</td>"
+                    f"<td>{escape(duration(r['interval_s']))}</td><td>{state}</td></tr>")
+    return html('<table class="hp-facts"><tr><th>Host</th><th>Last sample</th><th>Age</th>'
+                f"<th>Interval</th><th>State</th></tr>{''.join(rows)}</table>")
+
+
+def overview(viewer: Viewer, start: datetime | None, end: datetime | None):
+    now = datetime.now(UTC)
+    with data.connection() as conn:
+        fresh = cluster.freshness(conn, now)
+        end = end or cluster.latest_sample(fresh) or now
+        start = start or end - DEFAULT_RANGE
+        counts = cluster.job_counts(conn, viewer, start, end)
+        flagged = cluster.most_flagged(conn, viewer, start, end)
+        hosts = fresh["host"].to_list()
+        named = timeseries.series(conn, hosts, start, end, timeseries.PLOTTED_SERIES, 200)
+        extra = timeseries.extra_types(conn, hosts, start, end, 200)
+    silent = int(fresh["silent"].sum()) if not fresh.is_empty() else 0
+    summary = tiles([
+        (str(fresh.height - silent), "nodes reporting"), (str(silent), "nodes silent"),
+        (str(counts["running"]), "jobs running at range end"),
+        (str(counts["finished"]), "jobs finished in range"),
+    ])
+    heading = html(f"<h2 style='margin:0'>Cluster overview</h2><p class='hp-note'>"
+                   f"{escape(fmt_time(start))} to {escape(fmt_time(end))}. Silent: no sample "
+                   f"for more than {cluster.SILENT_INTERVALS} sampling intervals.</p>")
+
+    def card(body, title):
+        return pn.Card(body, title=title, collapsible=False, sizing_mode="stretch_width")
+
+    return page([pn.Column(
+        heading, summary, card(cluster_plots(named, extra), "Use across the cluster"),
+        pn.Row(card(flagged_table(flagged), "Most flagged jobs"),
+               card(freshness_table(fresh, viewer.staff), "Data freshness"),
+               sizing_mode="stretch_width"),
+        sizing_mode="stretch_width")], active="overview", viewer=viewer)
+
+
+if __name__.startswith("bokeh"):
+    overview(auth.current(), time_arg("start"), time_arg("end")).servable(
+        title="Overview · hpcperfstats")

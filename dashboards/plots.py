@@ -1,0 +1,130 @@
+"""HoloViews plots shared by the pages: per-host lines, job mean, heatmaps, job bands.
+
+Narrow jobs get one line per host plus the job-wide mean; wide jobs (more
+than ``WIDE_HOSTS`` hosts, where lines become a hairball) get the mean with
+its min-max spread and a host-by-time heatmap. Every plot has hover values
+and zoom; frames arrive bucket-averaged from ``timeseries``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401  (the backend: .opts() fails without it)
+import hvplot.pandas  # noqa: F401  (registers the .hvplot accessor)
+import numpy as np
+import polars as pl
+
+from dashboards.units import plot_scale
+
+WIDE_HOSTS = 16
+HEIGHT = 220
+MEAN_LABEL = "job mean"
+
+
+def _naive(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(pl.col("time").dt.replace_time_zone(None))
+
+
+def _ylabel(label: str, axis_unit: str) -> str:
+    return f"{label} ({axis_unit})" if axis_unit else label
+
+
+def host_lines(
+    part: pl.DataFrame, label: str, unit: str, *, reference: float | None = None,
+    xlabel: str = "", group: str = "host",
+) -> hv.Element:
+    """One line per ``group`` value plus the mean across them; a dashed reference line."""
+    factor, axis_unit = plot_scale(unit)
+    ycol = _ylabel(label, axis_unit)
+    reference = reference / factor if reference else None
+    # sorted so each host keeps its colour from plot to plot
+    scaled = _naive(part).sort(group, "time").select(
+        "time", group, (pl.col("value") / factor).alias(ycol))
+    frame = scaled.to_pandas()
+    top = max(float(frame[ycol].max() or 0.0), reference or 0.0) * 1.08 or 1.0
+    plot = frame.hvplot.line(
+        x="time", y=ycol, by=group, title=label, ylabel=axis_unit, xlabel=xlabel,
+        responsive=True, height=HEIGHT, legend="right", ylim=(0, top), hover="vline",
+    )
+    if scaled[group].n_unique() > 1:
+        mean = scaled.group_by("time").agg(pl.col(ycol).mean()).sort("time").to_pandas()
+        plot = plot * hv.Curve(mean, "time", ycol, label=MEAN_LABEL).opts(
+            color="black", line_dash="dotted", line_width=2.5)
+    if reference:
+        plot = plot * hv.HLine(reference).opts(color="#777", line_dash="dashed", line_width=1.5)
+    return plot
+
+
+def spread(part: pl.DataFrame, label: str, unit: str, *, reference: float | None = None,
+           xlabel: str = "") -> hv.Element:
+    """Mean across hosts with the min-max band: a wide job in one glance."""
+    factor, axis_unit = plot_scale(unit)
+    ycol = _ylabel(label, axis_unit)
+    reference = reference / factor if reference else None
+    # named per series: HoloViews links axes of equally named dimensions
+    low, high = f"{ycol} min", f"{ycol} max"
+    stats = (
+        _naive(part).group_by("time")
+        .agg((pl.col("value").mean() / factor).alias(ycol),
+             (pl.col("value").min() / factor).alias(low),
+             (pl.col("value").max() / factor).alias(high))
+        .sort("time").to_pandas()
+    )
+    band = hv.Area(stats, "time", [low, high], label="min-max over hosts").opts(
+        alpha=0.25, color="#1f5f8b", line_alpha=0)
+    mean = hv.Curve(stats, "time", ycol, label=MEAN_LABEL).opts(
+        color="#1f5f8b", line_width=2, tools=["hover"])
+    top = max(float(stats[high].max() or 0.0), reference or 0.0) * 1.08 or 1.0
+    layers = [band, mean]
+    if reference:
+        layers.append(hv.HLine(reference).opts(color="#777", line_dash="dashed", line_width=1.5))
+    return hv.Overlay(layers).opts(title=label, ylabel=axis_unit, xlabel=xlabel, responsive=True,
+                                   height=HEIGHT, ylim=(0, top), legend_position="right")
+
+
+def heatmap(part: pl.DataFrame, label: str, unit: str) -> hv.Element:
+    """Hosts (rows) by time (columns), colour = value: idle or hot nodes stand out."""
+    factor, axis_unit = plot_scale(unit)
+    wide = (
+        _naive(part).with_columns(pl.col("value") / factor)
+        .pivot(on="host", index="time", values="value").sort("time")
+    )
+    hosts = sorted(c for c in wide.columns if c != "time")
+    grid = wide.select(hosts).to_numpy().T.astype(float)  # hosts x times
+    times = wide["time"].to_numpy()
+    if len(times) < 2:
+        times = np.concatenate([times, times + np.timedelta64(1, "s")])
+        grid = np.repeat(grid, 2, axis=1)
+    zlabel = _ylabel(label, axis_unit)
+    height = max(HEIGHT, min(12 * len(hosts), 700))
+    step = max(1, math.ceil(len(hosts) * 16 / (height - 60)))  # ticks 16 px apart
+    ticks = [(i, h) for i, h in enumerate(hosts)][::step]
+    return hv.QuadMesh((times, np.arange(len(hosts)), grid), ["time", "host index"], [zlabel]
+                       ).opts(
+        title=f"{label}: per host", cmap="viridis", colorbar=True, tools=["hover"],
+        responsive=True, height=height, yticks=ticks,
+        ylabel="host", xlabel="time (UTC)", clabel=axis_unit,
+    )
+
+
+def series_plot(part: pl.DataFrame, label: str, unit: str, *, reference: float | None = None,
+                xlabel: str = "") -> list[hv.Element]:
+    """The plots for one series: lines for narrow jobs, spread + heatmap for wide ones."""
+    if part["host"].n_unique() > WIDE_HOSTS:
+        return [spread(part, label, unit, reference=reference, xlabel=xlabel),
+                heatmap(part, label, unit)]
+    return [host_lines(part, label, unit, reference=reference, xlabel=xlabel)]
+
+
+def job_bands(plot: hv.Element, jobs: list[dict[str, Any]], end: Any) -> hv.Element:
+    """Shade each job's run time on a host plot (alternating colours, labelled)."""
+    colours = ["#f5b041", "#5dade2"]
+    for i, job in enumerate(jobs):
+        stop = job["end_time"] or end
+        plot = plot * hv.VSpan(job["start_time"].replace(tzinfo=None),
+                               stop.replace(tzinfo=None)).opts(
+            color=colours[i % 2], alpha=0.15)
+    return plot

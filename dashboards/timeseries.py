@@ -1,0 +1,254 @@
+"""Time series for plots, averaged into at most ``MAX_POINTS`` buckets in SQL.
+
+A 128-node, 48-hour job holds about a million ``host_data`` rows; shipping
+them to Python and then to the browser is what makes job pages slow. The
+database averages each host's events into ``date_bin`` buckets first and
+``hpcperfstats.series.derive_series`` derives the named series from those
+averages (every series is a signed sum of events, so the average of the sum
+is the sum of the averages). Types no named series covers ("every type
+collected": InfiniBand, Lustre, GPU, energy, ...) come back per event,
+summed over devices for rates and averaged over devices for gauges.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+import psycopg
+
+from hpcperfstats.series import (
+    ALL_SERIES,
+    CGROUP_SCHEMA,
+    CGROUP_SERIES,
+    SERIES,
+    SERIES_SCHEMA,
+    derive_cgroup_series,
+    derive_series,
+)
+
+#: Buckets per host and series on a plot: more than a screen shows.
+MAX_POINTS = 240
+#: The smallest bucket; samples are rarely closer than this.
+MIN_BUCKET_S = 30
+#: At most this many events of one extra type are plotted (largest first).
+EXTRA_EVENTS_PER_TYPE = 3
+
+# Series the job page plots first, in this order (those without data are left out).
+PLOTTED_SERIES = ["cpu_busy", "mem_used", "net_bw", "block_bw"]
+
+EXTRA_SCHEMA = {
+    "time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "type": pl.Utf8, "event": pl.Utf8,
+    "unit": pl.Utf8, "value": pl.Float64,
+}
+
+ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def _fetch(conn: psycopg.Connection, query: str, params: dict[str, Any],
+           schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Rows of ``query`` (its first column an epoch in seconds) as a frame.
+
+    Read as CSV through ``COPY ... TO STDOUT``: a wide job's page reads a few
+    hundred thousand bucket rows, and building Python tuples for each costs
+    more than the query. psycopg binds ``params`` (COPY takes no server-side
+    parameters), so values are still never pasted into the SQL by us.
+    """
+    buffer = bytearray()
+    with conn.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)", params) as copy:
+        for block in copy:
+            buffer += block
+    names = list(schema)
+    read_schema = {names[0]: pl.Float64, **{n: schema[n] for n in names[1:]}}
+    if not buffer:
+        return pl.DataFrame(schema=schema)
+    frame = pl.read_csv(bytes(buffer), has_header=False, new_columns=names,
+                        schema=read_schema)
+    return frame.with_columns(
+        (pl.col(names[0]) * 1e6).cast(pl.Int64).cast(pl.Datetime("us", "UTC")).alias(names[0])
+    )
+
+
+_RAW_SCHEMA = {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "type": pl.Utf8,
+               "event": pl.Utf8, "value": pl.Float64}
+
+
+def bucket_seconds(start: datetime, end: datetime, max_points: int = MAX_POINTS) -> int:
+    span = max((end - start).total_seconds(), 1.0)
+    return max(MIN_BUCKET_S, math.ceil(span / max_points))
+
+
+def series(
+    conn: psycopg.Connection, hosts: Sequence[str], start: datetime, end: datetime,
+    names: Sequence[str] | None = None, max_points: int = MAX_POINTS,
+) -> pl.DataFrame:
+    """Named series of ``hosts`` over [start, end], bucket-averaged (SERIES_SCHEMA)."""
+    names = list(names or PLOTTED_SERIES)
+    specs = [SERIES[n] for n in names]
+    if not hosts or not specs:
+        return pl.DataFrame(schema=SERIES_SCHEMA)
+    bucket = timedelta(seconds=bucket_seconds(start, end, max_points))
+    frame = _fetch(
+        conn,
+        "SELECT extract(epoch FROM date_bin(%(b)s, time, %(o)s)), host, type, event, avg(value)"
+        " FROM host_data"
+        " WHERE host = ANY(%(h)s) AND time >= %(s)s AND time <= %(e)s AND device = ''"
+        " AND type = ANY(%(types)s) AND event = ANY(%(events)s) GROUP BY 1, 2, 3, 4",
+        {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end,
+         "types": sorted({t for s in specs for t in s.types}),
+         "events": sorted({e for s in specs for e in s.events})},
+        _RAW_SCHEMA,
+    )
+    return derive_series(frame, names)
+
+
+def types_present(
+    conn: psycopg.Connection, hosts: Sequence[str], start: datetime, end: datetime,
+    sample: int = 2,
+) -> set[str]:
+    """The types the first ``sample`` hosts reported in the window.
+
+    Every host of a job runs the same monitor, so a couple of hosts tell
+    which types exist; the queries for optional types (cgroup, unnamed types)
+    then run only when there is something to find, instead of scanning every
+    row of a wide job to learn that there is not.
+    """
+    rows = conn.execute(
+        "SELECT DISTINCT type FROM host_data WHERE host = ANY(%s) AND time >= %s AND time <= %s",
+        (list(hosts)[:sample], start, end),
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def extra_types(
+    conn: psycopg.Connection, hosts: Sequence[str], start: datetime, end: datetime,
+    max_points: int = MAX_POINTS,
+) -> pl.DataFrame:
+    """Per host and event, the types no named series covers (EXTRA_SCHEMA)."""
+    if not hosts:
+        return pl.DataFrame(schema=EXTRA_SCHEMA)
+    # cgroup rows are per job (device = job id): shown only on that job's page
+    known = {t for s in SERIES.values() for t in s.types} | {"cgroup"}
+    wanted = sorted(types_present(conn, hosts, start, end) - known)
+    if not wanted:
+        return pl.DataFrame(schema=EXTRA_SCHEMA)
+    bucket = timedelta(seconds=bucket_seconds(start, end, max_points))
+    frame = _fetch(
+        conn,
+        """
+        WITH d AS (
+            SELECT date_bin(%(b)s, time, %(o)s) AS t, host, type, event, unit, device,
+                   avg(value) AS v
+            FROM host_data
+            WHERE host = ANY(%(h)s) AND time >= %(s)s AND time <= %(e)s
+              AND type = ANY(%(wanted)s)
+            GROUP BY 1, 2, 3, 4, 5, 6)
+        SELECT extract(epoch FROM t), host, type, event, unit,
+               CASE WHEN unit LIKE '%%/s' THEN sum(v) ELSE avg(v) END
+        FROM d GROUP BY 1, 2, 3, 4, 5
+        """,
+        {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end, "wanted": wanted},
+        EXTRA_SCHEMA,
+    )
+    if frame.is_empty():
+        return frame
+    top = (
+        frame.group_by("type", "event").agg(pl.col("value").abs().mean().alias("m"))
+        .sort("m", descending=True).group_by("type", maintain_order=True)
+        .head(EXTRA_EVENTS_PER_TYPE).select("type", "event")
+    )
+    return frame.join(top, on=["type", "event"]).sort("type", "event", "host", "time")
+
+
+def cgroup(
+    conn: psycopg.Connection, hosts: Sequence[str], jobid: str, start: datetime, end: datetime,
+    max_points: int = MAX_POINTS,
+) -> pl.DataFrame:
+    """The job's own Slurm cgroup series (CGROUP_SCHEMA), where the monitor reported them."""
+    if not hosts or "cgroup" not in types_present(conn, hosts, start, end):
+        return pl.DataFrame(schema=CGROUP_SCHEMA)
+    bucket = timedelta(seconds=bucket_seconds(start, end, max_points))
+    frame = _fetch(
+        conn,
+        "SELECT extract(epoch FROM date_bin(%(b)s, time, %(o)s)), host, type, device, event,"
+        " avg(value) FROM host_data WHERE host = ANY(%(h)s) AND time >= %(s)s"
+        " AND time <= %(e)s AND type = 'cgroup' AND device = %(j)s AND event = ANY(%(events)s)"
+        " GROUP BY 1, 2, 3, 4, 5",
+        {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end, "j": jobid,
+         "events": sorted({e for s in CGROUP_SERIES.values() for e in s.events})},
+        {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "type": pl.Utf8,
+         "device": pl.Utf8, "event": pl.Utf8, "value": pl.Float64},
+    )
+    return derive_cgroup_series(frame)
+
+
+def job_window(job: dict[str, Any]) -> tuple[datetime, datetime] | None:
+    """A job's run time (up to now while it runs), or None before it started."""
+    start = job.get("start_time")
+    if start is None:
+        return None
+    return start, job.get("end_time") or datetime.now(UTC)
+
+
+def stored_job_series(
+    conn: psycopg.Connection, jobid: str, start: datetime, end: datetime,
+    names: Sequence[str], max_points: int = MAX_POINTS,
+) -> pl.DataFrame:
+    """A job's series from the pipeline's ``job_series`` table, bucket-averaged.
+
+    Already derived and keyed by job, so one index range per series instead
+    of every raw event of every host. Empty when the table or the job's rows
+    are missing (a running job, or the daily asset has not run yet).
+    """
+    if conn.execute("SELECT to_regclass('job_series') IS NULL").fetchone()[0]:
+        return pl.DataFrame(schema=SERIES_SCHEMA)
+    bucket = timedelta(seconds=bucket_seconds(start, end, max_points))
+    frame = _fetch(
+        conn,
+        "SELECT extract(epoch FROM date_bin(%(b)s, time, %(o)s)), host, series, avg(value)"
+        " FROM job_series WHERE jobid = %(j)s AND series = ANY(%(n)s) GROUP BY 1, 2, 3",
+        {"b": bucket, "o": ORIGIN, "j": jobid, "n": list(names)},
+        {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "series": pl.Utf8,
+         "value": pl.Float64},
+    )
+    units = {n: s.unit for n, s in ALL_SERIES.items()}
+    return frame.with_columns(
+        pl.col("series").replace_strict(units, default=None).alias("unit")
+    ).select(list(SERIES_SCHEMA)).sort("series", "host", "time")
+
+
+def job_series(
+    conn: psycopg.Connection, job: dict[str, Any], names: Sequence[str] | None = None,
+    max_points: int = MAX_POINTS,
+) -> pl.DataFrame:
+    """Per-host series over a job's run time: from ``job_series`` where the
+    pipeline stored them, else derived from ``host_data``."""
+    window = job_window(job)
+    hosts = list(job.get("hosts") or [])
+    if window is None or not hosts:
+        return pl.DataFrame(schema=SERIES_SCHEMA)
+    names = list(names or PLOTTED_SERIES)
+    if job.get("end_time") is not None:
+        stored = stored_job_series(conn, job["jobid"], *window, names, max_points)
+        if not stored.is_empty():
+            return stored
+    named = series(conn, hosts, *window, [n for n in names if n in SERIES], max_points)
+    wanted = [n for n in names if n in CGROUP_SERIES]
+    if not wanted:
+        return named
+    own = cgroup(conn, hosts, job["jobid"], *window, max_points)
+    own = own.filter(pl.col("series").is_in(wanted)).select(list(SERIES_SCHEMA))
+    return pl.concat([own, named]) if not own.is_empty() else named
+
+
+def with_mean(frame: pl.DataFrame, key: str = "series") -> pl.DataFrame:
+    """Across hosts per time: mean, min and max (the job-wide line and its spread)."""
+    return (
+        frame.group_by(key, "time")
+        .agg(pl.col("value").mean().alias("mean"), pl.col("value").min().alias("min"),
+             pl.col("value").max().alias("max"))
+        .sort(key, "time")
+    )
