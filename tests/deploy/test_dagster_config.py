@@ -66,7 +66,7 @@ def test_dev_instance_settings(dev_instance):
     assert isinstance(dev_instance.run_coordinator, QueuedRunCoordinator)
     queue = dev_instance.get_concurrency_config().run_queue_config
     assert queue.max_concurrent_runs == 2
-    assert queue.tag_concurrency_limits == [{"key": "hpcperf/drain", "value": "true", "limit": 1}]
+    assert queue.tag_concurrency_limits[0] == {"key": "hpcperf/drain", "value": "true", "limit": 1}
     sensor = dev_instance.get_tick_retention_settings(InstigatorType.SENSOR)
     assert sensor[TickStatus.SKIPPED] == 1
     assert sensor[TickStatus.STARTED] == -1  # a tick in progress is never purged
@@ -82,6 +82,29 @@ def test_second_drain_is_held_back_but_other_runs_are_not(dev_instance):
     assert not counter.is_blocked(DagsterRun(job_name="hourly", run_id="c" * 8, tags={}))
     idle = TagConcurrencyLimitsCounter(limits, [])
     assert not idle.is_blocked(DagsterRun(job_name="drain", run_id="d" * 8, tags=DRAIN_TAG))
+
+
+@pytest.mark.parametrize("source", [DEV_YAML, PROD_YAML], ids=["dev", "prod"])
+def test_one_ingest_run_per_partition_at_a_time(source, tmp_path, monkeypatch):
+    """A rerun of an hour waits for the run replacing that hour; other hours go ahead."""
+    home = _home_with(tmp_path, source)
+    _set_prod_env(monkeypatch, tmp_path)
+    limits = _resolved(home)["run_queue"]["tag_concurrency_limits"]
+
+    def run(run_id: str, **tags: str) -> DagsterRun:
+        return DagsterRun(job_name="host_data_job", run_id=run_id, tags=tags)
+
+    hour = {"dagster/partition": "2026-03-18-05:00"}
+    ranged = {"dagster/asset_partition_range_start": "2026-03-18-05:00",
+              "dagster/asset_partition_range_end": "2026-03-18-09:00"}
+    busy = TagConcurrencyLimitsCounter(limits, [run("a" * 8, **hour), run("b" * 8, **ranged)])
+    assert busy.is_blocked(run("c" * 8, **hour))
+    assert busy.is_blocked(run("d" * 8, **ranged))
+    assert not busy.is_blocked(run("e" * 8, **{"dagster/partition": "2026-03-18-06:00"}))
+    assert not busy.is_blocked(run("f" * 8, **{
+        "dagster/asset_partition_range_start": "2026-03-18-10:00",
+        "dagster/asset_partition_range_end": "2026-03-18-11:00"}))
+    assert not busy.is_blocked(run("g" * 8))  # unpartitioned runs are not held
 
 
 def _set_prod_env(monkeypatch, tmp_path: Path, url: str = "postgresql://u:p@db:5432/d") -> None:

@@ -7,18 +7,29 @@ test the service names and ports become loopback ones, nothing else changes.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import hashlib
 import http.client
 import json
+import os
+import re
 import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import psycopg
 import pytest
+
+from hpcperfstats.services.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX_CONF = REPO / "deploy" / "nginx.conf"
@@ -93,30 +104,18 @@ class _Echo(BaseHTTPRequestHandler):
         pass
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def running_proxy(tmp_path):
-    """The real config on loopback ports, in front of two echo upstreams."""
-    upstreams = {}
-    servers = []
-    for name in ("panel", "dagster"):
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        upstreams[name] = server.server_address[1]
-    http_port, https_port = _free_port(), _free_port()
+@contextlib.contextmanager
+def _nginx(tmp_path: Path, panel_port: int, dagster_port: int) -> Iterator[tuple[int, int]]:
+    """The real config on loopback ports in front of the given upstreams."""
+    http_port, https_port = free_port(), free_port()
     text = NGINX_CONF.read_text()
-    text = text.replace("http://web:5006", f"http://127.0.0.1:{upstreams['panel']}")
-    text = text.replace("http://pipeline-web:3000", f"http://127.0.0.1:{upstreams['dagster']}")
+    text = text.replace("http://web:5006", f"http://127.0.0.1:{panel_port}")
+    text = text.replace("http://pipeline-web:3000", f"http://127.0.0.1:{dagster_port}")
     text = text.replace("listen 80 ", f"listen 127.0.0.1:{http_port} ")
     text = text.replace("listen 443 ", f"listen 127.0.0.1:{https_port} ")
     text = "\n".join(line for line in text.splitlines() if "listen [::]" not in line)
-    assert _test_config(tmp_path, text).returncode == 0
+    checked = _test_config(tmp_path, text)
+    assert checked.returncode == 0, checked.stderr
     proc = subprocess.Popen(
         [NGINX, "-p", str(tmp_path), "-e", "stderr", "-c", str(tmp_path / "nginx.conf"),
          "-g", "daemon off;"],
@@ -134,6 +133,20 @@ def running_proxy(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def running_proxy(tmp_path):
+    """The real config on loopback ports, in front of two echo upstreams."""
+    servers = []
+    for _ in ("panel", "dagster"):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    try:
+        with _nginx(tmp_path, *(s.server_address[1] for s in servers)) as ports:
+            yield ports
+    finally:
         for server in servers:
             server.shutdown()
             server.server_close()
@@ -180,3 +193,183 @@ def test_proxy_routes_requests_as_deployed(running_proxy):
     seen = json.loads(body)["headers"]
     assert seen["Upgrade"] == "websocket"
     assert seen["Connection"].lower() == "upgrade"
+
+
+@needs_nginx
+def test_clients_cannot_claim_an_identity(running_proxy):
+    """HPCPERF_AUTH=header trusts X-Forwarded-User: only the proxy may set it."""
+    _, https_port = running_proxy
+    forged = {"X-Forwarded-User": "root", "X-Forwarded-Groups": "staff"}
+    _, _, body = _get(https_port, "/jobs", tls=True, headers=forged)
+    seen = {k.lower() for k in json.loads(body)["headers"]}
+    assert "x-forwarded-user" not in seen and "x-forwarded-groups" not in seen
+
+
+# --- a real `panel serve` of our dashboards behind the proxy --------------------------
+
+JOBID, USER = "7700123", "proxy_probe_user"
+
+
+def _wait_for(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"panel serve exited:\n{log.read_text()}"
+        try:
+            if _get(port, "/jobs", tls=False)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"panel serve did not answer in {timeout}s:\n{log.read_text()}")
+
+
+@pytest.fixture
+def dashboards_behind_proxy(tmp_path, pg_url) -> Iterator[tuple[int, int]]:
+    """``python -m dashboards.serve`` on the test database, behind the real nginx config."""
+    end = datetime.now(UTC) - timedelta(hours=1)
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "INSERT INTO job_data (jobid, username, account, partition, jobname, state,"
+            " start_time, end_time, nnodes, ncpus, hosts, elapsed_s)"
+            " VALUES (%s, %s, 'A-proxy', 'normal', 'probe', 'COMPLETED', %s, %s, 1, 8,"
+            " ARRAY['c001'], 3600)",
+            (JOBID, USER, end - timedelta(hours=1), end),
+        )
+    panel_port = free_port()
+    log = tmp_path / "panel.log"
+    with contextlib.ExitStack() as stack:
+        closed = free_port()  # nothing listens: the Dagster UI is not under test here
+        http_port, https_port = stack.enter_context(_nginx(tmp_path, panel_port, closed))
+        env = dict(
+            os.environ,
+            HPCPERF_DATABASE_URL=pg_url,
+            HPCPERF_WEB_PORT=str(panel_port),
+            # the name the browser uses, as compose.yaml passes HPCPERF_SERVER_NAME
+            HPCPERF_WEB_ORIGINS=f"127.0.0.1:{https_port}",
+            HPCPERF_AUTH="none",
+        )
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dashboards.serve", "--use-xheaders"],
+                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+            )
+        try:
+            _wait_for(panel_port, proc, log)
+            yield http_port, https_port
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=15)
+
+
+class _WebSocket:
+    """Just enough of RFC 6455 over TLS to speak Bokeh's protocol through nginx."""
+
+    def __init__(self, port: int, path: str, headers: dict[str, str]):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        self.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", port), 10))
+        self.key = base64.b64encode(os.urandom(16)).decode()
+        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket",
+                 "Connection: Upgrade", f"Sec-WebSocket-Key: {self.key}",
+                 "Sec-WebSocket-Version: 13", *(f"{k}: {v}" for k, v in headers.items())]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        raw = b""
+        while b"\r\n\r\n" not in raw:
+            chunk = self.sock.recv(4096)
+            assert chunk, f"connection closed during the handshake: {raw!r}"
+            raw += chunk
+        head, _, self.buffer = raw.partition(b"\r\n\r\n")
+        status, *fields = head.decode().split("\r\n")
+        self.status = int(status.split()[1])
+        self.headers = {k.strip().lower(): v.strip() for k, _, v in
+                        (f.partition(":") for f in fields)}
+
+    def accept_is_valid(self) -> bool:
+        magic = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+        digest = hashlib.sha1((self.key + magic).encode()).digest()
+        return self.headers.get("sec-websocket-accept") == base64.b64encode(digest).decode()
+
+    def _read(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            chunk = self.sock.recv(65536)
+            assert chunk, "connection closed"
+            self.buffer += chunk
+        out, self.buffer = self.buffer[:n], self.buffer[n:]
+        return out
+
+    def receive(self) -> str:
+        """One whole text message (server frames are unmasked)."""
+        parts = []
+        while True:
+            b0, b1 = self._read(2)
+            length = b1 & 0x7F
+            if length == 126:
+                length = int.from_bytes(self._read(2), "big")
+            elif length == 127:
+                length = int.from_bytes(self._read(8), "big")
+            parts.append(self._read(length))
+            if b0 & 0x80:
+                return b"".join(parts).decode()
+
+    def send(self, text: str) -> None:
+        data, mask = text.encode(), os.urandom(4)
+        assert len(data) < 126
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+        self.sock.sendall(bytes([0x81, 0x80 | len(data)]) + mask + masked)
+
+    def bokeh_message(self) -> tuple[dict, dict]:
+        """Bokeh sends header, metadata and content as three text frames."""
+        header, _metadata, content = (json.loads(self.receive()) for _ in range(3))
+        return header, content
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@needs_nginx
+@pytest.mark.integration
+def test_dashboards_through_tls_with_their_websocket(dashboards_behind_proxy):
+    http_port, https_port = dashboards_behind_proxy
+
+    status, headers, _ = _get(http_port, "/jobs?user=x", tls=False)
+    assert status == 301
+    assert headers["Location"] == "https://127.0.0.1/jobs?user=x"
+
+    status, headers, body = _get(https_port, "/jobs", tls=True)
+    assert status == 200
+    assert "max-age=" in headers["Strict-Transport-Security"]
+    page = body.decode()
+    assert "bokeh" in page.lower()
+    (token,) = re.findall(r'"token":"([^"]+)"', page)  # the session this page opened
+
+    origin = f"https://127.0.0.1:{https_port}"
+    ws = _WebSocket(https_port, "/jobs/ws",
+                    {"Origin": origin, "Sec-WebSocket-Protocol": f"bokeh, {token}"})
+    try:
+        assert ws.status == 101, ws.headers
+        assert ws.accept_is_valid()
+        assert ws.headers["sec-websocket-protocol"] == "bokeh"
+        header, _ = ws.bokeh_message()
+        assert header["msgtype"] == "ACK"
+        ws.send(json.dumps({"msgid": "1", "msgtype": "PULL-DOC-REQ"}))
+        ws.send("{}")
+        ws.send("{}")
+        header, content = ws.bokeh_message()
+        assert header["msgtype"] == "PULL-DOC-REPLY"
+        doc = json.dumps(content)
+        assert JOBID in doc and USER in doc  # the job list, read from the test database
+    finally:
+        ws.close()
+
+    # Bokeh refuses a WebSocket from a page served under another name
+    other = _WebSocket(https_port, "/jobs/ws",
+                       {"Origin": "https://evil.example", "Sec-WebSocket-Protocol": "bokeh, x"})
+    try:
+        assert other.status == 403
+    finally:
+        other.close()
