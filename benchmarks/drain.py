@@ -21,6 +21,7 @@ import pika
 from hpcperfstats.demo.cluster import DemoConfig
 from hpcperfstats.demo.generate import iter_messages
 from hpcperfstats.drain import drain_queue
+from hpcperfstats.publish import publish_messages
 from hpcperfstats.services import rabbitmq
 from hpcperfstats.services.ports import free_port
 
@@ -28,16 +29,10 @@ QUEUE = "bench"
 
 
 def publish(url: str, bodies: list[bytes]) -> float:
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    ch = conn.channel()
-    ch.queue_declare(queue=QUEUE, durable=True)
-    ch.confirm_delivery()
+    """Seconds to publish ``bodies`` with confirms (connection setup included)."""
     t0 = time.perf_counter()
-    for body in bodies:
-        ch.basic_publish("", QUEUE, body, pika.BasicProperties(delivery_mode=2))
-    seconds = time.perf_counter() - t0
-    conn.close()
-    return seconds
+    publish_messages(url, QUEUE, bodies)
+    return time.perf_counter() - t0
 
 
 def bare_consume(url: str, expected: int, batch: int = 500) -> float:

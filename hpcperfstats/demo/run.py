@@ -27,7 +27,6 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
-import pika
 import psycopg
 
 from hpcperfstats.config import settings
@@ -37,6 +36,7 @@ from hpcperfstats.demo.cluster import DemoConfig
 from hpcperfstats.demo.generate import accounting_files, expected_messages, iter_messages
 from hpcperfstats.drain import queue_depth, store_messages
 from hpcperfstats.pending import Pending
+from hpcperfstats.publish import publish_messages
 from hpcperfstats.services import rabbitmq
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,20 +78,10 @@ def broker_url(home: Path) -> str | None:
 
 def publish(url: str, queue: str, cfg: DemoConfig) -> int:
     total = expected_messages(cfg)
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    channel = conn.channel()
-    channel.queue_declare(queue=queue, durable=True)
-    channel.confirm_delivery()
-    props = pika.BasicProperties(delivery_mode=2, content_type="text/plain")
-    sent = 0
-    for msg in iter_messages(cfg):
-        channel.basic_publish("", queue, msg.text.encode(), props)
-        sent += 1
-        if sent % 2000 == 0 or sent == total:
-            say(f"published {sent}/{total} samples to queue {queue!r}")
-    conn.close()
-    return sent
-
+    return publish_messages(
+        url, queue, (m.text.encode() for m in iter_messages(cfg)),
+        progress=lambda sent: say(f"published {sent}/{total} samples to queue {queue!r}"),
+    )
 
 def progress_line(conn: psycopg.Connection, url: str | None, queue: str) -> tuple[str, bool]:
     cfg = settings()

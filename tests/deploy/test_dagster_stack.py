@@ -27,11 +27,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pika
 import psycopg
 import pytest
 
 from hpcperfstats.drain import queue_depth
+from hpcperfstats.publish import publish_messages
 from hpcperfstats.services.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,16 +49,6 @@ def fixture_messages() -> list[bytes]:
     starts = [i for i, line in enumerate(lines) if SAMPLE_LINE.match(line.strip())]
     bounds = [0, *starts[1:], len(lines)]
     return ["".join(lines[a:b]).encode() for a, b in zip(bounds, bounds[1:], strict=False)]
-
-
-def _publish(url: str, queue: str, bodies: list[bytes]) -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    channel = conn.channel()
-    channel.queue_declare(queue=queue, durable=True)
-    channel.confirm_delivery()
-    for body in bodies:
-        channel.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
-    conn.close()
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -173,7 +163,7 @@ def test_daemon_drains_the_queue_and_webserver_shows_the_graph(stack):
     messages = fixture_messages()
     assert messages[0].startswith(b"$tacc_stats") and len(messages) == 17
     assert all(m[:1].isdigit() for m in messages[1:])
-    _publish(stack.amqp, stack.queue, messages)
+    publish_messages(stack.amqp, stack.queue, messages)
 
     def webserver_up():
         with urllib.request.urlopen(f"{stack.base}/server_info", timeout=5) as response:

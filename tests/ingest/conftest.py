@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pika
 import polars as pl
 import pytest
 from hpcperf_monitor.rawformat import read_raw
@@ -13,6 +12,7 @@ from hpcperf_monitor.rawformat import read_raw
 from hpcperfstats.demo.cluster import DemoConfig
 from hpcperfstats.demo.generate import iter_messages
 from hpcperfstats.frames import long_frame
+from hpcperfstats.publish import publish_messages
 from hpcperfstats.rates import host_rows
 
 START = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -43,13 +43,7 @@ def samples_host(text: str) -> str:
 
 
 def publish(url: str, queue: str, bodies: list[bytes]) -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    ch = conn.channel()
-    ch.queue_declare(queue=queue, durable=True)
-    ch.confirm_delivery()
-    for body in bodies:
-        ch.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
-    conn.close()
+    publish_messages(url, queue, bodies)
 
 
 @pytest.fixture

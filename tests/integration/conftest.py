@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import pika
 import pytest
 from dagster import DagsterInstance, RunRequest, SensorResult, build_sensor_context
 
 from hpcperfstats.accounting import FIELDS
+from hpcperfstats.publish import publish_messages
 
 
 class Pipeline:
@@ -49,13 +49,7 @@ def pipeline(hpcperf_env, rabbit, monkeypatch, tmp_path) -> Pipeline:
 
 
 def publish(url: str, queue: str, bodies: list[bytes]) -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    ch = conn.channel()
-    ch.queue_declare(queue=queue, durable=True)
-    ch.confirm_delivery()
-    for body in bodies:
-        ch.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
-    conn.close()
+    publish_messages(url, queue, bodies)
 
 
 def accounting_text(jobid: str, start: str, end: str, host: str, ncpus: int) -> str:
