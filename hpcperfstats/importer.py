@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hpcperf_monitor.rawformat import read_raw
+from hpcperf_monitor.state import atomic_write
 
 from hpcperfstats import quarantine
 from hpcperfstats.accounting import short_host
@@ -35,15 +36,6 @@ class ImportResult:
     issues: int = 0
     hosts: set[str] = field(default_factory=set)
     hours: set[str] = field(default_factory=set)
-
-
-def _fsync_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _line_starts(text: str) -> list[int]:
@@ -90,8 +82,8 @@ def import_archive(src: Path, archive_dir: Path, quarantine_dir: Path,
         target_dir.mkdir(parents=True, exist_ok=True)
         starts = _line_starts(text)
         index = "".join(f"{s.time_text or s.time} {starts[s.line - 1]}\n" for s in raw.samples)
-        _fsync_write(target, data)
-        _fsync_write(target.with_name(epoch + INDEX_SUFFIX), index.encode())
+        atomic_write(target, data)
+        atomic_write(target.with_name(epoch + INDEX_SUFFIX), index.encode())
         fd = os.open(target_dir, os.O_RDONLY)
         try:
             os.fsync(fd)

@@ -19,9 +19,10 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+
+from hpcperf_monitor.state import atomic_write
 
 from hpcperfstats.accounting import FIELDS, SLURM_TIME_FORMAT, parse_accounting
 
@@ -51,24 +52,9 @@ def run_sacct(day: date, sacct: str = "sacct", timeout: float = SACCT_TIMEOUT_S)
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text``: temp file in the same directory, fsync, rename."""
+    """Replace ``path`` by ``text`` atomically (re-running a day never tears a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    atomic_write(path, text.encode())
 
 
 def dump_day(day: date, folder: Path, sacct: str = "sacct") -> tuple[Path, int, int]:
