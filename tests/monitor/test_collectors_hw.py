@@ -66,8 +66,16 @@ def test_cgroup_v1():
 
 def test_infiniband_kinds():
     # mlx5_0 has counters_ext: 64-bit values, never in the legacy type
-    assert ib_ext.collect(HW) == {"mlx5_0.1": (4294967296 * 3 + 5, 11, 12, 13)}
-    # mlx4_0 has no counters_ext: legacy W=32 rows, a missing file reads 0
+    # mlx5_1 (upstream kernel, extended counters): counters/ has unicast_* so its
+    # port_* files are 64-bit; mlx4_1 has no unicast_* but 8589934593 > 2^32 - 1
+    # proves 64-bit counters too (extended without IETF)
+    assert ib_ext.collect(HW) == {
+        "mlx4_1.1": (8589934593, 41, 42, 43),
+        "mlx5_0.1": (4294967296 * 3 + 5, 11, 12, 13),
+        "mlx5_1.1": (21474836480, 17179869184, 600, 700),
+    }
+    # mlx4_0 has 32-bit counters (saturated at 2^32 - 1): legacy W=32 rows, a
+    # missing file reads 0
     assert ib.collect(HW) == {"mlx4_0.1": (4294967295, 21, 22, 0), "mlx4_0.2": (7, 0, 0, 0)}
     assert opa.collect(HW) == {"hfi1_0.1": (2**40, 31, 32, 33)}
     assert all(e.width == 32 for e in schemas.IB.events)

@@ -3,14 +3,20 @@
 Three types share this reader, one per kind of counter, so each column's
 width is right in the schema:
 
-- ``ib_ext``: the 64-bit ``counters_ext/*_64`` files, where the driver has them;
-- ``ib``: the legacy ``counters/`` files (``W=32``), only for ports without
-  ``counters_ext``. They saturate on old HCAs rather than wrap, so rates
+- ``ib_ext``: 64-bit counters. Since Linux 4.5 the kernel's ``counters/``
+  files are the 64-bit PortCountersExtended ones whenever the HCA supports
+  them (every ConnectX-4 and later); the kernel then also creates
+  ``unicast_xmit_packets`` and friends, which is how we tell. HCAs that
+  have extended counters without the IETF ones get the same 64-bit
+  ``port_*`` files but no ``unicast_*``: a value above 2^32 - 1 proves
+  those are 64-bit too. Old vendor stacks put them in ``counters_ext/*_64``.
+- ``ib``: the legacy 32-bit ``counters/`` (``W=32``), only for ports with
+  none of the above. They saturate at 2^32 - 1 rather than wrap, so rates
   from them are lower bounds;
 - ``opa``: Omni-Path HFIs (``hfi1_*``), whose ``counters/`` are 64-bit.
 
 Data counters count 4-byte words (``U=4B``). Every read is a firmware
-query on the HCA, so only the four counters we use are read.
+query on the HCA, so only the counters we use are read.
 """
 
 from __future__ import annotations
@@ -40,32 +46,45 @@ def _ports(root: Path) -> list[tuple[str, Path]]:
     return out
 
 
-def _read(directory: Path, names: tuple[str, ...], mask: int) -> tuple[int, ...]:
+_LEGACY_MAX = (1 << 32) - 1
+
+
+def _read(directory: Path, names: tuple[str, ...]) -> tuple[int, ...]:
     values = []
     for name in names:
         try:
-            values.append(int((directory / name).read_bytes()) & mask)
+            values.append(int((directory / name).read_bytes()))
         except (OSError, ValueError):
             values.append(0)
     return tuple(values)
 
 
-def _kind(device: str, port: Path) -> str:
+def read_port(device: str, port: Path, kind: str) -> tuple[int, ...] | None:
+    """The port's values if its counters are of type ``kind``, else None.
+
+    Ports whose type shows in their files are read only for that type; a
+    port with bare ``counters/`` is read to see whether a value proves them
+    64-bit (extended counters without the IETF set).
+    """
     if device.startswith("hfi1"):
-        return "opa"
-    return "ib_ext" if (port / "counters_ext").is_dir() else "ib"
+        return _read(port / "counters", _LEGACY) if kind == "opa" else None
+    if (port / "counters_ext").is_dir():
+        return _read(port / "counters_ext", _EXT) if kind == "ib_ext" else None
+    if (port / "counters/unicast_xmit_packets").exists():
+        return _read(port / "counters", _LEGACY) if kind == "ib_ext" else None
+    if kind == "opa":
+        return None
+    values = _read(port / "counters", _LEGACY)
+    wide = max(values) > _LEGACY_MAX
+    return values if wide == (kind == "ib_ext") else None
 
 
 def collect_kind(root: Path, kind: str) -> Rows:
     rows: Rows = {}
     for device, port in _ports(root):
-        if _kind(device, port) != kind:
-            continue
-        if kind == "ib_ext":
-            rows[device] = _read(port / "counters_ext", _EXT, (1 << 64) - 1)
-        else:
-            mask = (1 << 32) - 1 if kind == "ib" else (1 << 64) - 1
-            rows[device] = _read(port / "counters", _LEGACY, mask)
+        values = read_port(device, port, kind)
+        if values is not None:
+            rows[device] = values
     if not rows:
         raise CollectorUnavailable(f"{root / 'sys/class/infiniband'}: no {kind} ports")
     return rows
