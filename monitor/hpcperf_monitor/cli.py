@@ -26,6 +26,7 @@ from hpcperf_monitor.config import DEFAULT_CONFIG, Settings, resolve
 from hpcperf_monitor.control import Control
 from hpcperf_monitor.framing import Framer
 from hpcperf_monitor.publisher import Publisher
+from hpcperf_monitor.rawformat import MARK_GPUS, MARK_JOBS
 from hpcperf_monitor.sampler import Sampler, hostname
 from hpcperf_monitor.spool import Spool
 from hpcperf_monitor.state import HostState
@@ -98,9 +99,16 @@ def _print(_seq: int, text: str) -> None:
     sys.stdout.flush()
 
 
-def gpu_marks(state: HostState) -> list[str]:
-    """``%gpus <jobid> <list>`` for each running job that Slurm gave GPUs."""
-    return [f"gpus {job} {gpus}" for job, gpus in state.job_gpus().items()]
+def job_marks(state: HostState) -> list[str]:
+    """``%jobs`` naming every running job when several share the node, then
+    ``%gpus <jobid> <list>`` for each running job that Slurm gave GPUs.
+
+    The record line has room for one job id (the newest); the ``%jobs`` mark
+    keeps the others visible in the raw stream and the archive.
+    """
+    running = state.running_jobs()
+    marks = [f"{MARK_JOBS} {' '.join(running)}"] if len(running) > 1 else []
+    return marks + [f"{MARK_GPUS} {job} {gpus}" for job, gpus in state.job_gpus().items()]
 
 
 def take(sampler: Sampler, state: HostState, framer: Framer, emit: Emit,
@@ -108,7 +116,7 @@ def take(sampler: Sampler, state: HostState, framer: Framer, emit: Emit,
     """One sample with the next sequence number, framed and emitted."""
     seq = state.next_seq()
     sample = sampler.sample(jobid=jobid, seq=seq, begin=begin, end=end,
-                            extra_marks=gpu_marks(state))
+                            extra_marks=job_marks(state))
     emit(seq, framer.frame(sample))
 
 

@@ -20,6 +20,10 @@ Number = Union[int, float]
 MARK_BEGIN = "begin"
 MARK_END = "end"
 MARK_SEQ = "seq"
+#: every job running on a node that several jobs share (the record line names one)
+MARK_JOBS = "jobs"
+#: the GPUs Slurm gave one job: ``%gpus <jobid> <list>``
+MARK_GPUS = "gpus"
 
 _UNIT_RE = re.compile(r"^(\d*)(.*)$")
 

@@ -108,6 +108,8 @@ def test_prolog_epilog_marks_through_daemon(tmp_path: Path, start_monitor, run_m
     assert wait_for(lambda: seq_of(state) == 1)  # the start-up sample
     # two jobs share the node; an array task whose cgroup is keyed by its own id
     assert run_monitor("--begin", "7001", "--gpus", "0,1", *common).returncode == 0
+    # marks tell the jobs running when the daemon takes the sample
+    assert wait_for(lambda: seq_of(state) == 2)
     assert run_monitor("--begin", "7000_3", "--cgroup-id", "7002", *common).returncode == 0
     assert wait_for(lambda: seq_of(state) == 3)
     assert run_monitor("--end", "7001", *common).returncode == 0
@@ -119,8 +121,12 @@ def test_prolog_epilog_marks_through_daemon(tmp_path: Path, start_monitor, run_m
     assert (first.jobid, first.seq) == ("-", 1)
     assert (begin1.jobid, begin1.mark_values("begin"), begin1.seq) == ("7001", ["7001"], 2)
     assert begin1.mark_values("gpus") == ["7001 0,1"]
+    assert begin1.mark_values("jobs") == []  # one job: the record line says it all
     assert (begin2.jobid, begin2.mark_values("begin")) == ("7000_3", ["7000_3"])
+    # the record line names the newest job; %jobs names both, oldest first
+    assert begin2.mark_values("jobs") == ["7001 7000_3"]
     assert (end1.jobid, end1.mark_values("end"), end1.seq) == ("7001", ["7001"], 4)
+    assert end1.mark_values("jobs") == ["7001 7000_3"]  # 7001 still ran at its end sample
     assert (state / HOST / "jobs").read_text() == "7000_3\n"  # the daemon forgot 7001
     assert (state / HOST / "jobmap").read_text() == "7002 7000_3\n"
     assert not list((state / HOST / "requests").iterdir())
