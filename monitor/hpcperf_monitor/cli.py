@@ -140,6 +140,8 @@ class Node:
         self.emit: Emit = _print if self.publisher is None else self.publisher.send
 
     def close(self) -> None:
+        """Release the broker connection and what collectors hold open (perf events)."""
+        self.sampler.close()
         if self.publisher is not None:
             self.publisher.close()
 

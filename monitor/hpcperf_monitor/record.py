@@ -18,6 +18,10 @@ SOURCES = (
     "proc/sys/kernel/osrelease", "proc/sys/kernel/version", "proc/sys/kernel/arch",
     "sys/devices/system/node/node*/meminfo", "sys/devices/system/node/node*/numastat",
     "sys/class/net/*/statistics/*",
+    # pmc, imc: the CPU and the perf PMUs the kernel describes
+    "proc/cpuinfo", "proc/sys/kernel/perf_event_paranoid", "sys/devices/system/cpu/online",
+    "sys/bus/event_source/devices/*/type", "sys/bus/event_source/devices/*/cpumask",
+    "sys/bus/event_source/devices/*/format/*", "sys/bus/event_source/devices/*/events/*",
 )
 
 

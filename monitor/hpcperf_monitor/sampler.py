@@ -103,6 +103,13 @@ class Sampler:
                 log.error("%s collector failed: %s: %s", type_, type(exc).__name__, exc)
         return rows
 
+    def close(self) -> None:
+        """Release what collectors hold open (perf events); call on shutdown or rebuild."""
+        for collector in self._collectors.values():
+            close = getattr(collector, "close", None)
+            if callable(close):
+                close()
+
     def rotate(self) -> None:
         """Make the next sample carry a fresh header (SIGHUP, config reload)."""
         self.header = None

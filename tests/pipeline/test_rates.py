@@ -165,3 +165,19 @@ def test_gpus_and_ports_get_host_sums_and_device_rows_jobs_only_their_own():
         ("cgroup", "11", "mem_current"): (5.0, "B"),
         ("cgroup", "12", "mem_current"): (9.0, "B"),
     }
+
+
+def test_daemon_restart_reopens_perf_counters_as_a_gap_not_a_rate():
+    """pmc counts since the daemon opened its events: a restart reads ~0 again."""
+    head = "$hostname n1\n$uptime {up}\n!pmc instructions,E cycles,E ref_cycles,E flops,E\n"
+
+    def pmc(t: float, cpu0: int, cpu1: int) -> str:
+        return f"{t} - n1\npmc 0 {cpu0} 0 0 0\npmc 1 {cpu1} 0 0 0\n"
+
+    old = head.format(up=1000) + pmc(100, 1_000, 2_000) + pmc(400, 3_001_000, 6_002_000)
+    # same boot (uptime grew with the clock), events opened again at t=500
+    new = head.format(up=1400) + pmc(500, 400, 900) + pmc(800, 1_500_400, 3_000_900)
+    rows = rows_of(old + new).filter(pl.col("event") == "instructions").sort("time")
+    assert rows["time"].dt.epoch("s").to_list() == [400, 800]
+    # (3e6 + 6e6) / 300 s and (1.5e6 + 3e6) / 300 s; nothing for 400-500
+    assert rows["value"].to_list() == [pytest.approx(30_000.0), pytest.approx(15_000.0)]
