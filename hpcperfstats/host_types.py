@@ -57,6 +57,11 @@ RULES: dict[str, TypeRule] = {
         why="utilisation, memory and power summed (GPU-% busy, bytes, W) and kept per GPU; "
         "temperature and clock per GPU only",
     ),
+    "nvidia_mig": TypeRule(
+        aggregate=False,
+        why="MIG instances (device <gpu>.<gi>.<ci>) per instance only: their memory is "
+        "already in their GPU's nvidia_gpu row and host sum; each instance is its own job's",
+    ),
     "cgroup": TypeRule(
         aggregate=False,
         why="one device per Slurm job sharing the node: never summed across jobs",

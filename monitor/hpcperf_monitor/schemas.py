@@ -72,6 +72,9 @@ NVIDIA_GPU = schema(
     "utilization,U=% mem_used,U=B mem_total,U=B power,U=mW energy,E,U=mJ temperature "
     "sm_clock,U=MHz",
 )
+# MIG instances (device <gpu>.<gi>.<ci>): a type of their own, because their
+# memory is already in their GPU's nvidia_gpu row
+NVIDIA_MIG = schema("nvidia_mig", "mem_used,U=B mem_total,U=B sm_count")
 # as in TACC's monitor (Stampede3 fixture)
 PROC = schema(
     "proc",
@@ -85,8 +88,8 @@ VFS = schema("vfs", "dentry_use file_use inode_use")
 ALL: dict[str, Schema] = {
     s.type: s
     for s in (
-        BLOCK, CGROUP, CPU, IB, IB_EXT, IMC, LLITE, MEM, NET, NFS, NUMA, NVIDIA_GPU, OPA,
-        PMC, PROC, PS, RAPL, SYSV_SHM, TMPFS, VFS, VM,
+        BLOCK, CGROUP, CPU, IB, IB_EXT, IMC, LLITE, MEM, NET, NFS, NUMA, NVIDIA_GPU, NVIDIA_MIG,
+        OPA, PMC, PROC, PS, RAPL, SYSV_SHM, TMPFS, VFS, VM,
     )
 }
 

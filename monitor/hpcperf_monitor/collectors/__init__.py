@@ -21,12 +21,16 @@ from hpcperf_monitor.collectors import (
     cpu,
     ib,
     ib_ext,
+    imc,
     llite,
     mem,
     net,
     nfs,
     numa,
+    nvidia_gpu,
+    nvidia_mig,
     opa,
+    pmc,
     proc,
     ps,
     rapl,
@@ -40,8 +44,8 @@ from hpcperf_monitor.state import read_jobmap
 
 Collector = Callable[[Path], Rows]
 
-_MODULES = (block, cgroup, cpu, ib, ib_ext, llite, mem, net, nfs, numa, opa, proc, ps,
-            rapl, sysv_shm, tmpfs, vfs, vm)
+_MODULES = (block, cgroup, cpu, ib, ib_ext, imc, llite, mem, net, nfs, numa, nvidia_gpu,
+            nvidia_mig, opa, pmc, proc, ps, rapl, sysv_shm, tmpfs, vfs, vm)
 
 
 def _cgroup(state_dir: Path | None) -> Collector:
@@ -57,6 +61,10 @@ REGISTRY: dict[str, Collector] = {m.TYPE: m.collect for m in _MODULES}
 FACTORIES: dict[str, Callable[[Path | None], Collector]] = {
     "cgroup": _cgroup,
     "rapl": rapl.Rapl,
+    "nvidia_gpu": nvidia_gpu.NvidiaGpu,
+    "nvidia_mig": nvidia_mig.NvidiaMig,
+    "pmc": pmc.Pmc,
+    "imc": imc.Imc,
 }
 
 
