@@ -25,6 +25,7 @@ def main(argv: list[str]) -> int:
     if args.action in ("start", "migrate"):
         with connect(url) as conn:
             info = ensure_schema(conn)
-        print(f"schema version {info['version']}, timescaledb: {info['timescale']}")
+        print(f"schema version {info['version']}, timescaledb: {info['timescale']}, "
+              f"job name index (pg_trgm): {info['name_index']}")
     print(url)
     return 0

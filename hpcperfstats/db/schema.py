@@ -122,11 +122,38 @@ CREATE INDEX IF NOT EXISTS job_flags_flag ON job_flags (flag, day);
 """
 
 
-def timescale_available(conn: psycopg.Connection) -> bool:
+def _extension_available(conn: psycopg.Connection, name: str) -> bool:
     row = conn.execute(
-        "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+        "SELECT 1 FROM pg_available_extensions WHERE name = %s", (name,)
     ).fetchone()
     return row is not None
+
+
+def timescale_available(conn: psycopg.Connection) -> bool:
+    return _extension_available(conn, "timescaledb")
+
+
+def ensure_name_index(conn: psycopg.Connection) -> bool:
+    """A trigram index on job names, where ``pg_trgm`` can be had.
+
+    The job search's "name contains" is ``ILIKE '%x%'``, which no B-tree
+    helps: over a million jobs it scanned them all. ``pg_trgm`` ships with
+    PostgreSQL's contrib and is a trusted extension (a database owner may
+    create it); where it is missing or not allowed the search still works,
+    only slower, so a refusal is not an error.
+    """
+    if not _extension_available(conn, "pg_trgm"):
+        return False
+    try:
+        with conn.transaction():  # a savepoint: a refusal must not end the caller's work
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS job_data_jobname_trgm"
+                " ON job_data USING gin (jobname gin_trgm_ops)"
+            )
+    except psycopg.errors.InsufficientPrivilege:
+        return False
+    return True
 
 
 def ensure_schema(conn: psycopg.Connection) -> dict:
@@ -138,6 +165,7 @@ def ensure_schema(conn: psycopg.Connection) -> dict:
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(4242001)")
         conn.execute(TABLES)
+        name_index = ensure_name_index(conn)
         timescale = timescale_available(conn)
         if timescale:
             from hpcperfstats.db.timescale import setup_host_data
@@ -147,4 +175,4 @@ def ensure_schema(conn: psycopg.Connection) -> dict:
             "INSERT INTO schema_version (version) VALUES (%s) ON CONFLICT DO NOTHING",
             (SCHEMA_VERSION,),
         )
-    return {"timescale": timescale, "version": SCHEMA_VERSION}
+    return {"timescale": timescale, "name_index": name_index, "version": SCHEMA_VERSION}
