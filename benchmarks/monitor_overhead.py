@@ -4,11 +4,12 @@ Targets: at most 0.1 CPU-s per sample on a 128-CPU node (TACC's C monitor
 takes about 0.29 CPU-s on a 112-CPU node) and RSS under 30 MB. Two roots:
 a generated 128-CPU tree (8 NUMA nodes, 200 user processes, 4 job cgroups,
 IB, Lustre, RAPL, NFS from ``tests/fixtures/nodetree_hw``) and this machine
-(``/``). Each is measured in a fresh interpreter, as a node runs the
-monitor: N samples framed to text, CPU time from ``process_time``, peak
-RSS from ``ru_maxrss``.
+(``/``). Each is measured in a fresh interpreter that imports what the
+daemon imports (pika included), as a node runs the monitor: N samples
+framed to text, CPU time from ``process_time``, peak RSS from
+``ru_maxrss``, also read right after the imports.
 
-    .venv/bin/python benchmarks/monitor_overhead.py [--samples 50]
+    .venv/bin/python -m benchmarks.monitor_overhead [--samples 50]
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
+import hpcperf_monitor.cli  # everything the daemon loads, pika included
 from hpcperf_monitor.framing import Framer
 from hpcperf_monitor.sampler import Sampler
+imports_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 root, n, state = Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
 sampler, framer = Sampler(root, state_dir=state), Framer()
 framer.frame(sampler.sample(seq=0))  # warm-up: imports, header
@@ -40,7 +43,7 @@ for seq in range(1, n + 1):
     size += len(framer.frame(sampler.sample(seq=seq)))
 cpu = (time.process_time() - start) / n
 rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"cpu_s": cpu, "rss_mb": rss_mb, "bytes": size // n,
+print(json.dumps({"cpu_s": cpu, "rss_mb": rss_mb, "imports_mb": imports_mb, "bytes": size // n,
                   "types": list(sampler.header.schemas)}))
 """
 
@@ -86,7 +89,8 @@ def main() -> int:
         results = {"128-cpu tree": measure(tree, args.samples), "this machine": measure(
             Path("/"), args.samples)}
     for name, r in results.items():
-        print(f"{name:13s} {r['cpu_s']:.4f} CPU-s/sample  peak RSS {r['rss_mb']:.1f} MB  "
+        print(f"{name:13s} {r['cpu_s']:.4f} CPU-s/sample  peak RSS {r['rss_mb']:.1f} MB "
+              f"({r['imports_mb']:.1f} MB after imports)  "
               f"{r['bytes']} B/message  CPU fraction at {args.interval:g}s: "
               f"{r['cpu_s'] / args.interval:.2e}  types {','.join(r['types'])}")
     return 0

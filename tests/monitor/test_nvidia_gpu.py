@@ -30,6 +30,7 @@ from hpcperf_monitor.collectors import (
     build,
     nvidia_gpu,
     nvidia_mig,
+    nvml,
 )
 from hpcperf_monitor.framing import Framer
 from hpcperf_monitor.rawformat import read_raw
@@ -265,6 +266,20 @@ def _logs_reach_caplog(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(logging.getLogger("hpcperf_monitor"), "propagate", True)
 
 
+#: where the driver is looked for on a real node (the fixture moves it)
+REAL_DRIVER = nvml.DRIVER
+
+
+@pytest.fixture(autouse=True)
+def driver(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """A loaded NVIDIA driver, as far as ``nvml.load`` looks (this machine has none)."""
+    version = tmp_path / "proc/driver/nvidia/version"
+    version.parent.mkdir(parents=True)
+    version.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  570.86.15\n")
+    monkeypatch.setattr(nvml, "DRIVER", version)
+    return version
+
+
 def install(monkeypatch: pytest.MonkeyPatch, gpus: list[Gpu], **kw: Any) -> FakeNvml:
     fake = FakeNvml(gpus, **kw)
     monkeypatch.setitem(sys.modules, "pynvml", fake.module())
@@ -342,6 +357,17 @@ def test_without_nvidia_ml_py_unavailable(monkeypatch: pytest.MonkeyPatch, modul
     monkeypatch.setitem(sys.modules, "pynvml", None)  # `import pynvml` raises ImportError
     with pytest.raises(CollectorUnavailable, match="^nvidia-ml-py not installed"):
         module.collect()
+
+
+@pytest.mark.parametrize("module", [nvidia_gpu, nvidia_mig])
+def test_without_the_driver_pynvml_is_not_even_imported(
+        monkeypatch: pytest.MonkeyPatch, driver: Path, module):
+    driver.unlink()
+    monkeypatch.delitem(sys.modules, "pynvml", raising=False)
+    with pytest.raises(CollectorUnavailable) as info:
+        module.collect()
+    assert str(info.value) == f"no NVIDIA driver loaded ({driver} is absent)"
+    assert "pynvml" not in sys.modules
 
 
 @pytest.mark.parametrize("error, message", [
@@ -455,7 +481,9 @@ def _nvml_works_here() -> bool:
     return True
 
 
-def test_this_node_without_gpu_skips_both_types(tree4: Path, tmp_path: Path, run_monitor):
+def test_this_node_without_gpu_skips_both_types(tree4: Path, tmp_path: Path, run_monitor,
+                                                monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(nvml, "DRIVER", REAL_DRIVER)
     if _nvml_works_here():
         pytest.skip("this node has a GPU that NVML reads")
     sample = Sampler(tree4, types=["nvidia_gpu", "nvidia_mig"], state_dir=tmp_path).sample()

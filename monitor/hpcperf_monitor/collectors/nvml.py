@@ -1,8 +1,9 @@
 """The NVML session the GPU collectors share: init once, handles, field reads.
 
 ``nvidia-ml-py`` (module ``pynvml``) is the monitor's optional ``gpu``
-extra, so it is imported here, lazily: a node without it, without the
-driver, or without GPUs reports the GPU types unavailable, one line why.
+extra, so it is imported here, lazily and only where the NVIDIA driver is
+loaded: a node without the driver, without the extra or without GPUs
+reports the GPU types unavailable, one line why.
 NVML reads the driver, not files, so the collectors' ``root`` is not used.
 
 Devices are named by their NVML index (``nvidia-smi``'s numbering, PCI bus
@@ -21,6 +22,7 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -32,8 +34,19 @@ log = logging.getLogger(__name__)
 ReadGpu = Callable[["Nvml", str, Any], Rows]
 
 
+#: made by the NVIDIA kernel module when loaded (and by the container toolkit)
+DRIVER = Path("/proc/driver/nvidia/version")
+
+
 def load() -> ModuleType:
-    """The ``pynvml`` module; unavailable when nvidia-ml-py is not installed."""
+    """The ``pynvml`` module; unavailable without the driver or nvidia-ml-py.
+
+    The driver is looked for first: ``pynvml`` is some 4 MB of ctypes
+    bindings, which a node without NVIDIA GPUs should not keep resident
+    for nothing (the monitor's whole budget is 30 MB).
+    """
+    if not DRIVER.exists():
+        raise CollectorUnavailable(f"no NVIDIA driver loaded ({DRIVER} is absent)")
     try:
         import pynvml
     except ImportError:
