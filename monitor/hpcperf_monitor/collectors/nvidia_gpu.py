@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from hpcperf_monitor.collectors.common import Rows
-from hpcperf_monitor.collectors.nvml import Nvml, value
+from hpcperf_monitor.collectors.nvml import Nvml, NvmlCollector, value
 
 TYPE = "nvidia_gpu"
 
@@ -45,11 +45,8 @@ def read_gpu(s: Nvml, device: str, handle: Any) -> Rows:
     )}
 
 
-class NvidiaGpu:
-    """Keeps NVML initialised between samples; ``state_dir`` is not needed."""
-
-    def __init__(self, state_dir: Path | None = None) -> None:
-        self.nvml = Nvml()
+class NvidiaGpu(NvmlCollector):
+    """Every GPU's row; the numbering is checked once per NVML session."""
 
     def __call__(self, root: Path) -> Rows:
         if self.nvml.nv is None:
@@ -57,14 +54,6 @@ class NvidiaGpu:
             self.nvml.check_numbering()
         return self.nvml.rows(read_gpu)
 
-    def close(self) -> None:
-        self.nvml.close()
-
 
 def collect(root: Path = Path("/")) -> Rows:
-    """One reading: NVML initialised, read and shut down again."""
-    gpu = NvidiaGpu()
-    try:
-        return gpu(root)
-    finally:
-        gpu.close()
+    return NvidiaGpu.read_once(root)

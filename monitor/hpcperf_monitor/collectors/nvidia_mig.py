@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hpcperf_monitor.collectors.common import CollectorUnavailable, Rows
-from hpcperf_monitor.collectors.nvml import Nvml, value
+from hpcperf_monitor.collectors.nvml import Nvml, NvmlCollector, value
 
 TYPE = "nvidia_mig"
 
@@ -58,11 +58,8 @@ def read_instances(s: Nvml, device: str, handle: Any) -> Rows:
     return rows
 
 
-class NvidiaMig:
-    """Keeps NVML initialised between samples; ``state_dir`` is not needed."""
-
-    def __init__(self, state_dir: Path | None = None) -> None:
-        self.nvml = Nvml()
+class NvidiaMig(NvmlCollector):
+    """Every MIG instance's row; none at all is unavailable, not an empty type."""
 
     def __call__(self, root: Path) -> Rows:
         rows = self.nvml.rows(read_instances)
@@ -70,14 +67,6 @@ class NvidiaMig:
             raise CollectorUnavailable("NVML: no MIG instances (MIG disabled on every GPU)")
         return rows
 
-    def close(self) -> None:
-        self.nvml.close()
-
 
 def collect(root: Path = Path("/")) -> Rows:
-    """One reading: NVML initialised, read and shut down again."""
-    mig = NvidiaMig()
-    try:
-        return mig(root)
-    finally:
-        mig.close()
+    return NvidiaMig.read_once(root)

@@ -168,6 +168,32 @@ class Nvml:
         return out
 
 
+class NvmlCollector:
+    """A GPU type's collector: keeps one :class:`Nvml` open between samples.
+
+    ``state_dir`` is not needed (the factory signature every stateful
+    collector shares); subclasses say what one call reads.
+    """
+
+    def __init__(self, state_dir: Path | None = None) -> None:
+        self.nvml = Nvml()
+
+    def __call__(self, root: Path) -> Rows:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.nvml.close()
+
+    @classmethod
+    def read_once(cls, root: Path) -> Rows:
+        """One reading: NVML initialised, read and shut down again."""
+        collector = cls()
+        try:
+            return collector(root)
+        finally:
+            collector.close()
+
+
 def value(found: Any, attr: str | None = None) -> int:
     """An NVML reading (or one field of a struct) as int; 0 for None."""
     if found is None:
