@@ -1,6 +1,6 @@
 """The monitor's RPM builds from its sdist with ``rpmbuild`` and works.
 
-Nodes get the monitor as ``hpcperf-monitor-VERSION.noarch.rpm`` (EL8/EL9),
+Nodes get the monitor as ``hpcperf-monitor-VERSION.noarch.rpm`` (EL9),
 so a spec that only looks right is not enough: this builds the real sdist,
 runs ``rpmbuild -tb`` on it (the sdist carries the spec) with Debian's
 ``rpm`` package, then checks what the package holds and runs the packaged
