@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from hpcperf_monitor.collectors import CollectorUnavailable, imc, perf, pmc
 from hpcperf_monitor.collectors.perf import EventSpec
+from hpcperf_monitor.control import Control
 from hpcperf_monitor.sampler import Sampler
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -63,7 +64,7 @@ def daemon_dir(tmp_path: Path) -> Path:
     """A host state dir whose daemon.pid says this process is the daemon."""
     state = tmp_path / "state"
     state.mkdir()
-    (state / "daemon.pid").write_text(f"{os.getpid()}\n")
+    Control(state).pid_path.write_text(f"{os.getpid()}\n")
     return state
 
 
@@ -270,7 +271,7 @@ def test_perf_types_are_daemon_only(tmp_path: Path):
     kernel = FakeKernel()
     other = tmp_path / "other"
     other.mkdir()
-    (other / "daemon.pid").write_text("1\n")  # another process is the daemon
+    Control(other).pid_path.write_text("1\n")  # another process is the daemon
     for state in (None, tmp_path, other):
         with pytest.raises(CollectorUnavailable, match="kept by the running daemon"):
             pmc.Pmc(state, kernel=kernel)(INTEL)
@@ -474,7 +475,7 @@ def _as_nobody(root: Path, state: Path) -> str:
     if pid == 0:
         try:
             os.close(read_fd)
-            (state / "daemon.pid").write_text(f"{os.getpid()}\n")
+            Control(state).pid_path.write_text(f"{os.getpid()}\n")
             os.setgid(65534)
             os.setuid(65534)  # from root: every capability goes too
             message = _pmc_outcome(root, state)
