@@ -19,7 +19,8 @@ from hpcperfstats.host_types import skipped_types
 from hpcperfstats.rates import host_rows
 from hpcperfstats.textframe import Chunk, long_frame_of_chunks
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "stampede3-c571-001.raw"
+FIXTURE = (Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "real"
+           / "stampede3-c571-001.raw")
 
 
 def best(fn, repeat: int) -> float:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 
 from hpcperfstats.db import embedded
 from hpcperfstats.db.schema import ensure_schema
@@ -22,9 +23,22 @@ from hpcperfstats.services import rabbitmq
 from hpcperfstats.services.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "real"
 STAMPEDE_RAW = FIXTURES / "stampede3-c571-001.raw"
 LOCAL_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# Hypothesis: CI runs a fixed, derandomised budget so a run is reproducible and
+# its time predictable; a developer's run explores new random cases each time.
+# HYPOTHESIS_PROFILE overrides either (e.g. "deep" for a long fuzzing session).
+settings.register_profile(
+    "ci", derandomize=True, max_examples=200, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "dev", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "deep", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE")
+                      or ("ci" if os.environ.get("CI") == "true" else "dev"))
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from hpcperf_monitor.rawformat import RawStats, boot_time, read_raw, write_raw
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "raw-format.md"
-FIXTURES = REPO.parent / "shared" / "fixtures"
+FIXTURES = REPO / "tests" / "fixtures" / "real"
 FENCE = re.compile(r"^```([\w-]+)?([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
 
 

@@ -36,7 +36,7 @@ from hpcperfstats.services.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-FIXTURE = REPO.parent / "shared" / "fixtures" / "stampede3-c571-001.raw"
+FIXTURE = REPO / "tests" / "fixtures" / "real" / "stampede3-c571-001.raw"
 SAMPLE_LINE = re.compile(r"^\d+(\.\d+)? \S+ \S+$")
 ASSETS = {"raw_stats_archive", "host_data", "slurm_jobs", "job_metrics"}
 
