@@ -52,14 +52,32 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def timescale_installed() -> bool:
+    """TimescaleDB was built into this server (``scripts/timescaledb``)."""
+    return (POSTGRES_BIN_PATH.parent / "lib" / "timescaledb.so").exists()
+
+
+def _preload(timescale: bool) -> str:
+    """Server options that load TimescaleDB at start, where it is installed.
+
+    The extension refuses ``CREATE EXTENSION`` unless preloaded, and phoning
+    home is off: these servers run on closed networks.
+    """
+    if not (timescale and timescale_installed()):
+        return ""
+    return " -c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off"
+
+
 def url(port: int, database: str = DATABASE) -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{database}"
 
 
-def start(pgdata: Path, port: int, timeout: float = 60.0) -> str:
+def start(pgdata: Path, port: int, timeout: float = 60.0, timescale: bool = True) -> str:
     """Start (or find running) the embedded server; return its database URL.
 
     Idempotent and safe to call from several processes at once (file lock).
+    ``timescale=False`` starts it without preloading TimescaleDB even where
+    it is installed (the plain path's tests).
     """
     pgdata = Path(pgdata).resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +100,7 @@ def start(pgdata: Path, port: int, timeout: float = 60.0) -> str:
             log = pgdata / "server.log"
             subprocess.run(
                 [_bin("pg_ctl"), "-D", str(pgdata), "-l", str(log), "-w", "-t", str(int(timeout)),
-                 "-o", f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200",
+                 "-o", f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200{_preload(timescale)}",
                  "start"],
                 check=True, capture_output=True, timeout=timeout + 5, **kw,
             )

@@ -11,7 +11,11 @@ the empty device ``''``.
 
 from __future__ import annotations
 
+import logging
+
 import psycopg
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -130,7 +134,20 @@ def _extension_available(conn: psycopg.Connection, name: str) -> bool:
 
 
 def timescale_available(conn: psycopg.Connection) -> bool:
-    return _extension_available(conn, "timescaledb")
+    """TimescaleDB can be used: installed, and loaded at server start.
+
+    An installed but not preloaded extension makes ``CREATE EXTENSION`` fail
+    ("must be preloaded"): that server gets the plain path, with one line
+    saying why, instead of an aborted start.
+    """
+    if not _extension_available(conn, "timescaledb"):
+        return False
+    preload = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()[0]
+    if "timescaledb" not in [lib.strip() for lib in preload.split(",")]:
+        log.warning("TimescaleDB is installed but not in shared_preload_libraries: "
+                    "using plain PostgreSQL tables (add it and restart the server to use it)")
+        return False
+    return True
 
 
 def ensure_name_index(conn: psycopg.Connection) -> bool:
