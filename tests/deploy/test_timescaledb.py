@@ -107,3 +107,36 @@ def test_installed_but_not_preloaded_falls_back_to_plain_tables(tmp_path, caplog
         assert "not in shared_preload_libraries" in caplog.text
     finally:
         embedded.stop(pgdata)
+
+
+def test_moving_a_plain_installation_to_timescaledb_keeps_every_row(tmp_path):
+    """The documented move: preload the extension, restart, ``hpcperf db migrate``."""
+    _need_timescale()
+    import subprocess
+    import sys
+
+    pgdata, port = tmp_path / "pgdata", free_port()
+    url = embedded.start(pgdata, port, timescale=False)
+    try:
+        with psycopg.connect(url) as conn:
+            assert ensure_schema(conn)["timescale"] is False
+            for i in range(3):
+                hour = T0 + timedelta(hours=i)
+                replace_host_data(conn, _rows(hour, 5), hour, hour + timedelta(hours=1))
+            before = _table(conn)
+        embedded.stop(pgdata)
+        embedded.start(pgdata, port, timescale=True)
+        env = dict(os.environ, HPCPERF_DATABASE_URL=url)
+        out = subprocess.run([sys.executable, "-m", "hpcperfstats.cli", "db", "migrate"],
+                             env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "timescaledb: True" in out.stdout
+        with psycopg.connect(url) as conn:
+            (hyper,) = conn.execute(
+                "SELECT count(*) FROM timescaledb_information.hypertables "
+                "WHERE hypertable_name = 'host_data'").fetchone()
+            assert hyper == 1
+            assert _table(conn) == before
+        assert len(before) == 3 * 5 * 12
+    finally:
+        embedded.stop(pgdata)
