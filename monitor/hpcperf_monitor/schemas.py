@@ -93,8 +93,8 @@ VFS = schema("vfs", "dentry_use file_use inode_use")
 ALL: dict[str, Schema] = {
     s.type: s
     for s in (
-        BLOCK, CGROUP, CGROUP_CPU, CGROUP_MEM, CPU, IB, IB_EXT, IMC, LLITE, MEM, NET, NFS, NUMA, NVIDIA_GPU, NVIDIA_MIG,
-        OPA, PMC, PROC, PS, RAPL, SYSV_SHM, TMPFS, VFS, VM,
+        BLOCK, CGROUP, CGROUP_CPU, CGROUP_MEM, CPU, IB, IB_EXT, IMC, LLITE, MEM, NET, NFS, NUMA,
+        NVIDIA_GPU, NVIDIA_MIG, OPA, PMC, PROC, PS, RAPL, SYSV_SHM, TMPFS, VFS, VM,
     )
 }
 
