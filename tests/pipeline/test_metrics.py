@@ -67,7 +67,9 @@ def test_missing_data_is_null_with_a_reason():
         {"jobid": "5", "start_time": T0, "end_time": T0 + timedelta(hours=1),
          "hosts": ["n1", "n7"], "ncpus": 16, "nnodes": 2},
     )
-    pts = series([(30, "n1", "cpu_busy", 6.0), (60, "n1", "cpu_busy", 2.0)])
+    # the sample at T0 opens the first interval (a rate's interval is real, never guessed)
+    pts = series([(0, "n1", "cpu_busy", 9.0), (30, "n1", "cpu_busy", 6.0),
+                  (60, "n1", "cpu_busy", 2.0)])
     out = compute_job_metrics(job, pts)
     assert as_dict(out, "2")["cpu_cores_avg"] == (None, "no data")
     assert as_dict(out, "3")["cpu_efficiency"] == (None, "job too short")
