@@ -101,38 +101,50 @@ def read_inputs(conn: psycopg.Connection, jobs: pl.DataFrame
     return series, cgroup
 
 
+#: The tables one job day builds from one read of its jobs' host data.
+JOB_DAY_TABLES = ("job_series", "job_metrics", "job_coverage")
+
+
 def build_job_day(conn: psycopg.Connection, start: datetime, end: datetime,
-                  result: JobDayResult) -> None:
-    """Replace job_series, job_metrics and job_coverage of jobs that ended in [start, end)."""
+                  result: JobDayResult, tables: tuple[str, ...] = JOB_DAY_TABLES) -> None:
+    """Replace ``tables`` (of :data:`JOB_DAY_TABLES`) for jobs that ended in [start, end).
+
+    A subset (``dagster asset materialize --select job_metrics``) replaces
+    only those tables; the others keep their rows.
+    """
     jobs = jobs_ended(conn, start, end)
     day = start.date()
     with conn.transaction(), conn.cursor() as cur:
-        clear_day(cur, ["job_series", "job_metrics", "job_coverage"], day,
-                  jobs["jobid"].to_list())
+        clear_day(cur, list(tables), day, jobs["jobid"].to_list())
         for part in chunks(jobs, chunk_hosts()):
             series, cgroup = read_inputs(conn, part)
-            rows = job_series_rows(part, series, cgroup)
-            metrics = compute_job_metrics(part, series, cgroup)
-            coverage = job_coverage(part, series)
-            result.series_rows += copy_day(cur, "job_series", rows, day)
-            result.metric_rows += copy_day(cur, "job_metrics", metrics, day)
-            result.coverage_rows += copy_day(cur, "job_coverage", coverage, day)
-            result.jobs_with_data += metrics.filter(pl.col("value").is_not_null()
-                                                    & (pl.col("source") != "accounting")
-                                                    )["jobid"].n_unique()
+            if "job_series" in tables:
+                rows = job_series_rows(part, series, cgroup)
+                result.series_rows += copy_day(cur, "job_series", rows, day)
+            if "job_metrics" in tables:
+                metrics = compute_job_metrics(part, series, cgroup)
+                result.metric_rows += copy_day(cur, "job_metrics", metrics, day)
+                result.jobs_with_data += metrics.filter(pl.col("value").is_not_null()
+                                                        & (pl.col("source") != "accounting")
+                                                        )["jobid"].n_unique()
+            if "job_coverage" in tables:
+                coverage = job_coverage(part, series)
+                result.coverage_rows += copy_day(cur, "job_coverage", coverage, day)
             result.chunks += 1
     result.jobs += jobs.height
     result.days.append(day.isoformat())
 
 
-def build_job_days(conn: psycopg.Connection, start: datetime, end: datetime) -> JobDayResult:
-    """Rebuild every job day in [start, end) (a backfill range or one partition)."""
+def build_job_days(conn: psycopg.Connection, start: datetime, end: datetime,
+                   tables: tuple[str, ...] = JOB_DAY_TABLES) -> JobDayResult:
+    """Rebuild ``tables`` of every job day in [start, end) (a backfill range or one
+    partition)."""
     t0 = time.monotonic()
     result = JobDayResult()
     day = start
     while day < end:
         nxt = min(day + timedelta(days=1), end)
-        build_job_day(conn, day, nxt, result)
+        build_job_day(conn, day, nxt, result, tables)
         day = nxt
     result.seconds = time.monotonic() - t0
     return result
