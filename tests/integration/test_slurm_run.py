@@ -22,15 +22,13 @@ numbers are compared with Slurm to the last per cent.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from hpcperfstats.report import load_report, render_text
+from hpcperfstats.report import render_text
 
-from .conftest import Pipeline, publish
+from .slurm_replay import read_messages, replay
 
 pytestmark = pytest.mark.integration
 
@@ -38,52 +36,13 @@ RUN = Path(__file__).resolve().parents[1] / "fixtures" / "slurm_run"
 
 
 def messages() -> list[bytes]:
-    return [p.read_bytes() for p in sorted((RUN / "messages").glob("*.txt"))]
+    return read_messages(RUN)
 
 
 @pytest.fixture(scope="module")
 def run(pg_server, rabbit, tmp_path_factory) -> dict:
     """Replay the capture once; every table's rows for the tests below."""
-    home = tmp_path_factory.mktemp("slurmrun") / "hpcperf"
-    home.mkdir()
-    with pytest.MonkeyPatch.context() as mp, psycopg.connect(pg_server) as conn:
-        from hpcperfstats.db.schema import ensure_schema
-
-        ensure_schema(conn)
-        conn.execute("TRUNCATE host_data, job_data, job_metrics, job_series, job_coverage, "
-                     "job_flags")
-        conn.commit()
-        mp.setenv("HPCPERF_HOME", str(home))
-        mp.setenv("HPCPERF_DATABASE_URL", pg_server)
-        mp.setenv("HPCPERF_AMQP_URL", rabbit.url)
-        mp.setenv("HPCPERF_CLUSTER", "slurmrun" + home.parent.name[-6:])
-        pipeline = Pipeline()
-        publish(rabbit.url, "slurmrun" + home.parent.name[-6:], messages())
-        drains = pipeline.evaluate("rabbitmq_sensor")
-        meta = pipeline.execute("drain", drains[0]).get_asset_materialization_events()
-        drained = meta[0].materialization.metadata
-        for request in pipeline.evaluate("host_data_sensor"):
-            pipeline.execute("host_data_job", request)
-        shutil.copytree(RUN / "accounting", home / "accounting")
-        for request in pipeline.evaluate("accounting_sensor"):
-            pipeline.execute("slurm_jobs_job", request)
-        pipeline.run_sensor("job_metrics_sensor", "job_metrics_job")
-        out = {"drained": drained, "archive": sorted(p.name for p in
-                                                      (home / "archive" / "vm").iterdir())}
-        out["metrics"] = {}
-        for jobid, metric, value, reason, source in conn.execute(
-                "SELECT jobid, metric, value, reason, source FROM job_metrics"):
-            out["metrics"].setdefault(jobid, {})[metric] = (value, reason, source)
-        out["coverage"] = {j: (e, p, x, f) for j, e, p, x, f in conn.execute(
-            "SELECT jobid, expected, present, extra, fraction FROM job_coverage")}
-        out["flags"] = {}
-        for jobid, flag in conn.execute("SELECT jobid, flag FROM job_flags"):
-            out["flags"].setdefault(jobid, set()).add(flag)
-        out["reports"] = {j: load_report(conn, j) for j in out["metrics"]}
-        out["series"] = conn.execute(
-            "SELECT jobid, series, max(value), count(*) FROM job_series GROUP BY 1, 2"
-        ).fetchall()
-    return out
+    return replay(RUN, pg_server, rabbit, tmp_path_factory.mktemp("slurmrun"))
 
 
 #: Slurm's own numbers (sacct-steps.txt): job -> (state, Elapsed s, TotalCPU s,
