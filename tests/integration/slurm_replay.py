@@ -43,7 +43,7 @@ def sacct_steps(run_dir: Path) -> dict[str, dict[str, str]]:
 def replay(run_dir: Path, pg_server: str, rabbit, work: Path) -> dict:
     """Every table's rows after the run went through the pipeline."""
     home = work / "hpcperf"
-    home.mkdir()
+    home.mkdir(parents=True)
     queue = "slurmrun" + work.name[-6:].replace("-", "")
     with pytest.MonkeyPatch.context() as mp, psycopg.connect(pg_server) as conn:
         from hpcperfstats.db.schema import ensure_schema
