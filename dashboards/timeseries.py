@@ -24,6 +24,7 @@ from hpcperfstats.series import (
     ALL_SERIES,
     CGROUP_SCHEMA,
     CGROUP_SERIES,
+    CGROUP_TYPES,
     SERIES,
     SERIES_SCHEMA,
     derive_cgroup_series,
@@ -76,9 +77,24 @@ _RAW_SCHEMA = {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "type": pl.Utf
                "event": pl.Utf8, "value": pl.Float64}
 
 
-def bucket_seconds(start: datetime, end: datetime, max_points: int = MAX_POINTS) -> int:
+def bucket_seconds(start: datetime, end: datetime, max_points: int = MAX_POINTS,
+                   interval_s: float | None = None) -> int:
+    """Seconds per plot bucket: the span over ``max_points``, but never below the
+    data's own sampling interval (``interval_s``, from job_coverage) or, when
+    that is unknown, :data:`MIN_BUCKET_S`. A 1-minute job sampled every 10 s
+    gets 10 s buckets, not 30 s ones that halve its points."""
     span = max((end - start).total_seconds(), 1.0)
-    return max(MIN_BUCKET_S, math.ceil(span / max_points))
+    floor = math.ceil(interval_s) if interval_s and interval_s > 0 else MIN_BUCKET_S
+    return max(1, floor, math.ceil(span / max_points))
+
+
+def data_interval(conn: psycopg.Connection, jobid: str) -> float | None:
+    """The job's sampling interval as job_coverage measured it (None if unknown)."""
+    if conn.execute("SELECT to_regclass('job_coverage') IS NULL").fetchone()[0]:
+        return None
+    row = conn.execute("SELECT min(interval_s) FROM job_coverage WHERE jobid = %s",
+                       (jobid,)).fetchone()
+    return row[0] if row else None
 
 
 def series(
@@ -131,7 +147,7 @@ def extra_types(
     if not hosts:
         return pl.DataFrame(schema=EXTRA_SCHEMA)
     # cgroup rows are per job (device = job id): shown only on that job's page
-    known = {t for s in SERIES.values() for t in s.types} | {"cgroup"}
+    known = {t for s in SERIES.values() for t in s.types} | set(CGROUP_TYPES)
     wanted = sorted(types_present(conn, hosts, start, end) - known)
     if not wanted:
         return pl.DataFrame(schema=EXTRA_SCHEMA)
@@ -168,16 +184,18 @@ def cgroup(
     max_points: int = MAX_POINTS,
 ) -> pl.DataFrame:
     """The job's own Slurm cgroup series (CGROUP_SCHEMA), where the monitor reported them."""
-    if not hosts or "cgroup" not in types_present(conn, hosts, start, end):
+    if not hosts or not set(CGROUP_TYPES) & types_present(conn, hosts, start, end):
         return pl.DataFrame(schema=CGROUP_SCHEMA)
     bucket = timedelta(seconds=bucket_seconds(start, end, max_points))
     frame = _fetch(
         conn,
         "SELECT extract(epoch FROM date_bin(%(b)s, time, %(o)s)), host, type, device, event,"
         " avg(value) FROM host_data WHERE host = ANY(%(h)s) AND time >= %(s)s"
-        " AND time <= %(e)s AND type = 'cgroup' AND device = %(j)s AND event = ANY(%(events)s)"
+        " AND time <= %(e)s AND type = ANY(%(types)s) AND device = %(j)s"
+        " AND event = ANY(%(events)s)"
         " GROUP BY 1, 2, 3, 4, 5",
         {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end, "j": jobid,
+         "types": list(CGROUP_TYPES),
          "events": sorted({e for s in CGROUP_SERIES.values() for e in s.events})},
         {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "type": pl.Utf8,
          "device": pl.Utf8, "event": pl.Utf8, "value": pl.Float64},
@@ -205,11 +223,14 @@ def stored_job_series(
     """
     if conn.execute("SELECT to_regclass('job_series') IS NULL").fetchone()[0]:
         return pl.DataFrame(schema=SERIES_SCHEMA)
-    bucket = timedelta(seconds=bucket_seconds(start, end, max_points))
+    interval = data_interval(conn, jobid)
+    bucket = timedelta(seconds=bucket_seconds(start, end, max_points, interval))
+    # each bucket is drawn at its last sample, so a line ends where the data ends
     frame = _fetch(
         conn,
-        "SELECT extract(epoch FROM date_bin(%(b)s, time, %(o)s)), host, series, avg(value)"
-        " FROM job_series WHERE jobid = %(j)s AND series = ANY(%(n)s) GROUP BY 1, 2, 3",
+        "SELECT extract(epoch FROM max(time)), host, series, avg(value) FROM job_series"
+        " WHERE jobid = %(j)s AND series = ANY(%(n)s)"
+        " GROUP BY date_bin(%(b)s, time, %(o)s), host, series",
         {"b": bucket, "o": ORIGIN, "j": jobid, "n": list(names)},
         {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "series": pl.Utf8,
          "value": pl.Float64},

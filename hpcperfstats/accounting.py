@@ -24,8 +24,11 @@ from hpcperf_monitor.rawformat import ParseIssue
 FIELDS: tuple[str, ...] = (
     "JobID", "JobIDRaw", "User", "Account", "Partition", "QOS", "JobName", "State",
     "ExitCode", "Submit", "Start", "End", "Elapsed", "Timelimit", "NNodes", "NCPUS",
-    "ReqMem", "AllocTRES", "NodeList",
+    "ReqMem", "AllocTRES", "NodeList", "ReqCPUS", "ReqTRES", "SubmitLine",
 )  # fmt: skip
+#: Fields added later (advice in the form the job was asked for): dumps made
+#: before them still parse. SubmitLine stays last: it may itself contain ``|``.
+OPTIONAL_FIELDS: tuple[str, ...] = ("ReqCPUS", "ReqTRES", "SubmitLine")
 
 #: ``SLURM_TIME_FORMAT`` the dump runs sacct with.
 SLURM_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
@@ -52,6 +55,9 @@ COLUMNS: dict[str, pl.DataType] = {
     "ngpus": pl.Int32(),
     "nodelist": pl.Utf8(),
     "hosts": pl.List(pl.Utf8()),
+    "req_cpus": pl.Int32(),
+    "req_tres": pl.Utf8(),
+    "submit_line": pl.Utf8(),
 }
 
 _NULL_TIMES = {"", "unknown", "none", "n/a"}
@@ -219,6 +225,9 @@ def _parse_record(rec: Mapping[str, str], tz: tzinfo) -> dict:
         "ngpus": parse_gpus(rec["AllocTRES"]),
         "nodelist": rec["NodeList"].strip(),
         "hosts": parse_nodelist(rec["NodeList"]),
+        "req_cpus": _int(rec.get("ReqCPUS", ""), "ReqCPUS"),
+        "req_tres": rec.get("ReqTRES", "").strip() or None,
+        "submit_line": rec.get("SubmitLine", "").strip() or None,
     }
 
 
@@ -246,12 +255,14 @@ def parse_accounting(
             continue
         fields = line.split("|")
         if header is None:
-            missing = [f for f in FIELDS if f not in fields]
+            missing = [f for f in FIELDS if f not in fields and f not in OPTIONAL_FIELDS]
             if missing:
                 issues.append(ParseIssue(source, lineno, line, f"header lacks {missing}"))
                 return empty_frame(), issues
             header = fields
             continue
+        if len(fields) > len(header) and header[-1] == "SubmitLine":  # '|' in the command
+            fields = [*fields[:len(header) - 1], "|".join(fields[len(header) - 1:])]
         if len(fields) != len(header):
             reason = f"expected {len(header)} fields, got {len(fields)}"
             issues.append(ParseIssue(source, lineno, line, reason))

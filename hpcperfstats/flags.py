@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from hpcperfstats.metrics import METRICS
+from hpcperfstats.metrics import METRICS, SHARED_NODE
 
 DEFAULT_RULES = Path(__file__).with_name("rules") / "job_flags.yaml"
 ADVICE = ("memory", "time", "cores", "nodes", "gpus")
@@ -113,7 +113,14 @@ def rules_version(path: Path | None = None) -> str:
 
 
 def evaluate_flags(metrics: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
-    """Flag rows for every job and rule that fires, from long ``job_metrics`` rows."""
+    """Flag rows for every job and rule that fires, from long ``job_metrics`` rows.
+
+    Node totals of a node other jobs shared (source ``node (shared)``) count
+    their work too: an idle job beside a busy one would read busy, a busy one
+    beside idle ones... neither is the job's own, so no rule fires on them.
+    """
+    if "source" in metrics.columns:
+        metrics = metrics.filter(pl.col("source").fill_null("") != SHARED_NODE)
     wide = (
         metrics.filter(pl.col("value").is_not_null())
         .pivot(on="metric", index="jobid", values="value")

@@ -21,10 +21,10 @@ def build_job_flags(conn: psycopg.Connection, start: datetime, end: datetime,
         nxt = min(day + timedelta(days=1), end)
         metrics = read_frame(
             conn,
-            "SELECT m.jobid, m.metric, m.value FROM job_metrics m JOIN job_data j USING (jobid)"
-            " WHERE j.end_time >= %s AND j.end_time < %s",
+            "SELECT m.jobid, m.metric, m.value, m.source FROM job_metrics m"
+            " JOIN job_data j USING (jobid) WHERE j.end_time >= %s AND j.end_time < %s",
             (day, nxt),
-            {"jobid": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64},
+            {"jobid": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64, "source": pl.Utf8},
         )
         flags = evaluate_flags(metrics, rules)
         with conn.transaction(), conn.cursor() as cur:

@@ -66,6 +66,15 @@ RULES: dict[str, TypeRule] = {
         aggregate=False,
         why="one device per Slurm job sharing the node: never summed across jobs",
     ),
+    "cgroup_mem": TypeRule(
+        aggregate=False,
+        why="a job cgroup without CPU accounting (jobacct_gather/linux): memory and I/O "
+        "per job, CPU absent",
+    ),
+    "cgroup_cpu": TypeRule(
+        aggregate=False,
+        why="a job cgroup without a memory cgroup: CPU and I/O per job, memory absent",
+    ),
     "proc": TypeRule(skip=True, why="per-process rows belong to job_series, not host_data"),
 }
 

@@ -27,8 +27,8 @@ from hpcperfstats.job_store import clear_day, copy_day
 from hpcperfstats.metrics import END_GRACE_S, LOOKBACK_S, SHORT_JOB_S, compute_job_metrics
 from hpcperfstats.series import CGROUP_SCHEMA, SERIES_SCHEMA, cgroup_series, host_series
 
-JOB_FIELDS = ["jobid", "start_time", "end_time", "hosts", "ncpus", "nnodes", "ngpus",
-              "req_mem_bytes", "timelimit_s"]  # fmt: skip
+JOB_FIELDS = ["jobid", "jobid_raw", "start_time", "end_time", "hosts", "ncpus", "nnodes",
+              "ngpus", "req_mem_bytes", "timelimit_s"]  # fmt: skip
 
 #: Tolerance on "CPU use <= allocated cores": jiffies are sampled, not exact.
 EFFICIENCY_SLACK = 0.02
@@ -51,12 +51,19 @@ class JobDayResult:
 
 
 def jobs_ended(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
+    """Jobs that ended in [start, end), with ``shared``: another job ran on one of
+    their nodes at the same time (whatever day it ended), so node totals are not
+    theirs alone."""
+    cols = ", ".join(f"j.{c}" for c in JOB_FIELDS)
     return read_frame(
         conn,
-        f"SELECT {', '.join(JOB_FIELDS)} FROM job_data WHERE end_time >= %s AND end_time < %s "
-        "ORDER BY hosts[1] NULLS FIRST, start_time NULLS FIRST, jobid",
+        f"SELECT {cols}, EXISTS (SELECT 1 FROM job_data o WHERE o.jobid <> j.jobid"
+        " AND o.hosts && j.hosts AND o.start_time < j.end_time"
+        " AND coalesce(o.end_time, 'infinity') > j.start_time) AS shared"
+        " FROM job_data j WHERE j.end_time >= %s AND j.end_time < %s"
+        " ORDER BY j.hosts[1] NULLS FIRST, j.start_time NULLS FIRST, j.jobid",
         (start, end),
-        {k: JOB_COLUMNS[k] for k in JOB_FIELDS},
+        {**{k: JOB_COLUMNS[k] for k in JOB_FIELDS}, "shared": pl.Boolean},
     )
 
 
@@ -88,42 +95,56 @@ def read_inputs(conn: psycopg.Connection, jobs: pl.DataFrame
     start = started.min() - timedelta(seconds=LOOKBACK_S)
     end = jobs["end_time"].max() + timedelta(seconds=END_GRACE_S)
     series = host_series(conn, hosts, start, end)
-    cgroup = cgroup_series(conn, hosts, jobs["jobid"].to_list(), start, end)
+    # Slurm names a job's cgroup by its raw id (array task 1234_7 -> 1240)
+    ids = sorted(set(jobs["jobid"].to_list()) | set(jobs["jobid_raw"].drop_nulls().to_list()))
+    cgroup = cgroup_series(conn, hosts, ids, start, end)
     return series, cgroup
 
 
+#: The tables one job day builds from one read of its jobs' host data.
+JOB_DAY_TABLES = ("job_series", "job_metrics", "job_coverage")
+
+
 def build_job_day(conn: psycopg.Connection, start: datetime, end: datetime,
-                  result: JobDayResult) -> None:
-    """Replace job_series, job_metrics and job_coverage of jobs that ended in [start, end)."""
+                  result: JobDayResult, tables: tuple[str, ...] = JOB_DAY_TABLES) -> None:
+    """Replace ``tables`` (of :data:`JOB_DAY_TABLES`) for jobs that ended in [start, end).
+
+    A subset (``dagster asset materialize --select job_metrics``) replaces
+    only those tables; the others keep their rows.
+    """
     jobs = jobs_ended(conn, start, end)
     day = start.date()
     with conn.transaction(), conn.cursor() as cur:
-        clear_day(cur, ["job_series", "job_metrics", "job_coverage"], day,
-                  jobs["jobid"].to_list())
+        clear_day(cur, list(tables), day, jobs["jobid"].to_list())
         for part in chunks(jobs, chunk_hosts()):
             series, cgroup = read_inputs(conn, part)
-            rows = job_series_rows(part, series, cgroup)
-            metrics = compute_job_metrics(part, series, cgroup)
-            coverage = job_coverage(part, series)
-            result.series_rows += copy_day(cur, "job_series", rows, day)
-            result.metric_rows += copy_day(cur, "job_metrics", metrics, day)
-            result.coverage_rows += copy_day(cur, "job_coverage", coverage, day)
-            result.jobs_with_data += metrics.filter(pl.col("value").is_not_null()
-                                                    & (pl.col("source") != "accounting")
-                                                    )["jobid"].n_unique()
+            if "job_series" in tables:
+                rows = job_series_rows(part, series, cgroup)
+                result.series_rows += copy_day(cur, "job_series", rows, day)
+            if "job_metrics" in tables:
+                metrics = compute_job_metrics(part, series, cgroup)
+                result.metric_rows += copy_day(cur, "job_metrics", metrics, day)
+                result.jobs_with_data += metrics.filter(pl.col("value").is_not_null()
+                                                        & (pl.col("source") != "accounting")
+                                                        )["jobid"].n_unique()
+            if "job_coverage" in tables:
+                coverage = job_coverage(part, series)
+                result.coverage_rows += copy_day(cur, "job_coverage", coverage, day)
             result.chunks += 1
     result.jobs += jobs.height
     result.days.append(day.isoformat())
 
 
-def build_job_days(conn: psycopg.Connection, start: datetime, end: datetime) -> JobDayResult:
-    """Rebuild every job day in [start, end) (a backfill range or one partition)."""
+def build_job_days(conn: psycopg.Connection, start: datetime, end: datetime,
+                   tables: tuple[str, ...] = JOB_DAY_TABLES) -> JobDayResult:
+    """Rebuild ``tables`` of every job day in [start, end) (a backfill range or one
+    partition)."""
     t0 = time.monotonic()
     result = JobDayResult()
     day = start
     while day < end:
         nxt = min(day + timedelta(days=1), end)
-        build_job_day(conn, day, nxt, result)
+        build_job_day(conn, day, nxt, result, tables)
         day = nxt
     result.seconds = time.monotonic() - t0
     return result
@@ -131,10 +152,15 @@ def build_job_days(conn: psycopg.Connection, start: datetime, end: datetime) -> 
 
 def metric_bound_violations(conn: psycopg.Connection, start: datetime, end: datetime
                             ) -> list[tuple]:
-    """Metrics outside physical bounds for jobs that ended in the window."""
+    """Metrics outside physical bounds for jobs that ended in the window.
+
+    Node totals of a shared node (source ``node (shared)``) are left out: they
+    hold other work by definition, so above the job's cores is no error.
+    """
     cur = conn.execute(
         "SELECT m.jobid, m.metric, m.value FROM job_metrics m JOIN job_data j USING (jobid) "
-        "WHERE j.end_time >= %(s)s AND j.end_time < %(e)s AND m.value IS NOT NULL AND ("
+        "WHERE j.end_time >= %(s)s AND j.end_time < %(e)s AND m.value IS NOT NULL"
+        " AND coalesce(m.source, '') <> 'node (shared)' AND ("
         " m.value < 0"
         " OR (m.metric IN ('cpu_efficiency', 'gpu_util') AND m.value > 1 + %(slack)s)"
         " OR (m.metric = 'cpu_cores_avg'"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from hpcperfstats.metrics import END_GRACE_S, job_windows
+from hpcperfstats.metrics import END_GRACE_S, job_windows, own_cgroup
 
 JOB_SERIES_COLUMNS = {
     "jobid": pl.Utf8,
@@ -40,7 +40,7 @@ def job_series_rows(jobs: pl.DataFrame, series: pl.DataFrame,
     cols = list(JOB_SERIES_COLUMNS)
     parts = [windows.join(series, on="host", how="inner").filter(inside).select(cols)]
     if cgroup is not None and cgroup.height:
-        parts.append(windows.join(cgroup, on=["jobid", "host"], how="inner")
+        parts.append(windows.join(own_cgroup(jobs, cgroup), on=["jobid", "host"], how="inner")
                      .filter(inside).select(cols))
     out = pl.concat(parts, how="vertical").cast(JOB_SERIES_COLUMNS)
     return out.sort(["jobid", "series", "host", "time"])

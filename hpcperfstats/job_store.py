@@ -20,7 +20,7 @@ JOB_TABLES: dict[str, list[str]] = {
     "job_series": ["jobid", "host", "series", "time", "value", "day"],
     "job_metrics": ["jobid", "metric", "value", "unit", "reason", "source", "day"],
     "job_coverage": ["jobid", "host", "interval_s", "expected", "present", "fraction", "gaps",
-                     "day"],
+                     "extra", "day"],
     "job_flags": ["jobid", "flag", "value", "threshold", "message", "advice", "rule_version",
                   "day"],
 }

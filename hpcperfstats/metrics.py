@@ -114,23 +114,65 @@ _CPU_METRICS = ("cpu_cores_avg", "cpu_efficiency", "cpu_imbalance", "idle_nodes"
                 "hosts_with_data")  # fmt: skip
 _MEM_METRICS = ("mem_hwm_bytes", "mem_hwm_fraction", "mem_requested_ratio")
 _GPU_METRICS = ("gpu_util", "gpu_mem_hwm_bytes")
-_JOB_DEFAULTS = {"ngpus": pl.Int32, "req_mem_bytes": pl.Int64, "timelimit_s": pl.Int64}
+_JOB_DEFAULTS = {"ngpus": pl.Int32, "req_mem_bytes": pl.Int64, "timelimit_s": pl.Int64,
+                 "jobid_raw": pl.Utf8, "shared": pl.Boolean}
+
+#: ``source`` of a CPU or memory metric read from node totals on a node that
+#: other jobs used at the same time (``shared`` in the jobs frame), or of
+#: which the job held fewer cores than the node has: the totals count work
+#: that is not the job's, so they are shown as such and never flagged or
+#: advised on (``flags.evaluate_flags``).
+SHARED_NODE = "node (shared)"
+
+#: The optional sources (hardware a node may not have), for "not measured"
+#: reasons: a node without the source is not a job too short to measure.
+SOURCE_NAMES = {
+    "ib_ext": "InfiniBand counters",
+    "llite": "Lustre client", "pmc": "hardware performance counters (PMU)",
+    "imc": "memory-controller counters", "rapl": "RAPL energy counters",
+    "nvidia_gpu": "GPU monitoring (NVML)",
+}
 
 
-def with_intervals(series: pl.DataFrame, key: tuple[str, ...] = ("host", "series")
-                   ) -> pl.DataFrame:
+def with_intervals(series: pl.DataFrame, key: tuple[str, ...] = ("host", "series"),
+                   times: pl.DataFrame | None = None) -> pl.DataFrame:
     """Add ``since``: the start of the interval each rate point covers.
 
-    That is the previous point of the same host and series; for a first
-    point, the host's typical interval before it.
+    That is the previous point of the same key; for a first point, the
+    host's previous sample (``times``: distinct (host, time) of every sample)
+    before it, its real interval. Without one the interval is unknown and
+    ``since`` stays null: the point gets no weight rather than a guessed one
+    (a median gap weighted a 30 ms begin interval as ten seconds).
     """
     key_ = list(key)
     frame = series.sort([*key_, "time"]).with_columns(
         pl.col("time").shift(1).over(key_).alias("since")
     )
-    typical = (pl.col("time") - pl.col("since")).median().over(key_)
-    fallback = pl.col("time") - typical.fill_null(pl.duration(seconds=300))
-    return frame.with_columns(pl.coalesce("since", fallback).alias("since"))
+    if times is None or not times.height or not frame.height:
+        return frame
+    before = frame.select("host", "time").unique().sort("time").join_asof(
+        times.select("host", pl.col("time").alias("_prev")).sort("_prev"),
+        left_on="time", right_on="_prev", by="host", strategy="backward",
+        allow_exact_matches=False, check_sortedness=False,  # sorted by time above
+    )
+    return (frame.join(before, on=["host", "time"], how="left")
+            .with_columns(pl.coalesce("since", "_prev").alias("since")).drop("_prev"))
+
+
+def own_cgroup(jobs: pl.DataFrame, cgroup: pl.DataFrame) -> pl.DataFrame:
+    """The jobs' own cgroup series, ``jobid`` set to the job's accounting id.
+
+    Slurm names a job's cgroup by its raw id (``JobIDRaw``: an array task
+    ``1234_7`` is ``1240``; slurmd's prolog on 22.05 knows no other), so the
+    cgroup device joins on ``jobid_raw``; archives whose prolog sent the
+    array name join on ``jobid`` as before.
+    """
+    raw = (pl.col("jobid_raw") if "jobid_raw" in jobs.columns
+           else pl.col("jobid")).fill_null(pl.col("jobid"))
+    keys = pl.concat([jobs.select("jobid", raw.alias("_dev")),
+                      jobs.select("jobid", pl.col("jobid").alias("_dev"))]).unique()
+    return (cgroup.rename({"jobid": "_dev"}).join(keys, on="_dev", how="inner")
+            .drop("_dev").select(cgroup.columns))
 
 
 def _weighted(points: pl.DataFrame) -> pl.DataFrame:
@@ -145,7 +187,7 @@ def _weighted(points: pl.DataFrame) -> pl.DataFrame:
     )
     weight = (
         pl.when(pl.col("series").is_in(rates))
-        .then(overlap)
+        .then(pl.when(pl.col("since").is_not_null()).then(overlap))  # unknown interval: none
         .otherwise(pl.when(gauge_in).then(1.0).otherwise(0.0))
     )
     span = (pl.col("time") - pl.col("since")).dt.total_microseconds() / 1e6
@@ -167,11 +209,13 @@ def job_points(jobs: pl.DataFrame, series: pl.DataFrame,
                cgroup: pl.DataFrame | None = None) -> pl.DataFrame:
     """Series points of each job's hosts (and its own cgroup) with their weight."""
     windows = job_windows(jobs)
-    node = windows.join(with_intervals(series), on="host", how="inner")
+    times = series.select("host", "time").unique()
+    node = windows.join(with_intervals(series, times=times), on="host", how="inner")
     parts = [node.select("jobid", "host", "series", "time", "since", "value",
                          "start_time", "end_time")]
     if cgroup is not None and cgroup.height:
-        own = windows.join(with_intervals(cgroup, ("jobid", "host", "series")),
+        cg = own_cgroup(jobs, cgroup)
+        own = windows.join(with_intervals(cg, ("jobid", "host", "series"), times),
                            on=["jobid", "host"], how="inner")
         parts.append(own.select(parts[0].columns))
     return _weighted(pl.concat(parts, how="vertical"))
@@ -248,7 +292,33 @@ def _job_level(per_host: pl.DataFrame, jobs: pl.DataFrame) -> pl.DataFrame:
         (pl.col("power").mean() * first["nnodes"] * run_s).alias("energy_j"),
         (n_cpu / first["nnodes"]).alias("hosts_with_data"),
         pl.col("cpu_cg").first(), pl.col("mem_cg").first(),
+        # the job held fewer cores than a node has: node totals include others' work
+        (pl.col("cpn") < pl.col("cpu_total_mean").round() - 0.5).fill_null(False).any()
+        .alias("partial"),
     )
+
+
+def _sources(jobs: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
+    """(jobid, metric, absent): "not measured: the node has no <source>" where
+    the job's hosts reported data but never the metric's optional source (PMU,
+    InfiniBand, Lustre, RAPL, GPU) in the window read; else null (a host that
+    sent nothing at all is "no data")."""
+    wanted = pl.DataFrame(
+        [(m, spec.series, SOURCE_NAMES[ALL_SERIES[spec.series].type])
+         for m, spec in METRICS.items()
+         if spec.series in ALL_SERIES and ALL_SERIES[spec.series].type in SOURCE_NAMES],
+        schema={"metric": pl.Utf8, "series": pl.Utf8, "what": pl.Utf8}, orient="row")
+    seen = series.select("host", "series").unique()
+    have = (job_windows(jobs).select("jobid", "host").join(seen, on="host", how="inner")
+            .select("jobid", "series").unique())
+    reporting = have.select("jobid").unique()
+    have = have.with_columns(pl.lit(True).alias("_has"))
+    return (reporting.join(wanted, how="cross")
+            .join(have, on=["jobid", "series"], how="left")
+            .with_columns(pl.when(pl.col("_has").is_null())
+                          .then(pl.lit("not measured: the node has no ") + pl.col("what"))
+                          .alias("absent"))
+            .select("jobid", "metric", "absent"))
 
 
 def compute_job_metrics(jobs: pl.DataFrame, series: pl.DataFrame,
@@ -272,17 +342,20 @@ def compute_job_metrics(jobs: pl.DataFrame, series: pl.DataFrame,
         computed = pl.DataFrame(schema={"jobid": pl.Utf8, "metric": pl.Utf8,
                                         "value": pl.Float64, "source": pl.Utf8})
     else:
+        wide = wide.join(jobs.select("jobid", pl.col("shared").fill_null(False)), on="jobid"
+                         ).with_columns((pl.col("shared") | pl.col("partial")).alias("shared"))
+        node = pl.when(pl.col("shared")).then(pl.lit(SHARED_NODE)).otherwise(pl.lit("node"))
         computed = (
-            wide.unpivot(index=["jobid", "cpu_cg", "mem_cg"], on=names,
+            wide.unpivot(index=["jobid", "cpu_cg", "mem_cg", "shared"], on=names,
                          variable_name="metric", value_name="value")
             .with_columns(
                 # 0/0 or x/0 (no cores, no memory recorded) is no measurement
                 pl.when(pl.col("value").cast(pl.Float64).is_finite())
                 .then(pl.col("value").cast(pl.Float64)).alias("value"),
                 pl.when(pl.col("metric").is_in(_CPU_METRICS))
-                .then(pl.when(pl.col("cpu_cg")).then(pl.lit("cgroup")).otherwise(pl.lit("node")))
+                .then(pl.when(pl.col("cpu_cg")).then(pl.lit("cgroup")).otherwise(node))
                 .when(pl.col("metric").is_in(_MEM_METRICS))
-                .then(pl.when(pl.col("mem_cg")).then(pl.lit("cgroup")).otherwise(pl.lit("node")))
+                .then(pl.when(pl.col("mem_cg")).then(pl.lit("cgroup")).otherwise(node))
                 .otherwise(pl.lit("node")).alias("source"),
             )
             .select("jobid", "metric", "value", "source")
@@ -299,7 +372,7 @@ def compute_job_metrics(jobs: pl.DataFrame, series: pl.DataFrame,
     # every job gets every metric: absent ones carry the reason
     grid = jobs.select("jobid", "start_time", "end_time", "ngpus", "nnodes").join(
         pl.DataFrame({"metric": list(METRICS)}), how="cross"
-    )
+    ).join(_sources(jobs, series), on=["jobid", "metric"], how="left")
     no_gpu = pl.col("metric").is_in(_GPU_METRICS) & (pl.col("ngpus").fill_null(0) == 0)
     out = (
         grid.join(computed, on=["jobid", "metric"], how="left")
@@ -315,6 +388,8 @@ def compute_job_metrics(jobs: pl.DataFrame, series: pl.DataFrame,
             .then(pl.lit("no GPUs allocated"))
             .when((pl.col("metric") == "cpu_imbalance") & (pl.col("nnodes") == 1))
             .then(pl.lit("single node"))
+            .when(pl.col("absent").is_not_null())
+            .then(pl.col("absent"))
             .when(run_s < SHORT_JOB_S)
             .then(pl.lit("job too short"))
             .otherwise(pl.lit("no data"))

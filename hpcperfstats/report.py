@@ -12,25 +12,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from datetime import datetime
 
 import psycopg
 
-from hpcperfstats.accounting import format_duration
 from hpcperfstats.metrics import METRICS
-
-BAR = 20
-GiB = 2**30
-#: Head-room the advice adds on top of what the job used.
-MEM_HEADROOM = 1.25
-TIME_HEADROOM = 1.5
-CORE_HEADROOM = 1.2
+from hpcperfstats.presentation import (
+    BAR,
+    GiB,
+    bar,
+    coverage_text,
+    metric_text,
+    sbatch_advice,
+    source_note,
+)
+from hpcperfstats.presentation import slurm_duration as format_duration
 
 _JOB = ("jobid", "jobid_raw", "username", "account", "partition", "qos", "jobname", "state",
         "exit_code", "submit_time", "start_time", "end_time", "elapsed_s", "timelimit_s",
-        "nnodes", "ncpus", "req_mem_bytes", "ngpus", "nodelist")  # fmt: skip
+        "nnodes", "ncpus", "req_mem_bytes", "ngpus", "nodelist", "req_cpus", "req_tres",
+        "submit_line")  # fmt: skip
 
 
 def load_report(conn: psycopg.Connection, jobid: str) -> dict | None:
@@ -51,14 +53,17 @@ def load_report(conn: psycopg.Connection, jobid: str) -> dict | None:
             "ORDER BY metric", (jid,))
     }
     hosts = [
-        {"host": h, "fraction": f, "expected": e, "present": p, "gaps": g}
-        for h, f, e, p, g in conn.execute(
-            "SELECT host, fraction, expected, present, gaps FROM job_coverage "
+        {"host": h, "fraction": f, "expected": e, "present": p, "extra": x, "gaps": g}
+        for h, f, e, p, x, g in conn.execute(
+            "SELECT host, fraction, expected, present, extra, gaps FROM job_coverage "
             "WHERE jobid = %s ORDER BY host", (jid,))
     ]
     expected = sum(h["expected"] or 0 for h in hosts)
     coverage = {
         "fraction": (sum(h["present"] or 0 for h in hosts) / expected) if expected else None,
+        "present": sum(h["present"] or 0 for h in hosts),
+        "expected": expected,
+        "extra": sum(h["extra"] or 0 for h in hosts),
         "hosts": hosts,
     }
     flags = [
@@ -84,72 +89,9 @@ def _run_s(job: dict) -> float | None:
 
 
 def advice(report: dict) -> list[dict]:
-    """The #SBATCH lines to change, one per advice kind of the flags that fired."""
-    job, kinds = report["job"], {f["advice"] for f in report["flags"] if f["advice"]}
-    out = []
-    nnodes, ncpus, ngpus = job["nnodes"] or 1, job["ncpus"] or 0, job["ngpus"] or 0
-    idle = _value(report, "idle_nodes")
-    if "nodes" in kinds and idle:
-        want = max(1, nnodes - int(idle))
-        out.append({"kind": "nodes", "line": f"#SBATCH --nodes={want}",
-                    "why": f"was {nnodes}: {int(idle)} node(s) did no work"})
-    eff = _value(report, "cpu_efficiency")
-    if "cores" in kinds and eff is not None and ncpus:
-        busy = eff * ncpus
-        want = max(1, math.ceil(busy * CORE_HEADROOM))
-        out.append({"kind": "cores", "line": f"#SBATCH --ntasks={want}",
-                    "why": f"was {ncpus} cores; {busy:.1f} busy on average"})
-    hwm = _value(report, "mem_hwm_bytes")
-    frac = _value(report, "mem_hwm_fraction")
-    if "memory" in kinds and hwm is not None:
-        want = max(1, math.ceil(hwm * MEM_HEADROOM / GiB))
-        was = (job["req_mem_bytes"] or 0) / nnodes / GiB
-        node = hwm / frac / GiB if frac else math.inf
-        if want > node:  # more than a node holds: all of it, or spread the data
-            out.append({"kind": "memory", "line": "#SBATCH --mem=0",
-                        "why": f"all of the node ({node:.0f}G); peak use {hwm / GiB:.1f}G "
-                               "leaves no head-room: or more nodes / a large-memory partition"})
-        else:
-            out.append({"kind": "memory", "line": f"#SBATCH --mem={want}G",
-                        "why": f"per node; was {was:.0f}G, peak use {hwm / GiB:.1f}G"})
-    run = _run_s(job)
-    if "time" in kinds and run:
-        quarter = 900
-        want = max(quarter, math.ceil(run * TIME_HEADROOM / quarter) * quarter)
-        out.append({"kind": "time", "line": f"#SBATCH --time={format_duration(want)}",
-                    "why": f"was {format_duration(job['timelimit_s'])}; "
-                           f"ran {format_duration(int(run))}"})
-    util = _value(report, "gpu_util")
-    if "gpus" in kinds and util is not None and ngpus:
-        want = math.ceil(ngpus * util * 2) if util > 0 else 0
-        out.append({"kind": "gpus", "line": f"#SBATCH --gpus={want}",
-                    "why": f"was {ngpus}; used {util:.0%} on average"
-                           + ("" if want else ": use a CPU partition")})
-    return out
-
-
-def _bar(fraction: float) -> str:
-    filled = round(max(0.0, min(1.0, fraction)) * BAR)
-    return "[" + "#" * filled + "-" * (BAR - filled) + "]"
-
-
-def _human(value: float, unit: str) -> str:
-    if unit == "B":
-        return f"{value / GiB:.1f} GiB"
-    if unit in ("B/s", "1/s", "Hz"):
-        for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, "")):
-            if abs(value) >= scale or scale == 1:
-                base = {"B/s": "B/s", "1/s": "/s", "Hz": "Hz"}[unit]
-                return f"{value / scale:.1f} {prefix}{base}"
-    if unit == "nodes":
-        return f"{value:.0f}"
-    if unit == "1":
-        return f"{value:.2f}"
-    if unit == "W":
-        return f"{value:.0f} W"
-    if unit == "J":
-        return f"{value / 3.6e6:.2f} kWh"
-    return f"{value:.1f} {unit}"
+    """The #SBATCH lines to change (see ``presentation.sbatch_advice``)."""
+    values = {m: v.get("value") for m, v in report["metrics"].items()}
+    return sbatch_advice(report["job"], values, report["flags"], _run_s(report["job"]))
 
 
 def render_text(report: dict) -> str:
@@ -169,8 +111,8 @@ def render_text(report: dict) -> str:
     ]
 
     def row(label: str, fraction: float | None, text: str) -> None:
-        bar = _bar(fraction) if fraction is not None else " " * (BAR + 2)
-        lines.append(f"  {label:<22} {bar} {text}")
+        shown = bar(fraction) if fraction is not None else " " * (BAR + 2)
+        lines.append(f"  {label:<22} {shown} {text}")
 
     def missing(metric: str) -> str:
         return f"n/a ({(m.get(metric) or {}).get('reason') or 'not computed'})"
@@ -179,6 +121,8 @@ def render_text(report: dict) -> str:
     src = (m.get("cpu_efficiency") or {}).get("source")
     row("CPU efficiency", eff, missing("cpu_efficiency") if eff is None else
         f"{eff:5.0%}  {eff * (job['ncpus'] or 0):.1f} of {job['ncpus']} cores busy ({src})")
+    if src == "node (shared)":
+        lines.append(f"  {'':<22} {'':<{BAR + 2}} ({source_note(src)})")
     frac, hwm = _value(report, "mem_hwm_fraction"), _value(report, "mem_hwm_bytes")
     req = (job["req_mem_bytes"] or 0) / max(1, job["nnodes"] or 1)
     row("Memory (peak node)", frac, missing("mem_hwm_bytes") if hwm is None else
@@ -192,13 +136,17 @@ def render_text(report: dict) -> str:
     cov = report["coverage"]["fraction"]
     hosts = report["coverage"]["hosts"]
     gaps = sum(len(h["gaps"] or []) for h in hosts)
+    counts = coverage_text(report["coverage"].get("present", 0),
+                           report["coverage"].get("expected", 0),
+                           report["coverage"].get("extra", 0))
     row("Data coverage", cov, "no data" if cov is None else
-        f"{cov:5.0%}  of samples on {len(hosts)} node(s), {gaps} gap(s)")
+        f"{cov:5.0%}  {counts} samples on {len(hosts)} node(s), {gaps} gap(s)")
     lines.append("")
-    shown = ("cpu_cores_avg", "idle_nodes", "cpu_imbalance", "net_bw_avg", "ib_bw_avg",
-             "lustre_read_bw_avg", "lustre_write_bw_avg", "lustre_md_ops_avg", "block_bw_avg",
-             "flops_avg", "mem_bw_avg", "gpu_mem_hwm_bytes", "power_avg_w", "energy_j")
-    cells = [f"{METRICS[k].label}: {_human(m[k]['value'], m[k]['unit'])}"
+    shown = ("cpu_cores_avg", "idle_nodes", "cpu_imbalance", "mem_requested_ratio",
+             "time_limit_ratio", "net_bw_avg", "ib_bw_avg", "lustre_read_bw_avg",
+             "lustre_write_bw_avg", "lustre_md_ops_avg", "block_bw_avg", "flops_avg",
+             "mem_bw_avg", "gpu_mem_hwm_bytes", "power_avg_w", "energy_j")
+    cells = [f"{METRICS[k].label}: {metric_text(k, m[k]['value'], m[k]['unit'])}"
              for k in shown if k in m and m[k]["value"] is not None]
     lines += [f"  {c}" for c in cells]
     lines.append("")

@@ -11,6 +11,9 @@ Jobs listed are those that were running or ended during the day (sacct's
 ``--starttime``/``--endtime`` semantics), so a job still running at dump time
 appears again, finished, in a later day's file; the loader keeps the newest.
 Cron example (01:15 UTC): ``15 1 * * * hpcperf-sacct-dump --dir /scratch/hpcperf/accounting``.
+``--day today`` dumps the jobs of the current UTC day so far (a trial, or
+an hourly cron for fresher pages); the nightly run of the next day replaces
+it with the complete file.
 """
 
 from __future__ import annotations
@@ -68,10 +71,24 @@ def dump_day(day: date, folder: Path, sacct: str = "sacct") -> tuple[Path, int, 
     return path, jobs.height, len(issues)
 
 
+def day_arg(text: str) -> date:
+    """``YYYY-MM-DD``, ``today`` or ``yesterday`` (UTC) for ``--day``."""
+    today = datetime.now(UTC).date()
+    named = {"today": today, "yesterday": today - timedelta(days=1)}
+    if text.lower() in named:
+        return named[text.lower()]
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day: {text!r} (YYYY-MM-DD, today, "
+                                         "yesterday)") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hpcperf-sacct-dump", description=__doc__.split("\n")[0])
-    parser.add_argument("--day", type=date.fromisoformat,
-                        help="UTC day YYYY-MM-DD (default: yesterday)")
+    parser.add_argument("--day", type=day_arg,
+                        help="UTC day YYYY-MM-DD, 'today' (jobs so far; re-dump it "
+                        "tomorrow) or 'yesterday' (the default)")
     parser.add_argument("--days", type=int, default=1, help="this many days from --day")
     parser.add_argument("--dir", type=Path, default=None,
                         help="output folder (default: HPCPERF_ACCOUNTING_DIR)")

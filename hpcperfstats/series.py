@@ -82,15 +82,30 @@ SERIES: dict[str, SeriesSpec] = {
 
 #: Per-job series from the monitor's Slurm cgroup rows (device = job id):
 #: what this job used on a node it may share with other jobs.
+#: A job whose cgroup lacked a controller is reported under ``cgroup_mem``
+#: (no CPU) or ``cgroup_cpu`` (no memory): what is missing has no point at
+#: all, so the metrics fall back to node counters instead of reading 0.
 CGROUP_SERIES: dict[str, SeriesSpec] = {
-    "cg_cpu": SeriesSpec("CPU cores busy (job cgroup)", "cores", "cgroup", ("cpu_usage",)),
+    "cg_cpu": SeriesSpec("CPU cores busy (job cgroup)", "cores", "cgroup", ("cpu_usage",),
+                         also=("cgroup_cpu",)),
     "cg_mem": SeriesSpec("Memory used (job cgroup)", "B", "cgroup", ("mem_current",),
-                         kind="gauge"),
+                         kind="gauge", also=("cgroup_mem",)),
     "cg_mem_peak": SeriesSpec("Memory peak (job cgroup)", "B", "cgroup", ("mem_peak",),
-                              kind="gauge"),
+                              kind="gauge", also=("cgroup_mem",)),
     "cg_io_bw": SeriesSpec("I/O (job cgroup)", "B/s", "cgroup",
-                           ("io_read_bytes", "io_write_bytes")),
+                           ("io_read_bytes", "io_write_bytes"), also=("cgroup_mem", "cgroup_cpu")),
 }
+#: Every type the cgroup series read.
+CGROUP_TYPES: tuple[str, ...] = ("cgroup", "cgroup_cpu", "cgroup_mem")
+
+#: Rates over intervals shorter than this are merged into the next point of
+#: the same series (DESIGN.md trap: begin/end samples tens of ms apart). CPU
+#: time is counted in jiffies (10 ms): over 30 ms one extra jiffy per CPU
+#: reads as a third of a core more, so a 2-CPU node "ran" 2.9 cores. Over
+#: 2 s the same error is half a percent; the merged point's value is the
+#: time-weighted mean of its parts, so no CPU time is lost or added. A short
+#: interval with no later point (a job's last cgroup interval) is dropped.
+MIN_RATE_INTERVAL_S = 2.0
 
 #: Every series of either kind, for looking up labels, units and kinds.
 ALL_SERIES: dict[str, SeriesSpec] = {**SERIES, **CGROUP_SERIES}
@@ -138,26 +153,76 @@ def _derive(rows: pl.DataFrame, name: str, spec: SeriesSpec, key: list[str]) -> 
                        pl.lit(spec.unit).alias("unit"))
 
 
+def merge_short_intervals(points: pl.DataFrame, key: Sequence[str]) -> pl.DataFrame:
+    """Fold each rate point whose interval (since the previous point of the
+    same ``key`` + series) is under :data:`MIN_RATE_INTERVAL_S` into the next
+    point: one point per merged run, its value the time-weighted mean.
+
+    Gauges and a series' first point (interval unknown) are kept as they are.
+    """
+    rates = [n for n, s in ALL_SERIES.items() if s.kind == "rate"]
+    by = [*key, "series"]
+    frame = points.sort([*by, "time"]).with_columns(
+        ((pl.col("time") - pl.col("time").shift(1).over(by)).dt.total_microseconds() / 1e6)
+        .alias("_d"))
+    short = (pl.col("series").is_in(rates) & (pl.col("_d") < MIN_RATE_INTERVAL_S)).fill_null(False)
+    frame = frame.with_columns(short.alias("_short"))
+    if not frame["_short"].any():
+        return points.select(points.columns)
+    # a short point joins the next long one: number runs from the end
+    frame = frame.with_columns(
+        (~pl.col("_short")).cast(pl.Int64).reverse().cum_sum().reverse().over(by).alias("_g"))
+    weight = pl.col("_d").fill_null(0.0)
+    merged = frame.group_by([*by, "_g"]).agg(
+        pl.col("time").max(),
+        pl.when(weight.sum() > 0).then((pl.col("value") * weight).sum() / weight.sum())
+        .otherwise(pl.col("value").last()).alias("value"),
+        pl.col("_short").all().alias("_all_short"),
+        *[pl.col(c).last() for c in points.columns if c not in (*by, "time", "value")],
+    )
+    # a run of short points with no long point after it measured too little
+    return merged.filter(~pl.col("_all_short")).select(points.columns).sort([*by, "time"])
+
+
+def _clamp_busy(out: pl.DataFrame) -> pl.DataFrame:
+    """cpu_busy never above the node's CPU count (cpu_total of the same interval,
+    rounded: jiffies over a few seconds read the count to within a few %)."""
+    if not {"cpu_busy", "cpu_total"} <= set(out["series"].unique().to_list()):
+        return out
+    total = (out.filter(pl.col("series") == "cpu_total")
+             .select("time", "host", pl.col("value").round().alias("_ncpu")))
+    return (out.join(total, on=["time", "host"], how="left")
+            .with_columns(pl.when((pl.col("series") == "cpu_busy") & pl.col("_ncpu").is_not_null())
+                          .then(pl.min_horizontal("value", "_ncpu")).otherwise(pl.col("value"))
+                          .alias("value"))
+            .drop("_ncpu"))
+
+
 def derive_series(host_data: pl.DataFrame, names: Sequence[str] | None = None) -> pl.DataFrame:
     """Derived series from host-wide ``host_data`` rows (time, host, type, event, value).
 
     A point exists only where every event of the series was reported, so a
-    missing event never reads as zero.
+    missing event never reads as zero. Rates over very short intervals are
+    merged (:func:`merge_short_intervals`) and busy cores never exceed the
+    node's CPU count (``cpu_total``): physical bounds hold at every point.
     """
     rows = host_data.filter(pl.col("device") == "") if "device" in host_data.columns else host_data
     parts = [_derive(rows, n, s, ["time", "host"]) for n, s in _specs(names).items()]
     if not parts:
         return pl.DataFrame(schema=SERIES_SCHEMA)
-    out = pl.concat(parts, how="vertical")
-    return out.cast({"time": pl.Datetime("us", "UTC")}).sort(["series", "host", "time"])
+    out = pl.concat(parts, how="vertical").cast({"time": pl.Datetime("us", "UTC")})
+    out = _clamp_busy(merge_short_intervals(out, ["host"]))
+    return out.select(list(SERIES_SCHEMA)).sort(["series", "host", "time"])
 
 
 def derive_cgroup_series(cgroup_rows: pl.DataFrame) -> pl.DataFrame:
-    """Per-job series from ``cgroup`` rows (time, host, device = job id, type, event, value)."""
+    """Per-job series from cgroup rows (time, host, device = job id, type, event, value)
+    of the types :data:`CGROUP_TYPES`."""
     rows = cgroup_rows.rename({"device": "jobid"})
     parts = [_derive(rows, n, s, ["time", "host", "jobid"]) for n, s in CGROUP_SERIES.items()]
     out = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=CGROUP_SCHEMA)
-    return out.cast(CGROUP_SCHEMA).select(list(CGROUP_SCHEMA))
+    out = out.cast(CGROUP_SCHEMA).select(list(CGROUP_SCHEMA))
+    return merge_short_intervals(out, ["host", "jobid"]) if out.height else out
 
 
 def read_rows(conn: psycopg.Connection, query: str, params: Sequence, schema: dict
@@ -214,14 +279,18 @@ def cgroup_series(
     start: datetime,
     end: datetime,
 ) -> pl.DataFrame:
-    """Per-job cgroup series of ``jobids`` on ``hosts`` for start <= time <= end."""
+    """Per-job cgroup series of ``jobids`` on ``hosts`` for start <= time <= end.
+
+    ``jobids`` are the devices to read: pass accounting's raw ids (JobIDRaw,
+    what Slurm names the cgroup by) along with the display ids.
+    """
     events = sorted({e for s in CGROUP_SERIES.values() for e in s.events})
     frame = read_rows(
         conn,
         "SELECT {time}, host, type, device, event, value FROM host_data "
-        "WHERE host = ANY(%s) AND time >= %s AND time <= %s AND type = 'cgroup' "
+        "WHERE host = ANY(%s) AND time >= %s AND time <= %s AND type = ANY(%s) "
         "AND device = ANY(%s) AND event = ANY(%s)",
-        (list(hosts), start, end, list(jobids), events),
+        (list(hosts), start, end, list(CGROUP_TYPES), list(jobids), events),
         {"host": pl.Utf8, "type": pl.Utf8, "device": pl.Utf8, "event": pl.Utf8,
          "value": pl.Float64},
     )

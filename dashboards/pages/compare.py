@@ -19,7 +19,7 @@ from dashboards import auth, data, timeseries
 from dashboards.auth import Viewer
 from dashboards.layout import html, page, query_arg
 from dashboards.plots import HEIGHT
-from dashboards.units import human, plot_scale
+from dashboards.units import human, metric_text, plot_scale
 from hpcperfstats.metrics import METRICS
 from hpcperfstats.series import SERIES
 
@@ -54,7 +54,8 @@ def side_by_side(jobs: list[dict], metrics: pl.DataFrame) -> pn.pane.HTML:
             elif m["value"][0] is None:
                 cells.append(f'<td class="hp-reason">{escape(m["reason"][0] or "n/a")}</td>')
             else:
-                cells.append(f"<td>{escape(human(m['value'][0], m['unit'][0]))}</td>")
+                text = metric_text(metric, m["value"][0], m["unit"][0])
+                cells.append(f"<td>{escape(text)}</td>")
         rows.append(f"<tr><th>{escape(spec.label)}</th>{''.join(cells)}</tr>")
     return html(f'<table class="hp-facts"><tr><th></th>{head}</tr>{"".join(rows)}</table>')
 

@@ -22,8 +22,9 @@ from dashboards.advice import advice
 from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, message, page, query_arg
 from dashboards.plots import WIDE_HOSTS, series_plot
-from dashboards.units import duration, human
+from dashboards.units import duration, human, metric_text
 from hpcperfstats.metrics import METRICS
+from hpcperfstats.presentation import coverage_text, source_note
 from hpcperfstats.series import ALL_SERIES, CGROUP_SERIES, SERIES
 
 #: Named series drawn on the job page, in order (totals are references, not plots).
@@ -120,7 +121,7 @@ def metrics_table(metrics: pl.DataFrame, job: dict[str, Any]) -> pn.pane.HTML:
         else:
             limit, note = allocation(row["metric"], job)
             bar = _bar(row["value"] / limit) if limit else ""
-            value = escape(human(row["value"], row["unit"]))
+            value = escape(metric_text(row["metric"], row["value"], row["unit"]))
             shown = (f'{bar}<span class="hp-value">{value}</span> '
                      f'<span class="hp-note">{escape(note)}</span>')
         why = f' title="{escape(spec.why)}"' if spec else ""
@@ -163,7 +164,8 @@ def _coverage_row(row: dict[str, Any]) -> str:
     present, expected = row.get("present"), row.get("expected")
     cells = [
         _text(row.get("host")), duration(row.get("interval_s")),
-        f"{_text(present)} of {_text(expected)}", human(row.get("fraction"), "1"),
+        coverage_text(present, expected, row.get("extra") or 0) if present is not None
+        else f"{_text(present)} of {_text(expected)}", human(row.get("fraction"), "1"),
         _gaps(row.get("gaps")),
     ]
     return "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>"
@@ -196,8 +198,8 @@ def coverage_view(coverage: pl.DataFrame, sources: dict[str, str]) -> pn.pane.HT
         parts.append('<p class="hp-note">CPU and memory source: node-wide counters '
                      "(/proc/stat, /proc/meminfo) of the job's hosts.</p>")
     parts.append('<p class="hp-note">"cgroup": the job\'s own Slurm cgroup, right on shared '
-                 'nodes; "node": the whole node\'s counters, which include other jobs '
-                 "sharing it.</p>")
+                 'nodes; "node": the whole node\'s counters; "node (shared)": '
+                 f"{escape(source_note('node (shared)'))}.</p>")
     return html("".join(parts))
 
 

@@ -2,7 +2,9 @@
 
 The three tables come from the same read of the jobs' host data, so they
 are one multi-asset (one read, one transaction per day) with three keys the
-UI shows and the dashboards read. A late host_data hour marks the job days
+UI shows and the dashboards read. It is subsettable (``can_subset``):
+``dagster asset materialize --select job_metrics --partition 2026-11-28``
+rebuilds that table alone. A late host_data hour marks the job days
 it touches pending (``host_load.job_days_touched``); the job_metrics sensor
 turns those into runs of this asset.
 """
@@ -25,7 +27,12 @@ from hpcperf_dagster.assets.host_data import host_data
 from hpcperf_dagster.assets.jobs import slurm_jobs
 from hpcperf_dagster.partitions import daily
 from hpcperf_dagster.resources import Database, Paths
-from hpcperfstats.job_load import build_job_days, jobs_missing_metrics, metric_bound_violations
+from hpcperfstats.job_load import (
+    JOB_DAY_TABLES,
+    build_job_days,
+    jobs_missing_metrics,
+    metric_bound_violations,
+)
 from hpcperfstats.pending import Pending
 
 # a job ending today may have started yesterday (or earlier: those hours are
@@ -51,7 +58,7 @@ _DEPS = [
     ],
     partitions_def=daily,
     backfill_policy=BackfillPolicy.single_run(),
-    can_subset=False,
+    can_subset=True,
     check_specs=[
         AssetCheckSpec("metrics_within_bounds", asset="job_metrics",
                        description="CPU use <= allocated cores, fractions in [0, 1], "
@@ -62,26 +69,37 @@ _DEPS = [
 )
 def job_tables(context: AssetExecutionContext, db: Database, paths: Paths):
     window = context.partition_time_window
+    selected = {key.to_user_string() for key in context.selected_asset_keys}
+    tables = tuple(t for t in JOB_DAY_TABLES if t in selected)
     started_ns = time.time_ns()
     with db.connect() as conn:
-        result = build_job_days(conn, window.start, window.end)
+        result = build_job_days(conn, window.start, window.end, tables)
         violations = metric_bound_violations(conn, window.start, window.end)
         missing = jobs_missing_metrics(conn, window.start, window.end)
-    Pending(paths.state, "job_metrics").clear(context.partition_keys, marked_before_ns=started_ns)
+    if "job_metrics" in tables:
+        Pending(paths.state, "job_metrics").clear(context.partition_keys,
+                                                  marked_before_ns=started_ns)
     seconds = round(result.seconds, 3)
     rate = round(result.series_rows / result.seconds) if result.seconds else 0
-    yield MaterializeResult(asset_key="job_series", metadata={
-        "rows": result.series_rows, "jobs": result.jobs, "rows_per_s": rate,
-        "seconds": seconds})
-    yield MaterializeResult(asset_key="job_metrics", metadata={
-        "jobs": result.jobs, "jobs_with_data": result.jobs_with_data,
-        "metric_rows": result.metric_rows, "chunks": result.chunks, "seconds": seconds})
-    yield MaterializeResult(asset_key="job_coverage", metadata={"rows": result.coverage_rows})
-    yield AssetCheckResult(
-        asset_key="job_metrics", check_name="metrics_within_bounds", passed=not violations,
-        metadata={"violations": len(violations), "examples": str(violations[:5])},
-    )
-    yield AssetCheckResult(
-        asset_key="job_metrics", check_name="jobs_with_data_have_metrics", passed=not missing,
-        metadata={"missing": len(missing), "examples": ", ".join(missing[:10])},
-    )
+    metadata = {
+        "job_series": {"rows": result.series_rows, "jobs": result.jobs, "rows_per_s": rate,
+                       "seconds": seconds},
+        "job_metrics": {"jobs": result.jobs, "jobs_with_data": result.jobs_with_data,
+                        "metric_rows": result.metric_rows, "chunks": result.chunks,
+                        "seconds": seconds},
+        "job_coverage": {"rows": result.coverage_rows},
+    }
+    for table in tables:
+        yield MaterializeResult(asset_key=table, metadata=metadata[table])
+    checks = {key.name for key in context.selected_asset_check_keys}
+    if "metrics_within_bounds" in checks:
+        yield AssetCheckResult(
+            asset_key="job_metrics", check_name="metrics_within_bounds", passed=not violations,
+            metadata={"violations": len(violations), "examples": str(violations[:5])},
+        )
+    if "jobs_with_data_have_metrics" in checks:
+        yield AssetCheckResult(
+            asset_key="job_metrics", check_name="jobs_with_data_have_metrics",
+            passed=not missing, metadata={"missing": len(missing),
+                                          "examples": ", ".join(missing[:10])},
+        )

@@ -20,6 +20,7 @@ JOB_DATA_COLUMNS = [
     "jobid", "jobid_raw", "username", "account", "partition", "qos", "jobname", "state",
     "exit_code", "submit_time", "start_time", "end_time", "elapsed_s", "timelimit_s", "nnodes",
     "ncpus", "req_mem_bytes", "ngpus", "nodelist", "hosts", "source_day",
+    "req_cpus", "req_tres", "submit_line",
 ]
 
 

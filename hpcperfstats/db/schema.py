@@ -63,6 +63,10 @@ CREATE TABLE IF NOT EXISTS job_data (
     source_day     date,
     loaded_at      timestamptz NOT NULL DEFAULT now()
 );
+-- how the job was asked for (sacct ReqCPUS, ReqTRES, SubmitLine): advice in its form
+ALTER TABLE job_data ADD COLUMN IF NOT EXISTS req_cpus integer;
+ALTER TABLE job_data ADD COLUMN IF NOT EXISTS req_tres text;
+ALTER TABLE job_data ADD COLUMN IF NOT EXISTS submit_line text;
 CREATE INDEX IF NOT EXISTS job_data_end_time ON job_data (end_time);
 CREATE INDEX IF NOT EXISTS job_data_user ON job_data (username, end_time);
 CREATE INDEX IF NOT EXISTS job_data_hosts ON job_data USING gin (hosts);
@@ -107,6 +111,8 @@ CREATE TABLE IF NOT EXISTS job_coverage (
     PRIMARY KEY (jobid, host)
 );
 CREATE INDEX IF NOT EXISTS job_coverage_day ON job_coverage (day);
+-- samples beyond the one per interval (prolog/epilog begin and end samples)
+ALTER TABLE job_coverage ADD COLUMN IF NOT EXISTS extra integer NOT NULL DEFAULT 0;
 
 -- Rule hits (hpcperfstats.flags); rule_version is a hash of the rule that fired.
 CREATE TABLE IF NOT EXISTS job_flags (

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hpcperf_monitor import __version__
-from hpcperf_monitor.collectors import REGISTRY
+from hpcperf_monitor.collectors import REGISTRY, cgroup
 from hpcperf_monitor.config import DEFAULT_CONFIG, Settings, resolve
 from hpcperf_monitor.control import Control
 from hpcperf_monitor.framing import Framer
@@ -189,6 +189,8 @@ class Daemon:
             take(node.sampler, node.state, self.framer, node.emit, jobid, begin, end)
         except OSError as exc:  # e.g. a full disk under the spool: try again next tick
             log.error("sample not taken: %s", exc)
+        for hint in cgroup.new_hints():  # which Slurm settings give job cgroups, once
+            log.info("%s", hint)
 
     def _requests(self, control: Control) -> None:
         self.woken = False

@@ -2,9 +2,11 @@
 
 A :class:`Sampler` runs every available collector once per sample. Types
 whose source is absent are left out of the header; a new header (with a
-fresh ``$uptime``) is made when the set of available types changes, when
-the host's name or kernel changes, and at least every ``rotate_s`` seconds,
-because the pipeline starts a new archive file at each header.
+fresh ``$uptime``) is made when a type not declared before appears, when
+the host's name or kernel changes, on ``rotate()`` (SIGHUP) and at least
+every ``rotate_s`` seconds, because the pipeline starts a new archive file
+at each header. A type whose rows come and go (job cgroups) stays declared
+in between: job boundaries send no header.
 """
 
 from __future__ import annotations
@@ -115,14 +117,28 @@ class Sampler:
         self.header = None
 
     def _current_header(self, types: list[str], now: float) -> Header:
+        """The header for a sample with rows of ``types``.
+
+        A type declared once stays declared until the next rotation, even in
+        samples where it has no rows: Slurm cgroups and MIG instances come
+        and go with jobs, and a job boundary must not re-send the header (a
+        new archive file each time). A type never declared before, a new
+        host name or kernel, ``rotate()`` and the daily rotation do.
+        """
         host = hostname(self.root)
-        identity = (host, uname(self.root), tuple(types))
+        name = uname(self.root)
         stale = now - self._header_made >= self.rotate_s
-        if self.header is None or identity != self._identity or stale:
-            if self.header is not None and identity[2] != self._identity[2]:
-                log.warning("types now sampled: %s", " ".join(types) or "(none)")
-            self.header = build_header(self.root, types, host)
-            self._header_made, self._identity = now, identity
+        declared = self._identity[2] if self._identity else ()
+        if (self.header is not None and not stale and (host, name) == self._identity[:2]
+                and set(types) <= set(declared)):
+            return self.header
+        if self.header is not None and not stale and (host, name) == self._identity[:2]:
+            new = sorted(set(types) - set(declared))
+            log.info("types now sampled: %s (new: %s)", " ".join(types), " ".join(new))
+            keep = set(types) | set(declared)
+            types = [t for t in self.types if t in keep]
+        self.header = build_header(self.root, types, host)
+        self._header_made, self._identity = now, (host, name, tuple(types))
         return self.header
 
     def sample(

@@ -52,6 +52,11 @@ CGROUP = schema(
     "cgroup",
     "cpu_usage,E,U=us mem_current,U=B mem_peak,U=B io_read_bytes,E,U=B io_write_bytes,E,U=B",
 )
+# a job cgroup without cpuacct (jobacct_gather/linux) or without memory: the
+# events that could be read, never a 0 for the missing one (collectors/cgroup.py)
+CGROUP_MEM = schema("cgroup_mem", "mem_current,U=B mem_peak,U=B io_read_bytes,E,U=B "
+                    "io_write_bytes,E,U=B")
+CGROUP_CPU = schema("cgroup_cpu", "cpu_usage,E,U=us io_read_bytes,E,U=B io_write_bytes,E,U=B")
 _IB_EVENTS = "port_xmit_data,E,U=4B port_rcv_data,E,U=4B port_xmit_pkts,E port_rcv_pkts,E"
 IB_EXT = schema("ib_ext", _IB_EVENTS)
 # legacy 32-bit port counters, written only where counters_ext is absent
@@ -88,8 +93,8 @@ VFS = schema("vfs", "dentry_use file_use inode_use")
 ALL: dict[str, Schema] = {
     s.type: s
     for s in (
-        BLOCK, CGROUP, CPU, IB, IB_EXT, IMC, LLITE, MEM, NET, NFS, NUMA, NVIDIA_GPU, NVIDIA_MIG,
-        OPA, PMC, PROC, PS, RAPL, SYSV_SHM, TMPFS, VFS, VM,
+        BLOCK, CGROUP, CGROUP_CPU, CGROUP_MEM, CPU, IB, IB_EXT, IMC, LLITE, MEM, NET, NFS, NUMA,
+        NVIDIA_GPU, NVIDIA_MIG, OPA, PMC, PROC, PS, RAPL, SYSV_SHM, TMPFS, VFS, VM,
     )
 }
 

@@ -35,7 +35,7 @@ def line(**over: str) -> str:
         "ReqMem": "64G", "AllocTRES": "billing=16,cpu=16,mem=64G,node=1", "NodeList": "c001-001",
     }  # fmt: skip
     rec.update(over)
-    return "|".join(rec[f] for f in FIELDS)
+    return "|".join(rec.get(f, "") for f in FIELDS)
 
 
 def parse(*lines: str, tz: str = "UTC"):
@@ -191,7 +191,8 @@ def test_steps_are_skipped():
 
 
 def test_malformed_lines_become_issues_and_the_rest_loads():
-    bad_fields = line(JobID="701") + "|extra"
+    # too few fields (an extra '|' goes to SubmitLine, the last field)
+    bad_fields = "|".join(line(JobID="701").split("|")[:-2])
     df, issues = parse(
         line(JobID="700"),
         bad_fields,
@@ -207,7 +208,7 @@ def test_malformed_lines_become_issues_and_the_rest_loads():
     assert [i.line for i in issues] == [3, 4, 5, 6, 7, 8, 9]  # header is line 1
     assert all(i.source == "test.txt" for i in issues)
     assert issues[0].text == bad_fields
-    assert issues[0].reason == "expected 19 fields, got 20"
+    assert issues[0].reason == "expected 22 fields, got 20"
     assert "NNodes" in issues[2].reason
     assert "node list" in issues[3].reason
 
@@ -274,3 +275,18 @@ def test_format_accounting_round_trips():
 def test_format_rejects_separator_in_value():
     with pytest.raises(ValueError):
         format_accounting([{"JobName": "a|b"}])
+
+
+def test_item4_submit_line_and_requests_parse_and_old_dumps_still_do():
+    """SubmitLine (last: it may hold '|'), ReqCPUS, ReqTRES for advice in the job's form."""
+    jobs, issues = parse(line(ReqCPUS="4", ReqTRES="billing=4,cpu=4,mem=8G,node=1",
+                              SubmitLine="sbatch -c 4 --wrap=a|b"))
+    assert issues == []
+    row = jobs.row(0, named=True)
+    assert (row["req_cpus"], row["req_tres"], row["submit_line"]) == (
+        4, "billing=4,cpu=4,mem=8G,node=1", "sbatch -c 4 --wrap=a|b")
+    old = [f for f in FIELDS if f not in ("ReqCPUS", "ReqTRES", "SubmitLine")]
+    values = line().split("|")[:len(old)]
+    jobs, issues = parse_accounting("|".join(old) + "\n" + "|".join(values) + "\n", "old.txt")
+    assert issues == [] and jobs.height == 1
+    assert jobs.row(0, named=True)["submit_line"] is None

@@ -124,3 +124,13 @@ def test_real_slurm_capture_replays_and_parses(fake_sacct, tmp_path, monkeypatch
     # printed without an offset (TZ=UTC): read as UTC
     assert by_id["1"]["start_time"].isoformat() == "2026-11-25T20:17:51+00:00"
     assert by_id["1"]["hosts"] == ["vm"] and by_id["1"]["timelimit_s"] is None
+
+
+def test_day_today_and_yesterday_are_utc_days():
+    from datetime import UTC, datetime, timedelta
+
+    from hpcperfstats.sacct_dump import day_arg
+
+    today = datetime.now(UTC).date()
+    assert day_arg("today") == today and day_arg("yesterday") == today - timedelta(days=1)
+    assert day_arg("2026-11-28").isoformat() == "2026-11-28"

@@ -243,3 +243,23 @@ def test_search_page_pages_sorts_and_exports_in_sql(dataset, monkeypatch):
     csv = jobs._export().read().splitlines()
     assert csv[0].startswith("jobid,user,account") and csv[1].startswith("1003,alice")
     assert len(export_csv(data.list_jobs(psycopg.connect(dataset))[0]).read().splitlines()) == 34
+
+
+def test_item9_short_job_bucketed_by_its_own_interval(conn):
+    """A 1-minute job sampled every 10 s: 10 s buckets (not 30 s), each drawn at
+    its sample, so the line reaches the job's last sample."""
+    start = T0 + timedelta(days=3)
+    times = [start + timedelta(seconds=3 + 10 * i) for i in range(7)]  # 3 s .. 63 s
+    with conn.transaction():
+        conn.execute("INSERT INTO job_coverage (jobid, host, interval_s, expected, present,"
+                     " fraction, day) VALUES ('9001', 'c1', 10, 7, 7, 1, %s)", (start.date(),))
+        for i, t in enumerate(times):
+            conn.execute("INSERT INTO job_series (jobid, host, series, time, value, day)"
+                         " VALUES ('9001', 'c1', 'cg_cpu', %s, %s, %s)",
+                         (t, float(i), start.date()))
+    end = start + timedelta(seconds=63)
+    assert timeseries.bucket_seconds(start, end, interval_s=10.0) == 10
+    assert timeseries.bucket_seconds(start, end) == timeseries.MIN_BUCKET_S  # unknown interval
+    frame = timeseries.stored_job_series(conn, "9001", start, end, ["cg_cpu"])
+    assert frame["time"].to_list() == times
+    assert frame["value"].to_list() == [float(i) for i in range(7)]

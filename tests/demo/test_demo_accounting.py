@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from hpcperfstats.accounting import parse_accounting
+from hpcperfstats.accounting import FIELDS, parse_accounting
 from hpcperfstats.demo.cluster import DemoConfig, make_plan
 from hpcperfstats.demo.generate import accounting_files
 
@@ -63,7 +63,7 @@ def test_multi_node_hosts_written_as_compressed_node_list():
     (job,) = plan.by_behaviour("idle_nodes")
     text = accounting_files(DemoConfig())["2026-11-20"]
     (line,) = [ln for ln in text.splitlines() if ln.startswith(job.jobid + "|")]
-    assert line.split("|")[-1] == "c001-[006-009]"
+    assert line.split("|")[FIELDS.index("NodeList")] == "c001-[006-009]"
     (cancel,) = plan.by_behaviour("cancelled")
     (line,) = [ln for ln in text.splitlines() if ln.startswith(cancel.jobid + "|")]
     assert line.split("|")[7] == "CANCELLED by 20113"

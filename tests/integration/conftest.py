@@ -61,4 +61,4 @@ def accounting_text(jobid: str, start: str, end: str, host: str, ncpus: int) -> 
         "Elapsed": "01:20:00", "Timelimit": "02:00:00", "NNodes": "1", "NCPUS": str(ncpus),
         "ReqMem": "0", "AllocTRES": f"cpu={ncpus},node=1", "NodeList": host,
     }
-    return "|".join(FIELDS) + "\n" + "|".join(values[f] for f in FIELDS) + "\n"
+    return "|".join(FIELDS) + "\n" + "|".join(values.get(f, "") for f in FIELDS) + "\n"

@@ -49,3 +49,25 @@ def test_nightly_schedule_builds_the_previous_utc_day():
         repository_def=defs.get_repository_def())
     request = job_day_schedule.evaluate_tick(ctx).run_requests[0]
     assert request.partition_key == "2026-11-20"
+
+
+@pytest.mark.integration
+def test_job_metrics_alone_is_selectable(hpcperf_env, pg_url, tmp_path):
+    """``--select job_metrics``: the multi-asset is subsettable (can_subset) and
+    rebuilds that table only (DESIGN.md trap: DagsterInvalidSubsetError)."""
+    from dagster import AssetKey
+
+    load_demo(pg_url, tmp_path / "demo")
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("TRUNCATE job_series, job_metrics, job_coverage")
+    result = materialize([job_tables], partition_key="2026-11-20",
+                         selection=[AssetKey("job_metrics")],
+                         instance=DagsterInstance.ephemeral(),
+                         resources={"db": Database(), "paths": Paths()})
+    assert result.success
+    mats = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert mats == {"job_metrics"}
+    with psycopg.connect(pg_url) as conn:
+        counts = [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                  for t in ("job_metrics", "job_series", "job_coverage")]
+    assert counts[0] > 0 and counts[1:] == [0, 0]

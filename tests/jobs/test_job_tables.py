@@ -42,7 +42,9 @@ def test_half_the_cores_reads_half_efficiency(demo_db: DemoDB):
     assert m["cpu_efficiency"][2] == "node"  # no cgroup rows in the demo
     assert m["idle_nodes"][0] == 0
     assert m["gpu_util"] == (None, "no GPUs allocated", None)
-    assert m["flops_avg"] == (None, "no data", None)  # no PMC in the demo: NULL, not 0
+    # no PMC in the demo: NULL with the real cause, never 0 (issue 14 item 7)
+    assert m["flops_avg"] == (None, "not measured: the node has no hardware performance "
+                                    "counters (PMU)", None)
     assert "low_cpu_efficiency" in flags(demo_db.url, job.jobid)
 
 

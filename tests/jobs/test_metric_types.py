@@ -97,9 +97,13 @@ def test_shared_node_uses_the_jobs_own_cgroup(result):
     assert m["cpu_efficiency"][:2] == (pytest.approx(0.5), "cgroup")
     assert m["mem_hwm_bytes"][:2] == (pytest.approx(6e9), "cgroup")  # mem_peak
     assert m["gpu_util"] == (None, None, "no GPUs allocated")
-    assert m["flops_avg"] == (None, None, "no data")  # absent counters: NULL, never 0
-    assert m["ib_packet_bytes"] == (None, None, "no data")
-    assert m["power_avg_w"] == (None, None, "no data")
+    # absent counters: NULL, never 0, and the reason names the missing source
+    assert m["flops_avg"] == (None, None, "not measured: the node has no hardware "
+                              "performance counters (PMU)")
+    assert m["ib_packet_bytes"] == (None, None, "not measured: the node has no InfiniBand "
+                                    "counters")
+    assert m["power_avg_w"] == (None, None, "not measured: the node has no RAPL energy "
+                                "counters")
 
 
 def test_legacy_ib_is_used_only_where_ib_ext_is_absent():

@@ -61,7 +61,53 @@ def test_cgroup_v1():
     rows = cgroup.collect(V1)
     # 3000000999 ns -> 3000000 us; Read 4096+1, Write 8192+2; Total lines skipped
     assert rows["2002"] == (3000000, 8192, 16384, 4097, 8194)
-    assert rows["2003"] == (5, 0, 0, 0, 0)
+    # job 2003 has cpuacct only: its memory is absent (cgroup_cpu), never 0
+    assert "2003" not in rows
+    assert cgroup.collect_cpu(V1) == {"2003": (5, 0, 0)}  # 5999 ns -> 5 us
+
+
+def test_item1_cgroup_cpu_not_readable_is_absent_not_zero(tmp_path: Path):
+    """Slurm with jobacct_gather/linux: a memory cgroup, no cpuacct job directory.
+
+    The job's CPU must be absent (row in ``cgroup_mem``, no ``cpu_usage``),
+    never a 0 the pipeline reads as an idle job.
+    """
+    job = tmp_path / "sys/fs/cgroup/memory/slurm/uid_0/job_77"
+    job.mkdir(parents=True)
+    (job / "memory.usage_in_bytes").write_text("1048576\n")
+    (job / "memory.max_usage_in_bytes").write_text("2097152\n")
+    (tmp_path / "sys/fs/cgroup/cpuacct").mkdir()
+    assert cgroup.collect(tmp_path) == {}
+    assert cgroup.collect_mem(tmp_path) == {"77": (1048576, 2097152, 0, 0)}
+    sample = Sampler(tmp_path, types=["cgroup", "cgroup_mem"]).sample(now=1700000000.0)
+    assert "cpu_usage" not in [e.name for e in sample.header.schemas["cgroup_mem"].events]
+    assert sample.rows == {"cgroup": {}, "cgroup_mem": {"77": (1048576, 2097152, 0, 0)}}
+
+
+def test_item10_job_boundary_sends_no_header(tmp_path: Path):
+    """Job cgroups appear and vanish with jobs: one header for the whole stream."""
+    from hpcperf_monitor.framing import Framer
+
+    cpu = tmp_path / "sys/fs/cgroup/cpuacct"
+    cpu.mkdir(parents=True)
+    sampler, framer = Sampler(tmp_path, types=["cgroup"]), Framer()
+    texts = [framer.frame(sampler.sample(now=1700000000.0))]  # no job: type still declared
+    job = cpu / "slurm/job_5"
+    job.mkdir(parents=True)
+    (job / "cpuacct.usage").write_text("1000\n")
+    (tmp_path / "sys/fs/cgroup/memory/slurm/job_5").mkdir(parents=True)
+    (tmp_path / "sys/fs/cgroup/memory/slurm/job_5/memory.usage_in_bytes").write_text("4096\n")
+    texts.append(framer.frame(sampler.sample(now=1700000010.0)))  # job begins
+    for path in (job / "cpuacct.usage", tmp_path / "sys/fs/cgroup/memory/slurm/job_5/"
+                 "memory.usage_in_bytes"):
+        path.unlink()
+    job.rmdir()
+    (tmp_path / "sys/fs/cgroup/memory/slurm/job_5").rmdir()
+    texts.append(framer.frame(sampler.sample(now=1700000020.0)))  # job ended
+    assert [t.startswith("$") for t in texts] == [True, False, False]
+    assert "cgroup 5 1 4096 4096 0 0" in texts[1]
+    # the daily rotation still re-sends it
+    assert framer.frame(sampler.sample(now=1700000000.0 + 86400)).startswith("$")
 
 
 def test_infiniband_kinds():

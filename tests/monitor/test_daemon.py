@@ -190,3 +190,26 @@ def test_broker_outage_every_sample_once_in_order(
     times = [s.time for s in raw.samples]
     assert times == sorted(times)
     assert bodies[0].startswith("$")
+
+
+def test_item11_daemon_says_once_which_slurm_settings_give_job_cgroups(
+        tmp_path: Path, start_monitor, tree4):
+    """A node with cgroups but no Slurm job cgroups (proctrack/linuxproc): the
+    daemon logs once, at INFO, what would give per-job numbers; prolog/epilog
+    one-shots stay quiet."""
+    import shutil
+
+    root = tmp_path / "node"
+    shutil.copytree(tree4, root)
+    (root / "sys/fs/cgroup/memory").mkdir(parents=True)
+    state = tmp_path / "state"
+    proc = start_monitor("--stdout", "--root", str(root), "--state-dir", str(state),
+                         "--interval", "1", "--collectors", "cpu,cgroup")
+    assert wait_for(lambda: seq_of(state) >= 3)
+    out, err = stop(proc)
+    hints = [line for line in err.splitlines() if "no Slurm job cgroups" in line]
+    assert len(hints) == 1 and hints[0].startswith("hpcperf-monitor: INFO ")
+    for setting in ("ProctrackType=proctrack/cgroup", "TaskPlugin=task/cgroup",
+                    "JobAcctGatherType=jobacct_gather/cgroup"):
+        assert setting in hints[0]
+    assert len(read_raw(out).headers) == 1  # cgroup declared, no job rows: one header

@@ -54,7 +54,7 @@ def test_marks_jobid_and_roundtrip(tree4: Path):
     assert boot_time(raw.headers[0]) == 1700000000.5 - 123456
 
 
-def test_header_rotates_daily_and_on_type_change(tree4: Path, tmp_path: Path):
+def test_header_rotates_daily_and_keeps_types_that_vanish(tree4: Path, tmp_path: Path):
     root = tmp_path / "node"
     shutil.copytree(tree4, root)
     sampler = Sampler(root, rotate_s=86400)
@@ -63,8 +63,11 @@ def test_header_rotates_daily_and_on_type_change(tree4: Path, tmp_path: Path):
     h2 = sampler.sample(now=1000.0 + 86400).header
     assert h2 is not h1
     shutil.rmtree(root / "sys/class/net")  # e.g. the driver was unloaded
+    # a type that goes away stays declared (no header of its own: issue 14 item 10)
     h3 = sampler.sample(now=1000.0 + 86401).header
-    assert h3 is not h2 and "net" not in h3.schemas
+    assert h3 is h2 and "net" in h3.schemas
+    h4 = sampler.sample(now=1000.0 + 2 * 86400).header  # until the next rotation
+    assert h4 is not h3 and "net" not in h4.schemas
 
 
 def test_seq_survives_a_new_process_object(tmp_path: Path):

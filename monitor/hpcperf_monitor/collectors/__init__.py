@@ -18,6 +18,8 @@ from pathlib import Path
 from hpcperf_monitor.collectors import (
     block,
     cgroup,
+    cgroup_cpu,
+    cgroup_mem,
     cpu,
     ib,
     ib_ext,
@@ -44,14 +46,16 @@ from hpcperf_monitor.state import read_jobmap
 
 Collector = Callable[[Path], Rows]
 
-_MODULES = (block, cgroup, cpu, ib, ib_ext, imc, llite, mem, net, nfs, numa, nvidia_gpu,
-            nvidia_mig, opa, pmc, proc, ps, rapl, sysv_shm, tmpfs, vfs, vm)
+_MODULES = (block, cgroup, cgroup_cpu, cgroup_mem, cpu, ib, ib_ext, imc, llite, mem, net, nfs,
+            numa, nvidia_gpu, nvidia_mig, opa, pmc, proc, ps, rapl, sysv_shm, tmpfs, vfs, vm)
 
 
-def _cgroup(state_dir: Path | None) -> Collector:
-    def collect(root: Path) -> Rows:
-        return cgroup.collect(root, read_jobmap(state_dir) if state_dir else None)
-    return collect
+def _cgroup(reader: Callable[..., Rows]) -> Callable[[Path | None], Collector]:
+    def factory(state_dir: Path | None) -> Collector:
+        def collect(root: Path) -> Rows:
+            return reader(root, read_jobmap(state_dir) if state_dir else None)
+        return collect
+    return factory
 
 
 #: type name -> collector, in the order types are written to the header.
@@ -59,7 +63,9 @@ REGISTRY: dict[str, Collector] = {m.TYPE: m.collect for m in _MODULES}
 
 #: type name -> builder of a collector that keeps state in the host's state dir.
 FACTORIES: dict[str, Callable[[Path | None], Collector]] = {
-    "cgroup": _cgroup,
+    "cgroup": _cgroup(cgroup.collect),
+    "cgroup_cpu": _cgroup(cgroup_cpu.collect),
+    "cgroup_mem": _cgroup(cgroup_mem.collect),
     "rapl": rapl.Rapl,
     "nvidia_gpu": nvidia_gpu.NvidiaGpu,
     "nvidia_mig": nvidia_mig.NvidiaMig,
