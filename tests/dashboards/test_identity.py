@@ -1,0 +1,89 @@
+"""Forged identities against a real ``hpcperf web`` server: each one is refused.
+
+The server runs in header mode behind "the proxy" these tests play (they
+send the proxy's secret where the proxy would). The attacks are the ones
+found on the unsigned server: a client-made session token naming another
+user, a token signed with another key, a real token replayed under another
+user's headers, a token offered to the page handler, and requests that
+skip the proxy.
+"""
+
+from __future__ import annotations
+
+import pytest
+from bokeh.util.token import generate_jwt_token, generate_session_id
+from bokeh_client import get, page_document, pull_document, token_of
+from conftest import PROXY
+
+pytestmark = pytest.mark.integration
+
+ALICE = PROXY | {"X-Forwarded-User": "alice"}
+BOB = PROXY | {"X-Forwarded-User": "bob"}
+STAFFER = PROXY | {"X-Forwarded-User": "staffer", "X-Forwarded-Groups": "hpc-staff"}
+
+
+def forged(headers: dict[str, str], key: bytes | None) -> str:
+    """A session token a client made itself: unsigned (key None) or signed with ``key``."""
+    session_id = generate_session_id(secret_key=key, signed=key is not None)
+    payload = {"headers": headers, "cookies": {}, "arguments": {}}
+    return generate_jwt_token(session_id, secret_key=key, signed=key is not None,
+                              extra_payload=payload)
+
+
+def test_control_alice_sees_her_jobs_through_the_websocket(web_header):
+    status, doc = page_document(web_header, "jobs", ALICE)
+    assert status == 101
+    assert "cfd-run" in doc and "wide-sweep" in doc
+    assert "proj-ml" not in doc  # bob's job (account proj-ml) is not in alice's list
+
+
+def test_unsigned_token_naming_staff_is_refused(web_header):
+    token = forged({"X-Forwarded-User": "staffer", "X-Forwarded-Groups": "hpc-staff"}, None)
+    assert pull_document(web_header, "jobs", ALICE, token) == (403, "")
+    # not even for the identity the live request really has
+    assert pull_document(web_header, "jobs", ALICE, forged(ALICE, None))[0] == 403
+    assert "session token not signed by this server" in web_header.log.read_text()
+
+
+def test_token_signed_with_a_wrong_key_is_refused(web_header):
+    token = forged({"X-Forwarded-User": "staffer", "X-Forwarded-Groups": "hpc-staff"},
+                   b"an attacker's key of 32+ bytes....")
+    assert pull_document(web_header, "jobs", STAFFER, token) == (403, "")
+
+
+def test_valid_token_replayed_with_another_users_headers_is_refused(web_header):
+    token = token_of(get(f"{web_header}/jobs", ALICE).body)
+    assert pull_document(web_header, "jobs", BOB, token) == (403, "")  # not served as alice
+    assert pull_document(web_header, "jobs", STAFFER, token) == (403, "")
+    assert "session token names 'alice' but the request is 'bob'" in web_header.log.read_text()
+    token = token_of(get(f"{web_header}/jobs", BOB).body)
+    assert pull_document(web_header, "jobs", ALICE, token) == (403, "")  # nor as bob
+
+
+def test_token_offered_to_the_page_handler_is_refused(web_header):
+    token = token_of(get(f"{web_header}/jobs", STAFFER).body)
+    assert get(f"{web_header}/jobs?bokeh-token={token}", BOB).status == 403
+    assert get(f"{web_header}/jobs", BOB | {"Bokeh-Session-Id": "x"}).status == 403
+
+
+def test_session_token_never_carries_the_proxy_secret(web_header):
+    from bokeh.util.token import get_token_payload
+
+    token = token_of(get(f"{web_header}/jobs", ALICE).body)
+    assert PROXY["X-HPCPerf-Proxy-Secret"] not in str(get_token_payload(token))
+
+
+@pytest.mark.parametrize("secret", [None, "wrong-secret", ""])
+def test_direct_request_without_the_proxy_secret_is_refused(web_header, secret):
+    headers = {"X-Forwarded-User": "staffer", "X-Forwarded-Groups": "hpc-staff"}
+    if secret is not None:
+        headers["X-HPCPerf-Proxy-Secret"] = secret
+    for path in ("jobs", "job?jobid=1002", "overview", "jobs/metadata", "jobs/autoload.js"):
+        assert get(f"{web_header}/{path}", headers).status == 403, path
+    token = token_of(get(f"{web_header}/jobs", STAFFER).body)
+    assert pull_document(web_header, "jobs", headers, token)[0] == 403
+    assert "no or wrong proxy secret" in web_header.log.read_text()
+
+
+def test_proxy_naming_no_user_is_refused(web_header):
+    assert get(f"{web_header}/jobs", PROXY).status == 403
