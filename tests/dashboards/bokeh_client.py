@@ -8,6 +8,7 @@ import json
 import re
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tornado.httpclient import HTTPClientError, HTTPRequest
@@ -60,7 +61,9 @@ def pull_document(base: str, page: str, headers: dict[str, str], token: str) -> 
     """(101, document JSON) when the WebSocket opens, else (HTTP status, '')."""
     ws_url = base.replace("http://", "ws://") + f"/{page}/ws"
     try:
-        return 101, asyncio.run(_pull(ws_url, base, headers, token))
+        # its own thread: Playwright's sync API may hold this thread's event loop
+        with ThreadPoolExecutor(1) as pool:
+            return 101, pool.submit(asyncio.run, _pull(ws_url, base, headers, token)).result()
     except HTTPClientError as exc:
         return exc.code, ""
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,9 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.
             with urllib.request.urlopen(request, timeout=5) as resp:
                 if resp.status == 200:
                     return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:  # answering (e.g. a sign-in provider's refusal of a bare probe)
+                return
         except OSError:
             pass
         time.sleep(0.3)
@@ -64,9 +68,10 @@ class Served(str):
 
 
 def _serve(pg_server: str, folder: Path, extra_env: dict[str, str],
-           probe_headers: dict[str, str] | None = None) -> Iterator[Served]:
-    """``python -m dashboards.serve`` on a free loopback port; yields the base URL."""
-    port = free_port()
+           probe_headers: dict[str, str] | None = None,
+           port: int | None = None) -> Iterator[Served]:
+    """``python -m dashboards.serve`` on a (free) loopback port; yields the base URL."""
+    port = port or free_port()
     log = folder / "serve.log"
     home = folder / "home"
     env = dict(os.environ, HPCPERF_WEB_PORT=str(port), HPCPERF_DATABASE_URL=pg_server,
