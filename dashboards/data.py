@@ -95,6 +95,20 @@ def table_exists(conn: psycopg.Connection, name: str) -> bool:
     return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
 
 
+#: The longest text any parameter may have (job names are the longest, 200 in Slurm).
+MAX_TEXT = 256
+
+
+def valid_text(value: str | None) -> bool:
+    """Whether a parameter may reach SQL: no NUL or other control characters, no
+    undecodable bytes (U+FFFD), not absurdly long. PostgreSQL refuses NUL in text
+    outright (a ``DataError``); the others can match nothing we store."""
+    if value is None:
+        return True
+    return len(value) <= MAX_TEXT and not any(
+        ch < " " or ch == "\x7f" or ch == "\ufffd" for ch in value)
+
+
 def scope_clause(viewer: Viewer, alias: str = "j") -> tuple[sql.Composable, dict[str, Any]]:
     """The rows of ``job_data`` (as ``alias``) that ``viewer`` may see."""
     if viewer.staff:
@@ -158,6 +172,10 @@ def job_filter_clause(
 ) -> tuple[sql.Composable, dict[str, Any]]:
     scope, params = scope_clause(viewer)
     clauses: list[sql.Composable] = [scope]
+    texts = (filt.user, filt.account, filt.partition, filt.state, filt.name, filt.flag,
+             filt.metric)
+    if not all(valid_text(t) for t in texts):
+        return sql.SQL("FALSE"), params  # a value nothing stored can equal: no match
 
     def add(text: str, name: str, value: Any) -> None:
         clauses.append(sql.SQL(text))
@@ -302,6 +320,8 @@ def job_record(
     A job that exists but belongs to someone else is answered exactly like a
     job that does not exist, so job ids cannot be probed.
     """
+    if not jobid or not valid_text(jobid):
+        return None
     scope, params = scope_clause(viewer)
     query = sql.SQL("SELECT * FROM job_data j WHERE j.jobid = %(jobid)s AND {s}").format(s=scope)
     with conn.cursor(row_factory=dict_row) as cur:
@@ -328,7 +348,8 @@ def metrics_for_jobs(conn: psycopg.Connection, jobids: list[str], viewer: Viewer
         "SELECT m.jobid, m.metric, m.value, m.unit, m.reason FROM job_metrics m"
         " JOIN job_data j ON j.jobid = m.jobid WHERE m.jobid = ANY(%(ids)s) AND {s}"
     ).format(s=scope)
-    rows = conn.execute(query, params | {"ids": list(jobids)}).fetchall()
+    ids = [i for i in jobids if valid_text(i)]
+    rows = conn.execute(query, params | {"ids": ids}).fetchall()
     schema = {"jobid": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64, "unit": pl.Utf8,
               "reason": pl.Utf8}
     return pl.DataFrame(rows, schema=schema, orient="row")
