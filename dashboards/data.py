@@ -109,12 +109,34 @@ def valid_text(value: str | None) -> bool:
         ch < " " or ch == "\x7f" or ch == "\ufffd" for ch in value)
 
 
-def scope_clause(viewer: Viewer, alias: str = "j") -> tuple[sql.Composable, dict[str, Any]]:
-    """The rows of ``job_data`` (as ``alias``) that ``viewer`` may see."""
+#: An aggregate over other people's jobs (a cluster total, a peer percentile) is
+#: shown to a researcher only when it covers at least this many jobs of at least
+#: this many users: fewer would let them read off one colleague's usage.
+MIN_POOL_JOBS = 20
+MIN_POOL_USERS = 5
+
+
+def scope_clause(
+    viewer: Viewer, alias: str = "j", *, pooled: bool = False
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """What ``viewer`` may see of ``job_data`` (as ``alias``): the one access rule.
+
+    ``pooled=False``: a WHERE condition, the rows the viewer may see.
+    ``pooled=True``: a HAVING condition for an aggregate over a pool of
+    everyone's jobs (cluster totals, peer percentiles): staff always pass;
+    a researcher only when the group holds ``MIN_POOL_JOBS`` jobs of
+    ``MIN_POOL_USERS`` users; nobody never. Host names and cluster-wide
+    series are staff-only and never pooled for researchers.
+    """
     if viewer.staff:
         return sql.SQL("TRUE"), {}
     if viewer.user is None:
         return sql.SQL("FALSE"), {}
+    if pooled:
+        return sql.SQL(
+            "(count(*) >= %(pool_jobs)s AND count(DISTINCT {a}.username) >= %(pool_users)s)"
+        ).format(a=sql.Identifier(alias)), {"pool_jobs": MIN_POOL_JOBS,
+                                           "pool_users": MIN_POOL_USERS}
     a = sql.Identifier(alias)
     if viewer.share_accounts:
         clause = sql.SQL(
@@ -401,6 +423,29 @@ def user_summary(
     ).format(where=where)
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchone()
+
+
+def cluster_summary(
+    conn: psycopg.Connection, viewer: Viewer, since: datetime, until: datetime
+) -> dict[str, Any] | None:
+    """Everyone's jobs that ended in [since, until]: count, users, core-hours and
+    core-hour weighted CPU efficiency; None when withheld from this viewer
+    (``scope_clause(pooled=True)``: too few jobs or users to hide any one)."""
+    guard, params = scope_clause(viewer, pooled=True)
+    query = sql.SQL(
+        """
+        SELECT count(*) AS jobs, count(DISTINCT j.username) AS users,
+               sum(j.elapsed_s * j.ncpus) / 3600.0 AS core_hours,
+               sum(j.elapsed_s * j.ncpus * m.value) / nullif(sum(j.elapsed_s * j.ncpus)
+                   FILTER (WHERE m.value IS NOT NULL), 0) AS cpu_efficiency
+        FROM job_data j
+        LEFT JOIN job_metrics m ON m.jobid = j.jobid AND m.metric = 'cpu_efficiency'
+        WHERE j.end_time >= %(since)s AND j.end_time <= %(until)s
+        HAVING {guard}
+        """
+    ).format(guard=guard)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params | {"since": since, "until": until}).fetchone()
 
 
 def used_sources(conn: psycopg.Connection, jobid: str) -> dict[str, str]:
