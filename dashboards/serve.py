@@ -3,7 +3,9 @@
 Runs ``panel serve`` on every page in ``pages/`` on ``HPCPERF_WEB_ADDRESS``
 (default loopback), port ``HPCPERF_WEB_PORT`` (default 5006), with ``/``
 serving the job list; ``HPCPERF_WEB_ORIGINS`` adds the public host names
-a proxy serves it under. The
+a proxy serves it under. Sessions are always signed, with a key derived
+from ``HPCPERF_WEB_SECRET`` (else a secret made on first start under
+``HPCPERF_HOME``); ``dashboards.server`` adds the identity checks. The
 repository root goes on ``PYTHONPATH`` so the pages import ``dashboards``
 and ``hpcperfstats`` however the process was started. Runs in the
 foreground (``exec``), so whoever started it stops it with a signal.
