@@ -87,3 +87,31 @@ def test_direct_request_without_the_proxy_secret_is_refused(web_header, secret):
 
 def test_proxy_naming_no_user_is_refused(web_header):
     assert get(f"{web_header}/jobs", PROXY).status == 403
+
+
+def test_basic_mode_token_replayed_with_another_users_cookie_is_refused(web_basic):
+    from test_routes import basic_sign_in
+
+    alice, bob = basic_sign_in(web_basic, "alice"), basic_sign_in(web_basic, "bob")
+    token = token_of(get(f"{web_basic}/jobs", alice).body)
+    assert pull_document(web_basic, "jobs", bob, token) == (403, "")
+    assert pull_document(web_basic, "jobs", {}, token)[0] == 403  # signed out: nobody
+    status, doc = pull_document(web_basic, "jobs", alice, token)  # the control
+    assert status == 101 and "cfd-run" in doc
+
+
+def test_identify_reads_only_verified_sources(monkeypatch):
+    """Pure logic: the proxy secret gates header mode; names with control characters
+    are nobody; a session token (live=False) needs no secret, it is signed."""
+    from dashboards import auth
+
+    monkeypatch.setenv("HPCPERF_AUTH", "header")
+    monkeypatch.setenv("HPCPERF_PROXY_SECRET", PROXY["X-HPCPerf-Proxy-Secret"])
+    with pytest.raises(auth.Refused):
+        auth.identify({"X-Forwarded-User": "alice"}, {}, live=True)
+    assert auth.identify({"x-forwarded-user": "alice"}, {}, live=False) == auth.Identity("alice")
+    got = auth.identify(STAFFER, {}, live=True)
+    assert got == auth.Identity("staffer", frozenset({"hpc-staff"}))
+    assert auth.identify(PROXY | {"X-Forwarded-User": "ali\x00ce"}, {}, live=True) is None
+    monkeypatch.setenv("HPCPERF_STAFF_GROUP", "hpc-staff")
+    assert auth.viewer_of(got).staff and not auth.viewer_of(auth.Identity("alice")).staff
