@@ -85,12 +85,18 @@ class HashedLoginHandler(BasicLoginHandler):
 
     @classmethod
     def accounts(cls) -> dict[str, str]:
-        """The users file, read again when it changes (``hpcperf user add`` needs no restart)."""
-        path = users.users_file()
-        mtime = path.stat().st_mtime
-        if cls._cache is None or cls._cache[0] != mtime:
-            cls._cache = (mtime, users.load(path))
-        return cls._cache[1]
+        """The users file, read again when it changes (``hpcperf user add`` needs no
+        restart). A file broken while running is logged and lets nobody in; it
+        never stops the server."""
+        try:
+            path = users.users_file()
+            mtime = path.stat().st_mtime
+            if cls._cache is None or cls._cache[0] != mtime:
+                cls._cache = (mtime, users.load(path))
+            return cls._cache[1]
+        except (SystemExit, OSError, ValueError) as exc:
+            log.error("users file unusable, nobody can sign in: %s", exc)
+            return {}
 
     def post(self) -> None:
         name = self.get_argument("username", "").strip()
@@ -232,7 +238,7 @@ def auth_provider(kwargs: dict) -> AuthProvider | None:
     if current == "header":
         return ProxyHeaderAuth()
     if current == "basic":
-        HashedLoginHandler.accounts()  # a missing or plain-text file stops the start here
+        users.load(users.users_file())  # a missing or plain-text file stops the start here
         return SignedCookieAuth(login_endpoint="/login", logout_endpoint="/logout",
                                 login_template=template)
     if current == "oauth":

@@ -59,7 +59,10 @@ def load(path: Path) -> dict[str, str]:
         raise SystemExit(f"users file {path} not found: create it with `hpcperf user add NAME`")
     if path.stat().st_mode & 0o077:
         raise SystemExit(f"users file {path} is readable by others: chmod 600 it")
-    users = json.loads(path.read_text() or "{}")
+    try:
+        users = json.loads(path.read_text() or "{}")
+    except ValueError as exc:
+        raise SystemExit(f"users file {path} is not JSON: {exc}") from None
     if not isinstance(users, dict):
         raise SystemExit(f"users file {path}: expected a JSON object of user -> bcrypt hash")
     plain = sorted(name for name, value in users.items() if not is_hash(value))

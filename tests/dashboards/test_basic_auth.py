@@ -125,3 +125,21 @@ def test_failed_sign_ins_are_rate_limited_and_logged(web_braked):
     assert "sign-in refused for 'alice' from 127.0.0.1: too many failures" in log
     assert "signed in 'bob' from 127.0.0.1" in log
     assert PASSWORDS["alice"] not in log and "guess" not in log  # no password is logged
+
+
+def test_users_file_must_be_private_json_of_hashes(tmp_path):
+    path = tmp_path / "users.json"
+    users.save(path, {"alice": users.hash_password("long enough", rounds=4)})
+    assert set(users.load(path)) == {"alice"}
+    path.chmod(0o644)
+    with pytest.raises(SystemExit, match="readable by others"):
+        users.load(path)
+    path.chmod(0o600)
+    path.write_text("{not json")
+    with pytest.raises(SystemExit, match="not JSON"):
+        users.load(path)
+    stored = {"alice": users.hash_password("long enough", rounds=4)}
+    assert users.check(stored, "alice", "long enough")
+    assert not users.check(stored, "alice", "wrong")
+    assert not users.check(stored, "mallory", "long enough")  # unknown: same work, False
+    assert not users.check(stored, "alice", "x" * 100)  # over bcrypt's 72 bytes: refused
