@@ -217,14 +217,14 @@ def identify(headers: Mapping[str, str], cookies: Mapping[str, str], *,
         if live and not proxy_verified(headers):
             raise Refused("request did not come through the proxy (no or wrong proxy secret)")
         user = (_header(headers, user_header()) or "").strip()
-        if not user or not _plain(user):
+        if not user or not plain_name(user):
             return None
         return Identity(user, _header_groups(_header(headers, groups_header())))
     raw = signed_cookie(cookies, "user")
     if not raw:
         return None
     user = raw.decode("utf-8", "replace")
-    if not _plain(user):
+    if not plain_name(user):
         return None
     if current == "basic":
         return Identity(user)
@@ -236,7 +236,7 @@ def identify(headers: Mapping[str, str], cookies: Mapping[str, str], *,
     return Identity(user, oidc.groups_of(claims))
 
 
-def _plain(text: str) -> bool:
+def plain_name(text: str) -> bool:
     """No control characters (NUL, newlines) in a name: they never reach SQL or logs."""
     return all(ch >= " " and ch != "\x7f" for ch in text) and len(text) <= 200
 
