@@ -115,3 +115,36 @@ def test_identify_reads_only_verified_sources(monkeypatch):
     assert auth.identify(PROXY | {"X-Forwarded-User": "ali\x00ce"}, {}, live=True) is None
     monkeypatch.setenv("HPCPERF_STAFF_GROUP", "hpc-staff")
     assert auth.viewer_of(got).staff and not auth.viewer_of(auth.Identity("alice")).staff
+
+
+def _server_key(served) -> bytes:
+    """The session key the server derives from the secret it made under its HPCPERF_HOME."""
+    from dashboards.auth import derived_key
+
+    secret = (served.log.parent / "home" / "web-secret").read_text().strip()
+    return derived_key("bokeh-session", secret).encode()
+
+
+def test_expired_or_mismatched_token_signed_with_the_servers_key_is_refused(web_header):
+    """Even with the server's own key (say, a leaked one): expired is refused, and a
+    token naming someone else than the live request is refused; only the match opens."""
+    key = _server_key(web_header)
+
+    def minted(headers: dict[str, str], expiration: int = 300) -> str:
+        session_id = generate_session_id(secret_key=key, signed=True)
+        return generate_jwt_token(session_id, secret_key=key, signed=True,
+                                  expiration=expiration,
+                                  extra_payload={"headers": headers, "cookies": {},
+                                                 "arguments": {}})
+
+    assert pull_document(web_header, "jobs", ALICE, minted(ALICE, expiration=-10))[0] == 403
+    staff_claim = {"X-Forwarded-User": "staffer", "X-Forwarded-Groups": "hpc-staff"}
+    assert pull_document(web_header, "jobs", ALICE, minted(staff_claim))[0] == 403
+    # same user, more groups than the proxy vouched for: refused too
+    alice_staff = {"X-Forwarded-User": "alice", "X-Forwarded-Groups": "hpc-staff"}
+    assert pull_document(web_header, "jobs", ALICE, minted(alice_staff))[0] == 403
+    status, doc = pull_document(web_header, "jobs", ALICE, minted({"X-Forwarded-User": "alice"}))
+    assert status == 101 and "Signed in as alice; you see your jobs." in doc
+    log = web_header.log.read_text()
+    assert "session token expired" in log
+    assert "Traceback" not in log  # every refusal is a clean 403 and one log line
