@@ -105,6 +105,7 @@ class _Echo(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         body = json.dumps({"path": self.path, "headers": dict(self.headers)}).encode()
         self.send_response(200)
+        self.send_header("Set-Cookie", "user=signed-value; Path=/; HttpOnly")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -197,6 +198,10 @@ def test_proxy_routes_requests_as_deployed(running_proxy):
     status, headers, body = _get(https_port, "/job?jobid=123", tls=True)
     assert status == 200
     assert "Strict-Transport-Security" in headers
+    assert headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    cookie = headers["Set-Cookie"].lower()  # the upstream's sign-in cookie, hardened
+    assert "; secure" in cookie and "samesite=lax" in cookie and "httponly" in cookie
     seen = json.loads(body)
     assert seen["path"] == "/job?jobid=123"
     assert seen["headers"]["X-Forwarded-Proto"] == "https"
