@@ -95,12 +95,48 @@ def table_exists(conn: psycopg.Connection, name: str) -> bool:
     return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
 
 
-def scope_clause(viewer: Viewer, alias: str = "j") -> tuple[sql.Composable, dict[str, Any]]:
-    """The rows of ``job_data`` (as ``alias``) that ``viewer`` may see."""
+#: The longest text any parameter may have (job names are the longest, 200 in Slurm).
+MAX_TEXT = 256
+
+
+def valid_text(value: str | None) -> bool:
+    """Whether a parameter may reach SQL: no NUL or other control characters, no
+    undecodable bytes (U+FFFD), not absurdly long. PostgreSQL refuses NUL in text
+    outright (a ``DataError``); the others can match nothing we store."""
+    if value is None:
+        return True
+    return len(value) <= MAX_TEXT and not any(
+        ch < " " or ch == "\x7f" or ch == "\ufffd" for ch in value)
+
+
+#: An aggregate over other people's jobs (a cluster total, a peer percentile) is
+#: shown to a researcher only when it covers at least this many jobs of at least
+#: this many users: fewer would let them read off one colleague's usage.
+MIN_POOL_JOBS = 20
+MIN_POOL_USERS = 5
+
+
+def scope_clause(
+    viewer: Viewer, alias: str = "j", *, pooled: bool = False
+) -> tuple[sql.Composable, dict[str, Any]]:
+    """What ``viewer`` may see of ``job_data`` (as ``alias``): the one access rule.
+
+    ``pooled=False``: a WHERE condition, the rows the viewer may see.
+    ``pooled=True``: a HAVING condition for an aggregate over a pool of
+    everyone's jobs (cluster totals, peer percentiles): staff always pass;
+    a researcher only when the group holds ``MIN_POOL_JOBS`` jobs of
+    ``MIN_POOL_USERS`` users; nobody never. Host names and cluster-wide
+    series are staff-only and never pooled for researchers.
+    """
     if viewer.staff:
         return sql.SQL("TRUE"), {}
     if viewer.user is None:
         return sql.SQL("FALSE"), {}
+    if pooled:
+        return sql.SQL(
+            "(count(*) >= %(pool_jobs)s AND count(DISTINCT {a}.username) >= %(pool_users)s)"
+        ).format(a=sql.Identifier(alias)), {"pool_jobs": MIN_POOL_JOBS,
+                                           "pool_users": MIN_POOL_USERS}
     a = sql.Identifier(alias)
     if viewer.share_accounts:
         clause = sql.SQL(
@@ -158,6 +194,10 @@ def job_filter_clause(
 ) -> tuple[sql.Composable, dict[str, Any]]:
     scope, params = scope_clause(viewer)
     clauses: list[sql.Composable] = [scope]
+    texts = (filt.user, filt.account, filt.partition, filt.state, filt.name, filt.flag,
+             filt.metric)
+    if not all(valid_text(t) for t in texts):
+        return sql.SQL("FALSE"), params  # a value nothing stored can equal: no match
 
     def add(text: str, name: str, value: Any) -> None:
         clauses.append(sql.SQL(text))
@@ -302,6 +342,8 @@ def job_record(
     A job that exists but belongs to someone else is answered exactly like a
     job that does not exist, so job ids cannot be probed.
     """
+    if not jobid or not valid_text(jobid):
+        return None
     scope, params = scope_clause(viewer)
     query = sql.SQL("SELECT * FROM job_data j WHERE j.jobid = %(jobid)s AND {s}").format(s=scope)
     with conn.cursor(row_factory=dict_row) as cur:
@@ -328,7 +370,8 @@ def metrics_for_jobs(conn: psycopg.Connection, jobids: list[str], viewer: Viewer
         "SELECT m.jobid, m.metric, m.value, m.unit, m.reason FROM job_metrics m"
         " JOIN job_data j ON j.jobid = m.jobid WHERE m.jobid = ANY(%(ids)s) AND {s}"
     ).format(s=scope)
-    rows = conn.execute(query, params | {"ids": list(jobids)}).fetchall()
+    ids = [i for i in jobids if valid_text(i)]
+    rows = conn.execute(query, params | {"ids": ids}).fetchall()
     schema = {"jobid": pl.Utf8, "metric": pl.Utf8, "value": pl.Float64, "unit": pl.Utf8,
               "reason": pl.Utf8}
     return pl.DataFrame(rows, schema=schema, orient="row")
@@ -380,6 +423,29 @@ def user_summary(
     ).format(where=where)
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchone()
+
+
+def cluster_summary(
+    conn: psycopg.Connection, viewer: Viewer, since: datetime, until: datetime
+) -> dict[str, Any] | None:
+    """Everyone's jobs that ended in [since, until]: count, users, core-hours and
+    core-hour weighted CPU efficiency; None when withheld from this viewer
+    (``scope_clause(pooled=True)``: too few jobs or users to hide any one)."""
+    guard, params = scope_clause(viewer, pooled=True)
+    query = sql.SQL(
+        """
+        SELECT count(*) AS jobs, count(DISTINCT j.username) AS users,
+               sum(j.elapsed_s * j.ncpus) / 3600.0 AS core_hours,
+               sum(j.elapsed_s * j.ncpus * m.value) / nullif(sum(j.elapsed_s * j.ncpus)
+                   FILTER (WHERE m.value IS NOT NULL), 0) AS cpu_efficiency
+        FROM job_data j
+        LEFT JOIN job_metrics m ON m.jobid = j.jobid AND m.metric = 'cpu_efficiency'
+        WHERE j.end_time >= %(since)s AND j.end_time <= %(until)s
+        HAVING {guard}
+        """
+    ).format(guard=guard)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params | {"since": since, "until": until}).fetchone()
 
 
 def used_sources(conn: psycopg.Connection, jobid: str) -> dict[str, str]:

@@ -79,7 +79,7 @@ def html(body: str, **kwargs: Any) -> pn.pane.HTML:
 
 
 def message(text: str, link: tuple[str, str] = ("jobs", "Back to the job list")) -> pn.pane.HTML:
-    return html(f'<div class="hp-message">{escape(text)} '
+    return html(f'<div class="hp-message">{escape(printable(text))} '
                 f'<a href="{escape(link[0])}">{escape(link[1])}</a></div>')
 
 
@@ -95,6 +95,33 @@ def footer(viewer: Viewer) -> pn.pane.HTML:
     return html(f'<div class="hp-footer">{escape(text)}</div>')
 
 
+def printable(text: str) -> str:
+    """Text safe to show and log: control characters as ``\\xNN`` escapes."""
+    return "".join(ch if ch >= " " and ch != "\x7f" else f"\\x{ord(ch):02x}" for ch in text)
+
+
+def invalid_args() -> list[str]:
+    """Names of URL arguments whose values no stored text can match (NUL, bad UTF-8)."""
+    from dashboards.data import valid_text
+
+    names = []
+    for name, values in (pn.state.session_args or {}).items():
+        texts = [v.decode("utf-8", errors="replace") for v in values]
+        if not all(valid_text(t) for t in texts):
+            names.append(name)
+    return sorted(names)
+
+
+def invalid_note() -> list[pn.pane.HTML]:
+    """A note saying which arguments were refused (empty when all were fine)."""
+    names = invalid_args()
+    if not names:
+        return []
+    listed = ", ".join(printable(n) for n in names)
+    return [html(f'<div class="hp-message">The address holds characters that no job id, '
+                 f"name or date contains (in: {escape(listed)}); nothing matches them.</div>")]
+
+
 def page(main: list[Any], sidebar: list[Any] | None = None, active: str | None = None,
          viewer: Viewer | None = None):
     """A FastListTemplate with the site's title, colours, navigation and footer."""
@@ -102,7 +129,7 @@ def page(main: list[Any], sidebar: list[Any] | None = None, active: str | None =
     return pn.template.FastListTemplate(
         title=TITLE,
         header=[nav(active)],
-        main=[*main, footer(viewer)],
+        main=[*invalid_note(), *main, footer(viewer)],
         sidebar=sidebar or [],
         design=Fast,
         font="system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif",

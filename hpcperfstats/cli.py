@@ -14,6 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("hpcperfstats.db.cli", "start, stop or show the database; apply the schema"),
     "demo": ("hpcperfstats.demo.run", "run the demo cluster end to end and serve the UIs"),
     "web": ("dashboards.serve", "serve the Panel dashboards"),
+    "user": ("dashboards.users", "add, remove or list basic-mode dashboard accounts"),
     "generate-demo": ("hpcperfstats.demo.cli", "write raw stats and accounting of a demo cluster"),
     "job": ("hpcperfstats.report", "one job's report: metrics vs allocation, flags, advice"),
     "import-archive": ("hpcperfstats.importer", "copy an existing <host>/<epoch> archive in, "

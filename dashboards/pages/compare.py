@@ -17,7 +17,7 @@ import polars as pl
 
 from dashboards import auth, data, timeseries
 from dashboards.auth import Viewer
-from dashboards.layout import html, page, query_arg
+from dashboards.layout import html, page, printable, query_arg
 from dashboards.plots import HEIGHT
 from dashboards.units import human, metric_text, plot_scale
 from hpcperfstats.metrics import METRICS
@@ -91,7 +91,8 @@ def overlay(jobs: list[dict], series: dict[str, pl.DataFrame]) -> pn.viewable.Vi
 def compare_view(viewer: Viewer, ids: list[str]):
     form = html("<form method='get' style='display:flex;gap:10px;align-items:end'>"
                 "<label>Job ids (comma separated)<br>"
-                f"<input name='jobids' size='50' value='{escape(', '.join(ids))}'></label>"
+                "<input name='jobids' size='50' "
+                f"value='{escape(printable(', '.join(ids)))}'></label>"
                 "<button type='submit'>Compare</button></form>")
     if not ids:
         return page([form, html('<p class="hp-note">Give two or more job ids.</p>')],
@@ -103,7 +104,8 @@ def compare_view(viewer: Viewer, ids: list[str]):
     missing = [i for i in ids if i not in {j["jobid"] for j in jobs}]
     parts = [form]
     if missing:
-        parts.append(html(f'<p class="hp-reason">Not found: {escape(", ".join(missing))}</p>'))
+        missing_text = escape(printable(", ".join(missing)))
+        parts.append(html(f'<p class="hp-reason">Not found: {missing_text}</p>'))
     if jobs:
         parts += [pn.Card(side_by_side(jobs, metrics), title="Side by side",
                           collapsible=False, sizing_mode="stretch_width"),

@@ -42,7 +42,7 @@ def host_view(viewer: Viewer, host: str | None, start: datetime | None, end: dat
     if not host:
         return page([message("No host given: add ?host=<name> to the address.",
                              ("overview", "Back to the overview"))], viewer=viewer)
-    if not viewer.staff:
+    if not viewer.staff or not data.valid_text(host):
         return page([message(f"Host {host} not found.", ("overview", "Back to the overview"))],
                     viewer=viewer)
     with data.connection() as conn:

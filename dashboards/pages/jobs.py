@@ -16,7 +16,7 @@ import panel as pn
 import polars as pl
 from bokeh.models.widgets.tables import NumberFormatter
 
-from dashboards import auth, data
+from dashboards import auth, data, export
 from dashboards.auth import Viewer
 from dashboards.layout import page, query_arg, time_arg
 from dashboards.units import plot_scale
@@ -65,11 +65,9 @@ def table_frame(jobs: pl.DataFrame):
 
 
 def export_csv(jobs: pl.DataFrame) -> io.StringIO:
-    """The matching jobs as CSV, in stored units (seconds, fractions, bytes)."""
-    out = io.StringIO()
-    jobs.rename({"runtime": "runtime_s", "mem_hwm": "mem_hwm_bytes"}).write_csv(out)
-    out.seek(0)
-    return out
+    """The matching jobs as CSV, in stored units (seconds, fractions, bytes), with
+    text cells that no spreadsheet runs as formulas (``export.csv``)."""
+    return export.csv(jobs.rename({"runtime": "runtime_s", "mem_hwm": "mem_hwm_bytes"}))
 
 
 def _number(name: str) -> float | None:

@@ -1,7 +1,9 @@
 """``/overview``: the cluster now and over a range (``?start=...&end=...``).
 
-Nodes reporting and silent, jobs running and finished, cluster-wide use
-over time, the most flagged jobs, and the last sample of every host. The
+Staff: nodes reporting and silent, jobs running and finished, cluster-wide
+use over time, the most flagged jobs, and the last sample of every host.
+Researchers: their own jobs, and everyone's jobs only as pooled figures that
+cover enough jobs and users (``data.scope_clause(pooled=True)``). The
 range ends at the newest sample by default, so a cluster whose feed has
 stopped still shows its last day (and the freshness table says it stopped).
 """
@@ -20,7 +22,7 @@ from dashboards import auth, cluster, data, timeseries
 from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, page, time_arg
 from dashboards.plots import HEIGHT
-from dashboards.units import duration, plot_scale
+from dashboards.units import duration, human, plot_scale
 from hpcperfstats.series import SERIES
 
 DEFAULT_RANGE = timedelta(hours=24)
@@ -94,7 +96,23 @@ def freshness_table(fresh: pl.DataFrame, staff: bool) -> pn.pane.HTML:
                 f"<th>Interval</th><th>State</th></tr>{''.join(rows)}</table>")
 
 
+def pooled_view(summary: dict | None) -> pn.pane.HTML:
+    """Everyone's jobs in the range, as a researcher may see them (or why not)."""
+    if summary is None:
+        return html(f'<p class="hp-note">Cluster-wide figures are withheld for this range: '
+                    f"they are shown only when they cover at least {data.MIN_POOL_JOBS} "
+                    f"jobs of at least {data.MIN_POOL_USERS} users.</p>")
+    return tiles([
+        (str(summary["jobs"]), "jobs finished on the cluster"),
+        (str(summary["users"]), "users"),
+        (f"{float(summary['core_hours'] or 0):,.0f}", "core-hours"),
+        (human(summary["cpu_efficiency"], "1"), "CPU efficiency (core-hour weighted)"),
+    ])
+
+
 def overview(viewer: Viewer, start: datetime | None, end: datetime | None):
+    """Staff see the cluster (hosts, totals over time); researchers their own jobs
+    and pooled figures only (no host names, no cluster-wide series)."""
     now = datetime.now(UTC)
     with data.connection() as conn:
         fresh = cluster.freshness(conn, now)
@@ -102,15 +120,14 @@ def overview(viewer: Viewer, start: datetime | None, end: datetime | None):
         start = start or end - DEFAULT_RANGE
         counts = cluster.job_counts(conn, viewer, start, end)
         flagged = cluster.most_flagged(conn, viewer, start, end)
-        hosts = fresh["host"].to_list()
-        named = timeseries.series(conn, hosts, start, end, timeseries.PLOTTED_SERIES, 200)
-        extra = timeseries.extra_types(conn, hosts, start, end, 200)
-    silent = int(fresh["silent"].sum()) if not fresh.is_empty() else 0
-    summary = tiles([
-        (str(fresh.height - silent), "nodes reporting"), (str(silent), "nodes silent"),
-        (str(counts["running"]), "jobs running at range end"),
-        (str(counts["finished"]), "jobs finished in range"),
-    ])
+        pooled = data.cluster_summary(conn, viewer, start, end)
+        if viewer.staff:
+            hosts = fresh["host"].to_list()
+            named = timeseries.series(conn, hosts, start, end, timeseries.PLOTTED_SERIES, 200)
+            extra = timeseries.extra_types(conn, hosts, start, end, 200)
+    whose = "" if viewer.staff else "your "
+    job_tiles = [(str(counts["running"]), f"{whose}jobs running at range end"),
+                 (str(counts["finished"]), f"{whose}jobs finished in range")]
     heading = html(f"<h2 style='margin:0'>Cluster overview</h2><p class='hp-note'>"
                    f"{escape(fmt_time(start))} to {escape(fmt_time(end))}. Silent: no sample "
                    f"for more than {cluster.SILENT_INTERVALS} sampling intervals.</p>")
@@ -118,6 +135,14 @@ def overview(viewer: Viewer, start: datetime | None, end: datetime | None):
     def card(body, title):
         return pn.Card(body, title=title, collapsible=False, sizing_mode="stretch_width")
 
+    if not viewer.staff:
+        return page([pn.Column(
+            heading, tiles(job_tiles), card(pooled_view(pooled), "Everyone's jobs in range"),
+            card(flagged_table(flagged), "Your most flagged jobs"),
+            sizing_mode="stretch_width")], active="overview", viewer=viewer)
+    silent = int(fresh["silent"].sum()) if not fresh.is_empty() else 0
+    summary = tiles([(str(fresh.height - silent), "nodes reporting"),
+                     (str(silent), "nodes silent"), *job_tiles])
     return page([pn.Column(
         heading, summary, card(cluster_plots(named, extra), "Use across the cluster"),
         pn.Row(card(flagged_table(flagged), "Most flagged jobs"),

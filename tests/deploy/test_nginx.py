@@ -33,6 +33,10 @@ from hpcperfstats.services.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX_CONF = REPO / "deploy" / "nginx.conf"
+SECRET_TEMPLATE = REPO / "deploy" / "nginx-proxy-secret.conf.template"
+#: What the nginx image's entrypoint renders the template with, in these tests.
+PROXY_SECRET = "proxy-secret-rendered-for-nginx-tests-0123456789"
+SECRET_INCLUDE = "/etc/nginx/conf.d/hpcperf-proxy-secret.conf"
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 
 needs_nginx = pytest.mark.skipif(
@@ -57,6 +61,12 @@ def _test_config(tmp_path: Path, text: str) -> subprocess.CompletedProcess:
     if not tls.exists():
         _self_signed(tls)
     text = text.replace("/etc/nginx/tls/", f"{tls}/").replace("/tmp/nginx.pid", f"{tmp_path}/pid")
+    # the image renders the secret's template at start (envsubst); so do we
+    rendered = tmp_path / "hpcperf-proxy-secret.conf"
+    rendered.write_text(SECRET_TEMPLATE.read_text()
+                        .replace("${HPCPERF_PROXY_SECRET_HEADER}", "X-HPCPerf-Proxy-Secret")
+                        .replace("${HPCPERF_PROXY_SECRET}", PROXY_SECRET))
+    text = text.replace(SECRET_INCLUDE, str(rendered))
     conf = tmp_path / "nginx.conf"
     conf.write_text(text)
     return subprocess.run(
@@ -95,6 +105,7 @@ class _Echo(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         body = json.dumps({"path": self.path, "headers": dict(self.headers)}).encode()
         self.send_response(200)
+        self.send_header("Set-Cookie", "user=signed-value; Path=/; HttpOnly")
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -105,10 +116,18 @@ class _Echo(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def _nginx(tmp_path: Path, panel_port: int, dagster_port: int) -> Iterator[tuple[int, int]]:
-    """The real config on loopback ports in front of the given upstreams."""
+def _nginx(tmp_path: Path, panel_port: int, dagster_port: int,
+           sso_user: str | None = None) -> Iterator[tuple[int, int]]:
+    """The real config on loopback ports in front of the given upstreams.
+
+    ``sso_user``: stand in for a site's SSO module, which sets the user header
+    where the shipped config clears it.
+    """
     http_port, https_port = free_port(), free_port()
     text = NGINX_CONF.read_text()
+    if sso_user:
+        text = text.replace('proxy_set_header X-Forwarded-User "";',
+                            f'proxy_set_header X-Forwarded-User "{sso_user}";')
     text = text.replace("http://web:5006", f"http://127.0.0.1:{panel_port}")
     text = text.replace("http://pipeline-web:3000", f"http://127.0.0.1:{dagster_port}")
     text = text.replace("listen 80 ", f"listen 127.0.0.1:{http_port} ")
@@ -179,6 +198,10 @@ def test_proxy_routes_requests_as_deployed(running_proxy):
     status, headers, body = _get(https_port, "/job?jobid=123", tls=True)
     assert status == 200
     assert "Strict-Transport-Security" in headers
+    assert headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    cookie = headers["Set-Cookie"].lower()  # the upstream's sign-in cookie, hardened
+    assert "; secure" in cookie and "samesite=lax" in cookie and "httponly" in cookie
     seen = json.loads(body)
     assert seen["path"] == "/job?jobid=123"
     assert seen["headers"]["X-Forwarded-Proto"] == "https"
@@ -199,10 +222,15 @@ def test_proxy_routes_requests_as_deployed(running_proxy):
 def test_clients_cannot_claim_an_identity(running_proxy):
     """HPCPERF_AUTH=header trusts X-Forwarded-User: only the proxy may set it."""
     _, https_port = running_proxy
-    forged = {"X-Forwarded-User": "root", "X-Forwarded-Groups": "staff"}
+    forged = {"X-Forwarded-User": "root", "X-Forwarded-Groups": "staff",
+              "X-HPCPerf-Proxy-Secret": "a client's guess"}
     _, _, body = _get(https_port, "/jobs", tls=True, headers=forged)
-    seen = {k.lower() for k in json.loads(body)["headers"]}
+    headers = json.loads(body)["headers"]
+    seen = {k.lower() for k in headers}
     assert "x-forwarded-user" not in seen and "x-forwarded-groups" not in seen
+    # the proxy's own secret replaces whatever the client sent
+    assert [v for k, v in headers.items() if k.lower() == "x-hpcperf-proxy-secret"] == [
+        PROXY_SECRET]
 
 
 # --- a real `panel serve` of our dashboards behind the proxy --------------------------
@@ -215,7 +243,7 @@ def _wait_for(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90.
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"panel serve exited:\n{log.read_text()}"
         try:
-            if _get(port, "/jobs", tls=False)[0] == 200:
+            if _get(port, "/jobs", tls=False)[0] in (200, 403):  # 403: header mode, no proxy
                 return
         except OSError:
             pass
@@ -224,8 +252,13 @@ def _wait_for(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90.
 
 
 @pytest.fixture
-def dashboards_behind_proxy(tmp_path, pg_url) -> Iterator[tuple[int, int]]:
-    """``python -m dashboards.serve`` on the test database, behind the real nginx config."""
+def dashboards_behind_proxy(tmp_path, pg_url, request) -> Iterator[tuple[int, int, int]]:
+    """``python -m dashboards.serve`` on the test database, behind the real nginx config.
+
+    Parametrised with the auth mode (default ``none``); in ``header`` mode
+    nginx plays the site's SSO and names ``USER``.
+    """
+    mode = getattr(request, "param", "none")
     end = datetime.now(UTC) - timedelta(hours=1)
     with psycopg.connect(pg_url) as conn:
         conn.execute(
@@ -239,14 +272,17 @@ def dashboards_behind_proxy(tmp_path, pg_url) -> Iterator[tuple[int, int]]:
     log = tmp_path / "panel.log"
     with contextlib.ExitStack() as stack:
         closed = free_port()  # nothing listens: the Dagster UI is not under test here
-        http_port, https_port = stack.enter_context(_nginx(tmp_path, panel_port, closed))
+        http_port, https_port = stack.enter_context(
+            _nginx(tmp_path, panel_port, closed, sso_user=USER if mode == "header" else None))
         env = dict(
             os.environ,
             HPCPERF_DATABASE_URL=pg_url,
             HPCPERF_WEB_PORT=str(panel_port),
             # the name the browser uses, as compose.yaml passes HPCPERF_SERVER_NAME
             HPCPERF_WEB_ORIGINS=f"127.0.0.1:{https_port}",
-            HPCPERF_AUTH="none",
+            HPCPERF_AUTH=mode,
+            HPCPERF_PROXY_SECRET=PROXY_SECRET,
+            HPCPERF_HOME=str(tmp_path / "home"),
         )
         with log.open("w") as out:
             proc = subprocess.Popen(
@@ -255,7 +291,7 @@ def dashboards_behind_proxy(tmp_path, pg_url) -> Iterator[tuple[int, int]]:
             )
         try:
             _wait_for(panel_port, proc, log)
-            yield http_port, https_port
+            yield http_port, https_port, panel_port
         finally:
             proc.terminate()
             try:
@@ -334,7 +370,7 @@ class _WebSocket:
 @needs_nginx
 @pytest.mark.integration
 def test_dashboards_through_tls_with_their_websocket(dashboards_behind_proxy):
-    http_port, https_port = dashboards_behind_proxy
+    http_port, https_port, _ = dashboards_behind_proxy
 
     status, headers, _ = _get(http_port, "/jobs?user=x", tls=False)
     assert status == 301
@@ -373,3 +409,34 @@ def test_dashboards_through_tls_with_their_websocket(dashboards_behind_proxy):
         assert other.status == 403
     finally:
         other.close()
+
+
+def _pull_jobs(https_port: int) -> str:
+    """The job list's document, as a browser gets it through the proxy."""
+    status, _, body = _get(https_port, "/jobs", tls=True)
+    assert status == 200, body[:300]
+    (token,) = re.findall(r'"token":"([^"]+)"', body.decode())
+    ws = _WebSocket(https_port, "/jobs/ws", {"Origin": f"https://127.0.0.1:{https_port}",
+                                             "Sec-WebSocket-Protocol": f"bokeh, {token}"})
+    try:
+        assert ws.status == 101, ws.headers
+        assert ws.bokeh_message()[0]["msgtype"] == "ACK"
+        ws.send(json.dumps({"msgid": "1", "msgtype": "PULL-DOC-REQ"}))
+        ws.send("{}")
+        ws.send("{}")
+        return json.dumps(ws.bokeh_message()[1])
+    finally:
+        ws.close()
+
+
+@needs_nginx
+@pytest.mark.integration
+@pytest.mark.parametrize("dashboards_behind_proxy", ["header"], indirect=True)
+def test_header_mode_trusts_the_proxy_and_refuses_going_around_it(dashboards_behind_proxy):
+    _, https_port, panel_port = dashboards_behind_proxy
+    doc = _pull_jobs(https_port)  # nginx adds the secret and (as the SSO) the user
+    assert JOBID in doc and f"Signed in as {USER}" in doc
+    direct = {"X-Forwarded-User": USER}
+    assert _get(panel_port, "/jobs", tls=False, headers=direct)[0] == 403
+    wrong = direct | {"X-HPCPerf-Proxy-Secret": PROXY_SECRET[:-1] + "x"}
+    assert _get(panel_port, "/jobs", tls=False, headers=wrong)[0] == 403
