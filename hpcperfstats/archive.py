@@ -177,8 +177,9 @@ def _spans(data: bytes) -> tuple[int, list[tuple[int, int]]]:
             starts.append(prev if prev is not None else pos)
         prev = pos if line.rstrip(b"\r") in _TIER else None
         pos += len(line) + 1
-    ends = starts[1:] + [len(data)]
-    return (starts[0] if starts else len(data)), list(zip(starts, ends, strict=True))
+    if not starts:
+        return len(data), []
+    return starts[0], list(zip(starts, starts[1:] + [len(data)], strict=True))
 
 
 @dataclass
