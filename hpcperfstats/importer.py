@@ -75,7 +75,8 @@ def _source_files(src: Path) -> Iterator[tuple[Path, list[Path]]]:
 
 
 def _pieces(fh, limit: int, source: str, out: _Copy) -> Iterator[list[bytes]]:
-    """Lines of a file in pieces of about ``limit`` bytes, cut before record lines."""
+    """Lines of a file in pieces cut before a record line once ``limit`` bytes
+    are reached (so at most ``limit`` and one sample; 2 x ``limit`` at worst)."""
     piece: list[bytes] = []
     size = 0
     for item in iter_lines(fh, limit):
@@ -84,7 +85,7 @@ def _pieces(fh, limit: int, source: str, out: _Copy) -> Iterator[list[bytes]]:
             out.issue_text.append(item.head.decode("utf-8", errors="replace"))
             continue
         line = item[1].decode("utf-8", errors="replace").encode("utf-8")
-        if piece and size + len(line) > limit and line[:1].isdigit():
+        if piece and (size + len(line) > limit and line[:1].isdigit() or size > 2 * limit):
             yield piece
             piece, size = [], 0
         piece.append(line)
