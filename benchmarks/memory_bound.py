@@ -32,48 +32,65 @@ HEAD = ("$tacc_stats 2.3.5\n$hostname n1\n$uptime 5000\n"
 CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-src, case, tmp, mb = sys.argv[1:5]
+src, case, tmp = sys.argv[1:4]
 if src:
     sys.path[:0] = [src, src + "/monitor"]
 from datetime import datetime, UTC
 import hpcperfstats.drain, hpcperfstats.importer, hpcperfstats.host_load
-E, HEAD = %d, %r
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tmp = Path(tmp)
-def sample(t, k):
-    return f"{t} - n1\ncpu 0 {100 + k} {50 + k} {900 + k}\nmem 0 {2000 + k} 8000\n"
-giant = "cpu 1 " + "7" * (int(mb) * 1024 * 1024) + "\n"
-body = HEAD + "".join(sample(E + 15 * k, k) + (giant if k == 10 else "") for k in range(200))
+E = int(next((tmp / "archive" / "n1").iterdir()).name)
 started = time.monotonic()
-if case == "drain":
-    msg = (HEAD + sample(E, 0) + giant).encode()
-    del body, giant
-    res = hpcperfstats.drain.store_messages([msg], tmp / "a", tmp / "q", tmp / "s")
+if case == "drain":  # the body in memory, as the broker client hands it over
+    res = hpcperfstats.drain.store_messages([(tmp / "message").read_bytes()], tmp / "a",
+                                            tmp / "q", tmp / "s")
     out = f"quarantined {res.quarantined}"
 elif case == "import":
-    (tmp / "old" / "n1").mkdir(parents=True)
-    (tmp / "old" / "n1" / str(E)).write_text(body)
-    del body, giant
     res = hpcperfstats.importer.import_archive(tmp / "old", tmp / "a", tmp / "q", tmp / "s")
     out = f"{res.samples} samples, {res.issues} issues"
 else:
-    (tmp / "a" / "n1").mkdir(parents=True)
-    (tmp / "a" / "n1" / str(E)).write_text(body)
-    del body, giant
-    start = datetime.fromtimestamp(E, UTC)
-    end = datetime.fromtimestamp(E + 3600, UTC)
-    rows, samples, issues = hpcperfstats.host_load.compute_window(tmp / "a", start, end, 3600)
+    start, end = datetime.fromtimestamp(E, UTC), datetime.fromtimestamp(E + 3600, UTC)
+    rows, samples, issues = hpcperfstats.host_load.compute_window(tmp / "archive", start, end,
+                                                                  3600)
     out = f"{rows.height} rows, {samples.height} samples, {issues} issues"
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"case": case, "peak_mb": round(peak / 1024), "after_imports_mb":
                   round(base / 1024), "seconds": round(time.monotonic() - started, 2),
                   "result": out}))
-""" % (E, HEAD)
+"""
+
+
+def sample(t: int, k: int) -> str:
+    return f"{t} - n1\ncpu 0 {100 + k} {50 + k} {900 + k}\nmem 0 {2000 + k} 8000\n"
+
+
+def write_giant(fh, mb: int) -> None:
+    """One ``cpu 1 777...`` line of ``mb`` MiB, written 1 MiB at a time."""
+    fh.write(b"cpu 1 ")
+    for _ in range(mb):
+        fh.write(b"7" * (1 << 20))
+    fh.write(b"\n")
+
+
+def prepare(tmp: Path, mb: int) -> None:
+    """The inputs: a message, a file to import, the same file unindexed in an archive."""
+    with open(tmp / "message", "wb") as fh:
+        fh.write((HEAD + sample(E, 0)).encode())
+        write_giant(fh, mb)
+    for folder in ("old", "archive"):
+        (tmp / folder / "n1").mkdir(parents=True)
+        with open(tmp / folder / "n1" / str(E), "wb") as fh:
+            fh.write(HEAD.encode())
+            for k in range(200):
+                fh.write(sample(E + 15 * k, k).encode())
+                if k == 10:
+                    write_giant(fh, mb)
 
 
 def run(case: str, src: str, mb: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="hpcperf-membench-") as tmp:
-        proc = subprocess.run([sys.executable, "-c", CHILD, src, case, tmp, str(mb)],
+        prepare(Path(tmp), mb)
+        proc = subprocess.run([sys.executable, "-c", CHILD, src, case, tmp],
                               capture_output=True, text=True, timeout=1800)
     if proc.returncode:
         return {"case": case, "failed": proc.stderr.strip().splitlines()[-1:]}
