@@ -188,6 +188,7 @@ class _Current:
     header: Header
     size: int
     idx_size: int
+    #: sample times of this file and the host's recent ones (redeliveries are skipped)
     times: set[float] = field(default_factory=set)
 
 
@@ -239,11 +240,12 @@ class ArchiveWriter:
         header = read_header(path)
         if header is None:
             return None
-        index = read_index(path)
         idx = index_path(path)
+        # samples of the recent files: a redelivery after a rotation is recognised too
+        times = {e.time for _, f in files[-1 - LATE_FILES:] for e in
+                 getattr(read_index(f), "entries", ())}
         cur = _Current(path, header, path.stat().st_size,
-                       idx.stat().st_size if idx.exists() else 0,
-                       {e.time for e in index.entries} if index else set())
+                       idx.stat().st_size if idx.exists() else 0, times)
         self._current[host] = cur
         return cur
 
@@ -302,7 +304,7 @@ class ArchiveWriter:
         host_dir = self._host_dir(host)
         host_dir.mkdir(parents=True, exist_ok=True)
         prev = self._load_current(host)  # repaired before it stops being current
-        if prev is not None and not parsed.samples and not prev.times \
+        if prev is not None and not parsed.samples and prev.size == len(data) \
                 and prev.path.read_bytes() == data:
             return None  # the same header-only message again
         times = {s.time for s in parsed.samples}
@@ -326,8 +328,9 @@ class ArchiveWriter:
             path.unlink(missing_ok=True)
             index_path(path).unlink(missing_ok=True)
             raise
+        seen = prev.times if prev is not None else set()
         self._current[host] = _Current(path, parsed.headers[-1], len(data), len(text),
-                                       {e.time for e in index.entries})
+                                       seen | {e.time for e in index.entries})
         self._dirty_dirs.update({host_dir, self.root})
         return path
 
