@@ -9,9 +9,11 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import polars as pl
 import psycopg
@@ -276,3 +278,35 @@ def test_item8_bad_message_redelivered_after_a_crash_is_stored_once(rabbit, queu
     again = drain(rabbit, queue, dirs)
     assert again.quarantined == 3 and queue_depth(rabbit.url, queue) == 0
     assert quarantine.count(dirs["quarantine"]) == 3  # recognised by digest: stored once
+
+
+def test_item1_importer_sets_out_of_window_samples_aside(tmp_path, dirs):
+    src = tmp_path / "old" / "n4"
+    src.mkdir(parents=True)
+    good = header("n4") + sample(E, "n4") + sample(E + 60, "n4", 1)
+    bad = sample("1e20", "n4", 2) + sample(946684799, "n4", 3)
+    (src / str(E)).write_text(good + bad + sample(E + 120, "n4", 4))
+    res = import_archive(tmp_path / "old", dirs["archive"], dirs["quarantine"], dirs["state"])
+    assert (res.files, res.samples, res.issues) == (1, 3, 2)
+    copy = dirs["archive"] / "n4" / str(E)
+    assert copy.read_text() == good + sample(E + 120, "n4", 4)  # never loaded: not copied
+    assert [e.time for e in read_index(copy).entries] == [E, E + 60, E + 120]
+    (record,) = records(dirs)
+    assert record["reason"] == "import: 2 bad lines" and "1e20" in record["details"][0]
+
+
+def test_item8_accounting_lines_are_quarantined_once_per_rematerialisation(hpcperf_env, pg_url):
+    from dagster import DagsterInstance, materialize
+
+    from hpcperf_dagster.assets.jobs import slurm_jobs
+    from hpcperf_dagster.resources import Database, Paths
+
+    folder = hpcperf_env / "accounting"
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "accounting" / "sacct"
+    shutil.copytree(fixture, folder)
+    for _ in range(3):  # the same day materialised again and again
+        result = materialize([slurm_jobs], partition_key="2026-03-19",
+                             instance=DagsterInstance.ephemeral(),
+                             resources={"db": Database(), "paths": Paths()})
+        assert result.success
+    assert quarantine.count(hpcperf_env / "quarantine") == 1
