@@ -47,10 +47,10 @@ class Settings:
     #: bytes of raw text parsed at once (a message, an archive slice, a piece
     #: of an imported or damaged file): bounds memory per chunk
     chunk_max_bytes: int
-    #: sample epochs accepted by the drain and the importer: epoch_min <=
-    #: epoch <= receive time + epoch_ahead_s
-    epoch_min: float
-    epoch_ahead_s: float
+    #: sane window of a live sample's epoch (drain and importer): not before
+    #: this epoch, not more than ``epoch_max_ahead_s`` past its receipt
+    epoch_earliest: float
+    epoch_max_ahead_s: float
 
     @property
     def archive_dir(self) -> Path:
@@ -96,6 +96,6 @@ def settings() -> Settings:
         message_max_bytes=int(_env("MESSAGE_MAX_BYTES", _env("CHUNK_MAX_BYTES", CHUNK_DEFAULT))),
         retry_after_s=float(_env("RETRY_AFTER_S", "600")),
         chunk_max_bytes=int(_env("CHUNK_MAX_BYTES", CHUNK_DEFAULT)),
-        epoch_min=_epoch(_env("EPOCH_MIN", "2000-01-01")),
-        epoch_ahead_s=float(_env("EPOCH_AHEAD_S", "86400")),
+        epoch_earliest=_epoch(_env("EPOCH_EARLIEST", "2000-01-01")),
+        epoch_max_ahead_s=float(_env("EPOCH_MAX_AHEAD_S", "86400")),
     )

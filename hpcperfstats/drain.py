@@ -66,7 +66,7 @@ _EPOCH_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 def epoch_window(received: float) -> tuple[float, float]:
     """Sample epochs accepted for a message received at ``received``."""
     cfg = settings()
-    return cfg.epoch_min, received + cfg.epoch_ahead_s
+    return cfg.epoch_earliest, received + cfg.epoch_max_ahead_s
 
 
 def epoch_problem(text: str, window: tuple[float, float]) -> str | None:
@@ -79,7 +79,7 @@ def epoch_problem(text: str, window: tuple[float, float]) -> str | None:
         return f"epoch {text[:40]!r} is not a plain ASCII decimal number"
     if not window[0] <= float(text) <= window[1]:
         return (f"epoch {text[:40]} outside {window[0]:.0f}..{window[1]:.0f} "
-                "(HPCPERF_EPOCH_MIN .. receive time + HPCPERF_EPOCH_AHEAD_S)")
+                "(HPCPERF_EPOCH_EARLIEST .. receive time + HPCPERF_EPOCH_MAX_AHEAD_S)")
     return None
 
 

@@ -8,7 +8,7 @@ the hours of its samples are marked pending so ``host_data`` rebuilds them
 (the sensor, or a Dagster backfill over those hours). Bad lines go to
 quarantine with file and line number and the file is still imported; lines
 over the bound and samples whose epoch lies outside the window
-(``HPCPERF_EPOCH_MIN`` .. import time + ``HPCPERF_EPOCH_AHEAD_S``) are left
+(``HPCPERF_EPOCH_EARLIEST`` .. import time + ``HPCPERF_EPOCH_MAX_AHEAD_S``) are left
 out of the copy, so they are never loaded, and kept in quarantine. A host
 folder that is not a host name, or a file that fails, is quarantined with
 the reason and the import goes on. Importing the same directory twice

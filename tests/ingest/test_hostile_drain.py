@@ -109,7 +109,7 @@ def test_item1_any_failure_quarantines_that_message_and_the_drain_goes_on(
 
 
 def test_item1_epoch_window_is_a_setting(rabbit, queue, dirs, monkeypatch):
-    monkeypatch.setenv("HPCPERF_EPOCH_MIN", "2026-11-21")  # after the samples: all refused
+    monkeypatch.setenv("HPCPERF_EPOCH_EARLIEST", "2026-11-21")  # after the samples: all refused
     publish(rabbit.url, queue, good_messages("n1", n=2))
     result = drain(rabbit, queue, dirs)
     assert (result.samples, result.quarantined) == (0, 2)
