@@ -6,8 +6,8 @@ with the reference reader, copied into our archive under the checked short
 host name (:mod:`safepath`), given its ``.idx`` sample index, fsynced, and
 the hours of its samples are marked pending so ``host_data`` rebuilds them
 (the sensor, or a Dagster backfill over those hours). Bad lines go to
-quarantine with file and line number and the file is still imported; lines
-over the bound and samples whose epoch lies outside the window
+quarantine with file and line number and the rest of the file is imported:
+bad lines, lines over the bound and samples whose epoch lies outside the window
 (``HPCPERF_EPOCH_EARLIEST`` .. import time + ``HPCPERF_EPOCH_MAX_AHEAD_S``) are left
 out of the copy, so they are never loaded, and kept in quarantine. A host
 folder that is not a host name, or a file that fails, is quarantined with
@@ -100,10 +100,11 @@ def _copy_piece(piece: list[bytes], lineno: int, header: Header | None, source: 
     header in effect after it."""
     raw = read_raw([ln.decode("utf-8") for ln in piece], source=source, header=header,
                    first_line=lineno)
+    drop: set[int] = set()  # lines left out of the copy (kept in quarantine)
     for issue in raw.issues:
         _note(out, str(issue), issue.text)
+        drop.add(issue.line - lineno)
     starts = [s.line - lineno for s in raw.samples] + [len(piece)]
-    drop: set[int] = set()
     for k, sample in enumerate(raw.samples):
         problem = epoch_problem(sample.time_text, window)
         if problem:  # its record and data lines stay out of the copy
