@@ -210,6 +210,8 @@ class ArchiveWriter:
     _current: dict[str, _Current] = field(default_factory=dict)
     _dirty: set[Path] = field(default_factory=set)
     _dirty_dirs: set[Path] = field(default_factory=set)
+    #: writes of the message being stored, to undo if a later part fails
+    _undo: list[tuple[str, str, Path, int, int]] = field(default_factory=list)
 
     def current_header(self, host: str) -> Header | None:
         cur = self._load_current(host)
@@ -277,9 +279,46 @@ class ArchiveWriter:
             return None
         lines = "".join(f"{s.time_text} {cur.size + a} {cur.size + b}\n"
                         for s, (a, b) in zip(parsed.samples, spans, strict=True))
+        undo = ("append", host, cur.path, cur.size, cur.idx_size)
         self._write_both(cur, data, lines.encode())
+        self._undo.append(undo)
         cur.times.update(times)
         return cur.path
+
+    def begin(self) -> None:
+        """A message starts: what it writes from here on is undone as one."""
+        self._undo = []
+
+    def rollback(self) -> None:
+        """Undo every write since ``begin``: a later part of the message failed,
+        and the message goes to quarantine whole, so none of it stays archived."""
+        for kind, host, path, size, idx_size in reversed(self._undo):
+            try:
+                if kind == "new":
+                    path.unlink(missing_ok=True)
+                    index_path(path).unlink(missing_ok=True)
+                else:
+                    os.truncate(path, size)
+                    os.truncate(index_path(path), idx_size)
+            except OSError:  # the next open's repair cuts what is left
+                pass
+            self._current.pop(host, None)  # read back from disk when next needed
+        self._undo = []
+
+    def _create(self, path: Path, data: bytes) -> None:
+        """A new file, whole or not at all: written aside, fsynced, renamed."""
+        tmp = path.with_name(f".{path.name}.tmp")
+        try:
+            with self.opener(tmp, "wb") as fh:
+                fh.write(data)
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     def _write_both(self, cur: _Current, data: bytes, lines: bytes) -> None:
         idx = index_path(cur.path)
@@ -323,7 +362,7 @@ class ArchiveWriter:
         text = index.text()
         try:  # index first: a data file never exists without its index
             atomic_write(index_path(path), text.encode())
-            atomic_write(path, data)
+            self._create(path, data)
         except Exception:
             path.unlink(missing_ok=True)
             index_path(path).unlink(missing_ok=True)
@@ -332,6 +371,7 @@ class ArchiveWriter:
         self._current[host] = _Current(path, parsed.headers[-1], len(data), len(text),
                                        seen | {e.time for e in index.entries})
         self._dirty_dirs.update({host_dir, self.root})
+        self._undo.append(("new", host, path, 0, 0))
         return path
 
     def sync(self) -> None:

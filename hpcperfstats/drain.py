@@ -157,11 +157,13 @@ class MessageStore:
         """File one message (not yet durable: call ``sync``)."""
         self.result.messages += 1
         self.result.bytes += len(body)
+        self.writer.begin()
         try:
             self._store(body, origin, time.time() if received is None else received)
         except Rejected as exc:
             self._reject(body, exc.reason, origin, exc.details)
         except Exception as exc:  # anything else: still this message's fault, never the drain's
+            self.writer.rollback()  # a message is archived whole or not at all
             self._reject(body, f"failed: {type(exc).__name__}: {str(exc)[:300]}", origin)
         finally:
             self.result.torn_bytes_cut = sum(n for _, n in self.writer.repaired)
@@ -181,8 +183,9 @@ class MessageStore:
         except ValueError as exc:
             raise Rejected(f"bad host: {exc}") from None
         parts = self._validate(text, host, origin, received)
-        for part_text, parsed, opens in parts:
-            path = self.writer.append(host, part_text, parsed, opens, received)
+        written = [(self.writer.append(host, part_text, parsed, opens, received), parsed, opens)
+                   for part_text, parsed, opens in parts]
+        for path, parsed, opens in written:  # counted once every part is stored
             if path is None and parsed.samples:
                 self.result.duplicates += 1
                 continue

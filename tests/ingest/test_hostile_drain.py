@@ -231,6 +231,20 @@ def test_item4_torn_append_is_cut_back_and_the_redelivery_loads_complete(
     assert (rows, samples, unloaded) == (one_host_rows(good).height, 4, 0)
 
 
+def test_item1_message_is_archived_whole_or_not_at_all(rabbit, queue, dirs):
+    good = good_messages("n1", n=2)
+    # a sample for the current file, then a restart header whose new file cannot be written
+    mixed = (sample(E + 120, k=2) + header("n1", uptime=7) + sample(E + 180, k=0)).encode()
+    publish(rabbit.url, queue, [*good, mixed])
+    fail = tearing_opener(b"$uptime 7", lambda d: 10, OSError(errno.EIO, "I/O error"))
+    result = drain(rabbit, queue, dirs, opener=fail)
+    assert (result.samples, result.quarantined) == (2, 1)
+    assert archived(dirs) == b"".join(good)  # its first part was undone too
+    assert [p.name for p in (dirs["archive"] / "n1").iterdir()] in (
+        [str(E), f"{E}.idx"], [f"{E}.idx", str(E)])
+    assert "I/O error" in records(dirs)[0]["reason"]
+
+
 def test_item4_failed_append_is_undone_and_the_drain_goes_on(rabbit, queue, dirs):
     good = good_messages("n1", n=4)
     publish(rabbit.url, queue, good)
