@@ -221,6 +221,8 @@ class ArchiveWriter:
         return inside(self.root, self.root / host)
 
     def _repair(self, path: Path) -> None:
+        inside(self.root, path)  # a link planted in the archive never gets cut or written
+        inside(self.root, index_path(path))
         cut = repair(path, self.quarantine_dir)
         if cut:
             self.repaired.append((path, cut))

@@ -155,6 +155,20 @@ def test_item2_hostile_host_names_never_become_paths(rabbit, queue, dirs, tmp_pa
     assert any("outside" in r for r in reasons)  # the symlink: refused by the path proof
 
 
+def test_item2_links_planted_as_archive_files_are_never_written(rabbit, queue, dirs, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text(header("n1") + sample(E))
+    host = dirs["archive"] / "n1"
+    host.mkdir()
+    (host / str(E)).symlink_to(victim)  # the host's "current file" leads outside the archive
+    before = victim.read_bytes()
+    publish(rabbit.url, queue, [sample(E + 60, k=1).encode()])
+    result = drain(rabbit, queue, dirs)
+    assert (result.samples, result.quarantined) == (0, 1)
+    assert victim.read_bytes() == before and not (host / f"{E}.idx").exists()
+    assert "outside" in records(dirs)[0]["reason"]
+
+
 def test_item2_import_refuses_bad_host_folders(tmp_path, dirs):
     src = tmp_path / "old"
     for name in ("...", "n_1", "n2.example.org"):
