@@ -116,6 +116,18 @@ def test_item1_any_failure_quarantines_that_message_and_the_drain_goes_on(
     assert (rows, samples, unloaded) == (one_host_rows(good).height, 4, 0)
 
 
+def test_item1_when_quarantine_itself_fails_the_drain_stops_without_losing_anything(
+        rabbit, queue, dirs):
+    good = good_messages("n1", n=2)
+    publish(rabbit.url, queue, [good[0], b"\xffbad", good[1]])
+    dirs["quarantine"].rmdir()
+    dirs["quarantine"].write_text("not a folder")  # nowhere to keep the bad message
+    with pytest.raises(OSError):
+        drain(rabbit, queue, dirs)
+    assert archived(dirs) == good[0]  # stored and acked before it
+    assert queue_depth(rabbit.url, queue) == 2  # the bad message and the one after: kept
+
+
 def test_item1_epoch_window_is_a_setting(rabbit, queue, dirs, monkeypatch):
     monkeypatch.setenv("HPCPERF_EPOCH_EARLIEST", "2026-11-21")  # after the samples: all refused
     publish(rabbit.url, queue, good_messages("n1", n=2))
