@@ -42,7 +42,7 @@ class DrainResult:
     samples: int = 0
     bytes: int = 0
     quarantined: int = 0
-    #: messages whose samples were all archived already (a redelivery)
+    #: message parts already archived (a redelivery), not written again
     duplicates: int = 0
     #: header-only messages (a new archive file with no sample yet)
     headers_only: int = 0
@@ -186,7 +186,7 @@ class MessageStore:
         written = [(self.writer.append(host, part_text, parsed, opens, received), parsed, opens)
                    for part_text, parsed, opens in parts]
         for path, parsed, opens in written:  # counted once every part is stored
-            if path is None and parsed.samples:
+            if path is None:  # already archived (a redelivery): nothing written
                 self.result.duplicates += 1
                 continue
             self.result.headers_only += opens and not parsed.samples
