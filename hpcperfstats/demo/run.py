@@ -75,7 +75,7 @@ def broker_url(home: Path) -> str | None:
             base = Path(tempfile.mkdtemp(prefix="hpcperf-demo-rabbit-"))
             base.chmod(0o755)
         node = rabbitmq.node(base, parsed.port or 5672, name="hpcperfdemo")
-        say(f"starting RabbitMQ on 127.0.0.1:{node.port}")
+        say(f"starting a private RabbitMQ node under {base}")
         node.start()
         say(f"RabbitMQ node {node.nodename} on 127.0.0.1:{node.port}")
         return node.url
