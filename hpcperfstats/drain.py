@@ -26,7 +26,7 @@ from hpcperf_monitor.rawformat import RawStats, read_raw
 
 from hpcperfstats import quarantine
 from hpcperfstats.archive import ArchiveWriter
-from hpcperfstats.config import settings
+from hpcperfstats.config import Settings, settings
 from hpcperfstats.pending import Pending
 from hpcperfstats.safepath import host_folder
 
@@ -63,9 +63,9 @@ def hour_key(epoch: float) -> str:
 _EPOCH_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
 
-def epoch_window(received: float) -> tuple[float, float]:
+def epoch_window(received: float, cfg: Settings | None = None) -> tuple[float, float]:
     """Sample epochs accepted for a message received at ``received``."""
-    cfg = settings()
+    cfg = cfg or settings()
     return cfg.epoch_earliest, received + cfg.epoch_max_ahead_s
 
 
@@ -144,6 +144,7 @@ class MessageStore:
         self.writer = ArchiveWriter(Path(archive_dir), self.quarantine_dir, opener)
         self.max_bytes = max_bytes
         self.result = DrainResult()
+        self.settings = settings()  # once per drain, not per message
 
     def _reject(self, body: bytes, reason: str, origin: str, details: list[str] | None = None):
         record = quarantine.put(self.quarantine_dir, body, reason, origin, details)
@@ -198,7 +199,7 @@ class MessageStore:
                   ) -> list[tuple[str, RawStats, bool]]:
         out = []
         header = None
-        window = epoch_window(received)
+        window = epoch_window(received, self.settings)
         for part_text, opens in split_message(text):
             if not opens:
                 header = header or self.writer.current_header(host)
