@@ -12,6 +12,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+#: default of HPCPERF_CHUNK_MAX_BYTES (and of HPCPERF_MESSAGE_MAX_BYTES): 16 MiB
+CHUNK_DEFAULT = str(16 * 1024 * 1024)
+
+
+def _epoch(text: str) -> float:
+    """An epoch given as seconds or as an ISO date/time (UTC unless it says)."""
+    try:
+        return float(text)
+    except ValueError:
+        when = datetime.fromisoformat(text)
+        return when.replace(tzinfo=when.tzinfo or UTC).timestamp()
+
 
 def _env(name: str, default: str) -> str:
     value = os.environ.get(f"HPCPERF_{name}")
@@ -32,6 +44,13 @@ class Settings:
     rate_lookback_s: float
     message_max_bytes: int
     retry_after_s: float
+    #: bytes of raw text parsed at once (a message, an archive slice, a piece
+    #: of an imported or damaged file): bounds memory per chunk
+    chunk_max_bytes: int
+    #: sane window of a live sample's epoch (drain and importer): not before
+    #: this epoch, not more than ``epoch_max_ahead_s`` past its receipt
+    epoch_earliest: float
+    epoch_max_ahead_s: float
 
     @property
     def archive_dir(self) -> Path:
@@ -74,6 +93,9 @@ def settings() -> Settings:
         sensor_interval=int(_env("SENSOR_INTERVAL", "30")),
         partition_start=start.replace(tzinfo=start.tzinfo or UTC),
         rate_lookback_s=float(_env("RATE_LOOKBACK_S", "3600")),
-        message_max_bytes=int(_env("MESSAGE_MAX_BYTES", str(16 * 1024 * 1024))),
+        message_max_bytes=int(_env("MESSAGE_MAX_BYTES", _env("CHUNK_MAX_BYTES", CHUNK_DEFAULT))),
         retry_after_s=float(_env("RETRY_AFTER_S", "600")),
+        chunk_max_bytes=int(_env("CHUNK_MAX_BYTES", CHUNK_DEFAULT)),
+        epoch_earliest=_epoch(_env("EPOCH_EARLIEST", "2000-01-01")),
+        epoch_max_ahead_s=float(_env("EPOCH_MAX_AHEAD_S", "86400")),
     )

@@ -3,14 +3,19 @@
 A drain is bounded in messages and seconds. Messages are acknowledged in
 batches, and only after the archive (or quarantine) files holding them are
 fsynced, so a crash at any point leaves every unacked message in the queue
-for the next drain; re-delivered samples are dropped downstream by
-(host, time). A message that cannot be used is quarantined with the reason
-and acked once stored there: it never blocks the queue.
+for the next drain. A redelivered message whose samples the host's file
+already holds is not appended again; any other repeat is dropped downstream
+by (host, time). A message that cannot be used, whatever the reason (bad
+host name, epoch outside the window, bad lines, an error while storing), is
+quarantined with the reason and acked once stored there: it never blocks
+the queue, and it is never half-archived (a failed append is undone; a
+crash inside one is cut back when the file is next opened).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,9 +25,10 @@ import pika
 from hpcperf_monitor.rawformat import RawStats, read_raw
 
 from hpcperfstats import quarantine
-from hpcperfstats.accounting import short_host
 from hpcperfstats.archive import ArchiveWriter
+from hpcperfstats.config import Settings, settings
 from hpcperfstats.pending import Pending
+from hpcperfstats.safepath import host_folder
 
 #: Partition key format of hourly partitions (Dagster's hourly default).
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"
@@ -36,6 +42,12 @@ class DrainResult:
     samples: int = 0
     bytes: int = 0
     quarantined: int = 0
+    #: message parts already archived (a redelivery), not written again
+    duplicates: int = 0
+    #: header-only messages (a new archive file with no sample yet)
+    headers_only: int = 0
+    #: bytes of torn appends cut back from archive files (kept in quarantine)
+    torn_bytes_cut: int = 0
     hosts: set[str] = field(default_factory=set)
     hours: set[str] = field(default_factory=set)
     seconds: float = 0.0
@@ -48,8 +60,60 @@ def hour_key(epoch: float) -> str:
     return time.strftime(HOUR_FORMAT, time.gmtime(epoch - epoch % 3600))
 
 
+_EPOCH_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+
+
+def epoch_window(received: float, cfg: Settings | None = None) -> tuple[float, float]:
+    """Sample epochs accepted for a message received at ``received``."""
+    cfg = cfg or settings()
+    return cfg.epoch_earliest, received + cfg.epoch_max_ahead_s
+
+
+def epoch_problem(text: str, window: tuple[float, float]) -> str | None:
+    """Why a record line's epoch is unusable, or None when it is fine.
+
+    Stand-in until the reader module's epoch-window helper (issue 12, parser
+    half) lands: plain ASCII decimal digits, inside ``window``.
+    """
+    if not _EPOCH_TEXT.fullmatch(text):
+        return f"epoch {text[:40]!r} is not a plain ASCII decimal number"
+    if not window[0] <= float(text) <= window[1]:
+        return (f"epoch {text[:40]} outside {window[0]:.0f}..{window[1]:.0f} "
+                "(HPCPERF_EPOCH_EARLIEST .. receive time + HPCPERF_EPOCH_MAX_AHEAD_S)")
+    return None
+
+
+def _significant(line: str) -> bool:
+    return bool(line.strip()) and not line.startswith("#")
+
+
+def split_message(text: str) -> list[tuple[str, bool]]:
+    """A message's parts: (text, opens a new file).
+
+    The first line that is not blank or a comment decides whether the
+    message opens a new file (a ``$`` header); a header block after a
+    sample starts a new part, which opens a new file in turn.
+    """
+    parts: list[tuple[str, bool]] = []
+    lines = text.split("\n")
+    begin, opens, seen_sample, decided = 0, False, False, False
+    pos = 0
+    for line in lines:
+        if _significant(line):
+            if not decided:
+                opens, decided = line.startswith("$"), True
+            elif line.startswith("$") and seen_sample:
+                parts.append((text[begin:pos], opens))
+                begin, opens, seen_sample = pos, True, False
+            seen_sample = seen_sample or line[:1].isdigit()
+        pos += len(line) + 1
+    parts.append((text[begin:], opens))
+    return parts
+
+
 def _message_host(text: str) -> str | None:
-    for line in text.splitlines():
+    """The host a message names first: ``$hostname`` or a record line's."""
+    for line in text.split("\n"):
         if line[:1].isdigit():
             parts = line.split()
             return parts[2] if len(parts) == 3 else None
@@ -58,14 +122,29 @@ def _message_host(text: str) -> str | None:
     return None
 
 
-class MessageStore:
-    """Validates messages and files them in the archive or quarantine."""
+class Rejected(Exception):
+    """A message that cannot be archived: its reason and the bad lines."""
 
-    def __init__(self, archive_dir: Path, quarantine_dir: Path, max_bytes: int):
-        self.writer = ArchiveWriter(Path(archive_dir))
+    def __init__(self, reason: str, details: list[str] | None = None):
+        super().__init__(reason)
+        self.reason, self.details = reason, details
+
+
+class MessageStore:
+    """Validates messages and files them in the archive or quarantine.
+
+    One message is one unit of failure: whatever goes wrong with it, while
+    validating, storing or indexing, sends it to quarantine with the reason,
+    and the next message is taken.
+    """
+
+    def __init__(self, archive_dir: Path, quarantine_dir: Path, max_bytes: int,
+                 opener=open):
         self.quarantine_dir = Path(quarantine_dir)
+        self.writer = ArchiveWriter(Path(archive_dir), self.quarantine_dir, opener)
         self.max_bytes = max_bytes
         self.result = DrainResult()
+        self.settings = settings()  # once per drain, not per message
 
     def _reject(self, body: bytes, reason: str, origin: str, details: list[str] | None = None):
         record = quarantine.put(self.quarantine_dir, body, reason, origin, details)
@@ -75,41 +154,78 @@ class MessageStore:
         key = reason.split(":")[0]
         self.result.reasons[key] = self.result.reasons.get(key, 0) + 1
 
-    def store(self, body: bytes, origin: str) -> None:
+    def store(self, body: bytes, origin: str, received: float | None = None) -> None:
         """File one message (not yet durable: call ``sync``)."""
         self.result.messages += 1
         self.result.bytes += len(body)
+        self.writer.begin()
+        try:
+            self._store(body, origin, time.time() if received is None else received)
+        except Rejected as exc:
+            self._reject(body, exc.reason, origin, exc.details)
+        except Exception as exc:  # anything else: still this message's fault, never the drain's
+            self.writer.rollback()  # a message is archived whole or not at all
+            self._reject(body, f"failed: {type(exc).__name__}: {str(exc)[:300]}", origin)
+        finally:
+            self.result.torn_bytes_cut = sum(n for _, n in self.writer.repaired)
+
+    def _store(self, body: bytes, origin: str, received: float) -> None:
         if len(body) > self.max_bytes:
-            self._reject(body, f"oversized: {len(body)} bytes > {self.max_bytes}", origin)
-            return
+            raise Rejected(f"oversized: {len(body)} bytes > {self.max_bytes}")
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
-            self._reject(body, f"not UTF-8 text: {exc}", origin)
-            return
-        host_name = _message_host(text)
-        if host_name is None:
-            self._reject(body, "no record line naming a host", origin)
-            return
-        host = short_host(host_name)
-        header = None if text.startswith("$") else self.writer.current_header(host)
-        if not text.startswith("$") and header is None:
-            self._reject(body, f"no header: host {host} has no archive file to continue",
-                         origin)
-            return
-        parsed: RawStats = read_raw(text, source=origin, header=header)
-        if parsed.issues or not parsed.samples:
-            reason = "unparsable" if parsed.issues else "no samples"
-            self._reject(body, f"{reason}: {len(parsed.issues)} bad lines", origin,
-                         [str(i) for i in parsed.issues])
-            return
-        if any(short_host(s.host) != host for s in parsed.samples):
-            self._reject(body, "samples of several hosts in one message", origin)
-            return
-        self.writer.append(host, text, parsed)
-        self.result.samples += len(parsed.samples)
-        self.result.hosts.add(host)
-        self.result.hours.update(hour_key(s.time) for s in parsed.samples)
+            raise Rejected(f"not UTF-8 text: {exc}") from None
+        name = _message_host(text)
+        if name is None:
+            raise Rejected("no record line naming a host")
+        try:
+            host = host_folder(name)
+        except ValueError as exc:
+            raise Rejected(f"bad host: {exc}") from None
+        parts = self._validate(text, host, origin, received)
+        written = [(self.writer.append(host, part_text, parsed, opens, received), parsed, opens)
+                   for part_text, parsed, opens in parts]
+        for path, parsed, opens in written:  # counted once every part is stored
+            if path is None:  # already archived (a redelivery): nothing written
+                self.result.duplicates += 1
+                continue
+            self.result.headers_only += opens and not parsed.samples
+            self.result.samples += len(parsed.samples)
+            self.result.hosts.add(host)
+            self.result.hours.update(hour_key(s.time) for s in parsed.samples)
+
+    def _validate(self, text: str, host: str, origin: str, received: float
+                  ) -> list[tuple[str, RawStats, bool]]:
+        out = []
+        header = None
+        window = epoch_window(received, self.settings)
+        for part_text, opens in split_message(text):
+            if not opens:
+                header = header or self.writer.current_header(host)
+                if header is None:
+                    raise Rejected(f"no header: host {host} has no archive file to continue")
+            parsed = read_raw(part_text, source=origin, header=None if opens else header)
+            if parsed.issues:
+                raise Rejected(f"unparsable: {len(parsed.issues)} bad lines",
+                               [str(i) for i in parsed.issues])
+            if not parsed.samples and not opens:
+                raise Rejected("no samples: 0 bad lines")
+            bad = [p for s in parsed.samples if (p := epoch_problem(s.time_text, window))]
+            if bad:
+                raise Rejected(f"unparsable: {len(bad)} bad epochs", bad[:100])
+            names = [h.hostname for h in parsed.headers if h.hostname is not None]
+            for other in names + [s.host for s in parsed.samples]:
+                try:
+                    short = host_folder(other)
+                except ValueError as exc:
+                    raise Rejected(f"bad host: {exc}") from None
+                if short != host:
+                    raise Rejected(f"several hosts in one message: {host}, {short}")
+            if opens:
+                header = parsed.headers[-1]
+            out.append((part_text, parsed, opens))
+        return out
 
     def sync(self) -> None:
         self.writer.sync()
@@ -141,10 +257,11 @@ def drain_queue(
     max_bytes: int = 16 * 1024 * 1024,
     batch: int = 500,
     progress=None,
+    opener=open,
 ) -> DrainResult:
     """Consume up to ``max_messages`` for up to ``max_seconds``; ack after fsync."""
     started = time.monotonic()
-    store = MessageStore(archive_dir, quarantine_dir, max_bytes)
+    store = MessageStore(archive_dir, quarantine_dir, max_bytes, opener)
     pending = Pending(state_dir, "host_data")
     conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
@@ -170,7 +287,13 @@ def drain_queue(
         for method, _props, body in channel.consume(queue, inactivity_timeout=1.0):
             if method is None:  # queue idle: nothing more to take now
                 break
-            store.store(body, f"amqp:{queue}:{method.delivery_tag}")
+            try:
+                store.store(body, f"amqp:{queue}:{method.delivery_tag}")
+            except Exception:
+                # not even quarantine could keep it (disk full?): ack what is
+                # stored, leave this message in the queue, and stop
+                commit()
+                raise
             last_tag = method.delivery_tag
             unacked += 1
             if unacked >= batch:

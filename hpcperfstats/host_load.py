@@ -36,14 +36,15 @@ def compute_window(archive_dir: Path, start: datetime, end: datetime,
                    lookback_s: float) -> tuple[pl.DataFrame, pl.DataFrame, int]:
     """host_data rows for start <= time < end; the (host, time) samples read; issues."""
     t0, t1 = start.timestamp(), end.timestamp()
-    parsed = long_frame_of_chunks(list(read_chunks(archive_dir, t0, t1, lookback_s)),
+    skipped: list = []  # what the bounded reader left out (a sample over the chunk bound)
+    parsed = long_frame_of_chunks(list(read_chunks(archive_dir, t0, t1, lookback_s, skipped)),
                                   skip_types=skipped_types())
     long = parsed.frame.filter((pl.col("time") >= t0 - lookback_s) & (pl.col("time") < t1))
     rows = host_rows(long, t0, t1)
     samples = parsed.samples_in.sort("host", "time").with_columns(
         series_start(parsed.samples_in.sort("host", "time")).alias("start"))
     in_window = samples.filter((pl.col("time") >= t0) & (pl.col("time") < t1))
-    return rows, in_window, len(parsed.issues)
+    return rows, in_window, len(parsed.issues) + len(skipped)
 
 
 def series_start(samples: pl.DataFrame) -> pl.Series:

