@@ -14,6 +14,7 @@ import polars as pl
 from hpcperf_monitor.rawformat import Sample, Schema, boot_time
 
 from hpcperfstats.accounting import short_host
+from hpcperfstats.rates import counter_width
 from hpcperfstats.units import to_si
 
 META = ["time", "host", "jobid", "boot", "device"]
@@ -35,11 +36,15 @@ LONG_SCHEMA = {
 
 
 def event_meta(schema: Schema) -> pl.DataFrame:
-    """Per-event options of a schema (counter, width, SI factor and unit) as columns."""
+    """Per-event options of a schema (counter, width, SI factor and unit) as columns.
+
+    A width the schema leaves out is the kernel's known one (``rates.KERNEL_WIDTHS``).
+    """
     rows = []
     for ev in schema.events:
         factor, si = to_si(ev.unit, ev.multiplier)
-        rows.append((ev.name, ev.cumulative, ev.width, factor, si))
+        width = counter_width(schema.type, ev.name, ev.width)
+        rows.append((ev.name, ev.cumulative, width, factor, si))
     return pl.DataFrame(
         rows,
         schema={"event": pl.Utf8, "cumulative": pl.Boolean, "width": pl.Int32,

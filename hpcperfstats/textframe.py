@@ -12,19 +12,27 @@ every issue is still reported with its line number.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
 import polars as pl
-from hpcperf_monitor.rawformat import Header, Schema, boot_time, read_raw
+from hpcperf_monitor.rawformat import EPOCH_MAX, Header, Schema, boot_time, read_raw
 
 from hpcperfstats.accounting import short_host
 from hpcperfstats.frames import LONG_SCHEMA, event_meta, long_frame
 
 # a chunk containing any of these goes to the reference reader
 _SAMPLES = {"host": pl.Utf8, "time": pl.Float64, "boot": pl.Float64}
-_SLOW_MARKS = ("\t", "\r", "\x00", "  ", "\n@f", "\n ", " \n")
+_SLOW_MARKS = ("  ", "\n@f", "\n ", " \n")
+# anything but printable ASCII and "\n" (tabs, "\r", NUL, "\x0c", U+2028, "٨"...):
+# there Python's and polars' notions of blanks, digits and case may differ
+_NOT_PLAIN = re.compile(r"[^\n\x20-\x7e]")
+# the grammar's numbers (docs/raw-format.md): polars' cast also takes 1e5, +1, .5, inf
+_EPOCH_FIELD = r"^[0-9]+(\.[0-9]+)? "
+_NUM = r"-?[0-9]+(\.[0-9]+)?"
+_VALUES = rf"^{_NUM}( {_NUM})*$"
 
 
 @dataclass
@@ -72,7 +80,8 @@ def parse_header(lines: list[str]) -> Header | None:
 
 def _needs_reference(chunk: Chunk) -> bool:
     text = chunk.text
-    return any(m in text for m in _SLOW_MARKS) or text.startswith(("@f", " "))
+    return (any(m in text for m in _SLOW_MARKS) or text.startswith(("@f", " "))
+            or _NOT_PLAIN.search(text) is not None)
 
 
 def _lines(texts: list[str]) -> pl.DataFrame:
@@ -169,31 +178,36 @@ def _fast(chunks: Sequence[Chunk], skip: frozenset[str]
           ) -> tuple[pl.DataFrame, pl.DataFrame, set[int]]:
     lines = _lines([c.text for c in chunks])
     headers, bad = _headers(lines, chunks)
-    body = lines.filter(~pl.col("hdr") & (pl.col("c") != "%"))
+    body = lines.filter(~pl.col("hdr"))
     is_rec = pl.col("c").str.contains(r"^[0-9]")
     body = body.with_columns(is_rec.alias("rec"))
     body = body.with_columns(
         pl.col("rec").cum_sum().alias("sid"),
         pl.when("rec").then("block").forward_fill().alias("rblock"),
     )
+    # a mark or data line before its block's first record line is reported
+    outside = pl.col("rblock").is_null() | (pl.col("rblock") != pl.col("block"))
+    bad |= set(body.filter(~pl.col("rec") & outside)["fid"].to_list())
+    body = body.filter(pl.col("c") != "%")
     rec = body.filter("rec").select(
-        "fid", "sid", "block", pl.col("line").str.split(" ").alias("p")
+        "fid", "sid", "block", "line", pl.col("line").str.split(" ").alias("p")
     ).with_columns(
         pl.col("p").list.get(0, null_on_oob=True).cast(pl.Float64, strict=False).alias("time"),
         pl.col("p").list.get(1, null_on_oob=True).alias("jobid"),
         pl.col("p").list.get(2, null_on_oob=True).str.strip_chars().str.to_lowercase()
         .str.split(".").list.first().alias("host"),
-        (pl.col("p").list.len() != 3).alias("bad"),
+        ((pl.col("p").list.len() != 3) | ~pl.col("line").str.contains(_EPOCH_FIELD))
+        .alias("bad"),
     )
     bad |= set(rec.filter(pl.col("bad") | pl.col("time").is_null()
-                          | pl.col("time").is_infinite())["fid"].to_list())
-    rec = rec.drop("p", "bad")
+                          | (pl.col("time") > EPOCH_MAX))["fid"].to_list())
+    rec = rec.drop("p", "bad", "line")
     # boot epoch per block: the continued header's own, else first sample - uptime
     first_t = rec.group_by("block").agg(pl.col("time").first(), pl.col("fid").first())
     boots = {}
     for block, t, fid in first_t.iter_rows():
         h = headers.get(block)
-        if h is None:
+        if h is None or t is None:  # no header, or a bad record line: chunk is bad
             continue
         given = chunks[fid].boot if h is chunks[fid].header else None
         up = h.uptime
@@ -204,12 +218,11 @@ def _fast(chunks: Sequence[Chunk], skip: frozenset[str]
         pl.when(pl.col("jobid") == "-").then(None).otherwise("jobid").alias("jobid"),
     )
     data = body.filter(~pl.col("rec"))
-    bad |= set(data.filter(pl.col("rblock").is_null() | (pl.col("rblock") != pl.col("block")))
-               ["fid"].to_list())
     parts = pl.col("line").str.splitn(" ", 3)
     data = data.select("fid", "sid", "block", parts.alias("p")).unnest("p").rename(
         {"field_0": "type", "field_1": "device", "field_2": "rest"})
-    bad |= set(data.filter(pl.col("rest").is_null())["fid"].to_list())
+    bad |= set(data.filter(~pl.col("rest").str.contains(_VALUES).fill_null(False))
+               ["fid"].to_list())
     if skip:
         data = data.filter(~pl.col("type").is_in(list(skip)))
     dup = data.select("fid", pl.struct("sid", "type", "device").is_duplicated().alias("d"))
@@ -258,7 +271,7 @@ def _values(type_: str, schema: Schema, part: pl.DataFrame) -> tuple[pl.DataFram
         pl.lit(pl.Series([names], dtype=pl.List(pl.Utf8))).first().alias("event"),
     ).explode(["v", "event"])
     long = long.with_columns(pl.col("v").cast(pl.Float64, strict=False).alias("raw"))
-    wrong |= set(long.filter(pl.col("raw").is_null() | pl.col("raw").is_infinite()
-                             | pl.col("raw").is_nan())["fid"].to_list())
+    wrong |= set(long.filter(pl.col("raw").is_null() | pl.col("raw").is_infinite())
+                 ["fid"].to_list())
     long = long.drop("v").with_columns(pl.lit(type_).alias("type"))
     return long.join(event_meta(schema), on="event", how="left"), wrong
