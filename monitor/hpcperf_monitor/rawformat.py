@@ -40,6 +40,9 @@ _NUMBER_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 #: a data line's values: plain decimals separated by blanks
 _VALUES_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[ \t]+-?[0-9]+(?:\.[0-9]+)?)*")
 _EPOCH_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+# a record line's host and job id: ASCII (the drain checks hosts more strictly)
+_HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_JOBID_RE = re.compile(r"[!-~]+")
 _BLANKS = " \t"
 _FIELD_SEP = re.compile(r"[ \t]+")
 # whitespace str.split() would split at but the grammar does not
@@ -468,6 +471,10 @@ class _Reader:
         if stamp is None:
             self.issue("record line epoch is not a plain decimal number of seconds "
                        "up to 9999-12-31", line)
+            return
+        if not _HOST_RE.fullmatch(parts[2]) or not _JOBID_RE.fullmatch(parts[1]):
+            self.issue("record line host or job id is not ASCII "
+                       "(host: letters, digits, '.', '-', '_')", line)
             return
         if self.header is None:
             self.issue("sample before any header", line)
