@@ -223,15 +223,8 @@ def _fast(chunks: Sequence[Chunk], skip: frozenset[str]
         {"field_0": "type", "field_1": "device", "field_2": "rest"})
     bad |= set(data.filter(~pl.col("rest").str.contains(_VALUES).fill_null(False))
                ["fid"].to_list())
-    if skip:
-        data = data.filter(~pl.col("type").is_in(list(skip)))
     dup = data.select("fid", pl.struct("sid", "type", "device").is_duplicated().alias("d"))
     bad |= set(dup.filter("d")["fid"].to_list())
-    # duplicate (host, time) within these chunks: the first sample wins
-    dups = rec.filter(pl.struct("host", "time").is_duplicated())
-    if dups.height:
-        first = rec.unique(["host", "time"], keep="first", maintain_order=True)["sid"]
-        data = data.filter(pl.col("sid").is_in(first.implode()))
     out = []
     for (type_,), group in data.partition_by("type", as_dict=True, maintain_order=True).items():
         by_schema: dict[Schema, list[int]] = {}
@@ -243,9 +236,18 @@ def _fast(chunks: Sequence[Chunk], skip: frozenset[str]
             by_schema.setdefault(schema, []).append(block)
         for schema, blocks in by_schema.items():
             part = group.filter(pl.col("block").is_in(blocks)) if len(by_schema) > 1 else group
+            if type_ in skip:  # not loaded, but its bad lines are reported all the same
+                counted = pl.col("rest").str.count_matches(" ") + 1 == len(schema.events)
+                bad |= set(part.filter(~counted)["fid"].to_list())
+                continue
             frame, wrong = _values(type_, schema, part)
             bad |= wrong
             out.append(frame)
+    # duplicate (host, time) within these chunks: the first sample wins (its
+    # copies were checked above: their bad lines are reported all the same)
+    if rec.select(pl.struct("host", "time").is_duplicated().any()).item():
+        first = rec.unique(["host", "time"], keep="first", maintain_order=True)["sid"]
+        out = [f.filter(pl.col("sid").is_in(first.implode())) for f in out]
     meta = rec.select("sid", "time", "host", "jobid", "boot")
     if not out:
         recs = rec.select(pl.col("fid", "sid").cast(pl.Int64), "host", "time", "boot")
