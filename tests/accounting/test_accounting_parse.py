@@ -157,7 +157,8 @@ def test_short_host():
 
 
 def test_fqdn_nodelist_is_expanded_in_order_and_shortened():
-    df, issues = parse(line(NodeList="c401-[001-003,010],c402-001.stampede3.tacc.utexas.edu"))
+    df, issues = parse(line(NodeList="c401-[001-003,010],c402-001.stampede3.tacc.utexas.edu",
+                            NNodes="5"))
     assert issues == []
     assert df["hosts"].to_list() == [
         ["c401-001", "c401-002", "c401-003", "c401-010", "c402-001"]
@@ -203,13 +204,25 @@ def test_malformed_lines_become_issues_and_the_rest_loads():
         line(JobID="abc"),
         line(JobID="707"),
     )
-    assert df["jobid"].to_list() == ["700", "707"]
-    assert [i.line for i in issues] == [3, 4, 5, 6, 7, 8, 9]  # header is line 1
+    # a bad key field (JobID, Start) sets the line aside; any other loads as NULL
+    assert df["jobid"].to_list() == ["700", "703", "704", "705", "706", "707"]
+    assert [i.line for i in issues] == [3, 4, 5, 5, 6, 7, 8, 9]  # header is line 1
     assert all(i.source == "test.txt" for i in issues)
     assert issues[0].text == bad_fields
-    assert issues[0].reason == "expected 19 fields, got 20"
-    assert "NNodes" in issues[2].reason
-    assert "node list" in issues[3].reason
+    assert issues[0].reason == "expected 19 fields, got 20; set aside"
+    assert [(i.field, i.action) for i in issues[1:]] == [
+        ("Start", "set aside"), ("NNodes", "loaded with NULL"),
+        ("ReqMem", "loaded with NULL"),  # 64G per node, and the node count is bad
+        ("NodeList", "loaded with NULL"), ("Elapsed", "loaded with NULL"),
+        ("ReqMem", "loaded with NULL"), ("JobID", "set aside")]
+    assert issues[2].reason == "NNodes: not a plain decimal integer: 'two'; loaded with NNodes NULL"
+    assert "node list" in issues[4].reason
+    rows = {r["jobid"]: r for r in df.to_dicts()}
+    assert rows["703"]["nnodes"] is None and rows["703"]["req_mem_bytes"] is None
+    assert rows["703"]["ncpus"] == 16
+    assert rows["704"]["nodelist"] is None and rows["704"]["hosts"] == []
+    assert rows["705"]["elapsed_s"] is None and rows["705"]["timelimit_s"] == 7200
+    assert rows["706"]["req_mem_bytes"] is None
 
 
 def test_duplicate_jobid_last_line_wins():
