@@ -40,9 +40,14 @@ _NUMBER_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 #: a data line's values: plain decimals separated by blanks
 _VALUES_RE = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[ \t]+-?[0-9]+(?:\.[0-9]+)?)*")
 _EPOCH_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
-# a record line's host and job id: ASCII (the drain checks hosts more strictly)
-_HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_JOBID_RE = re.compile(r"[!-~]+")
+# a record line's host and job id: ASCII (the drain checks hosts more strictly);
+# a host name has at most 253 characters (RFC 1123), a job id 128
+_HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
+_JOBID_RE = re.compile(r"[!-~]{1,128}")
+#: the longest line any reader reads (characters); a longer one is reported
+#: unread, so one giant line costs its own bytes, not a frame or a token list
+#: of it (real lines stay under a few KB: 1024-CPU device lists, 100 events)
+MAX_LINE = 1 << 20
 _BLANKS = " \t"
 _FIELD_SEP = re.compile(r"[ \t]+")
 # whitespace str.split() would split at but the grammar does not
@@ -393,6 +398,12 @@ class _Reader:
     def line(self, lineno: int, line: str) -> None:
         self.lineno = lineno
         first = line[:1]
+        if len(line) > MAX_LINE:
+            if first in _DIGITS:  # a record line, unread: its data lines have no sample
+                self.in_header, self.sample = False, None
+            self.issue(f"line of {len(line)} characters, over {MAX_LINE}",
+                       line[:200] + "...")
+            return
         if first == "#" or not line.strip(_BLANKS):
             return
         if "\x00" in line:
@@ -473,8 +484,8 @@ class _Reader:
                        "up to 9999-12-31", line)
             return
         if not _HOST_RE.fullmatch(parts[2]) or not _JOBID_RE.fullmatch(parts[1]):
-            self.issue("record line host or job id is not ASCII "
-                       "(host: letters, digits, '.', '-', '_')", line)
+            self.issue("record line host or job id is malformed (host: up to 253 letters, "
+                       "digits, '.', '-', '_'; job id: up to 128 printable ASCII)", line)
             return
         if self.header is None:
             self.issue("sample before any header", line)

@@ -15,6 +15,7 @@ import pytest
 from hpcperf_monitor.rawformat import (
     EPOCH_EARLIEST,
     EPOCH_MAX,
+    MAX_LINE,
     Header,
     boot_time,
     epoch_in_window,
@@ -77,8 +78,9 @@ def test_item6_break_inside_a_record_line_and_crlf():
     text = HEAD + "100 - c1\u2028\ncpu 0 1 2\n" + "200 - c1\r\ncpu 0 3 4\r\n"
     frame, issues = both(text)
     # the host field is "c1\u2028", not "c1": a bad record line, its data line lost
-    assert issues == [(5, "record line host or job id is not ASCII (host: letters, digits, "
-                          "'.', '-', '_')"), (6, "data line outside a sample")]
+    assert issues == [(5, "record line host or job id is malformed (host: up to 253 letters, "
+                          "digits, '.', '-', '_'; job id: up to 128 printable ASCII)"),
+                      (6, "data line outside a sample")]
     assert cpu0(frame) == [(200.0, 3.0)]  # \r\n lines read as \n lines
     crlf = (HEAD + "100 - c1\ncpu 0 1 2\n").replace("\n", "\r\n")
     (frame, issues), (lf_frame, lf_issues) = both(crlf), both(crlf.replace("\r\n", "\n"))
@@ -239,3 +241,26 @@ def test_item12_diskstats_ticks_wrap_at_32_bits(schema_width, rate):
     assert issues == []
     rows = host_rows(frame).filter(pl.col("event") == "io_ticks")
     assert rows["value"].to_list() == ([] if rate is None else [pytest.approx(rate)])
+
+
+# --- a giant line ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["data", "record", "mark", "header"])
+def test_a_line_over_max_line_is_reported_unread_and_the_rest_loads(where):
+    """A 2 MiB line: reported (its first 200 characters), never split into tokens;
+    the fast path hands the chunk to read_raw rather than copying it through polars
+    (peak memory: ``python -m benchmarks.giant_line``)."""
+    giant = {"data": "cpu 1 " + "1 " * MAX_LINE, "record": "200 - " + "c" * 2 * MAX_LINE,
+             "mark": "%" + "m" * 2 * MAX_LINE, "header": "$uname " + "x" * 2 * MAX_LINE}[where]
+    text = HEAD + "100 - c1\ncpu 0 1 2\n" + giant + "\ncpu 2 3 4\n300 - c1\ncpu 0 5 6\n"
+    frame, issues = both(text)
+    assert issues[0][0] == 7 and issues[0][1].startswith("line of ")
+    parsed = long_frame_of_chunks([Chunk(text)])
+    assert parsed.slow_chunks == 1 and len(parsed.issues[0].text) == 203
+    if where == "record":  # its data line has no sample
+        assert issues[1:] == [(8, "data line outside a sample")]
+        assert sorted(frame["device"].unique()) == ["0"]
+    else:  # cpu 2 belongs to the sample of line 5
+        assert issues[1:] == [] and sorted(frame["device"].unique()) == ["0", "2"]
+    assert cpu0(frame) == [(100.0, 1.0), (300.0, 5.0)]
