@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from records import HEADER, line
 
 from hpcperfstats.accounting import (
     COLUMNS,
@@ -20,22 +21,7 @@ from hpcperfstats.accounting import (
 )
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "accounting" / "2026-03-18.txt"
-HEADER = "|".join(FIELDS)
 GiB = 2**30
-
-
-def line(**over: str) -> str:
-    """One record with plain defaults, fields overridden by sacct name."""
-    rec = {
-        "JobID": "500", "JobIDRaw": "500", "User": "u1", "Account": "A1",
-        "Partition": "normal", "QOS": "normal", "JobName": "job", "State": "COMPLETED",
-        "ExitCode": "0:0", "Submit": "2026-11-20T12:00:00+0000",
-        "Start": "2026-11-20T12:10:00+0000", "End": "2026-11-20T13:10:00+0000",
-        "Elapsed": "01:00:00", "Timelimit": "02:00:00", "NNodes": "1", "NCPUS": "16",
-        "ReqMem": "64G", "AllocTRES": "billing=16,cpu=16,mem=64G,node=1", "NodeList": "c001-001",
-    }  # fmt: skip
-    rec.update(over)
-    return "|".join(rec[f] for f in FIELDS)
 
 
 def parse(*lines: str, tz: str = "UTC"):

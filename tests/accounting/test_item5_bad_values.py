@@ -18,28 +18,19 @@ import pytest
 from dagster import DagsterInstance, materialize
 from hypothesis import given
 from hypothesis import strategies as st
+from records import HEADER
+from records import line as base_line
 
 from hpcperf_dagster.assets.jobs import slurm_jobs
 from hpcperf_dagster.resources import Database, Paths
 from hpcperfstats.accounting import COLUMNS, FIELDS, SPEC, issues_by_line, parse_accounting
 
-HEADER = "|".join(FIELDS)
 GiB = 2**30
 
 
 def line(**over: str) -> str:
-    """One good record (1 node, 16 CPUs, 64G per node), fields overridden by sacct name."""
-    rec = {
-        "JobID": "500", "JobIDRaw": "500", "User": "u1", "Account": "A1",
-        "Partition": "normal", "QOS": "normal", "JobName": "job", "State": "COMPLETED",
-        "ExitCode": "0:0", "Submit": "2026-11-20T12:00:00+0000",
-        "Start": "2026-11-20T12:10:00+0000", "End": "2026-11-20T13:10:00+0000",
-        "Elapsed": "01:00:00", "Timelimit": "02:00:00", "NNodes": "1", "NCPUS": "16",
-        "ReqMem": "64G", "AllocTRES": "billing=16,cpu=16,gres/gpu=2,mem=64G,node=1",
-        "NodeList": "c001-001",
-    }  # fmt: skip
-    rec.update(over)
-    return "|".join(rec[f] for f in FIELDS)
+    """A good record (1 node, 16 CPUs, 64G per node, 2 GPUs), fields overridden."""
+    return base_line(**{"AllocTRES": "billing=16,cpu=16,gres/gpu=2,mem=64G,node=1", **over})
 
 
 def parse(*lines: str):
