@@ -413,11 +413,11 @@ def _header_problem(fields: list[str]) -> str | None:
 def parse_accounting(
     data: str | bytes, source: str, tz: str = "UTC"
 ) -> tuple[pl.DataFrame, list[AccountingIssue]]:
-    """Parse one ``sacct --parsable2`` dump into a frame of :data:`COLUMNS`.
+    r"""Parse one ``sacct --parsable2`` dump into a frame of :data:`COLUMNS`.
 
     Fields are taken by the header's names, so a dump with extra or
     reordered columns still loads; a header that lacks a field or names one
-    twice rejects the file. Lines end at ``\\n`` (``\\r\\n`` accepted), as in
+    twice rejects the file. Lines end at ``\n`` (``\r\n`` accepted), as in
     the raw stats format. Job steps (``123.batch``) are skipped; a job listed
     twice keeps its last line. Every bad line becomes an :class:`AccountingIssue`
     (``source``, 1-based line number, field) and the rest still loads: a bad

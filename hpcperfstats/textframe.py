@@ -94,7 +94,7 @@ def _needs_reference(chunk: Chunk) -> bool:
 
 
 def _plain(text: str) -> bool:
-    """Printable ASCII and ``\n`` only (a C-speed scan: ~1 ms per MB)."""
+    r"""Printable ASCII and ``\n`` only (a C-speed scan: ~1 ms per MB)."""
     return text.isascii() and not text.encode("ascii").translate(None, _PLAIN)
 
 

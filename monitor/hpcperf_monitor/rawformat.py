@@ -52,6 +52,7 @@ _BLANKS = " \t"
 _FIELD_SEP = re.compile(r"[ \t]+")
 # whitespace str.split() would split at but the grammar does not
 _ODD_SPACE = re.compile(r"[^\S \t\n]")
+_ODD_ASCII_SPACE = "\r\x0b\x0c\x1c\x1d\x1e\x1f"
 
 #: 2000-01-01T00:00:00Z: no monitor of ours or TACC's ran before it.
 EPOCH_EARLIEST = 946684800.0
@@ -63,7 +64,7 @@ EPOCH_MAX_AHEAD_S = 86400.0
 
 
 def split_lines(text: str) -> list[str]:
-    """The lines of a text: it is cut at ``\n`` only, and one ``\r`` before it goes.
+    r"""The lines of a text: it is cut at ``\n`` only, and one ``\r`` before it goes.
 
     The one definition of a line for every reader of the raw format (and of
     accounting dumps): ``\x0c``, ``\x85``, U+2028 and the other characters
@@ -77,7 +78,7 @@ def split_lines(text: str) -> list[str]:
 
 
 def strip_line_end(line: str) -> str:
-    """A line given by a caller, without its ``\n`` or ``\r\n``."""
+    r"""A line given by a caller, without its ``\n`` or ``\r\n``."""
     if line.endswith("\n"):
         line = line[:-1]
     return line[:-1] if line.endswith("\r") else line
@@ -166,9 +167,11 @@ def window_issues(
 
 def _splitter(text: str):
     """Field splitter for a text: ``str.split`` where it agrees with the grammar."""
-    if _ODD_SPACE.search(text) is None:
-        return str.split
-    return _split_fields
+    if text.isascii():  # the common case: a few memchr scans, no regex over the text
+        odd = any(c in text for c in _ODD_ASCII_SPACE)
+    else:
+        odd = _ODD_SPACE.search(text) is not None
+    return _split_fields if odd else str.split
 
 
 def _split_fields(line: str) -> list[str]:
@@ -359,7 +362,7 @@ def read_raw(
     header: Header | None = None,
     first_line: int = 1,
 ) -> RawStats:
-    """Parse raw stats text.
+    r"""Parse raw stats text.
 
     ``header`` continues a file whose header was read earlier (a message
     without ``$`` lines is appended to its host's current archive file and
