@@ -124,3 +124,15 @@ def test_real_slurm_capture_replays_and_parses(fake_sacct, tmp_path, monkeypatch
     # printed without an offset (TZ=UTC): read as UTC
     assert by_id["1"]["start_time"].isoformat() == "2026-11-25T20:17:51+00:00"
     assert by_id["1"]["hosts"] == ["vm"] and by_id["1"]["timelimit_s"] is None
+
+
+def test_item5_output_naming_a_column_twice_is_no_dump(fake_sacct, tmp_path, monkeypatch):
+    """A blank line, then a header naming NCPUS twice: refused, no day file written."""
+    folder = tmp_path / "fake"
+    folder.mkdir()
+    (folder / "2026-03-21.txt").write_text("\n" + "|".join([*FIELDS, "NCPUS"]) + "\n")
+    monkeypatch.setenv("FAKE_SACCT_DIR", str(folder))
+    out = tmp_path / "accounting"
+    with pytest.raises(RuntimeError, match=r"\['NCPUS'\] more than once"):
+        dump_day(date(2026, 3, 21), out)
+    assert not (out / "2026-03-21.txt").exists()
