@@ -146,8 +146,9 @@ def long_frame_of_chunks(chunks: Sequence[Chunk],
                          skip_types: frozenset[str] = frozenset()) -> ParsedChunks:
     """Every value of every sample as a row (LONG_SCHEMA); duplicates dropped.
 
-    A (host, time) sample read twice (a re-delivered message) keeps the
-    first copy read, as :func:`frames.long_frame` does.
+    A (host, time) sample read twice (a re-delivered message, a torn copy
+    and a whole one) keeps the copy with the most values, of equals the
+    first read, as :func:`frames.long_frame` does.
     """
     fast_ids = [i for i, c in enumerate(chunks) if not _needs_reference(c)]
     slow = {i for i in range(len(chunks)) if i not in set(fast_ids)}
@@ -172,8 +173,9 @@ def long_frame_of_chunks(chunks: Sequence[Chunk],
         if header is not None and chunks[i].boot is not None:
             # a slice's first sample is not its file's: keep the file's boot
             header.first_time = chunks[i].boot + (header.uptime or 0)
-        lf = long_frame(raw.samples, skip_types)
-        frames.append(lf.with_columns(pl.lit(i, pl.Int64).alias("fid")))
+        lf = long_frame(raw.samples, skip_types)  # one copy per sample already
+        frames.append(lf.with_columns(pl.lit(i, pl.Int64).alias("fid"),
+                                      pl.lit(-1, pl.Int64).alias("sid")))
         records.append(pl.DataFrame(
             {"fid": [i] * len(raw.samples), "sid": list(range(len(raw.samples))),
              "host": [short_host(s.host) for s in raw.samples],
@@ -187,9 +189,7 @@ def long_frame_of_chunks(chunks: Sequence[Chunk],
     frame = pl.concat(frames, how="vertical")
     rec = pl.concat(records, how="vertical").sort("fid", "sid")
     if rec.select(pl.struct("host", "time").is_duplicated().any()).item():
-        # a sample read twice across chunks: the first chunk's copy wins
-        frame = frame.sort("fid", maintain_order=True).unique(
-            ["host", "time", "type", "device", "event"], keep="first", maintain_order=True)
+        frame = _best_copies(frame)
     samples_in = rec.unique(["host", "time"], maintain_order=True).select(list(_SAMPLES))
     return ParsedChunks(frame.select(list(LONG_SCHEMA)), samples_in, issues, len(slow))
 
@@ -265,18 +265,22 @@ def _fast(chunks: Sequence[Chunk], skip: frozenset[str]
             frame, wrong = _values(type_, schema, part)
             bad |= wrong
             out.append(frame)
-    # duplicate (host, time) within these chunks: the first sample wins (its
-    # copies were checked above: their bad lines are reported all the same)
-    if rec.select(pl.struct("host", "time").is_duplicated().any()).item():
-        first = rec.unique(["host", "time"], keep="first", maintain_order=True)["sid"]
-        out = [f.filter(pl.col("sid").is_in(first.implode())) for f in out]
     meta = rec.select("sid", "time", "host", "jobid", "boot")
-    if not out:
-        recs = rec.select(pl.col("fid", "sid").cast(pl.Int64), "host", "time", "boot")
-        return pl.DataFrame(schema={**LONG_SCHEMA, "fid": pl.Int64}), recs, bad
-    frame = pl.concat(out, how="vertical").join(meta, on="sid", how="left")
     recs = rec.select(pl.col("fid", "sid").cast(pl.Int64), "host", "time", "boot")
-    return frame.select(*LONG_SCHEMA, pl.col("fid").cast(pl.Int64)), recs, bad
+    if not out:
+        return pl.DataFrame(schema={**LONG_SCHEMA, "fid": pl.Int64, "sid": pl.Int64}), recs, bad
+    frame = pl.concat(out, how="vertical").join(meta, on="sid", how="left")
+    return frame.select(*LONG_SCHEMA, pl.col("fid", "sid").cast(pl.Int64)), recs, bad
+
+
+def _best_copies(frame: pl.DataFrame) -> pl.DataFrame:
+    """One copy of each (host, time) sample: the one with the most values, of
+    equals the first read, as :func:`frames.long_frame` chooses. A copy is a
+    (chunk, sample) pair (``sid`` -1: a chunk read_raw read, one copy per sample)."""
+    copies = frame.group_by("host", "time", "fid", "sid").len()
+    best = copies.sort(["len", "fid", "sid"], descending=[True, False, False]).unique(
+        ["host", "time"], keep="first").select("host", "time", "fid", "sid")
+    return frame.join(best, on=["host", "time", "fid", "sid"], how="semi", maintain_order="left")
 
 
 def _values(type_: str, schema: Schema, part: pl.DataFrame) -> tuple[pl.DataFrame, set[int]]:

@@ -48,6 +48,9 @@ _JOBID_RE = re.compile(r"[!-~]{1,128}")
 #: unread, so one giant line costs its own bytes, not a frame or a token list
 #: of it (real lines stay under a few KB: 1024-CPU device lists, 100 events)
 MAX_LINE = 1 << 20
+#: the largest ``U=`` multiplier (2^53: exact as a float factor); real ones are
+#: 4, 64, 512
+MAX_MULTIPLIER = 1 << 53
 _BLANKS = " \t"
 _FIELD_SEP = re.compile(r"[ \t]+")
 # whitespace str.split() would split at but the grammar does not
@@ -210,10 +213,13 @@ class Event:
                 kw["control"] = True
             elif opt.startswith("U="):
                 mult, unit = _UNIT_RE.match(opt[2:]).groups()  # type: ignore[union-attr]
-                kw["multiplier"] = parse_uint(mult) if mult else 1
+                multiplier = parse_uint(mult[:20]) if mult else 1
+                if not 1 <= multiplier <= MAX_MULTIPLIER:
+                    raise ValueError(f"unit multiplier {mult[:20]} out of range in {spec[:80]!r}")
+                kw["multiplier"] = multiplier
                 kw["unit"] = unit or None
             elif opt.startswith("W="):
-                width = parse_uint(opt[2:])
+                width = parse_uint(opt[2:][:20])
                 if not 1 <= width <= 64:
                     raise ValueError(f"counter width {width} out of range in {spec!r}")
                 kw["width"] = width

@@ -182,6 +182,7 @@ def test_item5_fuzzed_dump_never_raises_and_every_line_is_loaded_or_reported(dum
     reported = {i.line for i in issues}
     loaded = set(df["jobid"].to_list())
     for lineno, text_line in enumerate(lines, start=2):
+        text_line = text_line.removesuffix("\r")  # then "\n": a CRLF line end
         jobid = text_line.split("|")[0].strip(" \t")
         if lineno in reported or "." in jobid or not text_line.strip(" \t"):
             continue  # reported, a job step, or blank

@@ -264,3 +264,27 @@ def test_a_line_over_max_line_is_reported_unread_and_the_rest_loads(where):
     else:  # cpu 2 belongs to the sample of line 5
         assert issues[1:] == [] and sorted(frame["device"].unique()) == ["0", "2"]
     assert cpu0(frame) == [(100.0, 1.0), (300.0, 5.0)]
+
+
+# --- duplicates -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["torn first", "whole first", "one text"])
+def test_a_torn_copy_never_beats_the_whole_sample_in_either_reader(order):
+    """A sample torn at a line boundary, then delivered again whole (issue 12 item 4's
+    de-duplication rule, in both readers): the whole copy's three rows load."""
+    whole = "100 - c1\ncpu 0 1 2\ncpu 1 3 4\ncpu 2 5 6\n"
+    torn = "100 - c1\ncpu 0 1 2\n"
+    header = read_raw(HEAD).headers[0]
+    texts = {"torn first": [torn, whole], "whole first": [whole, torn],
+             "one text": [torn + whole]}[order]
+    chunks = [Chunk(t, header, boot_time(header), source=f"m{i}") for i, t in enumerate(texts)]
+    samples = [s for c in chunks for s in read_raw(c.text, header=copy.copy(header)).samples]
+    ref = long_frame(samples)
+    fast = long_frame_of_chunks(chunks).frame
+    assert_frame_equal(fast.sort(KEY), ref.sort(KEY))
+    assert sorted(ref.filter(pl.col("event") == "user")["raw"].to_list()) == [1.0, 3.0, 5.0]
+    # equal copies: the first read wins (a re-delivered message changes nothing)
+    again = long_frame_of_chunks([Chunk(whole, header, source="a"),
+                                  Chunk(whole.replace(" 5 6", " 7 8"), header, source="b")])
+    assert sorted(again.frame.filter(pl.col("event") == "user")["raw"].to_list()) == [1, 3, 5]
