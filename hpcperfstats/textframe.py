@@ -42,6 +42,7 @@ _HOST = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$"
 _JOBID_MAX = 128
 _NUM = r"-?[0-9]+(\.[0-9]+)?"
 _VALUES = rf"^{_NUM}( {_NUM})*$"
+_HUGE = r"[0-9]{300}"  # a number this long may be beyond a 64-bit float
 
 
 @dataclass
@@ -261,6 +262,8 @@ def _fast(chunks: Sequence[Chunk], skip: frozenset[str]
             if type_ in skip:  # not loaded, but its bad lines are reported all the same
                 counted = pl.col("rest").str.count_matches(" ") + 1 == len(schema.events)
                 bad |= set(part.filter(~counted)["fid"].to_list())
+                huge = part.filter(pl.col("rest").str.contains(_HUGE))  # may overflow a float
+                bad |= _values(type_, schema, huge)[1] if huge.height else set()
                 continue
             frame, wrong = _values(type_, schema, part)
             bad |= wrong

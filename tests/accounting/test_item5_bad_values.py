@@ -16,7 +16,7 @@ import polars as pl
 import psycopg
 import pytest
 from dagster import DagsterInstance, materialize
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from records import HEADER
 from records import line as base_line
@@ -174,6 +174,10 @@ def dumps(draw) -> tuple[str, list[str]]:
     return HEADER + "\n" + "\n".join(lines) + "\n", lines
 
 
+_CRLF_BLANK = [line(JobID="1000", JobIDRaw="1000"), "\r"]  # found by Hypothesis
+
+
+@example(dump=(HEADER + "\n" + "\n".join(_CRLF_BLANK) + "\n", _CRLF_BLANK), as_bytes=False)
 @given(dump=dumps(), as_bytes=st.booleans())
 def test_item5_fuzzed_dump_never_raises_and_every_line_is_loaded_or_reported(dump, as_bytes):
     text, lines = dump
