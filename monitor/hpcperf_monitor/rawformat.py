@@ -378,11 +378,11 @@ def read_raw(
     """
     if isinstance(text, str):
         lines: Iterable[str] = split_lines(text)
-        split = _splitter(text)
+        split, ascii_text = _splitter(text), text.isascii()
     else:
         lines = (strip_line_end(ln) for ln in text)
-        split = _split_fields
-    reader = _Reader(source, header, split)
+        split, ascii_text = _split_fields, False
+    reader = _Reader(source, header, split, ascii_text)
     for lineno, line in enumerate(lines, start=first_line):
         reader.line(lineno, line)
     return reader.out
@@ -391,9 +391,10 @@ def read_raw(
 class _Reader:
     """State of one :func:`read_raw` pass: the line kinds of docs/raw-format.md."""
 
-    def __init__(self, source: str, header: Header | None, split) -> None:
+    def __init__(self, source: str, header: Header | None, split, ascii_text: bool) -> None:
         self.source = source
         self.split = split
+        self.ascii = ascii_text  # the whole text is ASCII (str.isascii: O(1))
         self.out = RawStats()
         self.header = header
         self.in_header = False  # still reading $ ! @type lines of a header block
@@ -525,7 +526,7 @@ class _Reader:
             self.issue(f"{type_} expects {expected} values, got {len(values)}", line)
             return
         try:
-            nums = _values(values)
+            nums = _values(values, self.ascii)
         except ValueError as exc:
             self.issue(f"bad value: {exc}", line)
             return
@@ -536,8 +537,15 @@ class _Reader:
         devs[device] = nums
 
 
-def _values(values: list[str]) -> tuple[Number, ...]:
-    """A data line's values; one regex checks the common all-valid case."""
+def _values(values: list[str], ascii_text: bool) -> tuple[Number, ...]:
+    """A data line's values, checked as a whole where that is enough.
+
+    In ASCII text ``str.isdigit`` is ``[0-9]``: the common line of counters
+    needs no regex, and under 300 digits no token can overflow a float.
+    """
+    digits = "".join(values)
+    if ascii_text and digits.isdigit():
+        return tuple(map(int if len(digits) <= 300 else _decimal, values))
     if _VALUES_RE.fullmatch(" ".join(values)):
         return tuple(map(_decimal, values))
     return tuple(map(parse_number, values))
