@@ -478,9 +478,9 @@ _KEYS = {f.sacct for f in SPEC if f.key}
 def issues_by_line(issues: Iterable[AccountingIssue]) -> list[dict]:
     """One record per bad line, for metadata, checks and quarantine.
 
-    Keys: ``line``, ``fields`` (comma-separated), ``action`` (the gravest:
-    file rejected > set aside > loaded with NULL > loaded as given),
-    ``reasons`` (all, ``; ``-joined) and ``text`` (the line as read).
+    Keys: ``source``, ``line``, ``fields`` (comma-separated), ``action`` (the
+    gravest: file rejected > set aside > loaded with NULL > loaded as given),
+    ``reasons`` (a list, one per issue) and ``text`` (the line as read).
     """
     grave = ["loaded as given", "loaded with NULL", "set aside", "file rejected"]
     out: dict[tuple[str, int], dict] = {}
@@ -493,8 +493,7 @@ def issues_by_line(issues: Iterable[AccountingIssue]) -> list[dict]:
         rec["reasons"].append(i.reason)
         if grave.index(i.action) > grave.index(rec["action"]):
             rec["action"] = i.action
-    return [{**r, "fields": ", ".join(r["fields"]), "reasons": "; ".join(r["reasons"])}
-            for r in out.values()]
+    return [{**r, "fields": ", ".join(r["fields"])} for r in out.values()]
 
 
 def _format_value(field: str, value: object) -> str:

@@ -35,8 +35,8 @@ _TABLE = TableSchema(columns=[
 def _bad_line_table(bad: list[dict]) -> MetadataValue:
     # a table of plain text cells: job names are user input, never markdown/HTML
     return MetadataValue.table(
-        [TableRecord({k: r[k] for k in ("line", "fields", "action", "reasons")})
-         for r in bad[:LISTED]], _TABLE)
+        [TableRecord({"line": r["line"], "fields": r["fields"], "action": r["action"],
+                      "reasons": " / ".join(r["reasons"])}) for r in bad[:LISTED]], _TABLE)
 
 
 @asset(
@@ -59,11 +59,11 @@ def slurm_jobs(context: AssetExecutionContext, db: Database, paths: Paths):
     bad = issues_by_line(issues)
     for rec in bad:  # the line's own bytes, every reason with it
         quarantine.put(paths.quarantine, rec["text"].encode("utf-8", "surrogateescape"),
-                       f"accounting ({rec['action']}): {rec['reasons'][:300]}",
-                       f"{rec['source']}:{rec['line']}", details=rec["reasons"].split("; "))
+                       f"accounting ({rec['action']}): {' / '.join(rec['reasons'])[:300]}",
+                       f"{rec['source']}:{rec['line']}", details=rec["reasons"])
     rejected = [r for r in bad if r["action"] == "file rejected"]
     if rejected:
-        raise Failure(description=f"accounting dump {path} rejected: {rejected[0]['reasons']} "
+        raise Failure(description=f"accounting dump {path} rejected: {rejected[0]['reasons'][0]} "
                       f"(line {rejected[0]['line']}); nothing of it was loaded",
                       metadata={"file": str(path), "quarantine": str(paths.quarantine)})
     with db.connect() as conn:

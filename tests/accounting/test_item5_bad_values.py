@@ -124,6 +124,7 @@ def test_item5_end_before_start_and_nnodes_unlike_nodelist_are_reported():
     assert df["nnodes"].to_list() == [4] and df["hosts"].to_list() == [["c1", "c2"]]
     (rec,) = issues_by_line(issues)
     assert (rec["line"], rec["fields"], rec["action"]) == (2, "End, NNodes", "loaded as given")
+    assert rec["reasons"] == [i.reason for i in issues]
 
 
 def test_item5_not_utf8_spoils_one_field_and_the_line_is_kept_as_bytes():
@@ -262,6 +263,8 @@ def test_item5_slurm_jobs_loads_the_day_and_lists_each_bad_line(hpcperf_env, pg_
     assert {r.data["line"] for r in meta["bad_line_list"].records} == set(expected)
     records = [json.loads(p.read_text()) for p in (hpcperf_env / "quarantine").glob("*/*.json")]
     assert sorted(int(r["origin"].rsplit(":", 1)[1]) for r in records) == sorted(expected)
+    two = next(r for r in records if r["origin"].endswith(":4"))  # NNodes, then ReqMem
+    assert len(two["details"]) == 2 and two["details"][0].startswith("NNodes: 9999999999 is out")
     nul = next(p for p in (hpcperf_env / "quarantine").glob("*/*.raw")
                if b"evil" in p.read_bytes())
     assert nul.read_bytes() == lines[4].encode()  # the line as it was, NUL and all
