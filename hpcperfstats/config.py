@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hpcperf_monitor.rawformat import EPOCH_EARLIEST, EPOCH_MAX_AHEAD_S
+
 #: default of HPCPERF_CHUNK_MAX_BYTES (and of HPCPERF_MESSAGE_MAX_BYTES): 16 MiB
 CHUNK_DEFAULT = str(16 * 1024 * 1024)
 
@@ -47,10 +49,10 @@ class Settings:
     #: bytes of raw text parsed at once (a message, an archive slice, a piece
     #: of an imported or damaged file): bounds memory per chunk
     chunk_max_bytes: int
-    #: sane window of a live sample's epoch (drain and importer): not before
-    #: this epoch, not more than ``epoch_max_ahead_s`` past its receipt
-    epoch_earliest: float
-    epoch_max_ahead_s: float
+    #: sane window of a live sample's epoch (``rawformat.epoch_in_window``):
+    #: not before this epoch, not more than ``epoch_max_ahead_s`` past receipt
+    epoch_earliest: float = EPOCH_EARLIEST
+    epoch_max_ahead_s: float = EPOCH_MAX_AHEAD_S
 
     @property
     def archive_dir(self) -> Path:
@@ -81,7 +83,7 @@ class Settings:
 
 def settings() -> Settings:
     """Current settings from the environment."""
-    start = datetime.fromisoformat(_env("PARTITION_START", "2026-01-01"))
+    start = _utc(_env("PARTITION_START", "2026-01-01"))
     return Settings(
         home=Path(_env("HOME", str(Path.cwd() / "data"))).resolve(),
         database_url=os.environ.get("HPCPERF_DATABASE_URL") or None,
@@ -91,11 +93,17 @@ def settings() -> Settings:
         drain_max_messages=int(_env("DRAIN_MAX_MESSAGES", "50000")),
         drain_max_seconds=float(_env("DRAIN_MAX_SECONDS", "120")),
         sensor_interval=int(_env("SENSOR_INTERVAL", "30")),
-        partition_start=start.replace(tzinfo=start.tzinfo or UTC),
+        partition_start=start,
         rate_lookback_s=float(_env("RATE_LOOKBACK_S", "3600")),
         message_max_bytes=int(_env("MESSAGE_MAX_BYTES", _env("CHUNK_MAX_BYTES", CHUNK_DEFAULT))),
         retry_after_s=float(_env("RETRY_AFTER_S", "600")),
         chunk_max_bytes=int(_env("CHUNK_MAX_BYTES", CHUNK_DEFAULT)),
         epoch_earliest=_epoch(_env("EPOCH_EARLIEST", "2000-01-01")),
-        epoch_max_ahead_s=float(_env("EPOCH_MAX_AHEAD_S", "86400")),
+        epoch_max_ahead_s=float(_env("EPOCH_MAX_AHEAD_S", str(EPOCH_MAX_AHEAD_S))),
     )
+
+
+def _utc(text: str) -> datetime:
+    """An ISO date or time; UTC unless it names its own offset."""
+    when = datetime.fromisoformat(text)
+    return when.replace(tzinfo=when.tzinfo or UTC)

@@ -14,6 +14,7 @@ import polars as pl
 from hpcperf_monitor.rawformat import Sample, Schema, boot_time
 
 from hpcperfstats.accounting import short_host
+from hpcperfstats.rates import counter_width
 from hpcperfstats.units import to_si
 
 META = ["time", "host", "jobid", "boot", "device"]
@@ -35,11 +36,15 @@ LONG_SCHEMA = {
 
 
 def event_meta(schema: Schema) -> pl.DataFrame:
-    """Per-event options of a schema (counter, width, SI factor and unit) as columns."""
+    """Per-event options of a schema (counter, width, SI factor and unit) as columns.
+
+    A width the schema leaves out is the kernel's known one (``rates.KERNEL_WIDTHS``).
+    """
     rows = []
     for ev in schema.events:
         factor, si = to_si(ev.unit, ev.multiplier)
-        rows.append((ev.name, ev.cumulative, ev.width, factor, si))
+        width = counter_width(schema.type, ev.name, ev.width)
+        rows.append((ev.name, ev.cumulative, width, factor, si))
     return pl.DataFrame(
         rows,
         schema={"event": pl.Utf8, "cumulative": pl.Boolean, "width": pl.Int32,
@@ -53,16 +58,17 @@ def long_frame(samples: Iterable[Sample], skip_types: frozenset[str] = frozenset
 
     A node that replays its spool, or a message delivered twice after a crash
     between archive fsync and broker ack, yields the same sample twice: the
-    first one read wins. Control registers (``C``) are not data and are left out.
+    copy with the most values wins (a torn copy never beats a whole one), of
+    equal copies the first read. Control registers (``C``) are not data and
+    are left out.
     """
+    samples = list(samples)
+    best = _best_copies(samples, skip_types)
     groups: dict[tuple[str, Schema, bool], tuple[list, list]] = {}
-    seen: set[tuple[str, float]] = set()
     for sample in samples:
         host = short_host(sample.host)
-        key = (host, sample.time)
-        if key in seen:
+        if best[(host, sample.time)] is not sample:
             continue
-        seen.add(key)
         boot = boot_time(sample.header)
         jobid = sample.job
         fast = sample.tier == "fast"
@@ -78,6 +84,27 @@ def long_frame(samples: Iterable[Sample], skip_types: frozenset[str] = frozenset
     if not frames:
         return pl.DataFrame(schema=LONG_SCHEMA)
     return pl.concat(frames, how="vertical")
+
+
+def values_loaded(sample: Sample, skip_types: frozenset[str] = frozenset()) -> int:
+    """How many values of a sample become rows (not skipped, not control)."""
+    n = 0
+    for type_, devices in sample.rows.items():
+        if type_ not in skip_types:
+            n += len(devices) * sum(not e.control for e in sample.events(type_))
+    return n
+
+
+def _best_copies(samples: list[Sample], skip_types: frozenset[str]
+                 ) -> dict[tuple[str, float], Sample]:
+    """Per (host, time): the copy with the most values; of equals, the first."""
+    best: dict[tuple[str, float], tuple[int, Sample]] = {}
+    for sample in samples:
+        key = (short_host(sample.host), sample.time)
+        n = values_loaded(sample, skip_types)
+        if key not in best or n > best[key][0]:
+            best[key] = (n, sample)
+    return {key: sample for key, (_, sample) in best.items()}
 
 
 def _group_frame(type_: str, schema: Schema, fast: bool, meta: list, values: list) -> pl.DataFrame:

@@ -22,6 +22,28 @@ from hpcperfstats.units import rate_unit
 #: Two headers whose boot times differ by more than this are different boots.
 BOOT_TOLERANCE_S = 120.0
 
+#: Widths (bits) of kernel counters narrower than 64 bits, by (type, event),
+#: for schemas that declare no ``W=`` (TACC's C monitor declares none). The
+#: /proc/diskstats tick fields are printed from 32-bit ``unsigned int``s
+#: (block/genhd.c ``diskstats_show``) and wrap after 2^32 ms, ~49.7 days;
+#: the other fields there, and /proc/stat, /proc/vmstat and sysfs net
+#: statistics, are 64-bit on 64-bit kernels. docs/host-data.md lists them.
+KERNEL_WIDTHS: dict[tuple[str, str], int] = {
+    ("block", "rd_ticks"): 32,
+    ("block", "wr_ticks"): 32,
+    ("block", "io_ticks"): 32,
+    ("block", "time_in_queue"): 32,
+    ("block", "discard_ticks"): 32,
+    ("block", "flush_ticks"): 32,
+}
+
+
+def counter_width(type_: str, event: str, declared: int | None) -> int:
+    """Roll-over width of a counter: the schema's ``W=``, else the kernel's, else 64."""
+    if declared is not None:
+        return declared
+    return KERNEL_WIDTHS.get((type_, event), 64)
+
 HOST_DATA_COLUMNS = ["time", "host", "jobid", "type", "device", "event", "unit", "value", "delta"]
 
 SERIES_KEY = ["host", "type", "device", "event"]

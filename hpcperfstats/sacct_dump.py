@@ -64,8 +64,9 @@ def dump_day(day: date, folder: Path, sacct: str = "sacct") -> tuple[Path, int, 
     """Write the day's dump; returns (path, jobs, malformed lines)."""
     text = run_sacct(day, sacct)
     jobs, issues = parse_accounting(text, source=f"sacct {day}")
-    if issues and issues[0].line == 1:  # no usable header: not a dump at all
-        raise RuntimeError(f"sacct output has no usable header: {issues[0].reason}")
+    rejected = [i for i in issues if i.action == "file rejected"]
+    if rejected:  # no usable header: not a dump at all
+        raise RuntimeError(f"sacct output has no usable header: {rejected[0].reason}")
     path = folder / f"{day.isoformat()}.txt"
     write_atomically(path, text)
     return path, jobs.height, len(issues)

@@ -17,14 +17,32 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import polars as pl
-from hpcperf_monitor.rawformat import Header, Schema, boot_time, read_raw
+from hpcperf_monitor.rawformat import (
+    EPOCH_MAX,
+    MAX_LINE,
+    Header,
+    Schema,
+    boot_time,
+    read_raw,
+)
 
 from hpcperfstats.accounting import short_host
 from hpcperfstats.frames import LONG_SCHEMA, event_meta, long_frame
 
 # a chunk containing any of these goes to the reference reader
 _SAMPLES = {"host": pl.Utf8, "time": pl.Float64, "boot": pl.Float64}
-_SLOW_MARKS = ("\t", "\r", "\x00", "  ", "\n@f", "\n ", " \n")
+_SLOW_MARKS = ("  ", "\n@f", "\n ", " \n")
+# anything but printable ASCII and "\n" (tabs, "\r", NUL, "\x0c", U+2028, "٨"...):
+# there Python's and polars' notions of blanks, digits and case may differ
+_PLAIN = bytes(range(0x20, 0x7F)) + b"\n"
+# the grammar's numbers (docs/raw-format.md): polars' cast also takes 1e5, +1, .5, inf
+_EPOCH_FIELD = r"^[0-9]+(\.[0-9]+)? "
+# the record line's host and job id, as rawformat._HOST_RE and _JOBID_RE (text is ASCII here)
+_HOST = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$"
+_JOBID_MAX = 128
+_NUM = r"-?[0-9]+(\.[0-9]+)?"
+_VALUES = rf"^{_NUM}( {_NUM})*$"
+_HUGE = r"[0-9]{300}"  # a number this long may be beyond a 64-bit float
 
 
 @dataclass
@@ -72,7 +90,19 @@ def parse_header(lines: list[str]) -> Header | None:
 
 def _needs_reference(chunk: Chunk) -> bool:
     text = chunk.text
-    return any(m in text for m in _SLOW_MARKS) or text.startswith(("@f", " "))
+    return (any(m in text for m in _SLOW_MARKS) or text.startswith(("@f", " "))
+            or not _plain(text) or _has_giant_line(text))
+
+
+def _plain(text: str) -> bool:
+    r"""Printable ASCII and ``\n`` only (a C-speed scan: ~1 ms per MB)."""
+    return text.isascii() and not text.encode("ascii").translate(None, _PLAIN)
+
+
+def _has_giant_line(text: str) -> bool:
+    """A line over ``MAX_LINE``: read_raw reports it unread, in its own bytes of
+    memory; in polars every step over it would copy it again (~15x its size)."""
+    return len(text) > MAX_LINE and max(map(len, text.split("\n"))) > MAX_LINE
 
 
 def _lines(texts: list[str]) -> pl.DataFrame:
@@ -117,8 +147,9 @@ def long_frame_of_chunks(chunks: Sequence[Chunk],
                          skip_types: frozenset[str] = frozenset()) -> ParsedChunks:
     """Every value of every sample as a row (LONG_SCHEMA); duplicates dropped.
 
-    A (host, time) sample read twice (a re-delivered message) keeps the
-    first copy read, as :func:`frames.long_frame` does.
+    A (host, time) sample read twice (a re-delivered message, a torn copy
+    and a whole one) keeps the copy with the most values, of equals the
+    first read, as :func:`frames.long_frame` does.
     """
     fast_ids = [i for i, c in enumerate(chunks) if not _needs_reference(c)]
     slow = {i for i in range(len(chunks)) if i not in set(fast_ids)}
@@ -143,8 +174,9 @@ def long_frame_of_chunks(chunks: Sequence[Chunk],
         if header is not None and chunks[i].boot is not None:
             # a slice's first sample is not its file's: keep the file's boot
             header.first_time = chunks[i].boot + (header.uptime or 0)
-        lf = long_frame(raw.samples, skip_types)
-        frames.append(lf.with_columns(pl.lit(i, pl.Int64).alias("fid")))
+        lf = long_frame(raw.samples, skip_types)  # one copy per sample already
+        frames.append(lf.with_columns(pl.lit(i, pl.Int64).alias("fid"),
+                                      pl.lit(-1, pl.Int64).alias("sid")))
         records.append(pl.DataFrame(
             {"fid": [i] * len(raw.samples), "sid": list(range(len(raw.samples))),
              "host": [short_host(s.host) for s in raw.samples],
@@ -158,9 +190,7 @@ def long_frame_of_chunks(chunks: Sequence[Chunk],
     frame = pl.concat(frames, how="vertical")
     rec = pl.concat(records, how="vertical").sort("fid", "sid")
     if rec.select(pl.struct("host", "time").is_duplicated().any()).item():
-        # a sample read twice across chunks: the first chunk's copy wins
-        frame = frame.sort("fid", maintain_order=True).unique(
-            ["host", "time", "type", "device", "event"], keep="first", maintain_order=True)
+        frame = _best_copies(frame)
     samples_in = rec.unique(["host", "time"], maintain_order=True).select(list(_SAMPLES))
     return ParsedChunks(frame.select(list(LONG_SCHEMA)), samples_in, issues, len(slow))
 
@@ -169,31 +199,38 @@ def _fast(chunks: Sequence[Chunk], skip: frozenset[str]
           ) -> tuple[pl.DataFrame, pl.DataFrame, set[int]]:
     lines = _lines([c.text for c in chunks])
     headers, bad = _headers(lines, chunks)
-    body = lines.filter(~pl.col("hdr") & (pl.col("c") != "%"))
+    body = lines.filter(~pl.col("hdr"))
     is_rec = pl.col("c").str.contains(r"^[0-9]")
     body = body.with_columns(is_rec.alias("rec"))
     body = body.with_columns(
         pl.col("rec").cum_sum().alias("sid"),
         pl.when("rec").then("block").forward_fill().alias("rblock"),
     )
+    # a mark or data line before its block's first record line is reported
+    outside = pl.col("rblock").is_null() | (pl.col("rblock") != pl.col("block"))
+    bad |= set(body.filter(~pl.col("rec") & outside)["fid"].to_list())
+    body = body.filter(pl.col("c") != "%")
     rec = body.filter("rec").select(
-        "fid", "sid", "block", pl.col("line").str.split(" ").alias("p")
+        "fid", "sid", "block", "line", pl.col("line").str.split(" ").alias("p")
     ).with_columns(
         pl.col("p").list.get(0, null_on_oob=True).cast(pl.Float64, strict=False).alias("time"),
         pl.col("p").list.get(1, null_on_oob=True).alias("jobid"),
         pl.col("p").list.get(2, null_on_oob=True).str.strip_chars().str.to_lowercase()
         .str.split(".").list.first().alias("host"),
-        (pl.col("p").list.len() != 3).alias("bad"),
+        ((pl.col("p").list.len() != 3) | ~pl.col("line").str.contains(_EPOCH_FIELD)
+         | ~pl.col("p").list.get(2, null_on_oob=True).str.contains(_HOST).fill_null(False)
+         | (pl.col("p").list.get(1, null_on_oob=True).str.len_bytes() > _JOBID_MAX)
+         .fill_null(True)).alias("bad"),
     )
     bad |= set(rec.filter(pl.col("bad") | pl.col("time").is_null()
-                          | pl.col("time").is_infinite())["fid"].to_list())
-    rec = rec.drop("p", "bad")
+                          | (pl.col("time") > EPOCH_MAX))["fid"].to_list())
+    rec = rec.drop("p", "bad", "line")
     # boot epoch per block: the continued header's own, else first sample - uptime
     first_t = rec.group_by("block").agg(pl.col("time").first(), pl.col("fid").first())
     boots = {}
     for block, t, fid in first_t.iter_rows():
         h = headers.get(block)
-        if h is None:
+        if h is None or t is None:  # no header, or a bad record line: chunk is bad
             continue
         given = chunks[fid].boot if h is chunks[fid].header else None
         up = h.uptime
@@ -204,21 +241,13 @@ def _fast(chunks: Sequence[Chunk], skip: frozenset[str]
         pl.when(pl.col("jobid") == "-").then(None).otherwise("jobid").alias("jobid"),
     )
     data = body.filter(~pl.col("rec"))
-    bad |= set(data.filter(pl.col("rblock").is_null() | (pl.col("rblock") != pl.col("block")))
-               ["fid"].to_list())
     parts = pl.col("line").str.splitn(" ", 3)
     data = data.select("fid", "sid", "block", parts.alias("p")).unnest("p").rename(
         {"field_0": "type", "field_1": "device", "field_2": "rest"})
-    bad |= set(data.filter(pl.col("rest").is_null())["fid"].to_list())
-    if skip:
-        data = data.filter(~pl.col("type").is_in(list(skip)))
+    bad |= set(data.filter(~pl.col("rest").str.contains(_VALUES).fill_null(False))
+               ["fid"].to_list())
     dup = data.select("fid", pl.struct("sid", "type", "device").is_duplicated().alias("d"))
     bad |= set(dup.filter("d")["fid"].to_list())
-    # duplicate (host, time) within these chunks: the first sample wins
-    dups = rec.filter(pl.struct("host", "time").is_duplicated())
-    if dups.height:
-        first = rec.unique(["host", "time"], keep="first", maintain_order=True)["sid"]
-        data = data.filter(pl.col("sid").is_in(first.implode()))
     out = []
     for (type_,), group in data.partition_by("type", as_dict=True, maintain_order=True).items():
         by_schema: dict[Schema, list[int]] = {}
@@ -230,16 +259,31 @@ def _fast(chunks: Sequence[Chunk], skip: frozenset[str]
             by_schema.setdefault(schema, []).append(block)
         for schema, blocks in by_schema.items():
             part = group.filter(pl.col("block").is_in(blocks)) if len(by_schema) > 1 else group
+            if type_ in skip:  # not loaded, but its bad lines are reported all the same
+                counted = pl.col("rest").str.count_matches(" ") + 1 == len(schema.events)
+                bad |= set(part.filter(~counted)["fid"].to_list())
+                huge = part.filter(pl.col("rest").str.contains(_HUGE))  # may overflow a float
+                bad |= _values(type_, schema, huge)[1] if huge.height else set()
+                continue
             frame, wrong = _values(type_, schema, part)
             bad |= wrong
             out.append(frame)
     meta = rec.select("sid", "time", "host", "jobid", "boot")
-    if not out:
-        recs = rec.select(pl.col("fid", "sid").cast(pl.Int64), "host", "time", "boot")
-        return pl.DataFrame(schema={**LONG_SCHEMA, "fid": pl.Int64}), recs, bad
-    frame = pl.concat(out, how="vertical").join(meta, on="sid", how="left")
     recs = rec.select(pl.col("fid", "sid").cast(pl.Int64), "host", "time", "boot")
-    return frame.select(*LONG_SCHEMA, pl.col("fid").cast(pl.Int64)), recs, bad
+    if not out:
+        return pl.DataFrame(schema={**LONG_SCHEMA, "fid": pl.Int64, "sid": pl.Int64}), recs, bad
+    frame = pl.concat(out, how="vertical").join(meta, on="sid", how="left")
+    return frame.select(*LONG_SCHEMA, pl.col("fid", "sid").cast(pl.Int64)), recs, bad
+
+
+def _best_copies(frame: pl.DataFrame) -> pl.DataFrame:
+    """One copy of each (host, time) sample: the one with the most values, of
+    equals the first read, as :func:`frames.long_frame` chooses. A copy is a
+    (chunk, sample) pair (``sid`` -1: a chunk read_raw read, one copy per sample)."""
+    copies = frame.group_by("host", "time", "fid", "sid").len()
+    best = copies.sort(["len", "fid", "sid"], descending=[True, False, False]).unique(
+        ["host", "time"], keep="first").select("host", "time", "fid", "sid")
+    return frame.join(best, on=["host", "time", "fid", "sid"], how="semi", maintain_order="left")
 
 
 def _values(type_: str, schema: Schema, part: pl.DataFrame) -> tuple[pl.DataFrame, set[int]]:
@@ -258,7 +302,7 @@ def _values(type_: str, schema: Schema, part: pl.DataFrame) -> tuple[pl.DataFram
         pl.lit(pl.Series([names], dtype=pl.List(pl.Utf8))).first().alias("event"),
     ).explode(["v", "event"])
     long = long.with_columns(pl.col("v").cast(pl.Float64, strict=False).alias("raw"))
-    wrong |= set(long.filter(pl.col("raw").is_null() | pl.col("raw").is_infinite()
-                             | pl.col("raw").is_nan())["fid"].to_list())
+    wrong |= set(long.filter(pl.col("raw").is_null() | pl.col("raw").is_infinite())
+                 ["fid"].to_list())
     long = long.drop("v").with_columns(pl.lit(type_).alias("type"))
     return long.join(event_meta(schema), on="event", how="left"), wrong

@@ -1,4 +1,4 @@
-"""docs/raw-format.md cannot rot: its examples are parsed and checked here.
+r"""docs/raw-format.md cannot rot: its examples are parsed and checked here.
 
 Every fenced block marked ``raw-stats`` is read with ``read_raw`` and must
 match the ``raw-stats-result`` block right after it. Result blocks are YAML:
@@ -7,6 +7,7 @@ the exact ``"<line>: <reason>"`` list. In expected objects a mapping lists only
 the keys it checks, a list must match exactly, numbers compare to 1e-9.
 Info-string words: ``name=``, ``continues=<name>`` (read with that example's
 header), ``first_line=<n>``, ``fixture=<file>`` (lines must be verbatim there).
+In an example ``\0``, ``\f``, ``\r`` and ``\uXXXX`` stand for that one character.
 """
 
 from __future__ import annotations
@@ -18,12 +19,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hpcperf_monitor.rawformat import RawStats, boot_time, read_raw, write_raw
+from hpcperf_monitor.rawformat import RawStats, boot_time, read_raw, split_lines, write_raw
 
 REPO = Path(__file__).resolve().parent.parent
 DOC = REPO / "docs" / "raw-format.md"
 FIXTURES = REPO / "tests" / "fixtures" / "real"
 FENCE = re.compile(r"^```([\w-]+)?([^\n`]*)\n(.*?)^```[ \t]*$", re.M | re.S)
+ESCAPE = re.compile(r"\\(0|f|r|u[0-9a-f]{4})")
+ESCAPED = {"0": "\0", "f": "\x0c", "r": "\r"}
+
+
+def _unescape(body: str) -> str:
+    """The doc writes characters it cannot show (NUL, form feed...) as escapes."""
+    return ESCAPE.sub(lambda m: ESCAPED.get(m[1]) or chr(int(m[1][1:], 16)), body)
 
 
 @dataclass
@@ -47,7 +55,7 @@ def _examples() -> list[Example]:
         following = blocks[i + 1] if i + 1 < len(blocks) else ("", "", "")
         assert following[0] == "raw-stats-result", f"raw-stats block {len(out)} has no result"
         attrs = dict(word.split("=", 1) for word in info.split())
-        text = body.replace("\\0", "\0")  # the doc writes a NUL byte as \0
+        text = _unescape(body)
         out.append(Example(len(out), text, attrs, yaml.safe_load(following[2])))
     return out
 
@@ -146,8 +154,8 @@ def test_example_reads_as_the_doc_says(ex: Example):
 @pytest.mark.parametrize("ex", [e for e in EXAMPLES if "fixture" in e.attrs], ids=lambda e: e.id)
 def test_fixture_excerpt_is_verbatim(ex: Example):
     path = FIXTURES / ex.attrs["fixture"]
-    lines = set(path.read_text().splitlines())
-    missing = [line for line in ex.text.splitlines() if line.strip() and line not in lines]
+    lines = set(split_lines(path.read_text()))
+    missing = [line for line in split_lines(ex.text) if line.strip() and line not in lines]
     assert missing == []
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from records import HEADER, line
 
 from hpcperfstats.accounting import (
     COLUMNS,
@@ -20,22 +21,7 @@ from hpcperfstats.accounting import (
 )
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "accounting" / "2026-03-18.txt"
-HEADER = "|".join(FIELDS)
 GiB = 2**30
-
-
-def line(**over: str) -> str:
-    """One record with plain defaults, fields overridden by sacct name."""
-    rec = {
-        "JobID": "500", "JobIDRaw": "500", "User": "u1", "Account": "A1",
-        "Partition": "normal", "QOS": "normal", "JobName": "job", "State": "COMPLETED",
-        "ExitCode": "0:0", "Submit": "2026-11-20T12:00:00+0000",
-        "Start": "2026-11-20T12:10:00+0000", "End": "2026-11-20T13:10:00+0000",
-        "Elapsed": "01:00:00", "Timelimit": "02:00:00", "NNodes": "1", "NCPUS": "16",
-        "ReqMem": "64G", "AllocTRES": "billing=16,cpu=16,mem=64G,node=1", "NodeList": "c001-001",
-    }  # fmt: skip
-    rec.update(over)
-    return "|".join(rec.get(f, "") for f in FIELDS)
 
 
 def parse(*lines: str, tz: str = "UTC"):
@@ -157,7 +143,8 @@ def test_short_host():
 
 
 def test_fqdn_nodelist_is_expanded_in_order_and_shortened():
-    df, issues = parse(line(NodeList="c401-[001-003,010],c402-001.stampede3.tacc.utexas.edu"))
+    df, issues = parse(line(NodeList="c401-[001-003,010],c402-001.stampede3.tacc.utexas.edu",
+                            NNodes="5"))
     assert issues == []
     assert df["hosts"].to_list() == [
         ["c401-001", "c401-002", "c401-003", "c401-010", "c402-001"]
@@ -204,13 +191,25 @@ def test_malformed_lines_become_issues_and_the_rest_loads():
         line(JobID="abc"),
         line(JobID="707"),
     )
-    assert df["jobid"].to_list() == ["700", "707"]
-    assert [i.line for i in issues] == [3, 4, 5, 6, 7, 8, 9]  # header is line 1
+    # a bad key field (JobID, Start) sets the line aside; any other loads as NULL
+    assert df["jobid"].to_list() == ["700", "703", "704", "705", "706", "707"]
+    assert [i.line for i in issues] == [3, 4, 5, 5, 6, 7, 8, 9]  # header is line 1
     assert all(i.source == "test.txt" for i in issues)
     assert issues[0].text == bad_fields
-    assert issues[0].reason == "expected 22 fields, got 20"
-    assert "NNodes" in issues[2].reason
-    assert "node list" in issues[3].reason
+    assert issues[0].reason == f"expected {len(FIELDS)} fields, got {len(FIELDS) - 2}; set aside"
+    assert [(i.field, i.action) for i in issues[1:]] == [
+        ("Start", "set aside"), ("NNodes", "loaded with NULL"),
+        ("ReqMem", "loaded with NULL"),  # 64G per node, and the node count is bad
+        ("NodeList", "loaded with NULL"), ("Elapsed", "loaded with NULL"),
+        ("ReqMem", "loaded with NULL"), ("JobID", "set aside")]
+    assert issues[2].reason == "NNodes: not a plain decimal integer: 'two'; loaded with NNodes NULL"
+    assert "node list" in issues[4].reason
+    rows = {r["jobid"]: r for r in df.to_dicts()}
+    assert rows["703"]["nnodes"] is None and rows["703"]["req_mem_bytes"] is None
+    assert rows["703"]["ncpus"] == 16
+    assert rows["704"]["nodelist"] is None and rows["704"]["hosts"] == []
+    assert rows["705"]["elapsed_s"] is None and rows["705"]["timelimit_s"] == 7200
+    assert rows["706"]["req_mem_bytes"] is None
 
 
 def test_duplicate_jobid_last_line_wins():

@@ -94,7 +94,7 @@ def test_console_script_runs(fake_sacct, tmp_path):
 
 def test_fixture_parses_every_state_and_id_form():
     jobs, issues = parse_accounting((SACCT_DIR / "2026-03-19.txt").read_text(), "d19")
-    assert [(i.line, i.reason) for i in issues] == [(13, "expected 19 fields, got 11")]
+    assert [(i.line, i.reason) for i in issues] == [(13, "expected 19 fields, got 11; set aside")]
     by_id = {r["jobid"]: r for r in jobs.iter_rows(named=True)}
     assert {by_id[j]["state"] for j in by_id} == {
         "COMPLETED", "RUNNING", "FAILED", "TIMEOUT", "CANCELLED", "OUT_OF_MEMORY",
@@ -134,3 +134,15 @@ def test_day_today_and_yesterday_are_utc_days():
     today = datetime.now(UTC).date()
     assert day_arg("today") == today and day_arg("yesterday") == today - timedelta(days=1)
     assert day_arg("2026-11-28").isoformat() == "2026-11-28"
+
+
+def test_item5_output_naming_a_column_twice_is_no_dump(fake_sacct, tmp_path, monkeypatch):
+    """A blank line, then a header naming NCPUS twice: refused, no day file written."""
+    folder = tmp_path / "fake"
+    folder.mkdir()
+    (folder / "2026-03-21.txt").write_text("\n" + "|".join([*FIELDS, "NCPUS"]) + "\n")
+    monkeypatch.setenv("FAKE_SACCT_DIR", str(folder))
+    out = tmp_path / "accounting"
+    with pytest.raises(RuntimeError, match=r"\['NCPUS'\] more than once"):
+        dump_day(date(2026, 3, 21), out)
+    assert not (out / "2026-03-21.txt").exists()

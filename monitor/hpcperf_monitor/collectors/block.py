@@ -19,7 +19,7 @@ from hpcperf_monitor.schemas import BLOCK
 
 TYPE = BLOCK.type
 _N = len(BLOCK.events)
-_MASKS = tuple((1 << e.width) - 1 for e in BLOCK.events)
+_MASKS = tuple((1 << (e.width or 64)) - 1 for e in BLOCK.events)
 _SKIP_PREFIXES = ("loop", "ram", "zram")
 
 
