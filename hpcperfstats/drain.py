@@ -15,14 +15,14 @@ crash inside one is cut back when the file is next opened).
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import pika
-from hpcperf_monitor.rawformat import RawStats, read_raw
+from hpcperf_monitor.rawformat import RawStats, epoch_in_window, parse_epoch, read_raw
 
 from hpcperfstats import quarantine
 from hpcperfstats.archive import ArchiveWriter
@@ -60,27 +60,34 @@ def hour_key(epoch: float) -> str:
     return time.strftime(HOUR_FORMAT, time.gmtime(epoch - epoch % 3600))
 
 
-_EPOCH_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
 
 
-def epoch_window(received: float, cfg: Settings | None = None) -> tuple[float, float]:
+class EpochWindow(NamedTuple):
+    """The sane window of a live message's sample epochs (see ``epoch_in_window``)."""
+
+    received: float
+    earliest: float
+    max_ahead_s: float
+
+
+def epoch_window(received: float, cfg: Settings | None = None) -> EpochWindow:
     """Sample epochs accepted for a message received at ``received``."""
     cfg = cfg or settings()
-    return cfg.epoch_earliest, received + cfg.epoch_max_ahead_s
+    return EpochWindow(received, cfg.epoch_earliest, cfg.epoch_max_ahead_s)
 
 
-def epoch_problem(text: str, window: tuple[float, float]) -> str | None:
+def epoch_problem(text: str, window: EpochWindow) -> str | None:
     """Why a record line's epoch is unusable, or None when it is fine.
 
-    Stand-in until the reader module's epoch-window helper (issue 12, parser
-    half) lands: plain ASCII decimal digits, inside ``window``.
+    The reader's rules, one place each: the grammar (``parse_epoch``: plain
+    ASCII decimal) and, for live data only, the window around the receive
+    time (``epoch_in_window``; settings HPCPERF_EPOCH_EARLIEST and
+    HPCPERF_EPOCH_MAX_AHEAD_S).
     """
-    if not _EPOCH_TEXT.fullmatch(text):
+    epoch = parse_epoch(text)
+    if epoch is None:
         return f"epoch {text[:40]!r} is not a plain ASCII decimal number"
-    if not window[0] <= float(text) <= window[1]:
-        return (f"epoch {text[:40]} outside {window[0]:.0f}..{window[1]:.0f} "
-                "(HPCPERF_EPOCH_EARLIEST .. receive time + HPCPERF_EPOCH_MAX_AHEAD_S)")
-    return None
+    return epoch_in_window(epoch, *window)
 
 
 def _significant(line: str) -> bool:

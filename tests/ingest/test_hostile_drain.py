@@ -24,6 +24,7 @@ from hpcperfstats import quarantine
 from hpcperfstats.archive import read_index, repair
 from hpcperfstats.drain import (
     CRASH_ENV,
+    EpochWindow,
     drain_queue,
     epoch_problem,
     queue_depth,
@@ -74,7 +75,8 @@ def archived(dirs, host: str = "n1") -> bytes:
 
 
 def test_item1_epochs_are_ascii_decimal_inside_the_window():
-    window = (946684800.0, 1_800_000_000.0)
+    window = EpochWindow(received=1_800_000_000.0 - 86400, earliest=946684800.0,
+                         max_ahead_s=86400.0)  # accepts 2000-01-01 .. 1.8e9
     assert epoch_problem("1795853077.013625", window) is None
     for text in ("1e20", "1e999", "inf", "nan", "٨٠٥١٢٣٣", "1_795_853_077", "+1795853077",
                  "0x6b0a", "1795853077."):
