@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pika
-from hpcperf_monitor.rawformat import RawStats, epoch_in_window, parse_epoch, read_raw
+from hpcperf_monitor.rawformat import (
+    RawStats,
+    epoch_in_window,
+    is_record_line,
+    parse_epoch,
+    read_raw,
+)
 
 from hpcperfstats import quarantine
 from hpcperfstats.archive import ArchiveWriter
@@ -112,7 +118,7 @@ def split_message(text: str) -> list[tuple[str, bool]]:
             elif line.startswith("$") and seen_sample:
                 parts.append((text[begin:pos], opens))
                 begin, opens, seen_sample = pos, True, False
-            seen_sample = seen_sample or line[:1].isdigit()
+            seen_sample = seen_sample or is_record_line(line)
         pos += len(line) + 1
     parts.append((text[begin:], opens))
     return parts
@@ -121,7 +127,7 @@ def split_message(text: str) -> list[tuple[str, bool]]:
 def _message_host(text: str) -> str | None:
     """The host a message names first: ``$hostname`` or a record line's."""
     for line in text.split("\n"):
-        if line[:1].isdigit():
+        if is_record_line(line):
             parts = line.split()
             return parts[2] if len(parts) == 3 else None
         if line.startswith("$hostname "):
