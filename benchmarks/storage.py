@@ -122,7 +122,8 @@ def report(name: str, nodes: int, rows: int, size: dict[str, int]) -> None:
     print("| --- | --- | --- | --- |")
     for key in ("plain", "hypertable", "compressed"):
         b = size[key]
-        ratio = f"{size['plain'] / b:.1f}x smaller" if key != "plain" else "baseline"
+        ratio = ("baseline" if key == "plain" else f"{size['plain'] / b:.1f}x smaller"
+                 if b <= size["plain"] else f"{b / size['plain']:.1f}x larger")
         print(f"| {key} | {b / rows:.2f} | {b / nodes / 1e6:.2f} | {ratio} |")
     table, index, toast, chunks = size["parts"]
     print(f"(compressed: {chunks} chunks, table {table / rows:.2f} + index {index / rows:.2f} + "
