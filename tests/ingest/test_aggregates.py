@@ -104,3 +104,32 @@ def test_long_range_overview_reads_cluster_agg(pg_url):
     assert set(named["value"].to_list()) == {24.0}
     assert set(hosts["hosts"].to_list()) == {2}
     assert named.height == days * 24 * 3600 // bucket
+
+
+@pytest.mark.integration
+def test_host_data_job_refreshes_aggregates(hpcperf_env, pg_url):
+    """The pipeline's hourly run loads host_data and then the aggregates: the
+    hour's cluster total equals the sum over hosts of each host's mean."""
+    from hpcperf_dagster.definitions import defs
+    from hpcperfstats.drain import store_messages
+
+    from .conftest import demo_bodies
+
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("TRUNCATE host_agg, cluster_agg")
+    store_messages(demo_bodies(nodes=2, hours=1), hpcperf_env / "archive",
+                   hpcperf_env / "quarantine", hpcperf_env / "state")
+    result = defs.resolve_job_def("host_data_job").execute_in_process(
+        partition_key="2026-11-20-12:00")
+    assert result.success
+    meta = result.asset_materializations_for_node("host_aggregates")[0].metadata
+    assert meta["cluster_agg"].value > 0
+    with psycopg.connect(pg_url) as conn:
+        expected = dict(conn.execute(
+            "SELECT type || '/' || event, sum(v) FROM (SELECT host, type, event, avg(value) v"
+            " FROM host_data WHERE device = '' GROUP BY 1, 2, 3) h GROUP BY 1").fetchall())
+        got = dict(conn.execute(
+            "SELECT type || '/' || event, value FROM cluster_agg"
+            " WHERE width_s = 3600 AND device = ''").fetchall())
+    assert expected and got.keys() == expected.keys()
+    assert all(got[k] == pytest.approx(expected[k], rel=1e-9, abs=1e-9) for k in expected)
