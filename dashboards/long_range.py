@@ -77,10 +77,13 @@ def cluster_extra(conn: psycopg.Connection, start: datetime, end: datetime,
     known = sorted({t for s in SERIES.values() for t in s.types} | set(CGROUP_TYPES))
     frame = _fetch(
         conn,
-        "SELECT extract(epoch FROM date_bin(%(b)s, bucket, %(o)s)), %(c)s, type, event,"
-        " max(unit), avg(value) FROM cluster_agg WHERE width_s = %(w)s AND bucket >= %(s)s"
-        " AND bucket <= %(e)s AND device = '*' AND NOT (type = ANY(%(known)s))"
-        " GROUP BY 1, 3, 4",
+        # host-wide ('') and named-device ('*') rows: summed for rates, like extra_types
+        "SELECT extract(epoch FROM t), %(c)s, type, event, unit,"
+        " CASE WHEN unit LIKE '%%/s' THEN sum(v) ELSE avg(v) END FROM ("
+        "  SELECT date_bin(%(b)s, bucket, %(o)s) AS t, type, event, device, max(unit) AS unit,"
+        "   avg(value) AS v FROM cluster_agg WHERE width_s = %(w)s AND bucket >= %(s)s"
+        "   AND bucket <= %(e)s AND NOT (type = ANY(%(known)s)) GROUP BY 1, 2, 3, 4) d"
+        " GROUP BY 1, 3, 4, 5",
         {"b": timedelta(seconds=bucket), "o": ORIGIN, "w": width, "s": start, "e": end,
          "c": CLUSTER, "known": known},
         EXTRA_SCHEMA,

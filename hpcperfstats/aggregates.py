@@ -8,12 +8,13 @@ PostgreSQL and TimescaleDB run the same refresh; the Dagster asset
 (continuous aggregates would be a second implementation per path).
 
 ``host_agg.device`` is ``''`` for the average of host-wide rows (what the
-named series read) and ``'*'`` for all of a host's devices combined: per
+named series read) and ``'*'`` for a host's named devices combined: per
 device averaged over the bucket, then summed for rates (unit ``*/s``) and
-averaged for gauges (what the "every type" plots read). ``n`` is the
-number of values averaged, so a coarser bucket is the ``n``-weighted mean of
-finer ones, equal to the mean of the raw rows. ``cluster_agg`` sums
-``host_agg`` over hosts and counts the hosts reporting.
+averaged for gauges (the "every type" plots read both kinds). ``n`` is the
+number of values averaged, so the hourly buckets are built from the
+5-minute ones as their ``n``-weighted mean, equal to the mean of the raw
+rows (for ``'*'`` rows, when a host's devices report equally often).
+``cluster_agg`` sums ``host_agg`` over hosts and counts the hosts reporting.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ CREATE TABLE IF NOT EXISTS cluster_agg (
 );
 """
 
+#: the finest width, from host_data
 _HOST = """
 INSERT INTO host_agg (width_s, bucket, host, type, event, device, unit, value, n)
 SELECT %(w)s, date_bin(%(width)s, time, %(o)s), host, type, event, '', max(unit),
@@ -64,9 +66,18 @@ SELECT %(w)s, b, host, type, event, '*', max(unit),
        CASE WHEN max(unit) LIKE '%%/s' THEN sum(v) ELSE avg(v) END, max(n)
 FROM (SELECT date_bin(%(width)s, time, %(o)s) AS b, host, type, event, device,
              max(unit) AS unit, avg(value) AS v, count(value) AS n
-      FROM host_data WHERE time >= %(s)s AND time < %(e)s
+      FROM host_data WHERE time >= %(s)s AND time < %(e)s AND device <> ''
       GROUP BY 1, 2, 3, 4, 5) per_device
 GROUP BY b, host, type, event
+"""
+
+#: coarser widths, from the finest: the n-weighted mean of its buckets
+_COARSE = """
+INSERT INTO host_agg (width_s, bucket, host, type, event, device, unit, value, n)
+SELECT %(w)s, date_bin(%(width)s, bucket, %(o)s), host, type, event, device, max(unit),
+       sum(value * n) / nullif(sum(n) FILTER (WHERE value IS NOT NULL), 0), sum(n)
+FROM host_agg WHERE width_s = %(fine)s AND bucket >= %(s)s AND bucket < %(e)s
+GROUP BY 2, 3, 4, 5, 6
 """
 
 _CLUSTER = """
@@ -97,7 +108,9 @@ def refresh(conn: psycopg.Connection, start: datetime, end: datetime) -> dict[st
     with conn.transaction():
         for w in WIDTHS:
             args = {"w": w, "width": timedelta(seconds=w), "o": ORIGIN, "s": s, "e": e}
-            for table, insert in (("host_agg", _HOST), ("cluster_agg", _CLUSTER)):
+            args["fine"] = WIDTHS[0]
+            host = _HOST if w == WIDTHS[0] else _COARSE
+            for table, insert in (("host_agg", host), ("cluster_agg", _CLUSTER)):
                 conn.execute(f"DELETE FROM {table} WHERE width_s = %(w)s"
                              " AND bucket >= %(s)s AND bucket < %(e)s", args)
                 rows[table] += conn.execute(insert, args).rowcount
