@@ -33,7 +33,14 @@ from hpcperf_monitor.rawformat import Header, ParseIssue, RawStats, read_raw
 from hpcperf_monitor.state import atomic_write
 
 from hpcperfstats import quarantine
-from hpcperfstats.archive_days import GZ, archive_entries, archive_open, archive_size, rotation_name
+from hpcperfstats.archive_days import (
+    GZ,
+    archive_entries,
+    archive_open,
+    archive_size,
+    carried_header,
+    rotation_name,
+)
 from hpcperfstats.chunks import Oversized, chunk_max_bytes, iter_lines
 from hpcperfstats.safepath import inside
 from hpcperfstats.textframe import Chunk, parse_header
@@ -348,6 +355,10 @@ class ArchiveWriter:
                     else index.entries[0].start if index and index.entries else 0)
         with open(cur.path, "rb") as fh:
             head = fh.read(head_end)
+        uptime = cur.header.uptime
+        boot = (index.entries[0].time - uptime
+                if index and index.entries and uptime is not None else None)
+        head = carried_header(head, boot, parsed.samples[0].time)
         n = len(head)
         return self._open_new(host, head + data, n + header_end,
                               [(a + n, b + n) for a, b in spans], parsed, received,

@@ -47,6 +47,24 @@ def rotation_name(file_epoch: int, times: list[float]) -> int | None:
     return max(int(times[0]), day_start(max(times)))
 
 
+def carried_header(head: bytes, boot: float | None, first: float) -> bytes:
+    """The header block repeated at the top of the new day's file, its
+    ``$uptime`` moved on to the new file's first sample (``first``).
+
+    Readers take a file's boot time as its first sample minus ``$uptime``;
+    the old uptime would date the boot a day later and read as a reboot, so
+    the first interval after midnight would be lost.
+    """
+    if boot is None:
+        return head
+    lines = head.split(b"\n")
+    for i, line in enumerate(lines):
+        if line.startswith(b"$uptime "):
+            lines[i] = b"$uptime %d" % round(first - boot) + (b"\r" if line.endswith(b"\r")
+                                                               else b"")
+    return b"\n".join(lines)
+
+
 def is_compressed(path: Path) -> bool:
     return path.name.endswith(GZ)
 

@@ -7,6 +7,8 @@ import gzip
 import shutil
 from pathlib import Path
 
+import pytest
+
 from hpcperfstats.archive import host_files, read_chunks, read_index, read_range
 from hpcperfstats.archive_days import (
     archive_size,
@@ -63,14 +65,15 @@ def test_first_sample_after_midnight_opens_the_new_days_file(dirs):
     files = host_files(dirs["archive"] / "c1")
     assert [e for e, _ in files] == [D - 600, D]
     old, new = (p.read_bytes() for _, p in files)
-    # the new file repeats the header, then the samples from 00:00 on
-    assert new.startswith(HEADER.encode())
-    assert new == (HEADER + sample(D, 120) + sample(D + 300, 130)
+    # the new file repeats the header, its uptime moved on by the 600 s since
+    # the old file's first sample (same boot), then the samples from 00:00 on
+    head = HEADER.replace("$uptime 1000", "$uptime 1600")
+    assert new == (head + sample(D, 120) + sample(D + 300, 130)
                    + sample(D + 600, 140)).encode()
     assert old == (HEADER + sample(D - 600, 100) + sample(D - 300, 110)).encode()
     index = read_index(files[1][1])
-    assert index.header_end == len(HEADER)
-    n, s0 = len(HEADER), len(sample(D, 120))
+    assert index.header_end == len(head)
+    n, s0 = len(head), len(sample(D, 120))
     assert [(e.time, e.start, e.end) for e in index.entries] == [
         (D, n, n + s0), (D + 300, n + s0, n + 2 * s0), (D + 600, n + 2 * s0, n + 3 * s0)]
     # redelivered after the rotation: nothing is written twice
@@ -143,3 +146,34 @@ def test_real_fixture_compression_ratio(tmp_path):
     print(f"real fixture: {REAL.stat().st_size} -> {gz.stat().st_size} bytes, ratio {ratio:.2f}")
     assert gzip.decompress(gz.read_bytes()) == REAL.read_bytes()
     assert ratio > 3
+
+
+@pytest.mark.integration
+def test_host_data_rebuilt_from_a_compressed_day_is_the_same(dirs, pg_url):
+    """Hour 23:00 of the closed day and hour 00:00 after it (its lookback reaches
+    into the compressed file): the same host_data rows before and after."""
+    from datetime import UTC, datetime, timedelta
+
+    import psycopg
+
+    from hpcperfstats.host_load import build_host_data
+
+    store(dirs, messages())
+    hours = [datetime.fromtimestamp(D - 3600, UTC), datetime.fromtimestamp(D, UTC)]
+
+    def rows() -> list[tuple]:
+        with psycopg.connect(pg_url) as conn:
+            for h in hours:
+                build_host_data(conn, dirs["archive"], h, h + timedelta(hours=1), 3600)
+            return conn.execute("SELECT time, host, type, device, event, value, delta"
+                                " FROM host_data ORDER BY 1, 3, 4, 5").fetchall()
+
+    before = rows()
+    # cpu user by hand at 00:00, the first sample of the new day's file:
+    # (120 - 110) cs over 300 s = 0.1 s / 300 s (the rotation is no reboot)
+    assert (datetime.fromtimestamp(D, UTC), "c1", "cpu", "", "user", pytest.approx(0.1 / 300),
+            pytest.approx(0.1)) in before
+    compress_day(dirs["archive"], D - DAY)
+    assert (dirs["archive"] / "c1" / f"{D - 600}.gz").exists()
+    # 5 mem gauges + 4 intervals x (cpu user, idle): the interval across midnight too
+    assert rows() == before and len(before) == 5 + 4 * 2
