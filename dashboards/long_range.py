@@ -45,47 +45,62 @@ def bucket_and_width(start: datetime, end: datetime, max_points: int) -> tuple[i
     return math.ceil(raw / width) * width, width
 
 
+def _source(host: str | None) -> tuple[str, str, str]:
+    """(table and filter, mean of a bucket, host column) of cluster or one host's rows."""
+    if host is None:
+        return "cluster_agg WHERE", "avg(value)", "%(c)s"
+    return ("host_agg WHERE host = %(h)s AND",
+            "sum(value * n) / nullif(sum(n) FILTER (WHERE value IS NOT NULL), 0)", "host")
+
+
 def cluster_series(conn: psycopg.Connection, start: datetime, end: datetime,
-                   names: Sequence[str], max_points: int) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Named series of the whole cluster (host ``*``) and hosts reporting per bucket."""
+                   names: Sequence[str], max_points: int, host: str | None = None,
+                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Named series of the whole cluster (host ``*``), or of ``host``, and the
+    hosts reporting per bucket (cluster only; empty for a host)."""
     bucket, width = bucket_and_width(start, end, max_points)
     specs = [SERIES[n] for n in names]
-    args = {"b": timedelta(seconds=bucket), "o": ORIGIN, "w": width, "s": start, "e": end}
+    table, mean, who = _source(host)
+    args = {"b": timedelta(seconds=bucket), "o": ORIGIN, "w": width, "s": start, "e": end,
+            "c": CLUSTER, "h": host}
     frame = _fetch(
         conn,
-        "SELECT extract(epoch FROM date_bin(%(b)s, bucket, %(o)s)), %(c)s, type, event,"
-        " avg(value) FROM cluster_agg WHERE width_s = %(w)s AND bucket >= %(s)s"
+        f"SELECT extract(epoch FROM date_bin(%(b)s, bucket, %(o)s)), {who}, type, event,"
+        f" {mean} FROM {table} width_s = %(w)s AND bucket >= %(s)s"
         " AND bucket <= %(e)s AND device = '' AND type = ANY(%(types)s)"
-        " AND event = ANY(%(events)s) GROUP BY 1, 3, 4",
-        args | {"c": CLUSTER, "types": sorted({t for s in specs for t in s.types}),
+        " AND event = ANY(%(events)s) GROUP BY 1, 2, 3, 4",
+        args | {"types": sorted({t for s in specs for t in s.types}),
                 "events": sorted({e for s in specs for e in s.events})},
         _RAW_SCHEMA,
     )
-    hosts = _fetch(
+    hosts_schema = {"time": pl.Datetime("us", "UTC"), "hosts": pl.Int64}
+    hosts = pl.DataFrame(schema=hosts_schema) if host else _fetch(
         conn,
         "SELECT extract(epoch FROM date_bin(%(b)s, bucket, %(o)s)), max(hosts) FROM cluster_agg"
         " WHERE width_s = %(w)s AND bucket >= %(s)s AND bucket <= %(e)s GROUP BY 1",
-        args, {"time": pl.Datetime("us", "UTC"), "hosts": pl.Int64},
+        args, hosts_schema,
     )
     return derive_series(frame, names), hosts
 
 
 def cluster_extra(conn: psycopg.Connection, start: datetime, end: datetime,
-                  max_points: int) -> pl.DataFrame:
-    """Types no named series covers, cluster-wide (EXTRA_SCHEMA, host ``*``)."""
+                  max_points: int, host: str | None = None) -> pl.DataFrame:
+    """Types no named series covers, cluster-wide (host ``*``) or of ``host`` (EXTRA_SCHEMA)."""
     bucket, width = bucket_and_width(start, end, max_points)
     known = sorted({t for s in SERIES.values() for t in s.types} | set(CGROUP_TYPES))
+    table, mean, who = _source(host)
     frame = _fetch(
         conn,
         # host-wide ('') and named-device ('*') rows: summed for rates, like extra_types
-        "SELECT extract(epoch FROM t), %(c)s, type, event, unit,"
+        f"SELECT extract(epoch FROM t), {who}, type, event, unit,"
         " CASE WHEN unit LIKE '%%/s' THEN sum(v) ELSE avg(v) END FROM ("
-        "  SELECT date_bin(%(b)s, bucket, %(o)s) AS t, type, event, device, max(unit) AS unit,"
-        "   avg(value) AS v FROM cluster_agg WHERE width_s = %(w)s AND bucket >= %(s)s"
-        "   AND bucket <= %(e)s AND NOT (type = ANY(%(known)s)) GROUP BY 1, 2, 3, 4) d"
-        " GROUP BY 1, 3, 4, 5",
+        f"  SELECT date_bin(%(b)s, bucket, %(o)s) AS t, {who} AS {'host' if host else 'c'},"
+        f"   type, event, device, max(unit) AS unit, {mean} AS v FROM {table}"
+        "   width_s = %(w)s AND bucket >= %(s)s AND bucket <= %(e)s"
+        "   AND NOT (type = ANY(%(known)s)) GROUP BY 1, 2, 3, 4, 5) d"
+        " GROUP BY 1, 2, 3, 4, 5",
         {"b": timedelta(seconds=bucket), "o": ORIGIN, "w": width, "s": start, "e": end,
-         "c": CLUSTER, "known": known},
+         "c": CLUSTER, "h": host, "known": known},
         EXTRA_SCHEMA,
     )
     return top_events(frame)

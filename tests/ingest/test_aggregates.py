@@ -21,9 +21,9 @@ ROWS = [
     (5, "a", "mem", "", "MemTotal", "B", 30.0),
     (30, "a", "mem", "", "MemTotal", "B", 40.0),
     (0, "b", "mem", "", "MemTotal", "B", 100.0),
-    (0, "a", "ib", "mlx0", "rx_bytes", "B/s", 4.0),
-    (1, "a", "ib", "mlx0", "rx_bytes", "B/s", 6.0),
-    (0, "a", "ib", "mlx1", "rx_bytes", "B/s", 10.0),
+    (0, "a", "xfab", "mlx0", "rx_bytes", "B/s", 4.0),
+    (1, "a", "xfab", "mlx0", "rx_bytes", "B/s", 6.0),
+    (0, "a", "xfab", "mlx1", "rx_bytes", "B/s", 10.0),
     (0, "a", "gpu", "g0", "util", "%", 50.0),
     (0, "a", "gpu", "g1", "util", "%", 70.0),
     (60, "a", "mem", "", "MemTotal", "B", 999.0),  # the next hour: another partition
@@ -67,9 +67,9 @@ def test_buckets_worked_by_hand(pg_url):
         assert five[("10:05", "a", "mem", "MemTotal", "")] == (30.0, 1)
         assert five[("10:30", "a", "mem", "MemTotal", "")] == (40.0, 1)
         # rates: per device averaged, then summed; gauges: averaged over devices
-        assert five[("10:00", "a", "ib", "rx_bytes", "*")] == (15.0, 2)  # (4+6)/2 + 10
+        assert five[("10:00", "a", "xfab", "rx_bytes", "*")] == (15.0, 2)  # (4+6)/2 + 10
         assert five[("10:00", "a", "gpu", "util", "*")] == (60.0, 1)
-        assert ("10:00", "a", "ib", "rx_bytes", "") not in five  # no host-wide ib rows
+        assert ("10:00", "a", "xfab", "rx_bytes", "") not in five  # no host-wide ib rows
         assert ("11:00", "a", "mem", "MemTotal", "") not in hour  # outside the window
         clus = cluster_agg(conn, 3600)
         assert clus[("10:00", "mem", "MemTotal", "")] == (125.0, 2)  # 25 + 100
@@ -83,6 +83,10 @@ def test_buckets_worked_by_hand(pg_url):
         refresh(conn, T + 30 * M, T + 31 * M)  # widened to the whole hour
         assert host_agg(conn, 3600)[("10:00", "b", "mem", "MemTotal", "")] == (150.0, 2)
         assert cluster_agg(conn, 3600)[("10:00", "mem", "MemTotal", "")] == (175.0, 2)
+        # the "every type" plots over an hour bucket, cluster-wide
+        extra = long_range.cluster_extra(conn, T, T + timedelta(days=4), 1)
+        assert extra.select("type", "event", "value").rows() == [
+            ("gpu", "util", 60.0), ("xfab", "rx_bytes", 15.0)]
 
 
 @pytest.mark.integration
@@ -101,9 +105,13 @@ def test_long_range_overview_reads_cluster_agg(pg_url):
         named, hosts = long_range.cluster_series(conn, start, end, ["mem_total"], 200)
         bucket, width = long_range.bucket_and_width(start, end, 200)
         assert (bucket, width) == (1800, 300)  # 4 d / 200 = 1728 s, up to whole 5 min
+        one, none = long_range.cluster_series(conn, start, end, ["mem_total"], 200, host="b")
+        extra = long_range.cluster_extra(conn, start, end, 200)
     assert set(named["value"].to_list()) == {24.0}
     assert set(hosts["hosts"].to_list()) == {2}
     assert named.height == days * 24 * 3600 // bucket
+    assert set(one["value"].to_list()) == {16.0} and set(one["host"].to_list()) == {"b"}
+    assert none.is_empty() and extra.is_empty()  # mem is a named series' type
 
 
 @pytest.mark.integration
