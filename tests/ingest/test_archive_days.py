@@ -177,3 +177,16 @@ def test_host_data_rebuilt_from_a_compressed_day_is_the_same(dirs, pg_url):
     assert (dirs["archive"] / "c1" / f"{D - 600}.gz").exists()
     # 5 mem gauges + 4 intervals x (cpu user, idle): the interval across midnight too
     assert rows() == before and len(before) == 5 + 4 * 2
+
+
+def test_import_never_shadows_a_compressed_day(dirs, tmp_path):
+    """An imported file named like a compressed drain file goes beside it."""
+    store(dirs, messages())
+    compress_day(dirs["archive"], D - DAY)
+    src = tmp_path / "src" / "c1"
+    src.mkdir(parents=True)
+    (src / str(D - 600)).write_text(HEADER + sample(D - 900, 90))
+    import_archive(tmp_path / "src", dirs["archive"], dirs["quarantine"], dirs["state"])
+    names = [p.name for _, p in host_files(dirs["archive"] / "c1")]
+    assert names == [f"{D - 600}.gz", str(D - 599), str(D)]
+    assert len(all_samples(dirs["archive"])) == 6
