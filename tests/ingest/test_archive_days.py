@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hpcperfstats.archive import host_files, read_chunks, read_index, read_range
 from hpcperfstats.archive_days import (
@@ -190,3 +192,35 @@ def test_import_never_shadows_a_compressed_day(dirs, tmp_path):
     names = [p.name for _, p in host_files(dirs["archive"] / "c1")]
     assert names == [f"{D - 600}.gz", str(D - 599), str(D)]
     assert len(all_samples(dirs["archive"])) == 6
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(st.integers(min_value=-4000, max_value=40000), min_size=1, max_size=12),
+       per_message=st.integers(min_value=1, max_value=3))
+def test_day_files_property(tmp_path_factory, steps, per_message):
+    """Samples at any pace (some late, some days apart), packed 1-3 per message:
+    every sample is stored once and read back, no file opens on a day before
+    its first sample's, and each newer file starts a later UTC day than the one
+    before it (a file is closed by the first sample of a later day only)."""
+    root = tmp_path_factory.mktemp("days")
+    dirs = {k: root / k for k in ("archive", "quarantine", "state")}
+    times, t = [], D - 3000
+    for step in steps:
+        t += step
+        if t not in times:
+            times.append(t)
+    bodies = [(HEADER + sample(times[0], 1)).encode()]
+    rest = times[1:]
+    for i in range(0, len(rest), per_message):
+        part = sorted(rest[i:i + per_message])
+        bodies.append("".join(sample(x, 1 + k) for k, x in enumerate(part)).encode())
+    res = store(dirs, bodies)
+    assert res.quarantined == 0
+    got = [x for x, _ in all_samples(dirs["archive"])]
+    assert sorted(got) == sorted(times)  # each once
+    files = host_files(dirs["archive"] / "c1")
+    days = [e // DAY for e, _ in files]
+    assert days == sorted(set(days))
+    for epoch, path in files:
+        first = read_index(path).entries[0].time
+        assert epoch // DAY == first // DAY or epoch >= first  # named by its first sample's day
