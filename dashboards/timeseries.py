@@ -169,6 +169,11 @@ def extra_types(
         {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end, "wanted": wanted},
         EXTRA_SCHEMA,
     )
+    return top_events(frame)
+
+
+def top_events(frame: pl.DataFrame) -> pl.DataFrame:
+    """The :data:`EXTRA_EVENTS_PER_TYPE` largest events of each type (EXTRA_SCHEMA rows)."""
     if frame.is_empty():
         return frame
     top = (

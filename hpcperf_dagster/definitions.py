@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from hpcperf_dagster.assets.aggregates import host_aggregates
 from hpcperf_dagster.assets.archive import import_archive_job, raw_stats_archive
 from hpcperf_dagster.assets.host_data import host_data
 from hpcperf_dagster.assets.job_flags import job_flags
 from hpcperf_dagster.assets.job_tables import job_tables
 from hpcperf_dagster.assets.jobs import slurm_jobs
+from hpcperf_dagster.assets.offsite import archive_day, archive_day_job, archive_day_schedule
 from hpcperf_dagster.resources import Broker, Database, Paths
 from hpcperf_dagster.schedules import job_day_schedule
 from hpcperf_dagster.sensors import (
@@ -23,9 +25,11 @@ from hpcperf_dagster.sensors import (
 )
 
 defs = Definitions(
-    assets=[raw_stats_archive, host_data, slurm_jobs, job_tables, job_flags],
-    jobs=[drain_job, host_data_job, import_archive_job, slurm_jobs_job, job_metrics_job],
+    assets=[raw_stats_archive, host_data, slurm_jobs, job_tables, job_flags,
+            archive_day, host_aggregates],
+    jobs=[drain_job, host_data_job, import_archive_job, slurm_jobs_job, job_metrics_job,
+          archive_day_job],
     sensors=[rabbitmq_sensor, host_data_sensor, job_metrics_sensor, accounting_sensor],
-    schedules=[job_day_schedule],
+    schedules=[job_day_schedule, archive_day_schedule],
     resources={"db": Database(), "broker": Broker(), "paths": Paths()},
 )

@@ -31,6 +31,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from hpcperf_dagster.assets.aggregates import host_aggregates
 from hpcperf_dagster.assets.archive import raw_stats_archive
 from hpcperf_dagster.assets.host_data import host_data
 from hpcperf_dagster.assets.job_flags import job_flags
@@ -44,7 +45,7 @@ from hpcperfstats.pending import Pending
 DRAIN_TAG = "hpcperf/drain"
 
 drain_job = define_asset_job("drain", selection=[raw_stats_archive], tags={DRAIN_TAG: "true"})
-host_data_job = define_asset_job("host_data_job", selection=[host_data])
+host_data_job = define_asset_job("host_data_job", selection=[host_data, host_aggregates])
 slurm_jobs_job = define_asset_job("slurm_jobs_job", selection=[slurm_jobs])
 job_metrics_job = define_asset_job("job_metrics_job", selection=[job_tables, job_flags])
 

@@ -33,6 +33,14 @@ from hpcperf_monitor.rawformat import Header, ParseIssue, RawStats, read_raw
 from hpcperf_monitor.state import atomic_write
 
 from hpcperfstats import quarantine
+from hpcperfstats.archive_days import (
+    GZ,
+    archive_entries,
+    archive_open,
+    archive_size,
+    carried_header,
+    rotation_name,
+)
 from hpcperfstats.chunks import Oversized, chunk_max_bytes, iter_lines
 from hpcperfstats.safepath import inside
 from hpcperfstats.textframe import Chunk, parse_header
@@ -48,18 +56,14 @@ _TIER = (b"@fast", b"@full")
 
 
 def host_files(host_dir: Path) -> list[tuple[int, Path]]:
-    """Archive files of one host, oldest first (names of ASCII digits only)."""
-    out = []
-    for path in host_dir.iterdir():
-        if path.name.isascii() and path.name.isdigit() and path.is_file():
-            out.append((int(path.name), path))
-    return sorted(out)
+    """Archive files of one host, oldest first (``<epoch>`` or closed ``<epoch>.gz``)."""
+    return archive_entries(host_dir)
 
 
 def read_header(path: Path) -> Header | None:
     """The header block at the start of an archive file."""
     lines = []
-    with open(path, "rb") as fh:
+    with archive_open(path) as fh:
         for _, raw in iter_lines(fh, chunk_max_bytes()):
             line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
             if line[:1].isascii() and line[:1].isdigit() or line in ("@fast", "@full"):
@@ -279,6 +283,9 @@ class ArchiveWriter:
         times = [s.time for s in parsed.samples]
         if times and all(t in cur.times for t in times):
             return None
+        new_day = rotation_name(int(cur.path.name), times)
+        if new_day is not None:  # the first sample after 00:00 UTC closes the day's file
+            return self._next_day(host, cur, new_day, data, header_end, spans, parsed, received)
         lines = "".join(f"{s.time_text} {cur.size + a} {cur.size + b}\n"
                         for s, (a, b) in zip(parsed.samples, spans, strict=True))
         undo = ("append", host, cur.path, cur.size, cur.idx_size)
@@ -340,8 +347,26 @@ class ArchiveWriter:
         cur.idx_size += len(lines)
         self._dirty.add(cur.path)
 
-    def _open_new(self, host: str, data: bytes, header_end: int,
+    def _next_day(self, host: str, cur: _Current, name: int, data: bytes, header_end: int,
                   spans: list[tuple[int, int]], parsed: RawStats, received: float) -> Path | None:
+        """Open the new day's file: the host's current header block, then ``data``."""
+        index = read_index(cur.path)
+        head_end = (index.header_end if index and index.header_end is not None
+                    else index.entries[0].start if index and index.entries else 0)
+        with open(cur.path, "rb") as fh:
+            head = fh.read(head_end)
+        uptime = cur.header.uptime
+        boot = (index.entries[0].time - uptime
+                if index and index.entries and uptime is not None else None)
+        head = carried_header(head, boot, parsed.samples[0].time)
+        n = len(head)
+        return self._open_new(host, head + data, n + header_end,
+                              [(a + n, b + n) for a, b in spans], parsed, received,
+                              name=name, header=cur.header)
+
+    def _open_new(self, host: str, data: bytes, header_end: int,
+                  spans: list[tuple[int, int]], parsed: RawStats, received: float,
+                  name: int | None = None, header: Header | None = None) -> Path | None:
         host_dir = self._host_dir(host)
         host_dir.mkdir(parents=True, exist_ok=True)
         prev = self._load_current(host)  # repaired before it stops being current
@@ -349,10 +374,11 @@ class ArchiveWriter:
                 and prev.path.read_bytes() == data:
             return None  # the same header-only message again
         times = {s.time for s in parsed.samples}
-        name = int(parsed.samples[0].time) if parsed.samples else int(received)
+        if name is None:
+            name = int(parsed.samples[0].time) if parsed.samples else int(received)
         while True:
             path = inside(self.root, host_dir / str(name))
-            if not path.exists():
+            if not path.exists() and not path.with_name(path.name + GZ).exists():
                 break
             index = read_index(path)
             if times and index and index.drain and times <= {e.time for e in index.entries}:
@@ -370,7 +396,7 @@ class ArchiveWriter:
             index_path(path).unlink(missing_ok=True)
             raise
         seen = prev.times if prev is not None else set()
-        self._current[host] = _Current(path, parsed.headers[-1], len(data), len(text),
+        self._current[host] = _Current(path, header or parsed.headers[-1], len(data), len(text),
                                        seen | {e.time for e in index.entries})
         self._dirty_dirs.update({host_dir, self.root})
         self._undo.append(("new", host, path, 0, 0))
@@ -450,7 +476,7 @@ def _slice(path: Path, index: Index, lo: float, start: float, end: float,
     if header is None:
         return
     limit = chunk_max_bytes()
-    size = path.stat().st_size
+    size = archive_size(path)
     ranges: list[list[int]] = []
     for k in picks:
         first = entries[k].start
@@ -466,7 +492,7 @@ def _slice(path: Path, index: Index, lo: float, start: float, end: float,
             ranges.append([first, stop])
     uptime = header.uptime
     boot = entries[0].time - uptime if uptime is not None else None
-    with open(path, "rb") as fh:
+    with archive_open(path) as fh:
         batch: list[bytes] = []
         at = None
         for first, stop in ranges:
@@ -496,7 +522,7 @@ def _pieces(path: Path, skipped: list[ParseIssue]) -> Iterator[Chunk]:
     head_lines: list[str] | None = None  # the header block being read
     batch: list[bytes] = []
     size, at, batch_header, batch_boot = 0, 0, None, None
-    with open(path, "rb") as fh:
+    with archive_open(path) as fh:
         for item in iter_lines(fh, limit):
             if isinstance(item, Oversized):
                 skipped.append(ParseIssue(str(path), 0, item.head[:120].decode(

@@ -76,6 +76,22 @@ class Settings:
         return self.home / "pgdata"
 
     @property
+    def export_target(self) -> str | None:
+        """Off-site archive: a mounted path or ``[user@]host:/path`` (rsync over SSH)."""
+        return _env("EXPORT_TARGET", "") or None
+
+    @property
+    def export_ssh(self) -> str:
+        """Remote shell for rsync, e.g. ``ssh -i /etc/hpcperf/key -p 22``."""
+        return _env("EXPORT_SSH", "ssh")
+
+    @property
+    def export_remove_after_days(self) -> float | None:
+        """Remove a verified exported day locally once this many days old (unset: keep)."""
+        value = _env("EXPORT_REMOVE_AFTER_DAYS", "")
+        return float(value) if value else None
+
+    @property
     def queue(self) -> str:
         """The RabbitMQ queue: one per cluster, named after it."""
         return self.cluster

@@ -161,7 +161,8 @@ def _target(archive_dir: Path, host: str, epoch: str) -> Path:
     while True:
         target = inside(archive_dir, Path(archive_dir) / host / str(name))
         index = read_index(target)
-        if not target.exists() or index is None or not index.drain:
+        closed = target.with_name(target.name + ".gz").exists()  # a compressed day holds it
+        if not closed and (not target.exists() or index is None or not index.drain):
             return target
         name += 1
 

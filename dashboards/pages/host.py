@@ -15,7 +15,7 @@ import holoviews as hv
 import panel as pn
 import polars as pl
 
-from dashboards import auth, cluster, data, timeseries
+from dashboards import auth, cluster, data, long_range, timeseries
 from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, message, page, query_arg, time_arg
 from dashboards.plots import host_lines, job_bands
@@ -51,8 +51,13 @@ def host_view(viewer: Viewer, host: str | None, start: datetime | None, end: dat
             row = fresh.filter(pl.col("host") == host)
             end = row["last"][0] if not row.is_empty() else datetime.now(UTC)
         start = start or end - DEFAULT_RANGE
-        named = timeseries.series(conn, [host], start, end, HOST_SERIES)
-        extra = timeseries.extra_types(conn, [host], start, end)
+        if long_range.use_aggregates(conn, start, end):  # a long range: host_agg
+            named, _ = long_range.cluster_series(conn, start, end, HOST_SERIES,
+                                                 timeseries.MAX_POINTS, host)
+            extra = long_range.cluster_extra(conn, start, end, timeseries.MAX_POINTS, host)
+        else:
+            named = timeseries.series(conn, [host], start, end, HOST_SERIES)
+            extra = timeseries.extra_types(conn, [host], start, end)
         jobs = cluster.host_jobs(conn, viewer, host, start, end)
     plots = []
     present = set(named["series"].to_list()) if not named.is_empty() else set()

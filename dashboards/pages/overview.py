@@ -18,7 +18,7 @@ import holoviews as hv
 import panel as pn
 import polars as pl
 
-from dashboards import auth, cluster, data, timeseries
+from dashboards import auth, cluster, data, long_range, timeseries
 from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, page, time_arg
 from dashboards.plots import HEIGHT
@@ -34,8 +34,10 @@ def tiles(items: list[tuple[str, str]]) -> pn.pane.HTML:
     return html(f'<div class="hp-tiles">{body}</div>')
 
 
-def cluster_plots(named: pl.DataFrame, extra: pl.DataFrame) -> pn.viewable.Viewable:
-    """Cluster totals over time: each series summed over the hosts reporting."""
+def cluster_plots(named: pl.DataFrame, extra: pl.DataFrame,
+                  reporting: pl.DataFrame | None = None) -> pn.viewable.Viewable:
+    """Cluster totals over time: each series summed over the hosts reporting
+    (``reporting``: hosts per time, when the rows are cluster aggregates)."""
     plots = []
     frames = []
     if not named.is_empty():
@@ -51,6 +53,8 @@ def cluster_plots(named: pl.DataFrame, extra: pl.DataFrame) -> pn.viewable.Viewa
     both = pl.concat([f.select("time", "host", "value", "unit", "label") for f in frames])
     totals = both.group_by("label", "unit", "time").agg(pl.col("value").sum(),
                                                         pl.col("host").n_unique().alias("hosts"))
+    if reporting is not None:
+        totals = totals.drop("hosts").join(reporting, on="time", how="left")
     order = {SERIES[n].label: i for i, n in enumerate(timeseries.PLOTTED_SERIES)}
     totals = totals.with_columns(
         pl.col("label").replace_strict(order, default=len(order)).alias("_o")
@@ -122,9 +126,14 @@ def overview(viewer: Viewer, start: datetime | None, end: datetime | None):
         flagged = cluster.most_flagged(conn, viewer, start, end)
         pooled = data.cluster_summary(conn, viewer, start, end)
         if viewer.staff:
-            hosts = fresh["host"].to_list()
-            named = timeseries.series(conn, hosts, start, end, timeseries.PLOTTED_SERIES, 200)
-            extra = timeseries.extra_types(conn, hosts, start, end, 200)
+            hosts, reporting = fresh["host"].to_list(), None
+            if long_range.use_aggregates(conn, start, end):  # a long range: cluster_agg
+                named, reporting = long_range.cluster_series(
+                    conn, start, end, timeseries.PLOTTED_SERIES, 200)
+                extra = long_range.cluster_extra(conn, start, end, 200)
+            else:
+                named = timeseries.series(conn, hosts, start, end, timeseries.PLOTTED_SERIES, 200)
+                extra = timeseries.extra_types(conn, hosts, start, end, 200)
     whose = "" if viewer.staff else "your "
     job_tiles = [(str(counts["running"]), f"{whose}jobs running at range end"),
                  (str(counts["finished"]), f"{whose}jobs finished in range")]
@@ -144,7 +153,7 @@ def overview(viewer: Viewer, start: datetime | None, end: datetime | None):
     summary = tiles([(str(fresh.height - silent), "nodes reporting"),
                      (str(silent), "nodes silent"), *job_tiles])
     return page([pn.Column(
-        heading, summary, card(cluster_plots(named, extra), "Use across the cluster"),
+        heading, summary, card(cluster_plots(named, extra, reporting), "Use across the cluster"),
         pn.Row(card(flagged_table(flagged), "Most flagged jobs"),
                card(freshness_table(fresh, viewer.staff), "Data freshness"),
                sizing_mode="stretch_width"),

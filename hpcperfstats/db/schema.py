@@ -15,6 +15,8 @@ import logging
 
 import psycopg
 
+from hpcperfstats.aggregates import ensure_aggregates
+
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
@@ -189,6 +191,7 @@ def ensure_schema(conn: psycopg.Connection) -> dict:
         conn.execute("SELECT pg_advisory_xact_lock(4242001)")
         conn.execute(TABLES)
         name_index = ensure_name_index(conn)
+        ensure_aggregates(conn)  # hpcperfstats.aggregates: host_agg, cluster_agg
         timescale = timescale_available(conn)
         if timescale:
             from hpcperfstats.db.timescale import setup_host_data

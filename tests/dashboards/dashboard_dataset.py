@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from hpcperfstats.aggregates import refresh
+
 GIB = 2**30
 HOSTS = ["c001", "c002"]
 WIDE_HOSTS = [f"w{i:03d}" for i in range(20)]
@@ -118,3 +120,7 @@ def load(url: str) -> None:
             ) as copy:
                 for row in host_rows():
                     copy.write_row(row)
+        # the pipeline refreshes the aggregates after host_data; long ranges read them
+        conn.execute("TRUNCATE host_agg, cluster_agg")
+        times = [r[0] for r in host_rows()]
+        refresh(conn, min(times), max(times) + STEP)

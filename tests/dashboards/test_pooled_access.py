@@ -86,3 +86,21 @@ def test_researcher_overview_shows_no_hosts_and_no_cluster_series(web_header):
                                 PROXY | {"X-Forwarded-User": "carol",
                                          "X-Forwarded-Groups": "hpc-staff"})
     assert "c001" in doc and "cluster total" in doc  # staff see the cluster
+
+
+@pytest.mark.integration
+def test_long_range_overview_reads_aggregates_for_staff_only(web_header):
+    """A week: staff get cluster totals from cluster_agg and a host's series from
+    host_agg; a researcher still no cluster series."""
+    url = "overview?start=2026-02-27&end=2026-03-06"
+    status, doc = page_document(web_header, url, PROXY | {"X-Forwarded-User": "carol",
+                                                         "X-Forwarded-Groups": "hpc-staff"})
+    assert status == 101 and "cluster total" in doc and "No samples in this range" not in doc
+    status, doc = page_document(web_header, url, PROXY | {"X-Forwarded-User": "alice"})
+    assert status == 101 and "cluster total" not in doc and "c001" not in doc
+    # the host page over the week reads host_agg: the node's series are there
+    status, doc = page_document(web_header, "host?host=c001&start=2026-02-27&end=2026-03-06",
+                                PROXY | {"X-Forwarded-User": "carol",
+                                         "X-Forwarded-Groups": "hpc-staff"})
+    assert status == 101 and "Memory used by processes" in doc
+    assert "No samples from this host" not in doc

@@ -1,0 +1,85 @@
+"""Where the compressed bytes of ``host_data`` go, column by column (part 4 lead).
+
+``python -m benchmarks.storage_columns [--nodes 20]``. Needs TimescaleDB in
+the embedded PostgreSQL (``scripts/setup``).
+
+Loads fixture-shaped nodes for one day (``benchmarks.storage.fixture_rows``:
+the real Stampede3 file's rows tiled over the day), compresses every chunk,
+and sums ``pg_column_size`` of each column of the compressed chunk tables,
+per stored value. Then the same with ``delta`` as ``bigint`` (rounded: what
+integer raw deltas would cost, an estimate since stored deltas are in SI
+units after the unit factor) and with no ``delta`` at all, so a schema
+change is judged by measured bytes before it is made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+from benchmarks.storage import fixture_rows
+from hpcperfstats.db import embedded
+from hpcperfstats.db.schema import ensure_schema
+from hpcperfstats.services.ports import free_port
+
+COLUMNS = ["time", "host", "jobid", "type", "device", "event", "unit", "value", "delta"]
+
+
+def column_bytes(conn: psycopg.Connection) -> dict[str, int]:
+    """Bytes of each column over every compressed chunk (TOAST included)."""
+    tables = [r[0] for r in conn.execute(
+        "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = '_timescaledb_internal' AND c.relkind = 'r'"
+        r" AND c.relname LIKE '%\_chunk\_compressed'")]
+    cols = [r[0] for r in conn.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0"
+        " AND NOT attisdropped", (tables[0],))]
+    out = dict.fromkeys(cols, 0)
+    for table in tables:
+        sums = ", ".join(f'coalesce(sum(pg_column_size("{c}")), 0)' for c in cols)
+        for c, v in zip(cols, conn.execute(f"SELECT {sums} FROM {table}").fetchone(), strict=True):
+            out[c] += int(v)
+    return out
+
+
+def variant(conn: psycopg.Connection, name: str, rows: int) -> None:
+    conn.execute("SELECT compress_chunk(c, if_not_compressed => true)"
+                 " FROM show_chunks('host_data') c")
+    total = conn.execute("SELECT hypertable_size('host_data')").fetchone()[0]
+    parts = column_bytes(conn)
+    shown = ", ".join(f"{c} {b / rows:.2f}" for c, b in sorted(parts.items(), key=lambda x: -x[1])
+                      if b / rows >= 0.01)
+    print(f"{name}: {total / rows:.2f} bytes/value in all; by column: {shown}")
+    conn.execute("SELECT decompress_chunk(c, if_compressed => true)"
+                 " FROM show_chunks('host_data') c")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nodes", type=int, default=20)
+    args = parser.parse_args()
+    if not embedded.timescale_installed():
+        raise SystemExit("TimescaleDB is not built into the embedded server: run scripts/setup")
+    with tempfile.TemporaryDirectory(prefix="hpcperf-columns-") as tmp:
+        url = embedded.start(Path(tmp) / "pg", free_port())
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                ensure_schema(conn)
+                rows = fixture_rows(conn, args.nodes)
+                print(f"{args.nodes} fixture-shaped nodes x 1 day: {rows:,} values")
+                variant(conn, "delta double precision (today)", rows)
+                conn.execute("ALTER TABLE host_data ALTER COLUMN delta TYPE bigint"
+                             " USING round(delta)::bigint")
+                variant(conn, "delta bigint (rounded)", rows)
+                conn.execute("UPDATE host_data SET delta = NULL")
+                variant(conn, "no delta", rows)
+        finally:
+            embedded.stop(Path(tmp) / "pg")
+
+
+if __name__ == "__main__":
+    main()

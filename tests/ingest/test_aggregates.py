@@ -1,0 +1,143 @@
+"""host_agg / cluster_agg: hand-worked buckets, idempotent refresh, and the
+overview's long-range read from them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from dashboards import long_range
+from hpcperfstats.aggregates import refresh, width_for
+
+T = datetime(2026, 11, 20, 10, tzinfo=UTC)
+M = timedelta(minutes=1)
+
+# (minute, host, type, device, event, unit, value)
+ROWS = [
+    (0, "a", "mem", "", "MemTotal", "B", 10.0),
+    (2, "a", "mem", "", "MemTotal", "B", 20.0),
+    (5, "a", "mem", "", "MemTotal", "B", 30.0),
+    (30, "a", "mem", "", "MemTotal", "B", 40.0),
+    (0, "b", "mem", "", "MemTotal", "B", 100.0),
+    (0, "a", "xfab", "mlx0", "rx_bytes", "B/s", 4.0),
+    (1, "a", "xfab", "mlx0", "rx_bytes", "B/s", 6.0),
+    (0, "a", "xfab", "mlx1", "rx_bytes", "B/s", 10.0),
+    (0, "a", "gpu", "g0", "util", "%", 50.0),
+    (0, "a", "gpu", "g1", "util", "%", 70.0),
+    (60, "a", "mem", "", "MemTotal", "B", 999.0),  # the next hour: another partition
+]
+
+
+def load(conn: psycopg.Connection, rows=ROWS) -> None:
+    conn.execute("TRUNCATE host_agg, cluster_agg")
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO host_data (time, host, type, device, event, unit, value)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(T + m * M, *rest) for m, *rest in rows])
+
+
+def host_agg(conn, width: int) -> dict:
+    return {(r[0].astimezone(UTC).strftime("%H:%M"), *r[1:5]): (r[5], r[6]) for r in conn.execute(
+        "SELECT bucket, host, type, event, device, value, n FROM host_agg WHERE width_s = %s",
+        (width,))}
+
+
+def cluster_agg(conn, width: int) -> dict:
+    return {(r[0].astimezone(UTC).strftime("%H:%M"), *r[1:4]): (r[4], r[5]) for r in conn.execute(
+        "SELECT bucket, type, event, device, value, hosts FROM cluster_agg WHERE width_s = %s",
+        (width,))}
+
+
+def test_width_for():
+    assert width_for(300) == 300 and width_for(7200) == 3600 and width_for(900) == 300
+    assert width_for(450) is None and width_for(30) is None
+
+
+@pytest.mark.integration
+def test_buckets_worked_by_hand(pg_url):
+    with psycopg.connect(pg_url) as conn:
+        load(conn)
+        counts = refresh(conn, T, T + 60 * M)
+        hour, five = host_agg(conn, 3600), host_agg(conn, 300)
+        assert hour[("10:00", "a", "mem", "MemTotal", "")] == (25.0, 4)  # (10+20+30+40)/4
+        assert five[("10:00", "a", "mem", "MemTotal", "")] == (15.0, 2)
+        assert five[("10:05", "a", "mem", "MemTotal", "")] == (30.0, 1)
+        assert five[("10:30", "a", "mem", "MemTotal", "")] == (40.0, 1)
+        # rates: per device averaged, then summed; gauges: averaged over devices
+        assert five[("10:00", "a", "xfab", "rx_bytes", "*")] == (15.0, 2)  # (4+6)/2 + 10
+        assert five[("10:00", "a", "gpu", "util", "*")] == (60.0, 1)
+        assert ("10:00", "a", "xfab", "rx_bytes", "") not in five  # no host-wide ib rows
+        assert ("11:00", "a", "mem", "MemTotal", "") not in hour  # outside the window
+        clus = cluster_agg(conn, 3600)
+        assert clus[("10:00", "mem", "MemTotal", "")] == (125.0, 2)  # 25 + 100
+        assert cluster_agg(conn, 300)[("10:00", "mem", "MemTotal", "")] == (115.0, 2)
+        # a second refresh replaces, never adds
+        assert refresh(conn, T, T + 60 * M) == counts
+        assert host_agg(conn, 3600) == hour
+        # a rebuilt hour (a late sample) changes only its own buckets
+        conn.execute("INSERT INTO host_data (time, host, type, device, event, unit, value)"
+                     " VALUES (%s, 'b', 'mem', '', 'MemTotal', 'B', 200)", (T + 40 * M,))
+        refresh(conn, T + 30 * M, T + 31 * M)  # widened to the whole hour
+        assert host_agg(conn, 3600)[("10:00", "b", "mem", "MemTotal", "")] == (150.0, 2)
+        assert cluster_agg(conn, 3600)[("10:00", "mem", "MemTotal", "")] == (175.0, 2)
+        # the "every type" plots over an hour bucket, cluster-wide
+        extra = long_range.cluster_extra(conn, T, T + timedelta(days=4), 1)
+        assert extra.select("type", "event", "value").rows() == [
+            ("gpu", "util", 60.0), ("xfab", "rx_bytes", 15.0)]
+
+
+@pytest.mark.integration
+def test_long_range_overview_reads_cluster_agg(pg_url):
+    """Four days, hosts a and b every 5 min: the overview's cluster total of
+    memory installed from aggregates equals the raw rows' (a: 8, b: 16 -> 24)."""
+    days = 4
+    rows = [(5 * k, h, "mem", "", "MemTotal", "B", v)
+            for k in range(days * 288) for h, v in (("a", 8.0), ("b", 16.0))]
+    with psycopg.connect(pg_url) as conn:
+        load(conn, rows)
+        refresh(conn, T, T + days * 1440 * M)
+        start, end = T, T + timedelta(days=days)
+        assert long_range.use_aggregates(conn, start, end)
+        assert not long_range.use_aggregates(conn, start, start + timedelta(days=1))
+        named, hosts = long_range.cluster_series(conn, start, end, ["mem_total"], 200)
+        bucket, width = long_range.bucket_and_width(start, end, 200)
+        assert (bucket, width) == (1800, 300)  # 4 d / 200 = 1728 s, up to whole 5 min
+        one, none = long_range.cluster_series(conn, start, end, ["mem_total"], 200, host="b")
+        extra = long_range.cluster_extra(conn, start, end, 200)
+    assert set(named["value"].to_list()) == {24.0}
+    assert set(hosts["hosts"].to_list()) == {2}
+    assert named.height == days * 24 * 3600 // bucket
+    assert set(one["value"].to_list()) == {16.0} and set(one["host"].to_list()) == {"b"}
+    assert none.is_empty() and extra.is_empty()  # mem is a named series' type
+
+
+@pytest.mark.integration
+def test_host_data_job_refreshes_aggregates(hpcperf_env, pg_url):
+    """The pipeline's hourly run loads host_data and then the aggregates: the
+    hour's cluster total equals the sum over hosts of each host's mean."""
+    from hpcperf_dagster.definitions import defs
+    from hpcperfstats.drain import store_messages
+
+    from .conftest import demo_bodies
+
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("TRUNCATE host_agg, cluster_agg")
+    store_messages(demo_bodies(nodes=2, hours=1), hpcperf_env / "archive",
+                   hpcperf_env / "quarantine", hpcperf_env / "state")
+    result = defs.resolve_job_def("host_data_job").execute_in_process(
+        partition_key="2026-11-20-12:00")
+    assert result.success
+    meta = result.asset_materializations_for_node("host_aggregates")[0].metadata
+    assert meta["cluster_agg"].value > 0
+    with psycopg.connect(pg_url) as conn:
+        expected = dict(conn.execute(
+            "SELECT type || '/' || event, sum(v) FROM (SELECT host, type, event, avg(value) v"
+            " FROM host_data WHERE device = '' GROUP BY 1, 2, 3) h GROUP BY 1").fetchall())
+        got = dict(conn.execute(
+            "SELECT type || '/' || event, value FROM cluster_agg"
+            " WHERE width_s = 3600 AND device = ''").fetchall())
+    assert expected and got.keys() == expected.keys()
+    assert all(got[k] == pytest.approx(expected[k], rel=1e-9, abs=1e-9) for k in expected)
