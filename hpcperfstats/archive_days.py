@@ -57,11 +57,13 @@ def carried_header(head: bytes, boot: float | None, first: float) -> bytes:
     """
     if boot is None:
         return head
+    # a late sample dated before the boot (a wrong clock, a hostile node) must not
+    # write a negative uptime, which no reader accepts: 0 reads as a new boot
+    uptime = max(0, round(first - boot))
     lines = head.split(b"\n")
     for i, line in enumerate(lines):
         if line.startswith(b"$uptime "):
-            lines[i] = b"$uptime %d" % round(first - boot) + (b"\r" if line.endswith(b"\r")
-                                                               else b"")
+            lines[i] = b"$uptime %d" % uptime + (b"\r" if line.endswith(b"\r") else b"")
     return b"\n".join(lines)
 
 

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hpcperfstats.archive import host_files, read_chunks, read_index, read_range
@@ -195,6 +195,7 @@ def test_import_never_shadows_a_compressed_day(dirs, tmp_path):
 
 
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(steps=[0, -1001, 4001], per_message=2)  # a late sample before the boot, then midnight
 @given(steps=st.lists(st.integers(min_value=-4000, max_value=40000), min_size=1, max_size=12),
        per_message=st.integers(min_value=1, max_value=3))
 def test_day_files_property(tmp_path_factory, steps, per_message):
