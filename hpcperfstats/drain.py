@@ -26,7 +26,7 @@ from hpcperf_monitor.rawformat import RawStats, epoch_in_window, parse_epoch, re
 
 from hpcperfstats import quarantine
 from hpcperfstats.archive import ArchiveWriter
-from hpcperfstats.config import Settings, settings
+from hpcperfstats.config import Settings, env, settings
 from hpcperfstats.pending import Pending
 from hpcperfstats.safepath import host_folder
 
@@ -284,7 +284,7 @@ def drain_queue(
                 return
             store.sync()
             pending.mark(store.result.hours)
-            if os.environ.get(CRASH_ENV):  # fault injection: die between fsync and ack
+            if env("DRAIN_CRASH_AFTER_SYNC"):  # fault injection: die between fsync and ack
                 os._exit(70)
             channel.basic_ack(delivery_tag=last_tag, multiple=True)
             unacked = 0

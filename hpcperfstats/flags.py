@@ -14,13 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import yaml
 
+from hpcperfstats.config import env
 from hpcperfstats.metrics import METRICS, SHARED_NODE
 
 DEFAULT_RULES = Path(__file__).with_name("rules") / "job_flags.yaml"
@@ -59,7 +59,7 @@ class Rule:
 
 
 def rules_path() -> Path:
-    return Path(os.environ.get("HPCPERF_FLAG_RULES") or DEFAULT_RULES)
+    return Path(env("FLAG_RULES") or DEFAULT_RULES)
 
 
 def _condition(raw: dict, where: str) -> Condition:

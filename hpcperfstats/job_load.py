@@ -10,7 +10,6 @@ the metrics and the rules, so a rule change recomputes them alone.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import polars as pl
 import psycopg
 
 from hpcperfstats.accounting import COLUMNS as JOB_COLUMNS
+from hpcperfstats.config import env
 from hpcperfstats.coverage import job_coverage
 from hpcperfstats.db.load import read_frame
 from hpcperfstats.job_series import job_series_rows
@@ -35,7 +35,7 @@ EFFICIENCY_SLACK = 0.02
 
 
 def chunk_hosts() -> int:
-    return int(os.environ.get("HPCPERF_JOB_CHUNK_HOSTS", "256"))
+    return int(env("JOB_CHUNK_HOSTS"))
 
 
 @dataclass
