@@ -9,7 +9,7 @@ from hpcperf_dagster.assets.host_data import host_data
 from hpcperf_dagster.assets.job_flags import job_flags
 from hpcperf_dagster.assets.job_tables import job_tables
 from hpcperf_dagster.assets.jobs import slurm_jobs
-from hpcperf_dagster.resources import Broker, Database, Paths
+from hpcperf_dagster.resources import resources
 from hpcperf_dagster.schedules import job_day_schedule
 from hpcperf_dagster.sensors import (
     accounting_sensor,
@@ -27,5 +27,5 @@ defs = Definitions(
     jobs=[drain_job, host_data_job, import_archive_job, slurm_jobs_job, job_metrics_job],
     sensors=[rabbitmq_sensor, host_data_sensor, job_metrics_sensor, accounting_sensor],
     schedules=[job_day_schedule],
-    resources={"db": Database(), "broker": Broker(), "paths": Paths()},
+    resources=resources(),
 )
