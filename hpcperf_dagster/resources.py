@@ -17,7 +17,7 @@ from pydantic import Field
 
 from hpcperfstats.config import SETTINGS, env, is_set, settings
 from hpcperfstats.db.connect import database_url
-from hpcperfstats.db.schema import ensure_schema
+from hpcperfstats.db.schema import ensure_schema, schema_is_current
 
 
 def _field(name: str):
@@ -32,8 +32,10 @@ class Database(ConfigurableResource):
     url: str = _field("DATABASE_URL")
 
     def connect(self) -> psycopg.Connection:
+        """A connection; migrates first only when the recorded schema version is behind."""
         conn = psycopg.connect(self.url or database_url())
-        ensure_schema(conn)
+        if not schema_is_current(conn):
+            ensure_schema(conn)
         return conn
 
 
