@@ -23,6 +23,7 @@ import json
 
 import polars as pl
 
+from hpcperfstats.db.tables import JOB_COVERAGE
 from hpcperfstats.metrics import END_GRACE_S, job_windows
 
 #: A gap between two samples longer than this many intervals is a hole.
@@ -30,16 +31,7 @@ GAP_FACTOR = 1.5
 #: Interval assumed for a host with a single sample in range.
 DEFAULT_INTERVAL_S = 300.0
 
-COVERAGE_COLUMNS = {
-    "jobid": pl.Utf8,
-    "host": pl.Utf8,
-    "interval_s": pl.Float64,
-    "expected": pl.Int64,
-    "present": pl.Int64,
-    "fraction": pl.Float64,
-    "gaps": pl.Utf8,  # JSON list of [from, to] ISO-8601 UTC pairs
-    "extra": pl.Int64,  # samples beyond one per expected instant (begin/end samples)
-}
+COVERAGE_COLUMNS = JOB_COVERAGE.schema
 
 
 def sample_times(series: pl.DataFrame) -> pl.DataFrame:

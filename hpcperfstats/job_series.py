@@ -15,15 +15,10 @@ from __future__ import annotations
 
 import polars as pl
 
+from hpcperfstats.db.tables import JOB_SERIES
 from hpcperfstats.metrics import END_GRACE_S, job_windows, own_cgroup
 
-JOB_SERIES_COLUMNS = {
-    "jobid": pl.Utf8,
-    "host": pl.Utf8,
-    "series": pl.Utf8,
-    "time": pl.Datetime("us", "UTC"),
-    "value": pl.Float64,
-}
+JOB_SERIES_COLUMNS = JOB_SERIES.schema
 
 
 def job_series_rows(jobs: pl.DataFrame, series: pl.DataFrame,

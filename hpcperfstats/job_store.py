@@ -15,14 +15,11 @@ import polars as pl
 import psycopg
 
 from hpcperfstats.db.load import copy_frame
+from hpcperfstats.db.tables import TABLES
 
 JOB_TABLES: dict[str, list[str]] = {
-    "job_series": ["jobid", "host", "series", "time", "value", "day"],
-    "job_metrics": ["jobid", "metric", "value", "unit", "reason", "source", "day"],
-    "job_coverage": ["jobid", "host", "interval_s", "expected", "present", "fraction", "gaps",
-                     "extra", "day"],
-    "job_flags": ["jobid", "flag", "value", "threshold", "message", "advice", "rule_version",
-                  "day"],
+    name: TABLES[name].copy_columns
+    for name in ("job_series", "job_metrics", "job_coverage", "job_flags")
 }
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from hpcperfstats.db.tables import JOB_METRICS
 from hpcperfstats.series import ALL_SERIES, CGROUP_SCHEMA
 
 #: A sample taken by the epilog lands seconds after Slurm's end time.
@@ -40,14 +41,7 @@ LOOKBACK_S = 3600
 #: cores the job holds on it (OS noise reads as a few hundredths of a core).
 IDLE_SHARE = 0.05
 
-METRIC_COLUMNS = {
-    "jobid": pl.Utf8,
-    "metric": pl.Utf8,
-    "value": pl.Float64,
-    "unit": pl.Utf8,
-    "reason": pl.Utf8,
-    "source": pl.Utf8,
-}
+METRIC_COLUMNS = JOB_METRICS.schema
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from hpcperfstats.db.tables import HOST_DATA
 from hpcperfstats.host_types import RULES, rule
 from hpcperfstats.units import rate_unit
 
@@ -44,7 +45,7 @@ def counter_width(type_: str, event: str, declared: int | None) -> int:
         return declared
     return KERNEL_WIDTHS.get((type_, event), 64)
 
-HOST_DATA_COLUMNS = ["time", "host", "jobid", "type", "device", "event", "unit", "value", "delta"]
+HOST_DATA_COLUMNS = HOST_DATA.copy_columns
 
 SERIES_KEY = ["host", "type", "device", "event"]
 

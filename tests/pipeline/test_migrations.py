@@ -16,6 +16,7 @@ from hpcperfstats.db.schema import (
     recorded_version,
     schema_is_current,
 )
+from hpcperfstats.db.tables import TABLES
 
 #: the tables exactly as commit cbdad92 (the release before the column additions) made them
 RELEASE_SQL = Path(__file__).resolve().parents[1] / "fixtures" / "schema" / "release-cbdad92.sql"
@@ -88,3 +89,27 @@ def test_a_run_migrates_only_when_the_recorded_version_is_behind(fresh_db):
         conn.commit()
     with Database(url=fresh_db).connect() as conn:
         assert "extra" not in _columns(conn, "job_coverage")
+
+
+def _shape(conn: psycopg.Connection, table: str) -> dict[str, str]:
+    rows = conn.execute("SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                        (table,)).fetchall()
+    return dict(rows)
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_migrations_make_the_declared_tables(fresh_db, table):
+    """The declaration (COPY lists, frame schemas) and the migrated DDL agree, column by column."""
+    with psycopg.connect(fresh_db) as conn:
+        ensure_schema(conn)
+        assert _shape(conn, table) == TABLES[table].sql_types
+
+
+def test_upgraded_release_has_the_declared_tables(fresh_db):
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute(RELEASE_SQL.read_text())
+        conn.execute("INSERT INTO schema_version (version) VALUES (1)")
+        ensure_schema(conn)
+        for name, table in TABLES.items():
+            assert _shape(conn, name) == table.sql_types, name
