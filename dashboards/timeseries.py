@@ -90,8 +90,6 @@ def bucket_seconds(start: datetime, end: datetime, max_points: int = MAX_POINTS,
 
 def data_interval(conn: psycopg.Connection, jobid: str) -> float | None:
     """The job's sampling interval as job_coverage measured it (None if unknown)."""
-    if conn.execute("SELECT to_regclass('job_coverage') IS NULL").fetchone()[0]:
-        return None
     row = conn.execute("SELECT min(interval_s) FROM job_coverage WHERE jobid = %s",
                        (jobid,)).fetchone()
     return row[0] if row else None
@@ -218,11 +216,9 @@ def stored_job_series(
     """A job's series from the pipeline's ``job_series`` table, bucket-averaged.
 
     Already derived and keyed by job, so one index range per series instead
-    of every raw event of every host. Empty when the table or the job's rows
-    are missing (a running job, or the daily asset has not run yet).
+    of every raw event of every host. Empty when the job's rows are missing
+    (a running job, or the daily asset has not run yet).
     """
-    if conn.execute("SELECT to_regclass('job_series') IS NULL").fetchone()[0]:
-        return pl.DataFrame(schema=SERIES_SCHEMA)
     interval = data_interval(conn, jobid)
     bucket = timedelta(seconds=bucket_seconds(start, end, max_points, interval))
     # each bucket is drawn at its last sample, so a line ends where the data ends
