@@ -24,7 +24,7 @@ import json
 import polars as pl
 
 from hpcperfstats.db.tables import JOB_COVERAGE
-from hpcperfstats.metrics import END_GRACE_S, job_windows
+from hpcperfstats.metrics import inside_job, job_windows
 
 #: A gap between two samples longer than this many intervals is a hole.
 GAP_FACTOR = 1.5
@@ -74,10 +74,8 @@ def job_coverage(jobs: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
     times = sample_times(series)
     windows = job_windows(jobs).join(host_intervals(times), on="host", how="left").with_columns(
         pl.col("interval_s").fill_null(DEFAULT_INTERVAL_S))
-    inside = (pl.col("time") >= pl.col("start_time")) & (
-        pl.col("time") <= pl.col("end_time") + pl.duration(seconds=END_GRACE_S))
     seen = (
-        windows.join(times, on="host", how="inner").filter(inside)
+        windows.join(times, on="host", how="inner").filter(inside_job())
         .group_by(["jobid", "host"]).agg(pl.col("time").sort().alias("times"))
     )
     frame = windows.join(seen, on=["jobid", "host"], how="left")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from hpcperfstats.db.tables import JOB_METRICS
-from hpcperfstats.series import ALL_SERIES, CGROUP_SCHEMA
+from hpcperfstats.series import ALL_SERIES, CGROUP_SCHEMA, RATE_SERIES
 
 #: A sample taken by the epilog lands seconds after Slurm's end time.
 END_GRACE_S = 60
@@ -171,23 +171,34 @@ def own_cgroup(jobs: pl.DataFrame, cgroup: pl.DataFrame) -> pl.DataFrame:
 
 def _weighted(points: pl.DataFrame) -> pl.DataFrame:
     """Weight of each point inside its job: overlap seconds for rates, 1/0 for gauges."""
-    rates = [n for n, s in ALL_SERIES.items() if s.kind == "rate"]
     overlap = (
         (pl.min_horizontal("time", "end_time") - pl.max_horizontal("since", "start_time"))
         .dt.total_microseconds() / 1e6
     ).clip(lower_bound=0.0)
-    gauge_in = (pl.col("time") >= pl.col("start_time")) & (
-        pl.col("time") <= pl.col("end_time") + pl.duration(seconds=END_GRACE_S)
-    )
     weight = (
-        pl.when(pl.col("series").is_in(rates))
+        pl.when(pl.col("series").is_in(RATE_SERIES))
         .then(pl.when(pl.col("since").is_not_null()).then(overlap))  # unknown interval: none
-        .otherwise(pl.when(gauge_in).then(1.0).otherwise(0.0))
+        .otherwise(pl.when(inside_job()).then(1.0).otherwise(0.0))
     )
     span = (pl.col("time") - pl.col("since")).dt.total_microseconds() / 1e6
     return points.with_columns(weight.alias("weight"), span.alias("span")).filter(
         pl.col("weight") > 0
     )
+
+
+def inside_job(is_rate: pl.Expr | bool = False) -> pl.Expr:
+    """The one definition of a point "inside the job" (columns time, start_time, end_time).
+
+    A reading stamped at the start instant (a gauge; a sample's presence, the
+    prolog's begin sample) is the job's state at its start: [start, end + grace].
+    A rate stamped t covers the interval before t, so one stamped at the start
+    measured only what ran before the job: (start, end + grace]. The grace
+    takes in the epilog's end sample, stamped seconds after Slurm's end time.
+    """
+    until_end = pl.col("time") <= pl.col("end_time") + pl.duration(seconds=END_GRACE_S)
+    from_start = (pl.when(is_rate).then(pl.col("time") > pl.col("start_time"))
+                  .otherwise(pl.col("time") >= pl.col("start_time")))
+    return from_start & until_end
 
 
 def job_windows(jobs: pl.DataFrame) -> pl.DataFrame:
@@ -217,12 +228,11 @@ def job_points(jobs: pl.DataFrame, series: pl.DataFrame,
 
 def _per_host(points: pl.DataFrame) -> pl.DataFrame:
     """(jobid, host) -> ``<series>_mean`` and ``<series>_max`` columns."""
-    rates = [n for n, s in ALL_SERIES.items() if s.kind == "rate"]
     long = points.group_by(["jobid", "host", "series"]).agg(
         ((pl.col("value") * pl.col("weight")).sum() / pl.col("weight").sum()).alias("mean"),
         pl.col("value").max().alias("max"),
         (pl.col("weight").sum() / pl.col("span").sum()).alias("purity"),
-    ).filter(~pl.col("series").is_in(rates) | (pl.col("purity") >= MIN_PURITY))
+    ).filter(~pl.col("series").is_in(RATE_SERIES) | (pl.col("purity") >= MIN_PURITY))
     stats = long.unpivot(index=["jobid", "host", "series"], on=["mean", "max"],
                          variable_name="stat")
     wide = (

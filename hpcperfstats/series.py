@@ -109,6 +109,8 @@ MIN_RATE_INTERVAL_S = 2.0
 
 #: Every series of either kind, for looking up labels, units and kinds.
 ALL_SERIES: dict[str, SeriesSpec] = {**SERIES, **CGROUP_SERIES}
+#: The rate series (a point covers the interval before it); the rest are gauges.
+RATE_SERIES: list[str] = [n for n, s in ALL_SERIES.items() if s.kind == "rate"]
 
 SERIES_SCHEMA = {
     "time": pl.Datetime("us", "UTC"),
@@ -160,12 +162,12 @@ def merge_short_intervals(points: pl.DataFrame, key: Sequence[str]) -> pl.DataFr
 
     Gauges and a series' first point (interval unknown) are kept as they are.
     """
-    rates = [n for n, s in ALL_SERIES.items() if s.kind == "rate"]
     by = [*key, "series"]
     frame = points.sort([*by, "time"]).with_columns(
         ((pl.col("time") - pl.col("time").shift(1).over(by)).dt.total_microseconds() / 1e6)
         .alias("_d"))
-    short = (pl.col("series").is_in(rates) & (pl.col("_d") < MIN_RATE_INTERVAL_S)).fill_null(False)
+    short = pl.col("series").is_in(RATE_SERIES) & (pl.col("_d") < MIN_RATE_INTERVAL_S)
+    short = short.fill_null(False)
     frame = frame.with_columns(short.alias("_short"))
     if not frame["_short"].any():
         return points.select(points.columns)
