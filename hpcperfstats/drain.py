@@ -31,6 +31,7 @@ from hpcperfstats.pending import Pending
 from hpcperfstats.safepath import host_folder
 
 #: Partition key format of hourly partitions (Dagster's hourly default).
+#: the hourly partition key (Dagster HourlyPartitionsDefinition's format)
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"
 #: Tests set this to make a drain exit right after fsync, before its ack.
 CRASH_ENV = "HPCPERF_DRAIN_CRASH_AFTER_SYNC"
