@@ -23,7 +23,7 @@ from hpcperfstats.config import env
 from hpcperfstats.coverage import job_coverage
 from hpcperfstats.db.load import read_frame
 from hpcperfstats.job_series import job_series_rows
-from hpcperfstats.job_store import clear_day, copy_day
+from hpcperfstats.job_store import clear_day, copy_day, day_windows
 from hpcperfstats.metrics import END_GRACE_S, LOOKBACK_S, SHORT_JOB_S, compute_job_metrics
 from hpcperfstats.series import CGROUP_SCHEMA, SERIES_SCHEMA, cgroup_series, host_series
 
@@ -141,11 +141,8 @@ def build_job_days(conn: psycopg.Connection, start: datetime, end: datetime,
     partition)."""
     t0 = time.monotonic()
     result = JobDayResult()
-    day = start
-    while day < end:
-        nxt = min(day + timedelta(days=1), end)
+    for day, nxt in day_windows(start, end):
         build_job_day(conn, day, nxt, result, tables)
-        day = nxt
     result.seconds = time.monotonic() - t0
     return result
 

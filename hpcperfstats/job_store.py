@@ -9,7 +9,8 @@ previous dump) must not keep stale rows under its old day.
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 
 import polars as pl
 import psycopg
@@ -21,6 +22,15 @@ JOB_TABLES: dict[str, list[str]] = {
     name: TABLES[name].copy_columns
     for name in ("job_series", "job_metrics", "job_coverage", "job_flags")
 }
+
+
+def day_windows(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
+    """[day, next day) windows covering [start, end): the loop of every job-day builder."""
+    day = start
+    while day < end:
+        nxt = min(day + timedelta(days=1), end)
+        yield day, nxt
+        day = nxt
 
 
 def clear_day(cur: psycopg.Cursor, tables: list[str], day: date, jobids: list[str]) -> None:

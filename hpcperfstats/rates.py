@@ -23,6 +23,12 @@ from hpcperfstats.units import rate_unit
 #: Two headers whose boot times differ by more than this are different boots.
 BOOT_TOLERANCE_S = 120.0
 
+
+def same_boot(boot: pl.Expr, previous: pl.Expr) -> pl.Expr:
+    """The reboot rule: two samples are of one boot unless both boot times are
+    known and differ by more than ``BOOT_TOLERANCE_S`` (a counter reset)."""
+    return boot.is_null() | previous.is_null() | ((boot - previous).abs() <= BOOT_TOLERANCE_S)
+
 #: Widths (bits) of kernel counters narrower than 64 bits, by (type, event),
 #: for schemas that declare no ``W=`` (TACC's C monitor declares none). The
 #: /proc/diskstats tick fields are printed from 32-bit ``unsigned int``s
@@ -66,15 +72,11 @@ def counter_deltas(long: pl.DataFrame) -> pl.DataFrame:
         pl.when(same_series).then(pl.col("raw").shift(1)).alias("_praw"),
         pl.col("boot").shift(1).alias("_pboot"),
     )
-    same_boot = (
-        pl.col("boot").is_null()
-        | pl.col("_pboot").is_null()
-        | ((pl.col("boot") - pl.col("_pboot")).abs() <= BOOT_TOLERANCE_S)
-    )
+    one_boot = same_boot(pl.col("boot"), pl.col("_pboot"))
     diff = pl.col("raw") - pl.col("_praw")
     wrap = pl.lit(2.0).pow(pl.col("width").cast(pl.Float64))
     delta = (
-        pl.when(pl.col("_praw").is_null() | ~same_boot)
+        pl.when(pl.col("_praw").is_null() | ~one_boot)
         .then(None)
         .when(diff >= 0)
         .then(diff)
