@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 import psycopg
 
+from hpcperfstats.rates import epoch_utc
 from hpcperfstats.series import (
     ALL_SERIES,
     CGROUP_SCHEMA,
@@ -68,9 +69,7 @@ def _fetch(conn: psycopg.Connection, query: str, params: dict[str, Any],
         return pl.DataFrame(schema=schema)
     frame = pl.read_csv(bytes(buffer), has_header=False, new_columns=names,
                         schema=read_schema)
-    return frame.with_columns(
-        (pl.col(names[0]) * 1e6).cast(pl.Int64).cast(pl.Datetime("us", "UTC")).alias(names[0])
-    )
+    return frame.with_columns(epoch_utc(pl.col(names[0])).alias(names[0]))
 
 
 _RAW_SCHEMA = {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "type": pl.Utf8,

@@ -24,6 +24,12 @@ from hpcperfstats.units import rate_unit
 BOOT_TOLERANCE_S = 120.0
 
 
+def epoch_utc(seconds: pl.Expr) -> pl.Expr:
+    """Epoch seconds (float) as a UTC microsecond timestamp, rounded, not truncated."""
+    return (pl.from_epoch((seconds * 1_000_000).round().cast(pl.Int64), time_unit="us")
+            .dt.replace_time_zone("UTC"))
+
+
 def same_boot(boot: pl.Expr, previous: pl.Expr) -> pl.Expr:
     """The reboot rule: two samples are of one boot unless both boot times are
     known and differ by more than ``BOOT_TOLERANCE_S`` (a counter reset)."""
@@ -165,9 +171,5 @@ def host_rows(
         .otherwise(pl.col("si_unit") + "/s")
         .alias("unit"),
     ).drop("cumulative", "si_unit")
-    out = out.with_columns(
-        pl.from_epoch((pl.col("time") * 1_000_000).round().cast(pl.Int64), time_unit="us")
-        .dt.replace_time_zone("UTC")
-        .alias("time")
-    )
+    out = out.with_columns(epoch_utc(pl.col("time")).alias("time"))
     return out.sort(["host", "time", "type", "device", "event"]).select(HOST_DATA_COLUMNS)
