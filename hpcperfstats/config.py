@@ -90,8 +90,6 @@ REGISTRY: tuple[Setting, ...] = (
     _S("FLAG_RULES", "path", None, "job flag rules staff edit ([docs/metrics.md](docs/metrics.md))",
        "`hpcperfstats/rules/job_flags.yaml`"),
     _S("JOB_CHUNK_HOSTS", "int", "256", "hosts per chunk when building a job day (bounds memory)"),
-    _S("DRAIN_CRASH_AFTER_SYNC", "bool", None,
-       "tests only: the drain dies between fsync and ack (crash-safety test)"),
     # --- TimescaleDB
     _S("CHUNK_INTERVAL", "interval", "6 hours", "TimescaleDB only: chunk size"),
     _S("COMPRESS_AFTER", "interval", "7 days", "TimescaleDB only: compression age"),

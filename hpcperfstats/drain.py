@@ -14,7 +14,6 @@ crash inside one is cut back when the file is next opened).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from hpcperf_monitor.rawformat import RawStats, epoch_in_window, parse_epoch, re
 
 from hpcperfstats import quarantine
 from hpcperfstats.archive import ArchiveWriter
-from hpcperfstats.config import Settings, env, settings
+from hpcperfstats.config import Settings, settings
 from hpcperfstats.pending import Pending
 from hpcperfstats.safepath import host_folder
 
@@ -34,7 +33,6 @@ from hpcperfstats.safepath import host_folder
 #: the hourly partition key (Dagster HourlyPartitionsDefinition's format)
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"
 #: Tests set this to make a drain exit right after fsync, before its ack.
-CRASH_ENV = "HPCPERF_DRAIN_CRASH_AFTER_SYNC"
 
 
 @dataclass
@@ -285,8 +283,6 @@ def drain_queue(
                 return
             store.sync()
             pending.mark(store.result.hours)
-            if env("DRAIN_CRASH_AFTER_SYNC"):  # fault injection: die between fsync and ack
-                os._exit(70)
             channel.basic_ack(delivery_tag=last_tag, multiple=True)
             unacked = 0
             if progress:

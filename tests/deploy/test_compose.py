@@ -302,8 +302,8 @@ def settings_read_by_the_code() -> set[str]:
     return {s.variable for s in REGISTRY if s.scope == "server"}
 
 
-# No meaning in the stack: the database is external there; fault injection for tests.
-NOT_IN_STACK = {"HPCPERF_EMBEDDED_PORT", "HPCPERF_DRAIN_CRASH_AFTER_SYNC"}
+# No meaning in the stack: the database is external there.
+NOT_IN_STACK = {"HPCPERF_EMBEDDED_PORT"}
 
 
 def test_every_setting_the_code_reads_is_reachable_from_the_stack():
