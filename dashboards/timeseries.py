@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 import psycopg
 
+from hpcperfstats.db.series_sql import series_query
 from hpcperfstats.rates import epoch_utc
 from hpcperfstats.series import (
     ALL_SERIES,
@@ -106,10 +107,7 @@ def series(
     bucket = timedelta(seconds=bucket_seconds(start, end, max_points))
     frame = _fetch(
         conn,
-        "SELECT extract(epoch FROM date_bin(%(b)s, time, %(o)s)), host, type, event, avg(value)"
-        " FROM host_data"
-        " WHERE host = ANY(%(h)s) AND time >= %(s)s AND time <= %(e)s AND device = ''"
-        " AND type = ANY(%(types)s) AND event = ANY(%(events)s) GROUP BY 1, 2, 3, 4",
+        series_query(cgroup=False, bucketed=True),
         {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end,
          "types": sorted({t for s in specs for t in s.types}),
          "events": sorted({e for s in specs for e in s.events})},
@@ -186,12 +184,8 @@ def cgroup(
     bucket = timedelta(seconds=bucket_seconds(start, end, max_points))
     frame = _fetch(
         conn,
-        "SELECT extract(epoch FROM date_bin(%(b)s, time, %(o)s)), host, type, device, event,"
-        " avg(value) FROM host_data WHERE host = ANY(%(h)s) AND time >= %(s)s"
-        " AND time <= %(e)s AND type = ANY(%(types)s) AND device = %(j)s"
-        " AND event = ANY(%(events)s)"
-        " GROUP BY 1, 2, 3, 4, 5",
-        {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end, "j": jobid,
+        series_query(cgroup=True, bucketed=True),
+        {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end, "devices": [jobid],
          "types": list(CGROUP_TYPES),
          "events": sorted({e for s in CGROUP_SERIES.values() for e in s.events})},
         {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "type": pl.Utf8,

@@ -16,6 +16,8 @@ from datetime import datetime
 import polars as pl
 import psycopg
 
+from hpcperfstats.db.series_sql import series_query
+
 
 @dataclass(frozen=True)
 class SeriesSpec:
@@ -227,7 +229,7 @@ def derive_cgroup_series(cgroup_rows: pl.DataFrame) -> pl.DataFrame:
     return merge_short_intervals(out, ["host", "jobid"]) if out.height else out
 
 
-def read_rows(conn: psycopg.Connection, query: str, params: Sequence, schema: dict
+def read_rows(conn: psycopg.Connection, query: str, params: Sequence | dict, schema: dict
               ) -> pl.DataFrame:
     """Rows of ``query`` (columns: ``{time}``, then ``schema``'s, one being ``host``)
     as a polars frame.
@@ -265,10 +267,8 @@ def host_series(
     events = sorted({e for s in specs.values() for e in s.events})
     frame = read_rows(
         conn,
-        "SELECT {time}, host, type, event, value FROM host_data "
-        "WHERE host = ANY(%s) AND time >= %s AND time <= %s AND device = '' "
-        "AND type = ANY(%s) AND event = ANY(%s)",
-        (list(hosts), start, end, types, events),
+        series_query(cgroup=False, bucketed=False),
+        {"h": list(hosts), "s": start, "e": end, "types": types, "events": events},
         {"host": pl.Utf8, "type": pl.Utf8, "event": pl.Utf8, "value": pl.Float64},
     )
     return derive_series(frame, list(specs))
@@ -289,10 +289,9 @@ def cgroup_series(
     events = sorted({e for s in CGROUP_SERIES.values() for e in s.events})
     frame = read_rows(
         conn,
-        "SELECT {time}, host, type, device, event, value FROM host_data "
-        "WHERE host = ANY(%s) AND time >= %s AND time <= %s AND type = ANY(%s) "
-        "AND device = ANY(%s) AND event = ANY(%s)",
-        (list(hosts), start, end, list(CGROUP_TYPES), list(jobids), events),
+        series_query(cgroup=True, bucketed=False),
+        {"h": list(hosts), "s": start, "e": end, "types": list(CGROUP_TYPES),
+         "devices": list(jobids), "events": events},
         {"host": pl.Utf8, "type": pl.Utf8, "device": pl.Utf8, "event": pl.Utf8,
          "value": pl.Float64},
     )
