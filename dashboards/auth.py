@@ -37,8 +37,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hpcperfstats.config import env
+
 MODES = ("none", "basic", "oauth", "header")
-DEFAULT_PROXY_SECRET_HEADER = "X-HPCPerf-Proxy-Secret"
 #: The secret file made on first start when HPCPERF_WEB_SECRET is not set.
 SECRET_FILE = "web-secret"
 #: Days a sign-in cookie stays valid (Panel's ``oauth_expiry``).
@@ -75,18 +76,18 @@ class Refused(Exception):
 
 
 def mode() -> str:
-    value = (os.environ.get("HPCPERF_AUTH") or "none").strip().lower()
+    value = env("AUTH").lower()
     if value not in MODES:
         raise ValueError(f"HPCPERF_AUTH={value!r}: expected one of {', '.join(MODES)}")
     return value
 
 
-def _names(variable: str) -> set[str]:
-    return {n.strip() for n in (os.environ.get(variable) or "").split(",") if n.strip()}
+def _names(name: str) -> set[str]:
+    return {n.strip() for n in (env(name) or "").split(",") if n.strip()}
 
 
 def _share() -> bool:
-    return (os.environ.get("HPCPERF_SHARE_ACCOUNTS") or "0").strip().lower() in ("1", "true", "yes")
+    return env("SHARE_ACCOUNTS").lower() in ("1", "true", "yes")
 
 
 def resolve(user: str | None, groups: set[str] | frozenset[str] = frozenset()) -> Viewer:
@@ -96,8 +97,8 @@ def resolve(user: str | None, groups: set[str] | frozenset[str] = frozenset()) -
     user = (user or "").strip() or None
     if user is None or user == "guest":
         return Viewer(None, staff=False)
-    staff_group = (os.environ.get("HPCPERF_STAFF_GROUP") or "").strip()
-    staff = user in _names("HPCPERF_STAFF") or bool(staff_group and staff_group in groups)
+    staff_group = env("STAFF_GROUP") or ""
+    staff = user in _names("STAFF") or bool(staff_group and staff_group in groups)
     return Viewer(user, staff=staff, share_accounts=_share())
 
 
@@ -116,7 +117,7 @@ def web_secret() -> str:
     process of one site must share it: it signs the Bokeh sessions and the
     sign-in cookies, so a process with another secret refuses the others'.
     """
-    value = (os.environ.get("HPCPERF_WEB_SECRET") or "").strip()
+    value = env("WEB_SECRET") or ""
     if value:
         if len(value) < 32:
             raise SystemExit("HPCPERF_WEB_SECRET must be at least 32 characters "
@@ -152,19 +153,19 @@ def derived_key(purpose: str, secret: str | None = None) -> str:
 
 
 def proxy_secret() -> str | None:
-    return (os.environ.get("HPCPERF_PROXY_SECRET") or "").strip() or None
+    return env("PROXY_SECRET")
 
 
 def proxy_secret_header() -> str:
-    return (os.environ.get("HPCPERF_PROXY_SECRET_HEADER") or DEFAULT_PROXY_SECRET_HEADER).strip()
+    return env("PROXY_SECRET_HEADER")
 
 
 def user_header() -> str:
-    return (os.environ.get("HPCPERF_AUTH_HEADER") or "X-Forwarded-User").strip()
+    return env("AUTH_HEADER")
 
 
 def groups_header() -> str:
-    return (os.environ.get("HPCPERF_GROUPS_HEADER") or "X-Forwarded-Groups").strip()
+    return env("GROUPS_HEADER")
 
 
 def proxy_verified(headers: Mapping[str, str]) -> bool:

@@ -90,11 +90,6 @@ def connection() -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def table_exists(conn: psycopg.Connection, name: str) -> bool:
-    """Tables other stages add later (job_flags, job_coverage) may be missing."""
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
-
-
 #: The longest text any parameter may have (job names are the longest, 200 in Slurm).
 MAX_TEXT = 256
 
@@ -239,11 +234,8 @@ def job_filter_clause(
         params["mmin"] = None if filt.metric_min is None else float(filt.metric_min)
         params["mmax"] = None if filt.metric_max is None else float(filt.metric_max)
     if filt.flag:
-        if table_exists(conn, "job_flags"):
-            add("EXISTS (SELECT 1 FROM job_flags ff WHERE ff.jobid = j.jobid"
-                " AND ff.flag = %(flag)s)", "flag", filt.flag)
-        else:
-            clauses.append(sql.SQL("FALSE"))  # no flags computed: no job has this one
+        add("EXISTS (SELECT 1 FROM job_flags ff WHERE ff.jobid = j.jobid"
+            " AND ff.flag = %(flag)s)", "flag", filt.flag)
     return sql.SQL(" AND ").join(clauses), params
 
 
@@ -270,11 +262,8 @@ def list_jobs(
     sort = sort if sort in SORT_KEYS else "end"
     order = SORT_KEYS[sort].format(dir="DESC" if descending else "ASC")
     base = _WITH_EFFICIENCY if sort == "cpu_eff" else sql.SQL("job_data")
-    flags = (
-        sql.SQL("(SELECT string_agg(DISTINCT f.flag, ', ') FROM job_flags f"
-                " WHERE f.jobid = j.jobid)")
-        if table_exists(conn, "job_flags") else sql.SQL("NULL::text")
-    )
+    flags = sql.SQL("(SELECT string_agg(DISTINCT f.flag, ', ') FROM job_flags f"
+                    " WHERE f.jobid = j.jobid)")
     query = sql.SQL(
         """
         SELECT j.jobid, j.username, j.account, j.partition, j.jobname, j.state,
@@ -329,8 +318,6 @@ def job_states(conn: psycopg.Connection, viewer: Viewer = STAFF) -> list[str]:
 
 
 def flag_names(conn: psycopg.Connection) -> list[str]:
-    if not table_exists(conn, "job_flags"):
-        return []
     return [r[0] for r in conn.execute("SELECT DISTINCT flag FROM job_flags ORDER BY 1")]
 
 
@@ -378,9 +365,7 @@ def metrics_for_jobs(conn: psycopg.Connection, jobids: list[str], viewer: Viewer
 
 
 def _optional_table(conn: psycopg.Connection, table: str, jobid: str, order: str) -> pl.DataFrame:
-    """Every column of a later stage's table for one job (empty when it is missing)."""
-    if not table_exists(conn, table):
-        return pl.DataFrame()
+    """Every column of a later stage's table for one job (empty before that stage ran)."""
     with conn.cursor(row_factory=dict_row) as cur:
         query = sql.SQL("SELECT * FROM {t} WHERE jobid = %s").format(t=sql.Identifier(table))
         rows = cur.execute(query, (jobid,)).fetchall()
@@ -449,12 +434,7 @@ def cluster_summary(
 
 
 def used_sources(conn: psycopg.Connection, jobid: str) -> dict[str, str]:
-    """Which CPU/memory source fed a job's metrics, when the metrics stage records it."""
-    cols = {r[0] for r in conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = 'job_metrics'"
-    )}
-    if "source" not in cols:
-        return {}
+    """Which CPU/memory source fed a job's metrics."""
     rows = conn.execute(
         "SELECT metric, source FROM job_metrics WHERE jobid = %s AND source IS NOT NULL",
         (jobid,),

@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+from hpcperfstats.config import env
+
 log = logging.getLogger("hpcperf.auth")
 
 #: Signature algorithms accepted from a provider (never "none", never HMAC).
@@ -28,7 +30,7 @@ LEEWAY_S = 30
 
 
 def issuer() -> str:
-    value = (os.environ.get("HPCPERF_OAUTH_ISSUER") or "").strip().rstrip("/")
+    value = (env("OAUTH_ISSUER") or "").rstrip("/")
     if not value:
         raise SystemExit("HPCPERF_AUTH=oauth needs HPCPERF_OAUTH_ISSUER: the provider's "
                          "issuer URL (its /.well-known/openid-configuration is read)")
@@ -36,11 +38,11 @@ def issuer() -> str:
 
 
 def user_claim() -> str:
-    return (os.environ.get("HPCPERF_OAUTH_USER_CLAIM") or "preferred_username").strip()
+    return env("OAUTH_USER_CLAIM")
 
 
 def groups_claim() -> str:
-    return (os.environ.get("HPCPERF_OAUTH_GROUPS_CLAIM") or "groups").strip()
+    return env("OAUTH_GROUPS_CLAIM")
 
 
 @lru_cache(maxsize=4)

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from dashboards import auth
+from hpcperfstats.config import env
 
 PAGES_DIR = Path(__file__).resolve().parent / "pages"
 REPO = PAGES_DIR.parent.parent
@@ -25,12 +26,12 @@ INDEX = "jobs"
 
 
 def port() -> int:
-    return int(os.environ.get("HPCPERF_WEB_PORT") or 5006)
+    return int(env("WEB_PORT"))
 
 
 def address() -> str:
     """Interface to listen on: loopback by default; ``0.0.0.0`` in a container."""
-    return os.environ.get("HPCPERF_WEB_ADDRESS") or "127.0.0.1"
+    return env("WEB_ADDRESS")
 
 
 def origins() -> list[str]:
@@ -39,7 +40,7 @@ def origins() -> list[str]:
     Bokeh refuses a session's WebSocket from any origin not listed, so behind
     a proxy the public name the browser uses must be here.
     """
-    raw = os.environ.get("HPCPERF_WEB_ORIGINS") or ""
+    raw = env("WEB_ORIGINS") or ""
     return [o.strip() for o in raw.split(",") if o.strip()]
 
 
@@ -86,11 +87,11 @@ def auth_args() -> list[str]:
                          f"proxy sends in {auth.proxy_secret_header()} (see docs/security.md)")
     if mode == "header" and len(auth.proxy_secret() or "") < 32:
         raise SystemExit("HPCPERF_PROXY_SECRET must be at least 32 characters")
-    if mode == "basic" and not os.environ.get("HPCPERF_BASIC_AUTH_FILE"):
+    if mode == "basic" and not env("BASIC_AUTH_FILE"):
         raise SystemExit("HPCPERF_AUTH=basic needs HPCPERF_BASIC_AUTH_FILE: a users file "
                          "made with `hpcperf user add NAME`")
     if mode == "oauth":
-        provider = os.environ.get("HPCPERF_OAUTH_PROVIDER") or "generic"
+        provider = env("OAUTH_PROVIDER")
         return ["--oauth-provider", provider, "--oauth-expiry-days", str(auth.COOKIE_DAYS)]
     return []
 

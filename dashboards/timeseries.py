@@ -20,6 +20,8 @@ from typing import Any
 import polars as pl
 import psycopg
 
+from hpcperfstats.db.series_sql import series_query
+from hpcperfstats.rates import epoch_utc
 from hpcperfstats.series import (
     ALL_SERIES,
     CGROUP_SCHEMA,
@@ -68,9 +70,7 @@ def _fetch(conn: psycopg.Connection, query: str, params: dict[str, Any],
         return pl.DataFrame(schema=schema)
     frame = pl.read_csv(bytes(buffer), has_header=False, new_columns=names,
                         schema=read_schema)
-    return frame.with_columns(
-        (pl.col(names[0]) * 1e6).cast(pl.Int64).cast(pl.Datetime("us", "UTC")).alias(names[0])
-    )
+    return frame.with_columns(epoch_utc(pl.col(names[0])).alias(names[0]))
 
 
 _RAW_SCHEMA = {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "type": pl.Utf8,
@@ -90,8 +90,6 @@ def bucket_seconds(start: datetime, end: datetime, max_points: int = MAX_POINTS,
 
 def data_interval(conn: psycopg.Connection, jobid: str) -> float | None:
     """The job's sampling interval as job_coverage measured it (None if unknown)."""
-    if conn.execute("SELECT to_regclass('job_coverage') IS NULL").fetchone()[0]:
-        return None
     row = conn.execute("SELECT min(interval_s) FROM job_coverage WHERE jobid = %s",
                        (jobid,)).fetchone()
     return row[0] if row else None
@@ -109,10 +107,7 @@ def series(
     bucket = timedelta(seconds=bucket_seconds(start, end, max_points))
     frame = _fetch(
         conn,
-        "SELECT extract(epoch FROM date_bin(%(b)s, time, %(o)s)), host, type, event, avg(value)"
-        " FROM host_data"
-        " WHERE host = ANY(%(h)s) AND time >= %(s)s AND time <= %(e)s AND device = ''"
-        " AND type = ANY(%(types)s) AND event = ANY(%(events)s) GROUP BY 1, 2, 3, 4",
+        series_query(cgroup=False, bucketed=True),
         {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end,
          "types": sorted({t for s in specs for t in s.types}),
          "events": sorted({e for s in specs for e in s.events})},
@@ -194,12 +189,8 @@ def cgroup(
     bucket = timedelta(seconds=bucket_seconds(start, end, max_points))
     frame = _fetch(
         conn,
-        "SELECT extract(epoch FROM date_bin(%(b)s, time, %(o)s)), host, type, device, event,"
-        " avg(value) FROM host_data WHERE host = ANY(%(h)s) AND time >= %(s)s"
-        " AND time <= %(e)s AND type = ANY(%(types)s) AND device = %(j)s"
-        " AND event = ANY(%(events)s)"
-        " GROUP BY 1, 2, 3, 4, 5",
-        {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end, "j": jobid,
+        series_query(cgroup=True, bucketed=True),
+        {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end, "devices": [jobid],
          "types": list(CGROUP_TYPES),
          "events": sorted({e for s in CGROUP_SERIES.values() for e in s.events})},
         {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "type": pl.Utf8,
@@ -223,11 +214,9 @@ def stored_job_series(
     """A job's series from the pipeline's ``job_series`` table, bucket-averaged.
 
     Already derived and keyed by job, so one index range per series instead
-    of every raw event of every host. Empty when the table or the job's rows
-    are missing (a running job, or the daily asset has not run yet).
+    of every raw event of every host. Empty when the job's rows are missing
+    (a running job, or the daily asset has not run yet).
     """
-    if conn.execute("SELECT to_regclass('job_series') IS NULL").fetchone()[0]:
-        return pl.DataFrame(schema=SERIES_SCHEMA)
     interval = data_interval(conn, jobid)
     bucket = timedelta(seconds=bucket_seconds(start, end, max_points, interval))
     # each bucket is drawn at its last sample, so a line ends where the data ends

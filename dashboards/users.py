@@ -28,6 +28,8 @@ from pathlib import Path
 
 import bcrypt
 
+from hpcperfstats.config import env
+
 #: bcrypt work factor: ~0.4 s per check on our loaded 2-core machine; a stolen file
 #: costs an attacker as much per guess.
 ROUNDS = 12
@@ -132,7 +134,7 @@ class FailureLimiter:
 
 
 def users_file(path: str | None = None) -> Path:
-    value = path or os.environ.get("HPCPERF_BASIC_AUTH_FILE")
+    value = path or env("BASIC_AUTH_FILE")
     if not value:
         raise SystemExit("set HPCPERF_BASIC_AUTH_FILE (or pass --file) to the users file")
     return Path(value)

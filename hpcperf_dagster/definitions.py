@@ -11,7 +11,7 @@ from hpcperf_dagster.assets.job_flags import job_flags
 from hpcperf_dagster.assets.job_tables import job_tables
 from hpcperf_dagster.assets.jobs import slurm_jobs
 from hpcperf_dagster.assets.offsite import archive_day, archive_day_job, archive_day_schedule
-from hpcperf_dagster.resources import Broker, Database, Paths
+from hpcperf_dagster.resources import resources
 from hpcperf_dagster.schedules import job_day_schedule
 from hpcperf_dagster.sensors import (
     accounting_sensor,
@@ -31,5 +31,5 @@ defs = Definitions(
           archive_day_job],
     sensors=[rabbitmq_sensor, host_data_sensor, job_metrics_sensor, accounting_sensor],
     schedules=[job_day_schedule, archive_day_schedule],
-    resources={"db": Database(), "broker": Broker(), "paths": Paths()},
+    resources=resources(),
 )

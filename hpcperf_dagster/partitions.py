@@ -12,11 +12,12 @@ from __future__ import annotations
 from dagster import DailyPartitionsDefinition, HourlyPartitionsDefinition
 
 from hpcperfstats.config import settings
+from hpcperfstats.drain import HOUR_FORMAT
 
 _START = settings().partition_start
 
 hourly = HourlyPartitionsDefinition(
-    start_date=_START.strftime("%Y-%m-%d-%H:%M"), timezone="UTC", end_offset=1
+    start_date=_START.strftime(HOUR_FORMAT), timezone="UTC", end_offset=1
 )
 daily = DailyPartitionsDefinition(
     start_date=_START.strftime("%Y-%m-%d"), timezone="UTC", end_offset=1

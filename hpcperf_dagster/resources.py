@@ -1,33 +1,49 @@
-"""Resources: where the database, broker and files are (defaults from HPCPERF_*)."""
+"""Resources: where the database, broker and files are, as Dagster config fields.
+
+Each field is a registry setting (``hpcperfstats.config``). ``resources()``
+gives a field the setting's ``EnvVar`` when the variable is set, so the
+Dagster UI shows where a value comes from and a run resolves it then; an
+empty field means the registry's default, read when it is used. Tests hand a
+resource a temporary directory directly (``Paths(home=str(tmp_path))``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import psycopg
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field
 
-from hpcperfstats.config import settings
+from hpcperfstats.config import SETTINGS, env, is_set, settings
 from hpcperfstats.db.connect import database_url
-from hpcperfstats.db.schema import ensure_schema
+from hpcperfstats.db.schema import ensure_schema, schema_is_current
+
+
+def _field(name: str):
+    """A pydantic field described by the registry: empty means the setting's default."""
+    return Field(default="", description=f"HPCPERF_{name}: {SETTINGS[name].meaning} "
+                                         "(empty: the setting's default)")
 
 
 class Database(ConfigurableResource):
     """PostgreSQL; empty ``url`` means HPCPERF_DATABASE_URL or the embedded server."""
 
-    url: str = ""
+    url: str = _field("DATABASE_URL")
 
     def connect(self) -> psycopg.Connection:
+        """A connection; migrates first only when the recorded schema version is behind."""
         conn = psycopg.connect(self.url or database_url())
-        ensure_schema(conn)
+        if not schema_is_current(conn):
+            ensure_schema(conn)
         return conn
 
 
 class Broker(ConfigurableResource):
     """RabbitMQ: one durable queue per cluster."""
 
-    url: str = ""
-    queue: str = ""
+    url: str = _field("AMQP_URL")
+    queue: str = _field("CLUSTER")
 
     @property
     def amqp_url(self) -> str:
@@ -39,27 +55,49 @@ class Broker(ConfigurableResource):
 
 
 class Paths(ConfigurableResource):
-    """Archive, quarantine, accounting drop and pipeline state directories.
+    """Archive, quarantine, accounting drop and pipeline state directories."""
 
-    Read from the environment on each use, so a run sees the settings of the
-    process it runs in (the daemon, a test, the demo).
-    """
+    home: str = _field("HOME")
+    archive_dir: str = _field("ARCHIVE_DIR")
+    quarantine_dir: str = _field("QUARANTINE_DIR")
+    accounting_dir: str = _field("ACCOUNTING_DIR")
 
-    def _cfg(self):
-        return settings()
+    def _under_home(self, given: str, name: str, folder: str) -> Path:
+        if given:
+            return Path(given)
+        if not self.home:  # nothing configured here: the registry decides
+            return Path(env(name) or settings().home / folder)
+        return Path(env(name) or Path(self.home).resolve() / folder)
 
     @property
     def archive(self) -> Path:
-        return self._cfg().archive_dir
+        return self._under_home(self.archive_dir, "ARCHIVE_DIR", "archive")
 
     @property
     def quarantine(self) -> Path:
-        return self._cfg().quarantine_dir
+        return self._under_home(self.quarantine_dir, "QUARANTINE_DIR", "quarantine")
 
     @property
     def accounting(self) -> Path:
-        return self._cfg().accounting_dir
+        return self._under_home(self.accounting_dir, "ACCOUNTING_DIR", "accounting")
 
     @property
     def state(self) -> Path:
-        return self._cfg().state_dir
+        """Pending-work markers between pipeline stages."""
+        return Path(self.home).resolve() / "state" if self.home else settings().state_dir
+
+
+def _configured(name: str) -> str:
+    """The setting's ``EnvVar`` when the variable is set, else empty (its default)."""
+    return EnvVar(f"HPCPERF_{name}") if is_set(name) else ""
+
+
+def resources() -> dict[str, ConfigurableResource]:
+    """The code location's resources, configured from the environment it loads in."""
+    return {
+        "db": Database(url=_configured("DATABASE_URL")),
+        "broker": Broker(url=_configured("AMQP_URL"), queue=_configured("CLUSTER")),
+        "paths": Paths(**{field: _configured(name) for field, name in (
+            ("home", "HOME"), ("archive_dir", "ARCHIVE_DIR"),
+            ("quarantine_dir", "QUARANTINE_DIR"), ("accounting_dir", "ACCOUNTING_DIR"))}),
+    }

@@ -88,11 +88,6 @@ GROUP BY width_s, bucket, type, event, device
 """
 
 
-def ensure_aggregates(conn: psycopg.Connection) -> None:
-    """Create the aggregate tables (idempotent; one line in ``ensure_schema``)."""
-    conn.execute(DDL)
-
-
 def _aligned(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     """[start, end) widened to whole hours, so every bucket is rebuilt whole."""
     hour = 3600

@@ -1,8 +1,12 @@
 """Settings from ``HPCPERF_*`` environment variables, with one-machine defaults.
 
-Read each time they are asked for (not cached at import), so a test or the
-demo can point a process at another directory or database by setting the
-environment before it calls in.
+``REGISTRY`` is the one table of every setting (name, type, default, meaning);
+``env`` is the one place that reads them from the environment, so a setting
+nobody registered cannot be read, and the README's table
+(``python -m hpcperfstats.config``) and the deployment's ``.env.example`` are
+checked against it by the tests. Values are read each time they are asked
+for (not cached at import), so a test or the demo can point a process at
+another directory or database by setting the environment before it calls in.
 """
 
 from __future__ import annotations
@@ -18,18 +22,154 @@ from hpcperf_monitor.rawformat import EPOCH_EARLIEST, EPOCH_MAX_AHEAD_S
 CHUNK_DEFAULT = str(16 * 1024 * 1024)
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One ``HPCPERF_<name>`` setting.
+
+    ``default`` is the value used when the variable is unset or empty (None:
+    no value, or one computed from other settings, which ``shown`` says in
+    words); ``kind`` names how it is parsed; ``scope`` says who reads it:
+    ``server`` (the pipeline, CLI and dashboards processes), ``setup``
+    (``scripts/setup``) or ``deploy`` (only ``deploy/compose.yaml``).
+    """
+
+    name: str
+    kind: str
+    default: str | None
+    meaning: str
+    shown: str | None = None
+    scope: str = "server"
+
+    @property
+    def variable(self) -> str:
+        return f"HPCPERF_{self.name}"
+
+    @property
+    def default_text(self) -> str:
+        """The default as the README shows it."""
+        if self.shown is not None:
+            return self.shown
+        return "none" if self.default is None else f"`{self.default}`"
+
+
+_S = Setting
+REGISTRY: tuple[Setting, ...] = (
+    # --- where things are
+    _S("HOME", "path", None, "archive, quarantine, accounting drop, state, embedded database",
+       "`./data`"),
+    _S("DATABASE_URL", "url", None, "PostgreSQL/TimescaleDB",
+       "embedded PostgreSQL on 127.0.0.1:`HPCPERF_EMBEDDED_PORT` (if another server holds "
+       "it, a free port, printed and kept in `HPCPERF_HOME/embedded-postgres.port`)"),
+    _S("EMBEDDED_PORT", "int", "54329", "port of the embedded PostgreSQL"),
+    _S("AMQP_URL", "url", "amqp://guest:guest@127.0.0.1:5672/%2F",
+       "RabbitMQ (the demo without it: its own private node)"),
+    _S("CLUSTER", "str", "demo", "cluster name = queue name"),
+    _S("ARCHIVE_DIR", "path", None, "raw stats archive", "`HPCPERF_HOME/archive`"),
+    _S("QUARANTINE_DIR", "path", None, "messages and lines set aside",
+       "`HPCPERF_HOME/quarantine`"),
+    _S("ACCOUNTING_DIR", "path", None, "accounting drop (sacct dumps)",
+       "`HPCPERF_HOME/accounting`"),
+    # --- the pipeline
+    _S("DRAIN_MAX_MESSAGES", "int", "50000", "messages one drain run takes at most"),
+    _S("DRAIN_MAX_SECONDS", "float", "120", "seconds one drain run takes at most"),
+    _S("SENSOR_INTERVAL", "int", "30", "seconds between sensor ticks", "`30` (demo: `5`)"),
+    _S("CHUNK_MAX_BYTES", "int", CHUNK_DEFAULT,
+       "raw text parsed at once: bounds memory per chunk ([docs/ingest.md](docs/ingest.md))",
+       "16 MiB"),
+    _S("MESSAGE_MAX_BYTES", "int", None, "largest message archived (larger: quarantined)",
+       "`HPCPERF_CHUNK_MAX_BYTES`"),
+    _S("PARTITION_START", "datetime", "2026-01-01", "first hourly/daily partition (UTC)"),
+    _S("RATE_LOOKBACK_S", "float", "3600",
+       "how far back a partition reads for the previous sample"),
+    _S("RETRY_AFTER_S", "float", "600",
+       "seconds before a sensor asks again for a partition whose run failed"),
+    _S("EPOCH_EARLIEST", "datetime", "2000-01-01",
+       "a live sample's epoch is not before this ([docs/raw-format.md](docs/raw-format.md))"),
+    _S("EPOCH_MAX_AHEAD_S", "float", str(EPOCH_MAX_AHEAD_S),
+       "nor more than this many seconds past its receipt"),
+    _S("FLAG_RULES", "path", None, "job flag rules staff edit ([docs/metrics.md](docs/metrics.md))",
+       "`hpcperfstats/rules/job_flags.yaml`"),
+    _S("JOB_CHUNK_HOSTS", "int", "256", "hosts per chunk when building a job day (bounds memory)"),
+    # --- the raw archive off site ([docs/operations.md](docs/operations.md))
+    _S("EXPORT_TARGET", "str", None,
+       "off-site archive of closed days: a mounted path or `[user@]host:/path` (rsync over "
+       "SSH); unset: closed days are only compressed"),
+    _S("EXPORT_SSH", "str", "ssh", "remote shell for rsync, e.g. `ssh -i /etc/hpcperf/key`"),
+    _S("EXPORT_REMOVE_AFTER_DAYS", "float", None,
+       "remove a verified exported day locally once this many days old (unset: keep)"),
+    # --- TimescaleDB
+    _S("CHUNK_INTERVAL", "interval", "6 hours", "TimescaleDB only: chunk size"),
+    _S("COMPRESS_AFTER", "interval", "7 days", "TimescaleDB only: compression age"),
+    _S("RETENTION", "interval", None, "TimescaleDB only: optional retention"),
+    _S("TIMESCALEDB_SOURCE", "path", None,
+       "TimescaleDB source tarball that `scripts/setup` builds into the embedded PostgreSQL "
+       "(without one the embedded server is plain PostgreSQL)",
+       "a `vendor/timescaledb-*.tar.gz` beside the checkout, if there", "setup"),
+    _S("BUILD_CACHE", "path", None, "where slow builds (TimescaleDB) are cached between clones",
+       "`~/.cache/hpcperfstats`", "setup"),
+    # --- dashboards
+    _S("WEB_PORT", "int", "5006", "dashboards port"),
+    _S("WEB_ADDRESS", "str", "127.0.0.1", "interface the dashboards listen on"),
+    _S("WEB_ORIGINS", "csv", None,
+       "extra WebSocket origins (`host[:port]`, comma-separated): the public name behind a proxy"),
+    _S("AUTH", "str", "none",
+       "dashboards sign-in: `none` (everyone staff), `basic`, `oauth`, `header`; see "
+       "[docs/security.md](docs/security.md)"),
+    _S("BASIC_AUTH_FILE", "path", None, "basic mode: the users file (`hpcperf user add`)"),
+    _S("WEB_SECRET", "secret", None,
+       "signs dashboard sessions and sign-in cookies; every web process must share it",
+       "made on first start in `$HPCPERF_HOME/web-secret` (0600)"),
+    _S("STAFF", "csv", None, "user names who see every job"),
+    _S("STAFF_GROUP", "str", None, "group whose members see every job"),
+    _S("SHARE_ACCOUNTS", "bool", "0", "1: researchers also see their accounts' jobs"),
+    _S("PROXY_SECRET", "secret", None,
+       "header mode: the proxy's proof that a request came through it"),
+    _S("PROXY_SECRET_HEADER", "str", "X-HPCPerf-Proxy-Secret", "header mode: header carrying it"),
+    _S("AUTH_HEADER", "str", "X-Forwarded-User", "header mode: header carrying the user name"),
+    _S("GROUPS_HEADER", "str", "X-Forwarded-Groups", "header mode: header carrying the groups"),
+    _S("OAUTH_PROVIDER", "str", "generic", "oauth mode: Panel's provider name"),
+    _S("OAUTH_ISSUER", "url", None, "oauth mode: the provider's issuer URL"),
+    _S("OAUTH_USER_CLAIM", "str", "preferred_username", "oauth mode: claim giving the user name"),
+    _S("OAUTH_GROUPS_CLAIM", "str", "groups", "oauth mode: claim giving the groups"),
+    # --- deploy/compose.yaml only (documented in deploy/.env.example)
+    *(_S(name, "str", None, "compose.yaml: see deploy/.env.example", scope="deploy")
+      for name in ("SERVER_NAME", "HTTP_PORT", "HTTPS_PORT", "TLS_DIR", "SITE_DIR",
+                   "ACCOUNTING_DROP", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_SHM_SIZE",
+                   "AMQP_USER", "AMQP_PASSWORD", "AMQP_PORT", "RABBITMQ_MGMT_PORT", "IMAGE",
+                   "DB_IMAGE", "RABBITMQ_IMAGE", "PROXY_IMAGE", "WEB_PROCS")),
+)
+SETTINGS: dict[str, Setting] = {s.name: s for s in REGISTRY}
+
+
+def env(name: str) -> str | None:
+    """``HPCPERF_<name>`` stripped, else the registry's default (empty counts as unset).
+
+    The one reader of the environment: an unregistered name is a KeyError.
+    """
+    setting = SETTINGS[name]
+    value = (os.environ.get(setting.variable) or "").strip()
+    return value or setting.default
+
+
+def is_set(name: str) -> bool:
+    """Whether ``HPCPERF_<name>`` was given (not just defaulted)."""
+    return bool((os.environ.get(SETTINGS[name].variable) or "").strip())
+
+
+def markdown_table(scopes: tuple[str, ...] = ("server", "setup")) -> str:
+    """The README's settings table, made from the registry."""
+    rows = ["| variable | type | default | meaning |", "| --- | --- | --- | --- |"]
+    rows += [f"| `{s.variable}` | {s.kind} | {s.default_text} | {s.meaning} |"
+             for s in REGISTRY if s.scope in scopes]
+    return "\n".join(rows) + "\n"
+
+
 def _epoch(text: str) -> float:
     """An epoch given as seconds or as an ISO date/time (UTC unless it says)."""
     try:
         return float(text)
     except ValueError:
-        when = datetime.fromisoformat(text)
-        return when.replace(tzinfo=when.tzinfo or UTC).timestamp()
-
-
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(f"HPCPERF_{name}")
-    return value if value not in (None, "") else default
+        return _utc(text).timestamp()
 
 
 @dataclass(frozen=True)
@@ -56,15 +196,15 @@ class Settings:
 
     @property
     def archive_dir(self) -> Path:
-        return Path(_env("ARCHIVE_DIR", str(self.home / "archive")))
+        return Path(env("ARCHIVE_DIR") or self.home / "archive")
 
     @property
     def quarantine_dir(self) -> Path:
-        return Path(_env("QUARANTINE_DIR", str(self.home / "quarantine")))
+        return Path(env("QUARANTINE_DIR") or self.home / "quarantine")
 
     @property
     def accounting_dir(self) -> Path:
-        return Path(_env("ACCOUNTING_DIR", str(self.home / "accounting")))
+        return Path(env("ACCOUNTING_DIR") or self.home / "accounting")
 
     @property
     def state_dir(self) -> Path:
@@ -78,17 +218,17 @@ class Settings:
     @property
     def export_target(self) -> str | None:
         """Off-site archive: a mounted path or ``[user@]host:/path`` (rsync over SSH)."""
-        return _env("EXPORT_TARGET", "") or None
+        return env("EXPORT_TARGET")
 
     @property
     def export_ssh(self) -> str:
         """Remote shell for rsync, e.g. ``ssh -i /etc/hpcperf/key -p 22``."""
-        return _env("EXPORT_SSH", "ssh")
+        return env("EXPORT_SSH")
 
     @property
     def export_remove_after_days(self) -> float | None:
         """Remove a verified exported day locally once this many days old (unset: keep)."""
-        value = _env("EXPORT_REMOVE_AFTER_DAYS", "")
+        value = env("EXPORT_REMOVE_AFTER_DAYS")
         return float(value) if value else None
 
     @property
@@ -99,23 +239,23 @@ class Settings:
 
 def settings() -> Settings:
     """Current settings from the environment."""
-    start = _utc(_env("PARTITION_START", "2026-01-01"))
+    chunk_max_bytes = int(env("CHUNK_MAX_BYTES"))
     return Settings(
-        home=Path(_env("HOME", str(Path.cwd() / "data"))).resolve(),
-        database_url=os.environ.get("HPCPERF_DATABASE_URL") or None,
-        embedded_port=int(_env("EMBEDDED_PORT", "54329")),
-        amqp_url=_env("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F"),
-        cluster=_env("CLUSTER", "demo"),
-        drain_max_messages=int(_env("DRAIN_MAX_MESSAGES", "50000")),
-        drain_max_seconds=float(_env("DRAIN_MAX_SECONDS", "120")),
-        sensor_interval=int(_env("SENSOR_INTERVAL", "30")),
-        partition_start=start,
-        rate_lookback_s=float(_env("RATE_LOOKBACK_S", "3600")),
-        message_max_bytes=int(_env("MESSAGE_MAX_BYTES", _env("CHUNK_MAX_BYTES", CHUNK_DEFAULT))),
-        retry_after_s=float(_env("RETRY_AFTER_S", "600")),
-        chunk_max_bytes=int(_env("CHUNK_MAX_BYTES", CHUNK_DEFAULT)),
-        epoch_earliest=_epoch(_env("EPOCH_EARLIEST", "2000-01-01")),
-        epoch_max_ahead_s=float(_env("EPOCH_MAX_AHEAD_S", str(EPOCH_MAX_AHEAD_S))),
+        home=Path(env("HOME") or Path.cwd() / "data").resolve(),
+        database_url=env("DATABASE_URL"),
+        embedded_port=int(env("EMBEDDED_PORT")),
+        amqp_url=env("AMQP_URL"),
+        cluster=env("CLUSTER"),
+        drain_max_messages=int(env("DRAIN_MAX_MESSAGES")),
+        drain_max_seconds=float(env("DRAIN_MAX_SECONDS")),
+        sensor_interval=int(env("SENSOR_INTERVAL")),
+        partition_start=_utc(env("PARTITION_START")),
+        rate_lookback_s=float(env("RATE_LOOKBACK_S")),
+        message_max_bytes=int(env("MESSAGE_MAX_BYTES") or chunk_max_bytes),
+        retry_after_s=float(env("RETRY_AFTER_S")),
+        chunk_max_bytes=chunk_max_bytes,
+        epoch_earliest=_epoch(env("EPOCH_EARLIEST")),
+        epoch_max_ahead_s=float(env("EPOCH_MAX_AHEAD_S")),
     )
 
 
@@ -123,3 +263,7 @@ def _utc(text: str) -> datetime:
     """An ISO date or time; UTC unless it names its own offset."""
     when = datetime.fromisoformat(text)
     return when.replace(tzinfo=when.tzinfo or UTC)
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

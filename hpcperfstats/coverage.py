@@ -23,23 +23,15 @@ import json
 
 import polars as pl
 
-from hpcperfstats.metrics import END_GRACE_S, job_windows
+from hpcperfstats.db.tables import JOB_COVERAGE
+from hpcperfstats.metrics import inside_job, job_windows
 
 #: A gap between two samples longer than this many intervals is a hole.
 GAP_FACTOR = 1.5
 #: Interval assumed for a host with a single sample in range.
 DEFAULT_INTERVAL_S = 300.0
 
-COVERAGE_COLUMNS = {
-    "jobid": pl.Utf8,
-    "host": pl.Utf8,
-    "interval_s": pl.Float64,
-    "expected": pl.Int64,
-    "present": pl.Int64,
-    "fraction": pl.Float64,
-    "gaps": pl.Utf8,  # JSON list of [from, to] ISO-8601 UTC pairs
-    "extra": pl.Int64,  # samples beyond one per expected instant (begin/end samples)
-}
+COVERAGE_COLUMNS = JOB_COVERAGE.schema
 
 
 def sample_times(series: pl.DataFrame) -> pl.DataFrame:
@@ -82,10 +74,8 @@ def job_coverage(jobs: pl.DataFrame, series: pl.DataFrame) -> pl.DataFrame:
     times = sample_times(series)
     windows = job_windows(jobs).join(host_intervals(times), on="host", how="left").with_columns(
         pl.col("interval_s").fill_null(DEFAULT_INTERVAL_S))
-    inside = (pl.col("time") >= pl.col("start_time")) & (
-        pl.col("time") <= pl.col("end_time") + pl.duration(seconds=END_GRACE_S))
     seen = (
-        windows.join(times, on="host", how="inner").filter(inside)
+        windows.join(times, on="host", how="inner").filter(inside_job())
         .group_by(["jobid", "host"]).agg(pl.col("time").sort().alias("times"))
     )
     frame = windows.join(seen, on=["jobid", "host"], how="left")

@@ -14,7 +14,6 @@ crash inside one is cut back when the file is next opened).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,9 +36,9 @@ from hpcperfstats.pending import Pending
 from hpcperfstats.safepath import host_folder
 
 #: Partition key format of hourly partitions (Dagster's hourly default).
+#: the hourly partition key (Dagster HourlyPartitionsDefinition's format)
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"
 #: Tests set this to make a drain exit right after fsync, before its ack.
-CRASH_ENV = "HPCPERF_DRAIN_CRASH_AFTER_SYNC"
 
 
 @dataclass
@@ -290,8 +289,6 @@ def drain_queue(
                 return
             store.sync()
             pending.mark(store.result.hours)
-            if os.environ.get(CRASH_ENV):  # fault injection: die between fsync and ack
-                os._exit(70)
             channel.basic_ack(delivery_tag=last_tag, multiple=True)
             unacked = 0
             if progress:

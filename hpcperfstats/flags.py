@@ -14,28 +14,21 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import yaml
 
+from hpcperfstats.config import env
+from hpcperfstats.db.tables import JOB_FLAGS
 from hpcperfstats.metrics import METRICS, SHARED_NODE
 
 DEFAULT_RULES = Path(__file__).with_name("rules") / "job_flags.yaml"
 ADVICE = ("memory", "time", "cores", "nodes", "gpus")
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
-FLAG_COLUMNS = {
-    "jobid": pl.Utf8,
-    "flag": pl.Utf8,
-    "value": pl.Float64,
-    "threshold": pl.Float64,
-    "message": pl.Utf8,
-    "advice": pl.Utf8,
-    "rule_version": pl.Utf8,
-}
+FLAG_COLUMNS = JOB_FLAGS.schema
 
 
 @dataclass(frozen=True)
@@ -59,7 +52,7 @@ class Rule:
 
 
 def rules_path() -> Path:
-    return Path(os.environ.get("HPCPERF_FLAG_RULES") or DEFAULT_RULES)
+    return Path(env("FLAG_RULES") or DEFAULT_RULES)
 
 
 def _condition(raw: dict, where: str) -> Condition:

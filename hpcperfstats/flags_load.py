@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import polars as pl
 import psycopg
 
 from hpcperfstats.db.load import read_frame
 from hpcperfstats.flags import Rule, evaluate_flags
-from hpcperfstats.job_store import clear_day, copy_day
+from hpcperfstats.job_store import clear_day, copy_day, day_windows
 
 
 def build_job_flags(conn: psycopg.Connection, start: datetime, end: datetime,
                     rules: list[Rule]) -> dict[str, int]:
     """Replace the flags of every job day in [start, end); counts per flag."""
     counts: dict[str, int] = {}
-    day = start
-    while day < end:
-        nxt = min(day + timedelta(days=1), end)
+    for day, nxt in day_windows(start, end):
         metrics = read_frame(
             conn,
             "SELECT m.jobid, m.metric, m.value, m.source FROM job_metrics m"
@@ -32,5 +30,4 @@ def build_job_flags(conn: psycopg.Connection, start: datetime, end: datetime,
             copy_day(cur, "job_flags", flags, day.date())
         for name in flags["flag"].to_list():
             counts[name] = counts.get(name, 0) + 1
-        day = nxt
     return counts

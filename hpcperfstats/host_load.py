@@ -18,7 +18,7 @@ from hpcperfstats.archive import read_chunks
 from hpcperfstats.db.load import replace_host_data
 from hpcperfstats.host_types import skipped_types
 from hpcperfstats.metrics import END_GRACE_S
-from hpcperfstats.rates import BOOT_TOLERANCE_S, host_rows
+from hpcperfstats.rates import epoch_utc, host_rows, same_boot
 from hpcperfstats.textframe import long_frame_of_chunks
 
 
@@ -51,9 +51,9 @@ def series_start(samples: pl.DataFrame) -> pl.Series:
     """Samples (sorted by host, time) that start their counters' series:
     a host's first sample read, or its first after a reboot."""
     prev_host = pl.col("host").shift(1)
-    rebooted = (pl.col("boot") - pl.col("boot").shift(1)).abs() > BOOT_TOLERANCE_S
+    rebooted = ~same_boot(pl.col("boot"), pl.col("boot").shift(1))
     return samples.select(
-        prev_host.is_null() | (prev_host != pl.col("host")) | rebooted.fill_null(False)
+        prev_host.is_null() | (prev_host != pl.col("host")) | rebooted
     ).to_series()
 
 
@@ -79,11 +79,7 @@ def unloaded_samples(samples: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
     its rates unless it starts a series (first sample of a node, after a
     reboot): those are allowed for by the caller's check.
     """
-    times = samples.select(
-        "host",
-        pl.from_epoch((pl.col("time") * 1_000_000).round().cast(pl.Int64), time_unit="us")
-        .dt.replace_time_zone("UTC").alias("time"),
-    )
+    times = samples.select("host", epoch_utc(pl.col("time")).alias("time"))
     loaded = rows.select("host", "time").unique()
     return times.join(loaded, on=["host", "time"], how="anti")
 

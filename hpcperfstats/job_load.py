@@ -10,7 +10,6 @@ the metrics and the rules, so a rule change recomputes them alone.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,10 +19,11 @@ import polars as pl
 import psycopg
 
 from hpcperfstats.accounting import COLUMNS as JOB_COLUMNS
+from hpcperfstats.config import env
 from hpcperfstats.coverage import job_coverage
 from hpcperfstats.db.load import read_frame
 from hpcperfstats.job_series import job_series_rows
-from hpcperfstats.job_store import clear_day, copy_day
+from hpcperfstats.job_store import clear_day, copy_day, day_windows
 from hpcperfstats.metrics import END_GRACE_S, LOOKBACK_S, SHORT_JOB_S, compute_job_metrics
 from hpcperfstats.series import CGROUP_SCHEMA, SERIES_SCHEMA, cgroup_series, host_series
 
@@ -35,7 +35,7 @@ EFFICIENCY_SLACK = 0.02
 
 
 def chunk_hosts() -> int:
-    return int(os.environ.get("HPCPERF_JOB_CHUNK_HOSTS", "256"))
+    return int(env("JOB_CHUNK_HOSTS"))
 
 
 @dataclass
@@ -141,11 +141,8 @@ def build_job_days(conn: psycopg.Connection, start: datetime, end: datetime,
     partition)."""
     t0 = time.monotonic()
     result = JobDayResult()
-    day = start
-    while day < end:
-        nxt = min(day + timedelta(days=1), end)
+    for day, nxt in day_windows(start, end):
         build_job_day(conn, day, nxt, result, tables)
-        day = nxt
     result.seconds = time.monotonic() - t0
     return result
 

@@ -6,24 +6,20 @@ plots "CPU cores busy", not thirty raw events, and the narrow form is about a
 fifth of the size of the host_data rows behind it (no type/event/unit/delta
 text per row). The raw rows stay in ``host_data`` for anyone who needs them.
 
-A job's window is (start, end + grace]: a rate stamped at t covers the
-interval before t, so the begin sample measures what ran before the job,
-and the epilog's end sample lands seconds after Slurm's end time.
+A point is in a job's rows when ``metrics.inside_job`` says so, the rule
+its metrics and coverage use: a gauge from the start instant on, a rate
+only after it (a rate stamped at the start measured what ran before).
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from hpcperfstats.metrics import END_GRACE_S, job_windows, own_cgroup
+from hpcperfstats.db.tables import JOB_SERIES
+from hpcperfstats.metrics import inside_job, job_windows, own_cgroup
+from hpcperfstats.series import RATE_SERIES
 
-JOB_SERIES_COLUMNS = {
-    "jobid": pl.Utf8,
-    "host": pl.Utf8,
-    "series": pl.Utf8,
-    "time": pl.Datetime("us", "UTC"),
-    "value": pl.Float64,
-}
+JOB_SERIES_COLUMNS = JOB_SERIES.schema
 
 
 def job_series_rows(jobs: pl.DataFrame, series: pl.DataFrame,
@@ -34,9 +30,7 @@ def job_series_rows(jobs: pl.DataFrame, series: pl.DataFrame,
     A job spanning midnight gets every point of its run, whatever the day.
     """
     windows = job_windows(jobs)
-    inside = (pl.col("time") > pl.col("start_time")) & (
-        pl.col("time") <= pl.col("end_time") + pl.duration(seconds=END_GRACE_S)
-    )
+    inside = inside_job(pl.col("series").is_in(RATE_SERIES))
     cols = list(JOB_SERIES_COLUMNS)
     parts = [windows.join(series, on="host", how="inner").filter(inside).select(cols)]
     if cgroup is not None and cgroup.height:

@@ -9,21 +9,28 @@ previous dump) must not keep stale rows under its old day.
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 
 import polars as pl
 import psycopg
 
 from hpcperfstats.db.load import copy_frame
+from hpcperfstats.db.tables import TABLES
 
 JOB_TABLES: dict[str, list[str]] = {
-    "job_series": ["jobid", "host", "series", "time", "value", "day"],
-    "job_metrics": ["jobid", "metric", "value", "unit", "reason", "source", "day"],
-    "job_coverage": ["jobid", "host", "interval_s", "expected", "present", "fraction", "gaps",
-                     "extra", "day"],
-    "job_flags": ["jobid", "flag", "value", "threshold", "message", "advice", "rule_version",
-                  "day"],
+    name: TABLES[name].copy_columns
+    for name in ("job_series", "job_metrics", "job_coverage", "job_flags")
 }
+
+
+def day_windows(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
+    """[day, next day) windows covering [start, end): the loop of every job-day builder."""
+    day = start
+    while day < end:
+        nxt = min(day + timedelta(days=1), end)
+        yield day, nxt
+        day = nxt
 
 
 def clear_day(cur: psycopg.Cursor, tables: list[str], day: date, jobids: list[str]) -> None:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from hpcperfstats.series import ALL_SERIES, CGROUP_SCHEMA
+from hpcperfstats.db.tables import JOB_METRICS
+from hpcperfstats.series import ALL_SERIES, CGROUP_SCHEMA, RATE_SERIES
 
 #: A sample taken by the epilog lands seconds after Slurm's end time.
 END_GRACE_S = 60
@@ -40,80 +41,124 @@ LOOKBACK_S = 3600
 #: cores the job holds on it (OS noise reads as a few hundredths of a core).
 IDLE_SHARE = 0.05
 
-METRIC_COLUMNS = {
-    "jobid": pl.Utf8,
-    "metric": pl.Utf8,
-    "value": pl.Float64,
-    "unit": pl.Utf8,
-    "reason": pl.Utf8,
-    "source": pl.Utf8,
-}
+METRIC_COLUMNS = JOB_METRICS.schema
+
+
+def _sum(col: pl.Expr) -> pl.Expr:
+    """A sum that is NULL over no values (polars sums nothing to 0, a false zero)."""
+    return pl.when(col.count() > 0).then(col.sum())
 
 
 @dataclass(frozen=True)
 class MetricSpec:
+    """A job metric: everything about it in one place.
+
+    ``formula`` is evaluated per job: for a ``source`` other than
+    ``accounting`` over the job's per-host frame (``<series>_mean``/``_max``
+    columns, plus ``cpu``/``mem`` (the job's cgroup where it reported, else
+    node totals), ``power``, ``cpn`` (cores per node) and the job's
+    accounting facts); for ``accounting`` over the jobs frame alone.
+    ``source``: ``cpu``/``memory`` (cgroup or node), ``gpu``, ``node`` or
+    ``accounting``; ``better``: ``higher``, ``lower`` or ``""`` (neither:
+    it depends on the code).
+    """
+
     label: str
     unit: str
     series: str
     why: str
+    formula: pl.Expr
+    source: str = "node"
+    better: str = ""
 
 
-def _m(label: str, unit: str, series: str, why: str) -> MetricSpec:
-    return MetricSpec(label, unit, series, why)
-
+_M = MetricSpec
+#: per-job expressions over the per-host frame (one group per job)
+_FIRST = {c: pl.col(c).first() for c in ("ncpus", "nnodes", "ngpus", "req_mem_bytes")}
+_RUN_S = (pl.col("end_time") - pl.col("start_time")).dt.total_seconds()
+_N_CPU = pl.col("cpu").count()
+_CPU, _MEM = pl.col("cpu"), pl.col("mem")
 
 METRICS: dict[str, MetricSpec] = {
-    "cpu_cores_avg": _m("CPU cores busy per node", "cores", "cpu_busy",
-                        "time average of busy cores on each node, averaged over the job's nodes"),
-    "cpu_efficiency": _m("CPU efficiency", "1", "cpu_busy",
-                         "busy cores summed over nodes divided by the cores Slurm allocated"),
-    "cpu_imbalance": _m("Load imbalance across nodes", "1", "cpu_busy",
-                        "1 - mean/max of the nodes' busy cores: 0 even, near 1 one node works"),
-    "idle_nodes": _m("Idle nodes", "nodes", "cpu_busy",
-                     f"nodes whose busy cores stayed under {IDLE_SHARE:.0%} of the job's cores"),
-    "cpu_freq_hz": _m("CPU frequency while busy", "Hz", "cycles",
-                      "core cycles per second divided by busy cores (needs PMC counters)"),
-    "mem_hwm_bytes": _m("Memory high-water mark per node", "B", "mem_used",
+    "cpu_cores_avg": _M("CPU cores busy per node", "cores", "cpu_busy",
+                        "time average of busy cores on each node, averaged over the job's nodes",
+                        _CPU.mean(), "cpu", "higher"),
+    "cpu_efficiency": _M("CPU efficiency", "1", "cpu_busy",
+                         "busy cores summed over nodes divided by the cores Slurm allocated",
+                         _sum(_CPU) / _FIRST["ncpus"], "cpu", "higher"),
+    "cpu_imbalance": _M("Load imbalance across nodes", "1", "cpu_busy",
+                        "1 - mean/max of the nodes' busy cores: 0 even, near 1 one node works",
+                        pl.when((_FIRST["nnodes"] > 1) & (_N_CPU > 1) & (_CPU.max() > 0))
+                        .then(1 - _CPU.mean() / _CPU.max()), "cpu", "lower"),
+    "idle_nodes": _M("Idle nodes", "nodes", "cpu_busy",
+                     f"nodes whose busy cores stayed under {IDLE_SHARE:.0%} of the job's cores",
+                     pl.when(_N_CPU > 0).then((_CPU < IDLE_SHARE * pl.col("cpn")).sum()
+                                              .cast(pl.Float64)), "cpu", "lower"),
+    "cpu_freq_hz": _M("CPU frequency while busy", "Hz", "cycles",
+                      "core cycles per second divided by busy cores (needs PMC counters)",
+                      _sum(pl.col("cycles_mean")) / pl.col("cpu_busy_mean").filter(
+                          pl.col("cycles_mean").is_not_null()).sum(), better="higher"),
+    "mem_hwm_bytes": _M("Memory high-water mark per node", "B", "mem_used",
                         "highest process memory (MemUsed - FilePages - Slab, or the job's "
-                        "cgroup) on any node"),
-    "mem_hwm_fraction": _m("Memory high-water mark, share of the node", "1", "mem_used",
-                           "highest memory on any node over that node's installed memory"),
-    "mem_requested_ratio": _m("Memory requested over used", "1", "mem_used",
-                              "memory Slurm reserved divided by the high-water mark x nodes"),
-    "flops_avg": _m("FLOPS per node", "1/s", "flops", "floating-point operations per second"),
-    "mem_bw_avg": _m("Memory bandwidth per node", "B/s", "mem_bw",
-                     "memory controller read+write bytes/s, averaged over nodes"),
-    "net_bw_avg": _m("Network bandwidth per node", "B/s", "net_bw",
-                     "time average of rx+tx bytes/s (loopback excluded), averaged over nodes"),
-    "ib_bw_avg": _m("InfiniBand bandwidth per node", "B/s", "ib_bw",
-                    "port xmit+rcv data bytes/s, averaged over nodes"),
-    "ib_packet_bytes": _m("InfiniBand packet size", "B", "ib_pkts",
-                          "InfiniBand bytes over packets: small packets mean latency-bound"),
-    "block_bw_avg": _m("Block I/O per node", "B/s", "block_bw", "local disk read+write bytes/s"),
-    "lustre_read_bw_avg": _m("Lustre read per node", "B/s", "lustre_read_bw",
-                             "Lustre client read bytes/s, averaged over nodes"),
-    "lustre_write_bw_avg": _m("Lustre write per node", "B/s", "lustre_write_bw",
-                              "Lustre client write bytes/s, averaged over nodes"),
-    "lustre_md_ops_avg": _m("Lustre metadata ops per node", "1/s", "lustre_md_ops",
-                            "open, close, stat, mkdir, unlink... per second, averaged over nodes"),
-    "gpu_util": _m("GPU utilisation", "1", "gpu_util",
-                   "GPU busy share summed over the nodes' GPUs divided by GPUs allocated"),
-    "gpu_mem_hwm_bytes": _m("GPU memory high-water mark per node", "B", "gpu_mem",
-                            "highest GPU memory in use on any node"),
-    "power_avg_w": _m("Power per node", "W", "cpu_power",
-                      "RAPL package+DRAM plus GPU power, averaged over nodes"),
-    "energy_j": _m("Energy", "J", "cpu_power", "average power x nodes x run time"),
-    "hosts_with_data": _m("Fraction of nodes with data", "1", "cpu_busy",
-                          "nodes that reported CPU data during the job, over nodes allocated"),
-    "time_limit_ratio": _m("Time limit over run time", "1", "",
-                           "the time limit asked for divided by the time the job ran"),
+                        "cgroup) on any node", _MEM.max(), "memory"),
+    "mem_hwm_fraction": _M("Memory high-water mark, share of the node", "1", "mem_used",
+                           "highest memory on any node over that node's installed memory",
+                           (_MEM / pl.col("mem_total_max")).max(), "memory"),
+    "mem_requested_ratio": _M("Memory requested over used", "1", "mem_used",
+                              "memory Slurm reserved divided by the high-water mark x nodes",
+                              _FIRST["req_mem_bytes"] / (_MEM.max() * _FIRST["nnodes"]),
+                              "memory", "lower"),
+    "flops_avg": _M("FLOPS per node", "1/s", "flops", "floating-point operations per second",
+                    pl.col("flops_mean").mean(), better="higher"),
+    "mem_bw_avg": _M("Memory bandwidth per node", "B/s", "mem_bw",
+                     "memory controller read+write bytes/s, averaged over nodes",
+                     pl.col("mem_bw_mean").mean()),
+    "net_bw_avg": _M("Network bandwidth per node", "B/s", "net_bw",
+                     "time average of rx+tx bytes/s (loopback excluded), averaged over nodes",
+                     pl.col("net_bw_mean").mean()),
+    "ib_bw_avg": _M("InfiniBand bandwidth per node", "B/s", "ib_bw",
+                    "port xmit+rcv data bytes/s, averaged over nodes", pl.col("ib_bw_mean").mean()),
+    "ib_packet_bytes": _M("InfiniBand packet size", "B", "ib_pkts",
+                          "InfiniBand bytes over packets: small packets mean latency-bound",
+                          _sum(pl.col("ib_bw_mean")) / _sum(pl.col("ib_pkts_mean")),
+                          better="higher"),
+    "block_bw_avg": _M("Block I/O per node", "B/s", "block_bw", "local disk read+write bytes/s",
+                       pl.col("block_bw_mean").mean()),
+    "lustre_read_bw_avg": _M("Lustre read per node", "B/s", "lustre_read_bw",
+                             "Lustre client read bytes/s, averaged over nodes",
+                             pl.col("lustre_read_bw_mean").mean()),
+    "lustre_write_bw_avg": _M("Lustre write per node", "B/s", "lustre_write_bw",
+                              "Lustre client write bytes/s, averaged over nodes",
+                              pl.col("lustre_write_bw_mean").mean()),
+    "lustre_md_ops_avg": _M("Lustre metadata ops per node", "1/s", "lustre_md_ops",
+                            "open, close, stat, mkdir, unlink... per second, averaged over nodes",
+                            pl.col("lustre_md_ops_mean").mean(), better="lower"),
+    "gpu_util": _M("GPU utilisation", "1", "gpu_util",
+                   "GPU busy share summed over the nodes' GPUs divided by GPUs allocated",
+                   _sum(pl.col("gpu_util_mean")) / 100.0 / _FIRST["ngpus"], "gpu", "higher"),
+    "gpu_mem_hwm_bytes": _M("GPU memory high-water mark per node", "B", "gpu_mem",
+                            "highest GPU memory in use on any node", pl.col("gpu_mem_max").max(),
+                            "gpu"),
+    "power_avg_w": _M("Power per node", "W", "cpu_power",
+                      "RAPL package+DRAM plus GPU power, averaged over nodes",
+                      pl.col("power").mean()),
+    "energy_j": _M("Energy", "J", "cpu_power", "average power x nodes x run time",
+                   pl.col("power").mean() * _FIRST["nnodes"] * _RUN_S.first(), better="lower"),
+    "hosts_with_data": _M("Fraction of nodes with data", "1", "cpu_busy",
+                          "nodes that reported CPU data during the job, over nodes allocated",
+                          _N_CPU / _FIRST["nnodes"], "cpu", "higher"),
+    "time_limit_ratio": _M("Time limit over run time", "1", "",
+                           "the time limit asked for divided by the time the job ran",
+                           pl.when(_RUN_S > 0).then(pl.col("timelimit_s").cast(pl.Float64)
+                                                    / _RUN_S), "accounting", "lower"),
 }
+_FROM_HOSTS = [m for m, spec in METRICS.items() if spec.source != "accounting"]
 
-#: Metrics read from the CPU or memory source (job cgroup or node totals).
-_CPU_METRICS = ("cpu_cores_avg", "cpu_efficiency", "cpu_imbalance", "idle_nodes",
-                "hosts_with_data")  # fmt: skip
-_MEM_METRICS = ("mem_hwm_bytes", "mem_hwm_fraction", "mem_requested_ratio")
-_GPU_METRICS = ("gpu_util", "gpu_mem_hwm_bytes")
+
+def _of_source(source: str) -> list[str]:
+    """The metrics read from ``source`` (cpu, memory, gpu, node, accounting)."""
+    return [m for m, spec in METRICS.items() if spec.source == source]
+
 _JOB_DEFAULTS = {"ngpus": pl.Int32, "req_mem_bytes": pl.Int64, "timelimit_s": pl.Int64,
                  "jobid_raw": pl.Utf8, "shared": pl.Boolean}
 
@@ -177,23 +222,34 @@ def own_cgroup(jobs: pl.DataFrame, cgroup: pl.DataFrame) -> pl.DataFrame:
 
 def _weighted(points: pl.DataFrame) -> pl.DataFrame:
     """Weight of each point inside its job: overlap seconds for rates, 1/0 for gauges."""
-    rates = [n for n, s in ALL_SERIES.items() if s.kind == "rate"]
     overlap = (
         (pl.min_horizontal("time", "end_time") - pl.max_horizontal("since", "start_time"))
         .dt.total_microseconds() / 1e6
     ).clip(lower_bound=0.0)
-    gauge_in = (pl.col("time") >= pl.col("start_time")) & (
-        pl.col("time") <= pl.col("end_time") + pl.duration(seconds=END_GRACE_S)
-    )
     weight = (
-        pl.when(pl.col("series").is_in(rates))
+        pl.when(pl.col("series").is_in(RATE_SERIES))
         .then(pl.when(pl.col("since").is_not_null()).then(overlap))  # unknown interval: none
-        .otherwise(pl.when(gauge_in).then(1.0).otherwise(0.0))
+        .otherwise(pl.when(inside_job()).then(1.0).otherwise(0.0))
     )
     span = (pl.col("time") - pl.col("since")).dt.total_microseconds() / 1e6
     return points.with_columns(weight.alias("weight"), span.alias("span")).filter(
         pl.col("weight") > 0
     )
+
+
+def inside_job(is_rate: pl.Expr | bool = False) -> pl.Expr:
+    """The one definition of a point "inside the job" (columns time, start_time, end_time).
+
+    A reading stamped at the start instant (a gauge; a sample's presence, the
+    prolog's begin sample) is the job's state at its start: [start, end + grace].
+    A rate stamped t covers the interval before t, so one stamped at the start
+    measured only what ran before the job: (start, end + grace]. The grace
+    takes in the epilog's end sample, stamped seconds after Slurm's end time.
+    """
+    until_end = pl.col("time") <= pl.col("end_time") + pl.duration(seconds=END_GRACE_S)
+    from_start = (pl.when(is_rate).then(pl.col("time") > pl.col("start_time"))
+                  .otherwise(pl.col("time") >= pl.col("start_time")))
+    return from_start & until_end
 
 
 def job_windows(jobs: pl.DataFrame) -> pl.DataFrame:
@@ -223,12 +279,11 @@ def job_points(jobs: pl.DataFrame, series: pl.DataFrame,
 
 def _per_host(points: pl.DataFrame) -> pl.DataFrame:
     """(jobid, host) -> ``<series>_mean`` and ``<series>_max`` columns."""
-    rates = [n for n, s in ALL_SERIES.items() if s.kind == "rate"]
     long = points.group_by(["jobid", "host", "series"]).agg(
         ((pl.col("value") * pl.col("weight")).sum() / pl.col("weight").sum()).alias("mean"),
         pl.col("value").max().alias("max"),
         (pl.col("weight").sum() / pl.col("span").sum()).alias("purity"),
-    ).filter(~pl.col("series").is_in(rates) | (pl.col("purity") >= MIN_PURITY))
+    ).filter(~pl.col("series").is_in(RATE_SERIES) | (pl.col("purity") >= MIN_PURITY))
     stats = long.unpivot(index=["jobid", "host", "series"], on=["mean", "max"],
                          variable_name="stat")
     wide = (
@@ -238,11 +293,6 @@ def _per_host(points: pl.DataFrame) -> pl.DataFrame:
     missing = [f"{s}_{k}" for s in ALL_SERIES for k in ("mean", "max")
                if f"{s}_{k}" not in wide.columns]
     return wide.with_columns([pl.lit(None, pl.Float64).alias(c) for c in missing])
-
-
-def _sum(col: pl.Expr) -> pl.Expr:
-    """A sum that is NULL over no values (polars sums nothing to 0, a false zero)."""
-    return pl.when(col.count() > 0).then(col.sum())
 
 
 def _job_level(per_host: pl.DataFrame, jobs: pl.DataFrame) -> pl.DataFrame:
@@ -261,36 +311,8 @@ def _job_level(per_host: pl.DataFrame, jobs: pl.DataFrame) -> pl.DataFrame:
         .then(None).otherwise(pl.sum_horizontal("cpu_power_mean", "gpu_power_mean"))
         .alias("power"),
     )
-    run_s = (pl.col("end_time") - pl.col("start_time")).dt.total_seconds().first()
-    first = {c: pl.col(c).first() for c in ("ncpus", "nnodes", "ngpus", "req_mem_bytes")}
-    n_cpu = pl.col("cpu").count()
     return frame.group_by("jobid").agg(
-        pl.col("cpu").mean().alias("cpu_cores_avg"),
-        (_sum(pl.col("cpu")) / first["ncpus"]).alias("cpu_efficiency"),
-        pl.when((first["nnodes"] > 1) & (n_cpu > 1) & (pl.col("cpu").max() > 0))
-        .then(1 - pl.col("cpu").mean() / pl.col("cpu").max()).alias("cpu_imbalance"),
-        pl.when(n_cpu > 0).then((pl.col("cpu") < IDLE_SHARE * pl.col("cpn")).sum()
-                                .cast(pl.Float64)).alias("idle_nodes"),
-        (_sum(pl.col("cycles_mean")) / pl.col("cpu_busy_mean").filter(
-            pl.col("cycles_mean").is_not_null()).sum()).alias("cpu_freq_hz"),
-        pl.col("mem").max().alias("mem_hwm_bytes"),
-        (pl.col("mem") / pl.col("mem_total_max")).max().alias("mem_hwm_fraction"),
-        (first["req_mem_bytes"] / (pl.col("mem").max() * first["nnodes"]))
-        .alias("mem_requested_ratio"),
-        pl.col("flops_mean").mean().alias("flops_avg"),
-        pl.col("mem_bw_mean").mean().alias("mem_bw_avg"),
-        pl.col("net_bw_mean").mean().alias("net_bw_avg"),
-        pl.col("ib_bw_mean").mean().alias("ib_bw_avg"),
-        (_sum(pl.col("ib_bw_mean")) / _sum(pl.col("ib_pkts_mean"))).alias("ib_packet_bytes"),
-        pl.col("block_bw_mean").mean().alias("block_bw_avg"),
-        pl.col("lustre_read_bw_mean").mean().alias("lustre_read_bw_avg"),
-        pl.col("lustre_write_bw_mean").mean().alias("lustre_write_bw_avg"),
-        pl.col("lustre_md_ops_mean").mean().alias("lustre_md_ops_avg"),
-        (_sum(pl.col("gpu_util_mean")) / 100.0 / first["ngpus"]).alias("gpu_util"),
-        pl.col("gpu_mem_max").max().alias("gpu_mem_hwm_bytes"),
-        pl.col("power").mean().alias("power_avg_w"),
-        (pl.col("power").mean() * first["nnodes"] * run_s).alias("energy_j"),
-        (n_cpu / first["nnodes"]).alias("hosts_with_data"),
+        *(METRICS[m].formula.alias(m) for m in _FROM_HOSTS),
         pl.col("cpu_cg").first(), pl.col("mem_cg").first(),
         # the job held fewer cores than a node has: node totals include others' work
         (pl.col("cpn") < pl.col("cpu_total_mean").round() - 0.5).fill_null(False).any()
@@ -337,7 +359,6 @@ def compute_job_metrics(jobs: pl.DataFrame, series: pl.DataFrame,
     facts = jobs.select("jobid", "start_time", "end_time", "ncpus", "nnodes", "ngpus",
                         "req_mem_bytes")
     wide = _job_level(_per_host(points), facts) if points.height else None
-    names = [m for m in METRICS if m != "time_limit_ratio"]
     if wide is None:
         computed = pl.DataFrame(schema={"jobid": pl.Utf8, "metric": pl.Utf8,
                                         "value": pl.Float64, "source": pl.Utf8})
@@ -346,34 +367,32 @@ def compute_job_metrics(jobs: pl.DataFrame, series: pl.DataFrame,
                          ).with_columns((pl.col("shared") | pl.col("partial")).alias("shared"))
         node = pl.when(pl.col("shared")).then(pl.lit(SHARED_NODE)).otherwise(pl.lit("node"))
         computed = (
-            wide.unpivot(index=["jobid", "cpu_cg", "mem_cg", "shared"], on=names,
+            wide.unpivot(index=["jobid", "cpu_cg", "mem_cg", "shared"], on=_FROM_HOSTS,
                          variable_name="metric", value_name="value")
             .with_columns(
                 # 0/0 or x/0 (no cores, no memory recorded) is no measurement
                 pl.when(pl.col("value").cast(pl.Float64).is_finite())
                 .then(pl.col("value").cast(pl.Float64)).alias("value"),
-                pl.when(pl.col("metric").is_in(_CPU_METRICS))
+                pl.when(pl.col("metric").is_in(_of_source("cpu")))
                 .then(pl.when(pl.col("cpu_cg")).then(pl.lit("cgroup")).otherwise(node))
-                .when(pl.col("metric").is_in(_MEM_METRICS))
+                .when(pl.col("metric").is_in(_of_source("memory")))
                 .then(pl.when(pl.col("mem_cg")).then(pl.lit("cgroup")).otherwise(node))
                 .otherwise(pl.lit("node")).alias("source"),
             )
             .select("jobid", "metric", "value", "source")
         )
-    run_s = (pl.col("end_time") - pl.col("start_time")).dt.total_seconds()
-    limits = jobs.select(
-        "jobid", pl.lit("time_limit_ratio").alias("metric"),
-        pl.when(run_s > 0).then(pl.col("timelimit_s").cast(pl.Float64) / run_s)
-        .alias("value"),
-        pl.lit("accounting").alias("source"),
-    )
-    computed = pl.concat([computed, limits.cast(computed.schema)], how="vertical")
+    accounting = [jobs.select("jobid", pl.lit(m).alias("metric"), METRICS[m].formula
+                              .alias("value"), pl.lit("accounting").alias("source"))
+                  for m in _of_source("accounting")]
+    computed = pl.concat([computed, *(a.cast(computed.schema) for a in accounting)],
+                         how="vertical")
+    run_s = _RUN_S
 
     # every job gets every metric: absent ones carry the reason
     grid = jobs.select("jobid", "start_time", "end_time", "ngpus", "nnodes").join(
         pl.DataFrame({"metric": list(METRICS)}), how="cross"
     ).join(_sources(jobs, series), on=["jobid", "metric"], how="left")
-    no_gpu = pl.col("metric").is_in(_GPU_METRICS) & (pl.col("ngpus").fill_null(0) == 0)
+    no_gpu = pl.col("metric").is_in(_of_source("gpu")) & (pl.col("ngpus").fill_null(0) == 0)
     out = (
         grid.join(computed, on=["jobid", "metric"], how="left")
         .with_columns(pl.when(no_gpu).then(None).otherwise(pl.col("value")).alias("value"))

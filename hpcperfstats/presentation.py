@@ -21,6 +21,8 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 
+from hpcperfstats.accounting import format_duration
+
 GiB = 2**30
 BAR = 20
 #: Head-room the advice adds on top of what the job used.
@@ -84,13 +86,9 @@ def duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
-def slurm_duration(seconds: int | None) -> str:
-    """sacct's and ``--time``'s ``[D-]HH:MM:SS``; None -> ``UNLIMITED``."""
-    if seconds is None:
-        return "UNLIMITED"
-    days, rest = divmod(int(seconds), 86400)
-    hms = f"{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
-    return f"{days}-{hms}" if days else hms
+#: sacct's and ``--time``'s ``[D-]HH:MM:SS``; None -> ``UNLIMITED`` (the accounting
+#: format's own writer, so advice prints what sbatch and the parser read)
+slurm_duration = format_duration
 
 
 def ratio(value: float, what: str = "") -> str:

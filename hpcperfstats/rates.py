@@ -16,11 +16,24 @@ from __future__ import annotations
 
 import polars as pl
 
+from hpcperfstats.db.tables import HOST_DATA
 from hpcperfstats.host_types import RULES, rule
 from hpcperfstats.units import rate_unit
 
 #: Two headers whose boot times differ by more than this are different boots.
 BOOT_TOLERANCE_S = 120.0
+
+
+def epoch_utc(seconds: pl.Expr) -> pl.Expr:
+    """Epoch seconds (float) as a UTC microsecond timestamp, rounded, not truncated."""
+    return (pl.from_epoch((seconds * 1_000_000).round().cast(pl.Int64), time_unit="us")
+            .dt.replace_time_zone("UTC"))
+
+
+def same_boot(boot: pl.Expr, previous: pl.Expr) -> pl.Expr:
+    """The reboot rule: two samples are of one boot unless both boot times are
+    known and differ by more than ``BOOT_TOLERANCE_S`` (a counter reset)."""
+    return boot.is_null() | previous.is_null() | ((boot - previous).abs() <= BOOT_TOLERANCE_S)
 
 #: Widths (bits) of kernel counters narrower than 64 bits, by (type, event),
 #: for schemas that declare no ``W=`` (TACC's C monitor declares none). The
@@ -44,7 +57,7 @@ def counter_width(type_: str, event: str, declared: int | None) -> int:
         return declared
     return KERNEL_WIDTHS.get((type_, event), 64)
 
-HOST_DATA_COLUMNS = ["time", "host", "jobid", "type", "device", "event", "unit", "value", "delta"]
+HOST_DATA_COLUMNS = HOST_DATA.copy_columns
 
 SERIES_KEY = ["host", "type", "device", "event"]
 
@@ -65,15 +78,11 @@ def counter_deltas(long: pl.DataFrame) -> pl.DataFrame:
         pl.when(same_series).then(pl.col("raw").shift(1)).alias("_praw"),
         pl.col("boot").shift(1).alias("_pboot"),
     )
-    same_boot = (
-        pl.col("boot").is_null()
-        | pl.col("_pboot").is_null()
-        | ((pl.col("boot") - pl.col("_pboot")).abs() <= BOOT_TOLERANCE_S)
-    )
+    one_boot = same_boot(pl.col("boot"), pl.col("_pboot"))
     diff = pl.col("raw") - pl.col("_praw")
     wrap = pl.lit(2.0).pow(pl.col("width").cast(pl.Float64))
     delta = (
-        pl.when(pl.col("_praw").is_null() | ~same_boot)
+        pl.when(pl.col("_praw").is_null() | ~one_boot)
         .then(None)
         .when(diff >= 0)
         .then(diff)
@@ -162,9 +171,5 @@ def host_rows(
         .otherwise(pl.col("si_unit") + "/s")
         .alias("unit"),
     ).drop("cumulative", "si_unit")
-    out = out.with_columns(
-        pl.from_epoch((pl.col("time") * 1_000_000).round().cast(pl.Int64), time_unit="us")
-        .dt.replace_time_zone("UTC")
-        .alias("time")
-    )
+    out = out.with_columns(epoch_utc(pl.col("time")).alias("time"))
     return out.sort(["host", "time", "type", "device", "event"]).select(HOST_DATA_COLUMNS)

@@ -16,6 +16,8 @@ from datetime import datetime
 import polars as pl
 import psycopg
 
+from hpcperfstats.db.series_sql import series_query
+
 
 @dataclass(frozen=True)
 class SeriesSpec:
@@ -109,6 +111,8 @@ MIN_RATE_INTERVAL_S = 2.0
 
 #: Every series of either kind, for looking up labels, units and kinds.
 ALL_SERIES: dict[str, SeriesSpec] = {**SERIES, **CGROUP_SERIES}
+#: The rate series (a point covers the interval before it); the rest are gauges.
+RATE_SERIES: list[str] = [n for n, s in ALL_SERIES.items() if s.kind == "rate"]
 
 SERIES_SCHEMA = {
     "time": pl.Datetime("us", "UTC"),
@@ -160,12 +164,12 @@ def merge_short_intervals(points: pl.DataFrame, key: Sequence[str]) -> pl.DataFr
 
     Gauges and a series' first point (interval unknown) are kept as they are.
     """
-    rates = [n for n, s in ALL_SERIES.items() if s.kind == "rate"]
     by = [*key, "series"]
     frame = points.sort([*by, "time"]).with_columns(
         ((pl.col("time") - pl.col("time").shift(1).over(by)).dt.total_microseconds() / 1e6)
         .alias("_d"))
-    short = (pl.col("series").is_in(rates) & (pl.col("_d") < MIN_RATE_INTERVAL_S)).fill_null(False)
+    short = pl.col("series").is_in(RATE_SERIES) & (pl.col("_d") < MIN_RATE_INTERVAL_S)
+    short = short.fill_null(False)
     frame = frame.with_columns(short.alias("_short"))
     if not frame["_short"].any():
         return points.select(points.columns)
@@ -225,7 +229,7 @@ def derive_cgroup_series(cgroup_rows: pl.DataFrame) -> pl.DataFrame:
     return merge_short_intervals(out, ["host", "jobid"]) if out.height else out
 
 
-def read_rows(conn: psycopg.Connection, query: str, params: Sequence, schema: dict
+def read_rows(conn: psycopg.Connection, query: str, params: Sequence | dict, schema: dict
               ) -> pl.DataFrame:
     """Rows of ``query`` (columns: ``{time}``, then ``schema``'s, one being ``host``)
     as a polars frame.
@@ -263,10 +267,8 @@ def host_series(
     events = sorted({e for s in specs.values() for e in s.events})
     frame = read_rows(
         conn,
-        "SELECT {time}, host, type, event, value FROM host_data "
-        "WHERE host = ANY(%s) AND time >= %s AND time <= %s AND device = '' "
-        "AND type = ANY(%s) AND event = ANY(%s)",
-        (list(hosts), start, end, types, events),
+        series_query(cgroup=False, bucketed=False),
+        {"h": list(hosts), "s": start, "e": end, "types": types, "events": events},
         {"host": pl.Utf8, "type": pl.Utf8, "event": pl.Utf8, "value": pl.Float64},
     )
     return derive_series(frame, list(specs))
@@ -287,10 +289,9 @@ def cgroup_series(
     events = sorted({e for s in CGROUP_SERIES.values() for e in s.events})
     frame = read_rows(
         conn,
-        "SELECT {time}, host, type, device, event, value FROM host_data "
-        "WHERE host = ANY(%s) AND time >= %s AND time <= %s AND type = ANY(%s) "
-        "AND device = ANY(%s) AND event = ANY(%s)",
-        (list(hosts), start, end, list(CGROUP_TYPES), list(jobids), events),
+        series_query(cgroup=True, bucketed=False),
+        {"h": list(hosts), "s": start, "e": end, "types": list(CGROUP_TYPES),
+         "devices": list(jobids), "events": events},
         {"host": pl.Utf8, "type": pl.Utf8, "device": pl.Utf8, "event": pl.Utf8,
          "value": pl.Float64},
     )

@@ -26,7 +26,7 @@ from hpcperf_monitor.rawformat import (
     read_raw,
 )
 
-from hpcperfstats.accounting import short_host
+from hpcperfstats.accounting import short_host, short_host_expr
 from hpcperfstats.frames import LONG_SCHEMA, event_meta, long_frame
 
 # a chunk containing any of these goes to the reference reader
@@ -106,38 +106,40 @@ def _has_giant_line(text: str) -> bool:
 
 
 def _lines(texts: list[str]) -> pl.DataFrame:
-    frame = pl.DataFrame({"text": texts}).with_row_index("fid")
-    frame = frame.select("fid", pl.col("text").str.split("\n").alias("line")).explode("line")
+    frame = pl.DataFrame({"text": texts}).with_row_index("chunk")
+    frame = frame.select("chunk", pl.col("text").str.split("\n").alias("line")).explode("line")
     frame = frame.filter(pl.col("line").str.len_bytes() > 0)
     first = pl.col("line").str.slice(0, 1)
-    hdr = first.is_in(["$", "!", "@"])
-    fid_start = pl.col("fid") != pl.col("fid").shift(1, fill_value=-1)
+    is_header = first.is_in(["$", "!", "@"])
+    chunk_start = pl.col("chunk") != pl.col("chunk").shift(1, fill_value=-1)
     frame = frame.filter(first != "#").with_columns(
-        first.alias("c"), hdr.alias("hdr"), fid_start.alias("fstart")
+        first.alias("first_char"), is_header.alias("is_header"), chunk_start.alias("chunk_start")
     )
     # a header block starts where a header line follows a non-header line;
     # every chunk starts a block (the continued header, if it has no own)
-    opens = (pl.col("hdr") & ~pl.col("hdr").shift(1, fill_value=False)) | pl.col("fstart")
+    header = pl.col("is_header")
+    opens = (header & ~header.shift(1, fill_value=False)) | pl.col("chunk_start")
     return frame.with_columns(opens.cum_sum().alias("block"), opens.alias("opens"))
 
 
 def _headers(lines: pl.DataFrame, chunks: Sequence[Chunk]) -> tuple[dict, set[int]]:
     """Header of every block, and the chunks whose header blocks need the reference."""
-    starts = lines.filter(pl.col("opens")).select("block", "fid", "c", "hdr")
-    bad = set(starts.filter(pl.col("hdr") & (pl.col("c") != "$"))["fid"].to_list())
+    starts = lines.filter(pl.col("opens")).select("block", "chunk", "first_char", "is_header")
+    bad = set(starts.filter(pl.col("is_header") & (pl.col("first_char") != "$"))["chunk"].to_list())
     headers: dict[int, Header | None] = {}
-    for block, fid, c, is_hdr in starts.iter_rows():
-        if not is_hdr:
-            headers[block] = chunks[fid].header
-            if chunks[fid].header is None:
-                bad.add(fid)
-        elif c != "$":
-            bad.add(fid)
-    own = lines.filter(pl.col("hdr")).group_by("block", maintain_order=True).agg("fid", "line")
-    for block, fids, text in own.iter_rows():
+    for block, chunk, first_char, is_header in starts.iter_rows():
+        if not is_header:
+            headers[block] = chunks[chunk].header
+            if chunks[chunk].header is None:
+                bad.add(chunk)
+        elif first_char != "$":
+            bad.add(chunk)
+    own = (lines.filter(pl.col("is_header")).group_by("block", maintain_order=True)
+           .agg("chunk", "line"))
+    for block, block_chunks, text in own.iter_rows():
         header = parse_header(text)
         if header is None:
-            bad.add(fids[0])
+            bad.add(block_chunks[0])
             continue
         headers[block] = header
     return headers, bad
@@ -160,11 +162,11 @@ def long_frame_of_chunks(chunks: Sequence[Chunk],
         frame, rec, bad = _fast(fast_chunks, skip_types)
         if bad:
             slow.update(fast_ids[i] for i in bad)
-            keep = pl.col("fid").is_in(sorted(bad)).not_()
+            keep = pl.col("chunk").is_in(sorted(bad)).not_()
             frame, rec = frame.filter(keep), rec.filter(keep)
-        frames.append(frame.with_columns(pl.col("fid").replace_strict(
+        frames.append(frame.with_columns(pl.col("chunk").replace_strict(
             list(range(len(fast_ids))), fast_ids, return_dtype=pl.Int64)))
-        records.append(rec.with_columns(pl.col("fid").replace_strict(
+        records.append(rec.with_columns(pl.col("chunk").replace_strict(
             list(range(len(fast_ids))), fast_ids, return_dtype=pl.Int64)))
     issues = []
     for i in sorted(slow):
@@ -175,20 +177,20 @@ def long_frame_of_chunks(chunks: Sequence[Chunk],
             # a slice's first sample is not its file's: keep the file's boot
             header.first_time = chunks[i].boot + (header.uptime or 0)
         lf = long_frame(raw.samples, skip_types)  # one copy per sample already
-        frames.append(lf.with_columns(pl.lit(i, pl.Int64).alias("fid"),
-                                      pl.lit(-1, pl.Int64).alias("sid")))
+        frames.append(lf.with_columns(pl.lit(i, pl.Int64).alias("chunk"),
+                                      pl.lit(-1, pl.Int64).alias("sample")))
         records.append(pl.DataFrame(
-            {"fid": [i] * len(raw.samples), "sid": list(range(len(raw.samples))),
+            {"chunk": [i] * len(raw.samples), "sample": list(range(len(raw.samples))),
              "host": [short_host(s.host) for s in raw.samples],
              "time": [s.time for s in raw.samples],
              "boot": [boot_time(s.header) for s in raw.samples]},
-            schema={"fid": pl.Int64, "sid": pl.Int64, "host": pl.Utf8, "time": pl.Float64,
+            schema={"chunk": pl.Int64, "sample": pl.Int64, "host": pl.Utf8, "time": pl.Float64,
                     "boot": pl.Float64}))
     if not frames:
         empty = pl.DataFrame(schema=LONG_SCHEMA)
         return ParsedChunks(empty, pl.DataFrame(schema=_SAMPLES), issues, 0)
     frame = pl.concat(frames, how="vertical")
-    rec = pl.concat(records, how="vertical").sort("fid", "sid")
+    rec = pl.concat(records, how="vertical").sort("chunk", "sample")
     if rec.select(pl.struct("host", "time").is_duplicated().any()).item():
         frame = _best_copies(frame)
     samples_in = rec.unique(["host", "time"], maintain_order=True).select(list(_SAMPLES))
@@ -199,40 +201,39 @@ def _fast(chunks: Sequence[Chunk], skip: frozenset[str]
           ) -> tuple[pl.DataFrame, pl.DataFrame, set[int]]:
     lines = _lines([c.text for c in chunks])
     headers, bad = _headers(lines, chunks)
-    body = lines.filter(~pl.col("hdr"))
-    is_rec = pl.col("c").str.contains(r"^[0-9]")
+    body = lines.filter(~pl.col("is_header"))
+    is_rec = pl.col("first_char").str.contains(r"^[0-9]")
     body = body.with_columns(is_rec.alias("rec"))
     body = body.with_columns(
-        pl.col("rec").cum_sum().alias("sid"),
-        pl.when("rec").then("block").forward_fill().alias("rblock"),
+        pl.col("rec").cum_sum().alias("sample"),
+        pl.when("rec").then("block").forward_fill().alias("record_block"),
     )
     # a mark or data line before its block's first record line is reported
-    outside = pl.col("rblock").is_null() | (pl.col("rblock") != pl.col("block"))
-    bad |= set(body.filter(~pl.col("rec") & outside)["fid"].to_list())
-    body = body.filter(pl.col("c") != "%")
+    outside = pl.col("record_block").is_null() | (pl.col("record_block") != pl.col("block"))
+    bad |= set(body.filter(~pl.col("rec") & outside)["chunk"].to_list())
+    body = body.filter(pl.col("first_char") != "%")
     rec = body.filter("rec").select(
-        "fid", "sid", "block", "line", pl.col("line").str.split(" ").alias("p")
+        "chunk", "sample", "block", "line", pl.col("line").str.split(" ").alias("fields")
     ).with_columns(
-        pl.col("p").list.get(0, null_on_oob=True).cast(pl.Float64, strict=False).alias("time"),
-        pl.col("p").list.get(1, null_on_oob=True).alias("jobid"),
-        pl.col("p").list.get(2, null_on_oob=True).str.strip_chars().str.to_lowercase()
-        .str.split(".").list.first().alias("host"),
-        ((pl.col("p").list.len() != 3) | ~pl.col("line").str.contains(_EPOCH_FIELD)
-         | ~pl.col("p").list.get(2, null_on_oob=True).str.contains(_HOST).fill_null(False)
-         | (pl.col("p").list.get(1, null_on_oob=True).str.len_bytes() > _JOBID_MAX)
+        pl.col("fields").list.get(0, null_on_oob=True).cast(pl.Float64, strict=False).alias("time"),
+        pl.col("fields").list.get(1, null_on_oob=True).alias("jobid"),
+        short_host_expr(pl.col("fields").list.get(2, null_on_oob=True)).alias("host"),
+        ((pl.col("fields").list.len() != 3) | ~pl.col("line").str.contains(_EPOCH_FIELD)
+         | ~pl.col("fields").list.get(2, null_on_oob=True).str.contains(_HOST).fill_null(False)
+         | (pl.col("fields").list.get(1, null_on_oob=True).str.len_bytes() > _JOBID_MAX)
          .fill_null(True)).alias("bad"),
     )
     bad |= set(rec.filter(pl.col("bad") | pl.col("time").is_null()
-                          | (pl.col("time") > EPOCH_MAX))["fid"].to_list())
-    rec = rec.drop("p", "bad", "line")
+                          | (pl.col("time") > EPOCH_MAX))["chunk"].to_list())
+    rec = rec.drop("fields", "bad", "line")
     # boot epoch per block: the continued header's own, else first sample - uptime
-    first_t = rec.group_by("block").agg(pl.col("time").first(), pl.col("fid").first())
+    first_t = rec.group_by("block").agg(pl.col("time").first(), pl.col("chunk").first())
     boots = {}
-    for block, t, fid in first_t.iter_rows():
+    for block, t, chunk in first_t.iter_rows():
         h = headers.get(block)
         if h is None or t is None:  # no header, or a bad record line: chunk is bad
             continue
-        given = chunks[fid].boot if h is chunks[fid].header else None
+        given = chunks[chunk].boot if h is chunks[chunk].header else None
         up = h.uptime
         boots[block] = given if given is not None else (t - up if up is not None else None)
     rec = rec.with_columns(
@@ -242,48 +243,50 @@ def _fast(chunks: Sequence[Chunk], skip: frozenset[str]
     )
     data = body.filter(~pl.col("rec"))
     parts = pl.col("line").str.splitn(" ", 3)
-    data = data.select("fid", "sid", "block", parts.alias("p")).unnest("p").rename(
+    data = data.select("chunk", "sample", "block", parts.alias("fields")).unnest("fields").rename(
         {"field_0": "type", "field_1": "device", "field_2": "rest"})
     bad |= set(data.filter(~pl.col("rest").str.contains(_VALUES).fill_null(False))
-               ["fid"].to_list())
-    dup = data.select("fid", pl.struct("sid", "type", "device").is_duplicated().alias("d"))
-    bad |= set(dup.filter("d")["fid"].to_list())
+               ["chunk"].to_list())
+    dup = data.select("chunk", pl.struct("sample", "type", "device").is_duplicated().alias("d"))
+    bad |= set(dup.filter("d")["chunk"].to_list())
     out = []
     for (type_,), group in data.partition_by("type", as_dict=True, maintain_order=True).items():
         by_schema: dict[Schema, list[int]] = {}
         for block in group["block"].unique().to_list():
             schema = headers.get(block) and headers[block].schemas.get(type_)
             if schema is None:  # no schema: the reference reader reports it
-                bad |= set(group.filter(pl.col("block") == block)["fid"].to_list())
+                bad |= set(group.filter(pl.col("block") == block)["chunk"].to_list())
                 continue
             by_schema.setdefault(schema, []).append(block)
         for schema, blocks in by_schema.items():
             part = group.filter(pl.col("block").is_in(blocks)) if len(by_schema) > 1 else group
             if type_ in skip:  # not loaded, but its bad lines are reported all the same
                 counted = pl.col("rest").str.count_matches(" ") + 1 == len(schema.events)
-                bad |= set(part.filter(~counted)["fid"].to_list())
+                bad |= set(part.filter(~counted)["chunk"].to_list())
                 huge = part.filter(pl.col("rest").str.contains(_HUGE))  # may overflow a float
                 bad |= _values(type_, schema, huge)[1] if huge.height else set()
                 continue
             frame, wrong = _values(type_, schema, part)
             bad |= wrong
             out.append(frame)
-    meta = rec.select("sid", "time", "host", "jobid", "boot")
-    recs = rec.select(pl.col("fid", "sid").cast(pl.Int64), "host", "time", "boot")
+    meta = rec.select("sample", "time", "host", "jobid", "boot")
+    recs = rec.select(pl.col("chunk", "sample").cast(pl.Int64), "host", "time", "boot")
     if not out:
-        return pl.DataFrame(schema={**LONG_SCHEMA, "fid": pl.Int64, "sid": pl.Int64}), recs, bad
-    frame = pl.concat(out, how="vertical").join(meta, on="sid", how="left")
-    return frame.select(*LONG_SCHEMA, pl.col("fid", "sid").cast(pl.Int64)), recs, bad
+        empty = pl.DataFrame(schema={**LONG_SCHEMA, "chunk": pl.Int64, "sample": pl.Int64})
+        return empty, recs, bad
+    frame = pl.concat(out, how="vertical").join(meta, on="sample", how="left")
+    return frame.select(*LONG_SCHEMA, pl.col("chunk", "sample").cast(pl.Int64)), recs, bad
 
 
 def _best_copies(frame: pl.DataFrame) -> pl.DataFrame:
     """One copy of each (host, time) sample: the one with the most values, of
     equals the first read, as :func:`frames.long_frame` chooses. A copy is a
-    (chunk, sample) pair (``sid`` -1: a chunk read_raw read, one copy per sample)."""
-    copies = frame.group_by("host", "time", "fid", "sid").len()
-    best = copies.sort(["len", "fid", "sid"], descending=[True, False, False]).unique(
-        ["host", "time"], keep="first").select("host", "time", "fid", "sid")
-    return frame.join(best, on=["host", "time", "fid", "sid"], how="semi", maintain_order="left")
+    (chunk, sample) pair (``sample`` -1: a chunk read_raw read, one copy per sample)."""
+    copies = frame.group_by("host", "time", "chunk", "sample").len()
+    best = copies.sort(["len", "chunk", "sample"], descending=[True, False, False]).unique(
+        ["host", "time"], keep="first").select("host", "time", "chunk", "sample")
+    return frame.join(best, on=["host", "time", "chunk", "sample"], how="semi",
+                      maintain_order="left")
 
 
 def _values(type_: str, schema: Schema, part: pl.DataFrame) -> tuple[pl.DataFrame, set[int]]:
@@ -293,16 +296,16 @@ def _values(type_: str, schema: Schema, part: pl.DataFrame) -> tuple[pl.DataFram
     vals = pl.col("rest").str.split(" ")
     part = part.with_columns(vals.alias("v"))
     counted = pl.col("v").list.len() == len(events)
-    wrong = set(part.filter(~counted)["fid"].to_list())
+    wrong = set(part.filter(~counted)["chunk"].to_list())
     part = part.filter(counted)  # the chunks of the others go to the reference reader
     if len(keep) != len(events):
         part = part.with_columns(pl.col("v").list.gather(keep))
     long = part.select(
-        "fid", "sid", "device", "v",
+        "chunk", "sample", "device", "v",
         pl.lit(pl.Series([names], dtype=pl.List(pl.Utf8))).first().alias("event"),
     ).explode(["v", "event"])
     long = long.with_columns(pl.col("v").cast(pl.Float64, strict=False).alias("raw"))
     wrong |= set(long.filter(pl.col("raw").is_null() | pl.col("raw").is_infinite())
-                 ["fid"].to_list())
+                 ["chunk"].to_list())
     long = long.drop("v").with_columns(pl.lit(type_).alias("type"))
     return long.join(event_meta(schema), on="event", how="left"), wrong

@@ -25,7 +25,9 @@ def main(argv: list[str]) -> int:
     if args.action in ("start", "migrate"):
         with connect(url) as conn:
             info = ensure_schema(conn)
-        print(f"schema version {info['version']}, timescaledb: {info['timescale']}, "
+        applied = ", ".join(map(str, info["applied"])) or "none"
+        print(f"schema version {info['version']} (applied now: {applied}), "
+              f"timescaledb: {info['timescale']}, "
               f"job name index (pg_trgm): {info['name_index']}")
     print(url)
     return 0

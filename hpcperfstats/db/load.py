@@ -15,13 +15,10 @@ from datetime import date, datetime
 import polars as pl
 import psycopg
 
-HOST_DATA_COLUMNS = ["time", "host", "jobid", "type", "device", "event", "unit", "value", "delta"]
-JOB_DATA_COLUMNS = [
-    "jobid", "jobid_raw", "username", "account", "partition", "qos", "jobname", "state",
-    "exit_code", "submit_time", "start_time", "end_time", "elapsed_s", "timelimit_s", "nnodes",
-    "ncpus", "req_mem_bytes", "ngpus", "nodelist", "hosts", "source_day",
-    "req_cpus", "req_tres", "submit_line",
-]
+from hpcperfstats.db.tables import HOST_DATA, JOB_DATA
+
+HOST_DATA_COLUMNS = HOST_DATA.copy_columns
+JOB_DATA_COLUMNS = JOB_DATA.copy_columns
 
 
 def _pg_array(values: pl.Expr) -> pl.Expr:

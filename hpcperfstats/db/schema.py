@@ -1,4 +1,10 @@
-"""The database schema, created and migrated idempotently at start.
+"""The database schema: numbered migrations and the version recorded in the database.
+
+``MIGRATIONS`` is the schema's history; ``schema_version`` records each one
+applied. ``ensure_schema`` (``hpcperf db migrate``, the demo, the first
+connection of a process) applies what is missing; ``schema_is_current``
+lets a Dagster run skip it when the recorded version is the latest. A new
+column is a new migration at the end, never an edit of an applied one.
 
 Portable SQL first: every table and query works on plain PostgreSQL 15+.
 Where the TimescaleDB extension is available, ``host_data`` becomes a
@@ -12,21 +18,23 @@ the empty device ``''``.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import psycopg
 
-from hpcperfstats.aggregates import ensure_aggregates
+from hpcperfstats.aggregates import DDL as AGGREGATES_DDL
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-
-TABLES = """
+VERSION_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_version (
     version integer PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT now()
 );
+"""
 
+#: The first release's tables (recorded as version 1 by every release so far).
+BASELINE = """
 CREATE TABLE IF NOT EXISTS host_data (
     time   timestamptz NOT NULL,
     host   text NOT NULL,
@@ -65,10 +73,6 @@ CREATE TABLE IF NOT EXISTS job_data (
     source_day     date,
     loaded_at      timestamptz NOT NULL DEFAULT now()
 );
--- how the job was asked for (sacct ReqCPUS, ReqTRES, SubmitLine): advice in its form
-ALTER TABLE job_data ADD COLUMN IF NOT EXISTS req_cpus integer;
-ALTER TABLE job_data ADD COLUMN IF NOT EXISTS req_tres text;
-ALTER TABLE job_data ADD COLUMN IF NOT EXISTS submit_line text;
 CREATE INDEX IF NOT EXISTS job_data_end_time ON job_data (end_time);
 CREATE INDEX IF NOT EXISTS job_data_user ON job_data (username, end_time);
 CREATE INDEX IF NOT EXISTS job_data_hosts ON job_data USING gin (hosts);
@@ -113,8 +117,6 @@ CREATE TABLE IF NOT EXISTS job_coverage (
     PRIMARY KEY (jobid, host)
 );
 CREATE INDEX IF NOT EXISTS job_coverage_day ON job_coverage (day);
--- samples beyond the one per interval (prolog/epilog begin and end samples)
-ALTER TABLE job_coverage ADD COLUMN IF NOT EXISTS extra integer NOT NULL DEFAULT 0;
 
 -- Rule hits (hpcperfstats.flags); rule_version is a hash of the rule that fired.
 CREATE TABLE IF NOT EXISTS job_flags (
@@ -132,6 +134,33 @@ CREATE TABLE IF NOT EXISTS job_flags (
 CREATE INDEX IF NOT EXISTS job_flags_day ON job_flags (day);
 CREATE INDEX IF NOT EXISTS job_flags_flag ON job_flags (flag, day);
 """
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema's history, applied once in version order."""
+
+    version: int
+    why: str
+    sql: str
+
+
+#: Steps after 1 say ``IF NOT EXISTS``: databases of this week's builds recorded
+#: version 1 but already had these columns (then added at every start).
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "the first release's tables", BASELINE),
+    Migration(2, "how the job was asked for (sacct ReqCPUS, ReqTRES, SubmitLine): "
+                 "advice in its form", """
+ALTER TABLE job_data ADD COLUMN IF NOT EXISTS req_cpus integer;
+ALTER TABLE job_data ADD COLUMN IF NOT EXISTS req_tres text;
+ALTER TABLE job_data ADD COLUMN IF NOT EXISTS submit_line text;
+"""),
+    Migration(3, "samples beyond the one per interval (prolog/epilog begin and end samples)",
+              "ALTER TABLE job_coverage ADD COLUMN IF NOT EXISTS extra integer NOT NULL DEFAULT 0"),
+    Migration(4, "aggregates for long ranges: host_agg and cluster_agg (hpcperfstats.aggregates)",
+              AGGREGATES_DDL),
+)
+SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
 def _extension_available(conn: psycopg.Connection, name: str) -> bool:
@@ -181,24 +210,45 @@ def ensure_name_index(conn: psycopg.Connection) -> bool:
     return True
 
 
-def ensure_schema(conn: psycopg.Connection) -> dict:
-    """Create or migrate the schema; safe to call from every process at start.
+def recorded_version(conn: psycopg.Connection) -> int:
+    """The latest migration recorded in the database (0: none, a fresh database)."""
+    (table,) = conn.execute("SELECT to_regclass('schema_version')").fetchone()
+    if table is None:
+        return 0
+    return conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
 
-    An advisory lock serialises concurrent callers (several Dagster runs may
-    start at once against a fresh database).
+
+def schema_is_current(conn: psycopg.Connection) -> bool:
+    """Whether every migration is recorded: then a run need not take the schema lock."""
+    current = recorded_version(conn) >= SCHEMA_VERSION
+    conn.commit()  # end the read's transaction: the caller starts clean
+    return current
+
+
+def ensure_schema(conn: psycopg.Connection) -> dict:
+    """Apply the migrations not yet recorded, then the optional extensions.
+
+    Safe from every process at once: an advisory lock serialises callers
+    (several Dagster runs may start together against a fresh database). The
+    extension steps (trigram index, TimescaleDB) are idempotent and run on
+    each call, so ``hpcperf db migrate`` after preloading TimescaleDB moves a
+    plain installation to a hypertable.
     """
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(4242001)")
-        conn.execute(TABLES)
+        conn.execute(VERSION_TABLE)
+        start = recorded_version(conn)
+        applied = [m.version for m in MIGRATIONS if m.version > start]
+        for migration in MIGRATIONS:
+            if migration.version > start:
+                conn.execute(migration.sql)
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)",
+                             (migration.version,))
         name_index = ensure_name_index(conn)
-        ensure_aggregates(conn)  # hpcperfstats.aggregates: host_agg, cluster_agg
         timescale = timescale_available(conn)
         if timescale:
             from hpcperfstats.db.timescale import setup_host_data
 
             setup_host_data(conn)
-        conn.execute(
-            "INSERT INTO schema_version (version) VALUES (%s) ON CONFLICT DO NOTHING",
-            (SCHEMA_VERSION,),
-        )
-    return {"timescale": timescale, "name_index": name_index, "version": SCHEMA_VERSION}
+    return {"timescale": timescale, "name_index": name_index, "version": SCHEMA_VERSION,
+            "applied": applied}

@@ -20,18 +20,14 @@ index on time, same queries) is complete on its own and keeps its own tests.
 
 from __future__ import annotations
 
-import os
-
 import psycopg
 
-
-def _env(name: str, default: str | None) -> str | None:
-    return os.environ.get(f"HPCPERF_{name}") or default
+from hpcperfstats.config import env
 
 
 def setup_host_data(conn: psycopg.Connection) -> None:
     """Make host_data a compressed hypertable with the configured policies."""
-    chunk = _env("CHUNK_INTERVAL", "6 hours")
+    chunk = env("CHUNK_INTERVAL")
     conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     conn.execute(
         "SELECT create_hypertable('host_data', 'time', chunk_time_interval => %s::interval, "
@@ -41,8 +37,8 @@ def setup_host_data(conn: psycopg.Connection) -> None:
         "timescaledb.compress_segmentby = 'host', "
         "timescaledb.compress_orderby = 'type, device, event, time')")
     conn.execute("SELECT add_compression_policy('host_data', %s::interval, if_not_exists => TRUE)",
-                 (_env("COMPRESS_AFTER", "7 days"),))
-    retention = _env("RETENTION", None)
+                 (env("COMPRESS_AFTER"),))
+    retention = env("RETENTION")
     if retention:
         conn.execute("SELECT add_retention_policy('host_data', %s::interval, "
                      "if_not_exists => TRUE)", (retention,))

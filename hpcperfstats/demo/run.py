@@ -29,7 +29,8 @@ from urllib.parse import urlparse
 
 import psycopg
 
-from hpcperfstats.config import settings
+from hpcperfstats.config import env as config_env
+from hpcperfstats.config import is_set, settings
 from hpcperfstats.db.connect import database_url
 from hpcperfstats.db.schema import ensure_schema
 from hpcperfstats.demo.cluster import DemoConfig
@@ -62,7 +63,7 @@ def broker_url(home: Path) -> str | None:
     """
     url = settings().amqp_url
     parsed = urlparse(url)
-    if os.environ.get("HPCPERF_AMQP_URL"):
+    if is_set("AMQP_URL"):
         if _port_open(parsed.hostname or "127.0.0.1", parsed.port or 5672):
             return url
         if parsed.hostname not in ("127.0.0.1", "localhost"):
@@ -138,8 +139,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--start", default="2026-11-20T12:00:00+00:00")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dagster-port", type=int, default=3000)
-    parser.add_argument("--web-port", type=int, default=int(os.environ.get(
-        "HPCPERF_WEB_PORT", "5006")))
+    parser.add_argument("--web-port", type=int, default=int(config_env("WEB_PORT")))
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait")
     parser.add_argument("--exit-when-done", action="store_true",
                         help="stop the servers once every asset is materialised")
@@ -156,8 +156,9 @@ def main(argv: list[str]) -> int:
         info = ensure_schema(conn)
     say(f"database {url} (timescaledb: {info['timescale']})")
 
+    interval = config_env("SENSOR_INTERVAL") if is_set("SENSOR_INTERVAL") else "5"
     env = dict(os.environ, HPCPERF_HOME=str(home), HPCPERF_DATABASE_URL=url,
-               HPCPERF_SENSOR_INTERVAL=os.environ.get("HPCPERF_SENSOR_INTERVAL", "5"),
+               HPCPERF_SENSOR_INTERVAL=interval,
                DAGSTER_HOME=str(home / "dagster"))
     amqp = broker_url(home)
     if amqp:

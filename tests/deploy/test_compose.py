@@ -19,6 +19,8 @@ import jsonschema
 import pytest
 import yaml
 
+from hpcperfstats.config import REGISTRY
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
@@ -296,21 +298,12 @@ def test_every_image_is_pinned_to_an_exact_version():
 
 
 def settings_read_by_the_code() -> set[str]:
-    """Every HPCPERF_* name the server-side code reads from the environment."""
-    found: set[str] = set()
-    config = (REPO / "hpcperfstats" / "config.py").read_text()
-    found |= {f"HPCPERF_{n}" for n in re.findall(r'_env\("([A-Z_]+)"', config)}
-    for folder in ("hpcperfstats", "hpcperf_dagster", "dashboards"):
-        for path in (REPO / folder).rglob("*.py"):
-            if "demo" in path.parts:
-                continue  # the demo sets its own
-            text = path.read_text()
-            found |= set(re.findall(r"""["'](HPCPERF_[A-Z_]+)["']""", text))
-    return found
+    """Every HPCPERF_* name the server-side code reads: the registry's server settings."""
+    return {s.variable for s in REGISTRY if s.scope == "server"}
 
 
-# No meaning in the stack: the database is external there; fault injection for tests.
-NOT_IN_STACK = {"HPCPERF_EMBEDDED_PORT", "HPCPERF_DRAIN_CRASH_AFTER_SYNC"}
+# No meaning in the stack: the database is external there.
+NOT_IN_STACK = {"HPCPERF_EMBEDDED_PORT"}
 
 
 def test_every_setting_the_code_reads_is_reachable_from_the_stack():

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import psycopg
 import pytest
 
-from hpcperfstats.drain import CRASH_ENV, drain_queue, queue_depth
+from hpcperfstats.drain import drain_queue, queue_depth
 from hpcperfstats.host_load import build_host_data
 from hpcperfstats.pending import Pending
 
 from .conftest import HOUR, START, demo_bodies, publish, reference_rows
+from .hostile import DIE_AFTER_SYNC
 
 pytestmark = pytest.mark.integration
 
-CHILD = """
+CHILD = DIE_AFTER_SYNC + """
 import sys
 from pathlib import Path
 from hpcperfstats.drain import drain_queue
@@ -38,8 +38,7 @@ def test_killed_after_fsync_before_ack_then_restarted(rabbit, queue, dirs, pg_ur
     assert len(bodies) == 36
     publish(rabbit.url, queue, bodies)
     args = [rabbit.url, queue, str(dirs["archive"]), str(dirs["quarantine"]), str(dirs["state"])]
-    child = subprocess.run([sys.executable, "-c", CHILD, *args],
-                           env={**os.environ, CRASH_ENV: "1"}, timeout=60)
+    child = subprocess.run([sys.executable, "-c", CHILD, *args], timeout=60)
     assert child.returncode == 70  # died right after the first batch's fsync
     # the first 10 messages are in the archive, and still in the queue (never acked)
     assert indexed_samples(dirs["archive"]) == 10

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +22,6 @@ from hpcperf_monitor.rawformat import read_raw
 from hpcperfstats import quarantine
 from hpcperfstats.archive import read_index, repair
 from hpcperfstats.drain import (
-    CRASH_ENV,
     EpochWindow,
     drain_queue,
     epoch_problem,
@@ -37,7 +35,16 @@ from hpcperfstats.importer import import_archive
 from hpcperfstats.rates import host_rows
 
 from .conftest import HOUR, START, publish
-from .hostile import Crash, E, files_under, good_messages, header, sample, tearing_opener
+from .hostile import (
+    DIE_AFTER_SYNC,
+    Crash,
+    E,
+    files_under,
+    good_messages,
+    header,
+    sample,
+    tearing_opener,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -314,7 +321,7 @@ def test_item8_quarantine_is_keyed_by_digest(tmp_path):
     assert first.path.name == f"{quarantine.digest(b'JobID|x' + bytes([10]))}.raw"
 
 
-CHILD = """
+CHILD = DIE_AFTER_SYNC + """
 import sys
 from pathlib import Path
 from hpcperfstats.drain import drain_queue
@@ -328,8 +335,7 @@ def test_item8_bad_message_redelivered_after_a_crash_is_stored_once(rabbit, queu
     bad = [b"\x00\xffbinary", sample("1e20").encode(), (header("..") + sample(E, "..")).encode()]
     publish(rabbit.url, queue, bad)
     args = [rabbit.url, queue, *(str(dirs[k]) for k in ("archive", "quarantine", "state"))]
-    child = subprocess.run([sys.executable, "-c", CHILD, *args],
-                           env={**os.environ, CRASH_ENV: "1"}, timeout=120)
+    child = subprocess.run([sys.executable, "-c", CHILD, *args], timeout=120)
     assert child.returncode == 70  # died after storing the three, before acking them
     assert quarantine.count(dirs["quarantine"]) == 3 and queue_depth(rabbit.url, queue) == 3
     again = drain(rabbit, queue, dirs)

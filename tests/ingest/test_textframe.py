@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 from hpcperf_monitor.rawformat import read_raw
+from hypothesis import given
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from hpcperfstats.frames import long_frame
@@ -49,3 +51,13 @@ def test_continued_slice_and_bad_lines_go_to_the_reference_reader():
     assert parsed.samples_in.height == 5
     vm = parsed.frame.filter(pl.col("type") == "vm")["time"].unique()
     assert vm.len() == 4
+
+
+@given(st.lists(st.text(alphabet="abcXYZ019.- \t", max_size=20), max_size=20))
+def test_vectorised_short_host_is_short_host(names):
+    """The fast reader's host rule is the accounting join's rule (host-name alphabet)."""
+    from hpcperfstats.accounting import short_host, short_host_expr
+
+    got = pl.DataFrame({"n": names}, schema={"n": pl.Utf8}).select(
+        short_host_expr(pl.col("n")))["n"].to_list()
+    assert got == [short_host(n) for n in names]
