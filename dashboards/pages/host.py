@@ -51,7 +51,7 @@ def host_view(viewer: Viewer, host: str | None, start: datetime | None, end: dat
             row = fresh.filter(pl.col("host") == host)
             end = row["last"][0] if not row.is_empty() else datetime.now(UTC)
         start = start or end - DEFAULT_RANGE
-        if long_range.use_aggregates(conn, start, end):  # a long range: host_agg
+        if long_range.use_aggregates(start, end):  # a long range: host_agg
             named, _ = long_range.cluster_series(conn, start, end, HOST_SERIES,
                                                  timeseries.MAX_POINTS, host)
             extra = long_range.cluster_extra(conn, start, end, timeseries.MAX_POINTS, host)

@@ -127,7 +127,7 @@ def overview(viewer: Viewer, start: datetime | None, end: datetime | None):
         pooled = data.cluster_summary(conn, viewer, start, end)
         if viewer.staff:
             hosts, reporting = fresh["host"].to_list(), None
-            if long_range.use_aggregates(conn, start, end):  # a long range: cluster_agg
+            if long_range.use_aggregates(start, end):  # a long range: cluster_agg
                 named, reporting = long_range.cluster_series(
                     conn, start, end, timeseries.PLOTTED_SERIES, 200)
                 extra = long_range.cluster_extra(conn, start, end, 200)

@@ -100,8 +100,8 @@ def test_long_range_overview_reads_cluster_agg(pg_url):
         load(conn, rows)
         refresh(conn, T, T + days * 1440 * M)
         start, end = T, T + timedelta(days=days)
-        assert long_range.use_aggregates(conn, start, end)
-        assert not long_range.use_aggregates(conn, start, start + timedelta(days=1))
+        assert long_range.use_aggregates(start, end)
+        assert not long_range.use_aggregates(start, start + timedelta(days=1))
         named, hosts = long_range.cluster_series(conn, start, end, ["mem_total"], 200)
         bucket, width = long_range.bucket_and_width(start, end, 200)
         assert (bucket, width) == (1800, 300)  # 4 d / 200 = 1728 s, up to whole 5 min

@@ -59,7 +59,7 @@ def test_previous_release_upgrades_with_its_data(fresh_db):
 
         info = ensure_schema(conn)
 
-        assert info["applied"] == [2, 3] and recorded_version(conn) == 3
+        assert info["applied"] == [2, 3, 4] and recorded_version(conn) == 4
         assert {"req_cpus", "req_tres", "submit_line"} <= _columns(conn, "job_data")
         assert conn.execute("SELECT jobid, username, ncpus, hosts, req_cpus FROM job_data"
                             ).fetchall() == [("101", "alice", 48, ["c001", "c002"], None)]
