@@ -69,7 +69,7 @@ def test_previous_release_upgrades_with_its_data(fresh_db):
         assert schema_is_current(conn)
         assert ensure_schema(conn)["applied"] == []  # a second call changes nothing
         versions = conn.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
-        assert versions == [(1,), (2,), (3,)]
+        assert versions == [(1,), (2,), (3,), (4,)]
 
 
 def test_a_run_migrates_only_when_the_recorded_version_is_behind(fresh_db):
