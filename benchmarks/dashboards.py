@@ -28,7 +28,6 @@ from bokeh.document import Document
 
 from hpcperfstats.db import embedded
 from hpcperfstats.db.schema import ensure_schema
-from hpcperfstats.services.ports import free_port
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STEP = timedelta(minutes=5)
@@ -146,11 +145,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hpcperf-bench-") as tmp:
         pgdata = Path(tmp) / "pgdata"
-        url = embedded.start(pgdata, free_port())
-        try:
+        with embedded.running(pgdata) as url:
             run(url, args)
-        finally:
-            embedded.stop(pgdata)
 
 
 def run(url: str, args: argparse.Namespace) -> None:

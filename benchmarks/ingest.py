@@ -28,7 +28,6 @@ from hpcperfstats.demo.cluster import DemoConfig
 from hpcperfstats.demo.generate import iter_messages
 from hpcperfstats.drain import store_messages
 from hpcperfstats.host_load import build_host_data, compute_window
-from hpcperfstats.services.ports import free_port
 
 
 def main() -> None:
@@ -49,11 +48,8 @@ def main() -> None:
         print(f"{args.nodes} nodes x {args.hours} h: {store.messages} messages, {mb:.0f} MB; "
               f"generated in {t1 - t0:.1f} s, archived in {t2 - t1:.1f} s "
               f"({store.messages / (t2 - t1):.0f} msg/s)")
-        url = embedded.start(root / "pg", free_port())
-        try:
+        with embedded.running(root / "pg") as url:
             run(url, root / "archive", cfg)
-        finally:
-            embedded.stop(root / "pg")
 
 
 def run(url: str, archive: Path, cfg: DemoConfig) -> None:

@@ -26,7 +26,6 @@ from hpcperfstats.demo.cluster import DemoConfig
 from hpcperfstats.demo.generate import iter_messages
 from hpcperfstats.drain import store_messages
 from hpcperfstats.host_load import compute_window
-from hpcperfstats.services.ports import free_port
 
 INDEX = "CREATE INDEX host_data_jobid_time ON host_data (jobid, time)"
 
@@ -67,8 +66,7 @@ def main() -> None:
         hours = [cfg.start + timedelta(hours=h) for h in range(cfg.hours)]
         rows = pl.concat([compute_window(root / "a", s, s + timedelta(hours=1), 3600)[0]
                           for s in hours])
-        url = embedded.start(root / "pg", free_port())
-        try:
+        with embedded.running(root / "pg") as url:
             with psycopg.connect(url) as conn:
                 ensure_schema(conn)
                 conn.execute("DROP INDEX IF EXISTS host_data_jobid_time")
@@ -85,8 +83,6 @@ def main() -> None:
                 by_jobid = reads(conn, jobs, by_job=True)
                 conn.execute("DROP INDEX host_data_jobid_time")
                 conn.commit()
-        finally:
-            embedded.stop(root / "pg")
     n = rows.height
     print(f"{n} rows, {len(jobs)} jobs")
     print(f"baseline: COPY, primary key only   {plain:7.2f} s  {n / plain:9.0f} rows/s")

@@ -35,7 +35,6 @@ from hpcperfstats.flags import load_rules
 from hpcperfstats.flags_load import build_job_flags
 from hpcperfstats.host_load import build_host_data
 from hpcperfstats.job_load import build_job_days
-from hpcperfstats.services.ports import free_port
 
 
 def rss_mb() -> float:
@@ -72,8 +71,7 @@ def main() -> None:
     cfg = DemoConfig(nodes=args.nodes, start=day, hours=24)
     with tempfile.TemporaryDirectory(prefix="hpcperf-bench-jobs-") as tmp:
         root = Path(tmp)
-        url = embedded.start(root / "pg", free_port())
-        try:
+        with embedded.running(root / "pg") as url:
             # in a child process, so the peak RSS below is the job step's own
             child = multiprocessing.get_context("fork").Process(target=setup,
                                                                 args=(url, root, cfg))
@@ -88,8 +86,6 @@ def main() -> None:
                 t1 = time.perf_counter()
                 flags = build_job_flags(conn, day, day + timedelta(days=1), load_rules())
                 t2 = time.perf_counter()
-        finally:
-            embedded.stop(root / "pg")
     secs = t1 - t0
     print(f"job day: {result.jobs} jobs ({result.jobs_with_data} with data) in "
           f"{result.chunks} chunks: {secs:.1f} s")

@@ -25,7 +25,6 @@ import psycopg
 from hpcperfstats.aggregates import refresh
 from hpcperfstats.db import embedded
 from hpcperfstats.db.schema import ensure_schema
-from hpcperfstats.services.ports import free_port
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STEP = timedelta(minutes=5)
@@ -110,11 +109,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hpcperf-bench-") as tmp:
         pgdata = Path(tmp) / "pgdata"
-        url = embedded.start(pgdata, free_port())
-        try:
+        with embedded.running(pgdata) as url:
             run(url, args)
-        finally:
-            embedded.stop(pgdata)
 
 
 if __name__ == "__main__":

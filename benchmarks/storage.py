@@ -42,7 +42,6 @@ from hpcperfstats.demo.generate import iter_messages
 from hpcperfstats.drain import store_messages
 from hpcperfstats.host_load import build_host_data
 from hpcperfstats.rates import host_rows
-from hpcperfstats.services.ports import free_port
 from hpcperfstats.textframe import Chunk, long_frame_of_chunks
 
 FIXTURE = (Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "real"
@@ -148,14 +147,11 @@ def main() -> None:
         raise SystemExit("TimescaleDB is not built into the embedded server: run scripts/setup")
     with tempfile.TemporaryDirectory(prefix="hpcperf-storage-") as tmp:
         root = Path(tmp)
-        url = embedded.start(root / "pg", free_port())
-        try:
+        with embedded.running(root / "pg") as url:
             measure(url, "fixture-shaped (Stampede3 types and sizes)", args.fixture_nodes,
                     lambda conn: fixture_rows(conn, args.fixture_nodes))
             measure(url, "demo cluster", args.nodes,
                     lambda conn: demo_rows(conn, root, args.nodes))
-        finally:
-            embedded.stop(root / "pg")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import psycopg
 from benchmarks.storage import fixture_rows
 from hpcperfstats.db import embedded
 from hpcperfstats.db.schema import ensure_schema
-from hpcperfstats.services.ports import free_port
 
 COLUMNS = ["time", "host", "jobid", "type", "device", "event", "unit", "value", "delta"]
 
@@ -65,8 +64,7 @@ def main() -> None:
     if not embedded.timescale_installed():
         raise SystemExit("TimescaleDB is not built into the embedded server: run scripts/setup")
     with tempfile.TemporaryDirectory(prefix="hpcperf-columns-") as tmp:
-        url = embedded.start(Path(tmp) / "pg", free_port())
-        try:
+        with embedded.running(Path(tmp) / "pg") as url:
             with psycopg.connect(url, autocommit=True) as conn:
                 ensure_schema(conn)
                 rows = fixture_rows(conn, args.nodes)
@@ -77,8 +75,6 @@ def main() -> None:
                 variant(conn, "delta bigint (rounded)", rows)
                 conn.execute("UPDATE host_data SET delta = NULL")
                 variant(conn, "no delta", rows)
-        finally:
-            embedded.stop(Path(tmp) / "pg")
 
 
 if __name__ == "__main__":

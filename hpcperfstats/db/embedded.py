@@ -17,6 +17,8 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import fasteners
@@ -193,3 +195,19 @@ def _choose_port(pgdata: Path, port: int) -> int:
           f"{pgdata.parent / PORT_FILE}", file=sys.stderr, flush=True)
     (pgdata.parent / PORT_FILE).write_text(f"{chosen}\n")
     return chosen
+
+
+@contextmanager
+def running(pgdata: Path) -> Iterator[str]:
+    """A private server under ``pgdata`` on a free port for a ``with`` block: its URL.
+
+    For benchmarks and tools that need a database of their own and must not
+    leave it running, whatever happens inside the block.
+    """
+    from hpcperfstats.services.ports import free_port
+
+    url = start(pgdata, free_port())
+    try:
+        yield url
+    finally:
+        stop(pgdata)
