@@ -114,7 +114,7 @@ def load_big_job(conn: psycopg.Connection, hosts: int, hours: int) -> int:
 def store_job_series(conn: psycopg.Connection) -> int:
     """What the pipeline's job_series asset stores for the finished big job."""
     from dashboards.pages.job import JOB_SERIES
-    from hpcperfstats.series import SERIES, host_series
+    from hpcperfstats.hostdata.series import SERIES, host_series
 
     job = conn.execute("SELECT start_time, end_time, hosts FROM job_data WHERE jobid = %s",
                        (BIG_JOB,)).fetchone()

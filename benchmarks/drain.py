@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 import pika
+from hpcperf_demo import rabbitmq
+from hpcperf_demo.cluster import DemoConfig
+from hpcperf_demo.generate import iter_messages
 
-from hpcperfstats.demo.cluster import DemoConfig
-from hpcperfstats.demo.generate import iter_messages
-from hpcperfstats.drain import drain_queue
-from hpcperfstats.publish import publish_messages
-from hpcperfstats.services import rabbitmq
-from hpcperfstats.services.ports import free_port
+from hpcperfstats.ingest.drain import drain_queue
+from hpcperfstats.ingest.publish import publish_messages
+from hpcperfstats.ports import free_port
 
 QUEUE = "bench"
 

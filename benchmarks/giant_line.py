@@ -24,7 +24,7 @@ SHAPES = {
 CASE = """
 import time
 from hpcperf_monitor.rawformat import read_raw
-from hpcperfstats.textframe import Chunk, long_frame_of_chunks
+from hpcperfstats.hostdata.textframe import Chunk, long_frame_of_chunks
 n = {n}
 head = "$hostname c1\\n!cpu user,E idle,E\\n1000 - c1\\n"
 text = {shape}

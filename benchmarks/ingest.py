@@ -20,14 +20,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg
+from hpcperf_demo.cluster import DemoConfig
+from hpcperf_demo.generate import iter_messages
 
 from hpcperfstats.db import embedded
 from hpcperfstats.db.load import HOST_DATA_COLUMNS, copy_frame
 from hpcperfstats.db.schema import ensure_schema
-from hpcperfstats.demo.cluster import DemoConfig
-from hpcperfstats.demo.generate import iter_messages
-from hpcperfstats.drain import store_messages
-from hpcperfstats.host_load import build_host_data, compute_window
+from hpcperfstats.hostdata.load import build_host_data, compute_window
+from hpcperfstats.ingest.drain import store_messages
 
 
 def main() -> None:

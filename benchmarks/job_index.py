@@ -18,14 +18,14 @@ from pathlib import Path
 
 import polars as pl
 import psycopg
+from hpcperf_demo.cluster import DemoConfig
+from hpcperf_demo.generate import iter_messages
 
 from hpcperfstats.db import embedded
 from hpcperfstats.db.load import HOST_DATA_COLUMNS, copy_frame
 from hpcperfstats.db.schema import ensure_schema
-from hpcperfstats.demo.cluster import DemoConfig
-from hpcperfstats.demo.generate import iter_messages
-from hpcperfstats.drain import store_messages
-from hpcperfstats.host_load import compute_window
+from hpcperfstats.hostdata.load import compute_window
+from hpcperfstats.ingest.drain import store_messages
 
 INDEX = "CREATE INDEX host_data_jobid_time ON host_data (jobid, time)"
 

@@ -36,21 +36,21 @@ src, case, tmp = sys.argv[1:4]
 if src:
     sys.path[:0] = [src, src + "/monitor"]
 from datetime import datetime, UTC
-import hpcperfstats.drain, hpcperfstats.importer, hpcperfstats.host_load
+import hpcperfstats.ingest.drain, hpcperfstats.ingest.importer, hpcperfstats.hostdata.load
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 tmp = Path(tmp)
 E = int(next((tmp / "archive" / "n1").iterdir()).name)
 started = time.monotonic()
 if case == "drain":  # the body in memory, as the broker client hands it over
-    res = hpcperfstats.drain.store_messages([(tmp / "message").read_bytes()], tmp / "a",
+    res = hpcperfstats.ingest.drain.store_messages([(tmp / "message").read_bytes()], tmp / "a",
                                             tmp / "q", tmp / "s")
     out = f"quarantined {res.quarantined}"
 elif case == "import":
-    res = hpcperfstats.importer.import_archive(tmp / "old", tmp / "a", tmp / "q", tmp / "s")
+    res = hpcperfstats.ingest.importer.import_archive(tmp / "old", tmp / "a", tmp / "q", tmp / "s")
     out = f"{res.samples} samples, {res.issues} issues"
 else:
     start, end = datetime.fromtimestamp(E, UTC), datetime.fromtimestamp(E + 3600, UTC)
-    rows, samples, issues = hpcperfstats.host_load.compute_window(tmp / "archive", start, end,
+    rows, samples, issues = hpcperfstats.hostdata.load.compute_window(tmp / "archive", start, end,
                                                                   3600)
     out = f"{rows.height} rows, {samples.height} samples, {issues} issues"
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

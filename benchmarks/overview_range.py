@@ -22,9 +22,9 @@ from pathlib import Path
 
 import psycopg
 
-from hpcperfstats.aggregates import refresh
 from hpcperfstats.db import embedded
 from hpcperfstats.db.schema import ensure_schema
+from hpcperfstats.hostdata.aggregates import refresh
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STEP = timedelta(minutes=5)

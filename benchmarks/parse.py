@@ -14,10 +14,10 @@ from pathlib import Path
 
 from hpcperf_monitor.rawformat import read_raw
 
-from hpcperfstats.frames import long_frame
-from hpcperfstats.host_types import skipped_types
-from hpcperfstats.rates import host_rows
-from hpcperfstats.textframe import Chunk, long_frame_of_chunks
+from hpcperfstats.hostdata.frames import long_frame
+from hpcperfstats.hostdata.rates import host_rows
+from hpcperfstats.hostdata.textframe import Chunk, long_frame_of_chunks
+from hpcperfstats.hostdata.types import skipped_types
 
 FIXTURE = (Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "real"
            / "stampede3-c571-001.raw")

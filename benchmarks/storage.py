@@ -33,16 +33,16 @@ from pathlib import Path
 
 import polars as pl
 import psycopg
+from hpcperf_demo.cluster import DemoConfig
+from hpcperf_demo.generate import iter_messages
 
 from hpcperfstats.db import embedded
 from hpcperfstats.db.load import HOST_DATA_COLUMNS, copy_frame
 from hpcperfstats.db.schema import ensure_schema
-from hpcperfstats.demo.cluster import DemoConfig
-from hpcperfstats.demo.generate import iter_messages
-from hpcperfstats.drain import store_messages
-from hpcperfstats.host_load import build_host_data
-from hpcperfstats.rates import host_rows
-from hpcperfstats.textframe import Chunk, long_frame_of_chunks
+from hpcperfstats.hostdata.load import build_host_data
+from hpcperfstats.hostdata.rates import host_rows
+from hpcperfstats.hostdata.textframe import Chunk, long_frame_of_chunks
+from hpcperfstats.ingest.drain import store_messages
 
 FIXTURE = (Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "real"
            / "stampede3-c571-001.raw")

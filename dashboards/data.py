@@ -26,7 +26,7 @@ from psycopg.rows import dict_row
 
 from dashboards.auth import Viewer
 from hpcperfstats.db.connect import connect, database_url
-from hpcperfstats.metrics import METRICS
+from hpcperfstats.jobs.metrics import METRICS
 
 STAFF = Viewer("staff", staff=True)
 

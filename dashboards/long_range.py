@@ -24,8 +24,8 @@ from dashboards.timeseries import (
     bucket_seconds,
     top_events,
 )
-from hpcperfstats.aggregates import WIDTHS
-from hpcperfstats.series import CGROUP_TYPES, SERIES, derive_series
+from hpcperfstats.hostdata.aggregates import WIDTHS
+from hpcperfstats.hostdata.series import CGROUP_TYPES, SERIES, derive_series
 
 #: Ranges at least this long read aggregates on the overview
 LONG_RANGE = timedelta(days=3)

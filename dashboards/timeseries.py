@@ -3,7 +3,7 @@
 A 128-node, 48-hour job holds about a million ``host_data`` rows; shipping
 them to Python and then to the browser is what makes job pages slow. The
 database averages each host's events into ``date_bin`` buckets first and
-``hpcperfstats.series.derive_series`` derives the named series from those
+``hpcperfstats.hostdata.series.derive_series`` derives the named series from those
 averages (every series is a signed sum of events, so the average of the sum
 is the sum of the averages). Types no named series covers ("every type
 collected": InfiniBand, Lustre, GPU, energy, ...) come back per event,
@@ -21,8 +21,8 @@ import polars as pl
 import psycopg
 
 from hpcperfstats.db.series_sql import series_query
-from hpcperfstats.rates import epoch_utc
-from hpcperfstats.series import (
+from hpcperfstats.hostdata.rates import epoch_utc
+from hpcperfstats.hostdata.series import (
     ALL_SERIES,
     CGROUP_SCHEMA,
     CGROUP_SERIES,

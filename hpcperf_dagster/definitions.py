@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dagster import Definitions
+from hpcperf_assets.aggregates import host_aggregates
+from hpcperf_assets.archive import import_archive_job, raw_stats_archive
+from hpcperf_assets.host_data import host_data
+from hpcperf_assets.job_flags import job_flags
+from hpcperf_assets.job_tables import job_tables
+from hpcperf_assets.jobs import slurm_jobs
+from hpcperf_assets.offsite import archive_day, archive_day_job, archive_day_schedule
 
-from hpcperf_dagster.assets.aggregates import host_aggregates
-from hpcperf_dagster.assets.archive import import_archive_job, raw_stats_archive
-from hpcperf_dagster.assets.host_data import host_data
-from hpcperf_dagster.assets.job_flags import job_flags
-from hpcperf_dagster.assets.job_tables import job_tables
-from hpcperf_dagster.assets.jobs import slurm_jobs
-from hpcperf_dagster.assets.offsite import archive_day, archive_day_job, archive_day_schedule
 from hpcperf_dagster.resources import resources
 from hpcperf_dagster.schedules import job_day_schedule
 from hpcperf_dagster.sensors import (

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dagster import DailyPartitionsDefinition, HourlyPartitionsDefinition
 
 from hpcperfstats.config import settings
-from hpcperfstats.drain import HOUR_FORMAT
+from hpcperfstats.ingest.drain import HOUR_FORMAT
 
 _START = settings().partition_start
 

@@ -30,17 +30,17 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
+from hpcperf_assets.aggregates import host_aggregates
+from hpcperf_assets.archive import raw_stats_archive
+from hpcperf_assets.host_data import host_data
+from hpcperf_assets.job_flags import job_flags
+from hpcperf_assets.job_tables import job_tables
+from hpcperf_assets.jobs import slurm_jobs
 
-from hpcperf_dagster.assets.aggregates import host_aggregates
-from hpcperf_dagster.assets.archive import raw_stats_archive
-from hpcperf_dagster.assets.host_data import host_data
-from hpcperf_dagster.assets.job_flags import job_flags
-from hpcperf_dagster.assets.job_tables import job_tables
-from hpcperf_dagster.assets.jobs import slurm_jobs
 from hpcperf_dagster.partitions import daily, hourly
 from hpcperfstats.config import settings
-from hpcperfstats.drain import queue_depth
-from hpcperfstats.pending import Pending
+from hpcperfstats.ingest.drain import queue_depth
+from hpcperfstats.ingest.pending import Pending
 
 DRAIN_TAG = "hpcperf/drain"
 

@@ -1,7 +1,9 @@
 """hpcperfstats: job-level performance analytics for HPC clusters.
 
-Pure logic (parsing to frames, rates, metrics, SQL) lives here as plain
-functions over polars frames; ``hpcperf_dagster`` wraps it in assets.
+The pipeline's logic, grouped by noun (``archive``, ``ingest``, ``hostdata``,
+``jobs``, ``flags``, ``report``, ``db``): pure transforms over polars frames
+beside the modules that read and write. ``hpcperf_dagster`` and
+``hpcperf_assets`` wrap it in Dagster definitions; ``dashboards`` shows it.
 """
 
 __version__ = "0.1.0"

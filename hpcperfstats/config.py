@@ -88,7 +88,7 @@ REGISTRY: tuple[Setting, ...] = (
     _S("EPOCH_MAX_AHEAD_S", "float", str(EPOCH_MAX_AHEAD_S),
        "nor more than this many seconds past its receipt"),
     _S("FLAG_RULES", "path", None, "job flag rules staff edit ([docs/metrics.md](docs/metrics.md))",
-       "`hpcperfstats/rules/job_flags.yaml`"),
+       "`hpcperfstats/flags/job_flags.yaml`"),
     _S("JOB_CHUNK_HOSTS", "int", "256", "hosts per chunk when building a job day (bounds memory)"),
     # --- the raw archive off site ([docs/operations.md](docs/operations.md))
     _S("EXPORT_TARGET", "str", None,

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hpcperf_demo import rabbitmq
 from hypothesis import HealthCheck, settings
 
 from hpcperfstats.db import embedded
 from hpcperfstats.db.schema import ensure_schema
-from hpcperfstats.services import rabbitmq
-from hpcperfstats.services.ports import free_port
+from hpcperfstats.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "real"

@@ -20,8 +20,8 @@ from dashboards.auth import Viewer
 from dashboards.layout import html, page, printable, query_arg
 from dashboards.plots import HEIGHT
 from dashboards.units import human, metric_text, plot_scale
-from hpcperfstats.metrics import METRICS
-from hpcperfstats.series import SERIES
+from hpcperfstats.hostdata.series import SERIES
+from hpcperfstats.jobs.metrics import METRICS
 
 MAX_JOBS = 8
 FACTS = [("User", "username", None), ("State", "state", None), ("Nodes", "nnodes", None),

@@ -20,7 +20,7 @@ from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, message, page, query_arg, time_arg
 from dashboards.plots import host_lines, job_bands
 from dashboards.units import duration
-from hpcperfstats.series import SERIES
+from hpcperfstats.hostdata.series import SERIES
 
 DEFAULT_RANGE = timedelta(hours=24)
 HOST_SERIES = [n for n in SERIES if n not in ("cpu_total", "mem_total")]

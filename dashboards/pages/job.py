@@ -23,9 +23,9 @@ from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, message, page, query_arg
 from dashboards.plots import WIDE_HOSTS, series_plot
 from dashboards.units import duration, human, metric_text
-from hpcperfstats.metrics import METRICS
-from hpcperfstats.presentation import coverage_text, source_note
-from hpcperfstats.series import ALL_SERIES, CGROUP_SERIES, SERIES
+from hpcperfstats.hostdata.series import ALL_SERIES, CGROUP_SERIES, SERIES
+from hpcperfstats.jobs.metrics import METRICS
+from hpcperfstats.report.presentation import coverage_text, source_note
 
 #: Named series drawn on the job page, in order (totals are references, not plots).
 JOB_SERIES = [*timeseries.PLOTTED_SERIES,

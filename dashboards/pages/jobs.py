@@ -20,7 +20,7 @@ from dashboards import auth, data, export
 from dashboards.auth import Viewer
 from dashboards.layout import page, query_arg, time_arg
 from dashboards.units import plot_scale
-from hpcperfstats.metrics import METRICS
+from hpcperfstats.jobs.metrics import METRICS
 
 ANY = "any"
 PAGE_SIZES = [25, 50, 100, 200]

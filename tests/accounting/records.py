@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hpcperfstats.accounting import FIELDS
+from hpcperfstats.jobs.accounting import FIELDS
 
 HEADER = "|".join(FIELDS)
 

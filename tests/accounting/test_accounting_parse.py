@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from records import HEADER, line
 
-from hpcperfstats.accounting import (
+from hpcperfstats.jobs.accounting import (
     COLUMNS,
     FIELDS,
     format_accounting,

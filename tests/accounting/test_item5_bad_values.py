@@ -16,14 +16,14 @@ import polars as pl
 import psycopg
 import pytest
 from dagster import DagsterInstance, materialize
+from hpcperf_assets.jobs import slurm_jobs
 from hypothesis import example, given
 from hypothesis import strategies as st
 from records import HEADER
 from records import line as base_line
 
-from hpcperf_dagster.assets.jobs import slurm_jobs
 from hpcperf_dagster.resources import Database, Paths
-from hpcperfstats.accounting import COLUMNS, FIELDS, SPEC, issues_by_line, parse_accounting
+from hpcperfstats.jobs.accounting import COLUMNS, FIELDS, SPEC, issues_by_line, parse_accounting
 
 GiB = 2**30
 

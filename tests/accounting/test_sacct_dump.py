@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hpcperfstats.accounting import FIELDS, parse_accounting
-from hpcperfstats.sacct_dump import dump_day, main, sacct_command
+from hpcperfstats.jobs.accounting import FIELDS, parse_accounting
+from hpcperfstats.jobs.sacct_dump import dump_day, main, sacct_command
 
 SACCT_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "accounting" / "sacct"
 
@@ -129,7 +129,7 @@ def test_real_slurm_capture_replays_and_parses(fake_sacct, tmp_path, monkeypatch
 def test_day_today_and_yesterday_are_utc_days():
     from datetime import UTC, datetime, timedelta
 
-    from hpcperfstats.sacct_dump import day_arg
+    from hpcperfstats.jobs.sacct_dump import day_arg
 
     today = datetime.now(UTC).date()
     assert day_arg("today") == today and day_arg("yesterday") == today - timedelta(days=1)

@@ -9,8 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from dagster import DagsterInstance, materialize
+from hpcperf_assets.jobs import slurm_jobs
 
-from hpcperf_dagster.assets.jobs import slurm_jobs
 from hpcperf_dagster.resources import Database, Paths
 
 SACCT_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "accounting" / "sacct"

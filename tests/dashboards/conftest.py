@@ -41,7 +41,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0,
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180.0,
                headers: dict[str, str] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -49,7 +49,9 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 90.
             raise RuntimeError(f"panel serve exited {proc.returncode}:\n{log.read_text()}")
         try:
             request = urllib.request.Request(url, headers=headers or {})
-            with urllib.request.urlopen(request, timeout=5) as resp:
+            # a loaded machine renders the first page slowly: one long probe,
+            # not a queue of abandoned short ones the server still has to render
+            with urllib.request.urlopen(request, timeout=60) as resp:
                 if resp.status == 200:
                     return
         except urllib.error.HTTPError as exc:

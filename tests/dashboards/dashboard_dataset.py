@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from hpcperfstats.aggregates import refresh
+from hpcperfstats.hostdata.aggregates import refresh
 
 GIB = 2**30
 HOSTS = ["c001", "c002"]

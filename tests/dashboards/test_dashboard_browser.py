@@ -10,7 +10,7 @@ from dashboard_dataset import EVIL_NAME, HOSTS
 from pagewatch import PageWatch
 from playwright.sync_api import expect
 
-from hpcperfstats.series import CGROUP_SERIES, SERIES
+from hpcperfstats.hostdata.series import CGROUP_SERIES, SERIES
 
 pytestmark = pytest.mark.browser
 

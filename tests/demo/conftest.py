@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from demo_helpers import Parsed, parse_cluster
-
-from hpcperfstats.demo.cluster import DemoConfig
+from hpcperf_demo.cluster import DemoConfig
 
 
 @pytest.fixture(scope="session")

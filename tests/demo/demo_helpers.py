@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from hpcperf_demo.cluster import DemoConfig, DemoJob, DemoPlan, make_plan
+from hpcperf_demo.generate import DemoMessage, iter_messages
 from hpcperf_monitor.rawformat import Header, Sample, read_raw
-
-from hpcperfstats.demo.cluster import DemoConfig, DemoJob, DemoPlan, make_plan
-from hpcperfstats.demo.generate import DemoMessage, iter_messages
 
 
 @dataclass

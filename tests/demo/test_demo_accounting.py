@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import polars as pl
+from hpcperf_demo.cluster import DemoConfig, make_plan
+from hpcperf_demo.generate import accounting_files
 
-from hpcperfstats.accounting import FIELDS, parse_accounting
-from hpcperfstats.demo.cluster import DemoConfig, make_plan
-from hpcperfstats.demo.generate import accounting_files
+from hpcperfstats.jobs.accounting import FIELDS, parse_accounting
 
 
 def parsed_days():

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from hpcperf_monitor.rawformat import read_raw
 
-from hpcperfstats.accounting import parse_accounting
 from hpcperfstats.cli import main
+from hpcperfstats.jobs.accounting import parse_accounting
 
 
 def test_generate_demo_writes_raw_files_and_accounting(tmp_path, capsys):

@@ -14,9 +14,8 @@ from demo_helpers import (
     job_samples,
     parse_cluster,
 )
-
-from hpcperfstats.demo.cluster import DemoConfig
-from hpcperfstats.demo.generate import accounting_files, iter_messages
+from hpcperf_demo.cluster import DemoConfig
+from hpcperf_demo.generate import accounting_files, iter_messages
 
 
 def test_same_seed_same_bytes_other_seed_differs():

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
-from hpcperfstats.demo.cluster import DemoConfig, make_plan
+from hpcperf_demo.cluster import DemoConfig, make_plan
 
 GiB = 2**30
 BEHAVIOURS = {

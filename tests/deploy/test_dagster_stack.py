@@ -30,9 +30,9 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
-from hpcperfstats.drain import queue_depth
-from hpcperfstats.publish import publish_messages
-from hpcperfstats.services.ports import free_port
+from hpcperfstats.ingest.drain import queue_depth
+from hpcperfstats.ingest.publish import publish_messages
+from hpcperfstats.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

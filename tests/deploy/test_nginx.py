@@ -29,7 +29,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hpcperfstats.services.ports import free_port
+from hpcperfstats.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 NGINX_CONF = REPO / "deploy" / "nginx.conf"

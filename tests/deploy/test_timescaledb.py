@@ -18,7 +18,7 @@ import pytest
 from hpcperfstats.db import embedded
 from hpcperfstats.db.load import HOST_DATA_COLUMNS, replace_host_data
 from hpcperfstats.db.schema import ensure_schema
-from hpcperfstats.services.ports import free_port
+from hpcperfstats.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hpcperf_demo.cluster import DemoConfig
+from hpcperf_demo.generate import iter_messages
 from hpcperf_monitor.rawformat import read_raw
 
-from hpcperfstats.demo.cluster import DemoConfig
-from hpcperfstats.demo.generate import iter_messages
-from hpcperfstats.frames import long_frame
-from hpcperfstats.publish import publish_messages
-from hpcperfstats.rates import host_rows
+from hpcperfstats.hostdata.frames import long_frame
+from hpcperfstats.hostdata.rates import host_rows
+from hpcperfstats.ingest.publish import publish_messages
 
 START = datetime(2026, 11, 20, 12, tzinfo=UTC)
 HOUR = timedelta(hours=1)

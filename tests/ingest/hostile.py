@@ -12,7 +12,7 @@ from .conftest import START
 #: wrapping the step the drain takes between the two; the product has no hook.
 DIE_AFTER_SYNC = """
 import os
-from hpcperfstats.pending import Pending
+from hpcperfstats.ingest.pending import Pending
 _mark = Pending.mark
 def _mark_then_die(self, keys):
     _mark(self, keys)

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from dashboards import long_range
-from hpcperfstats.aggregates import refresh, width_for
+from hpcperfstats.hostdata.aggregates import refresh, width_for
 
 T = datetime(2026, 11, 20, 10, tzinfo=UTC)
 M = timedelta(minutes=1)
@@ -119,7 +119,7 @@ def test_host_data_job_refreshes_aggregates(hpcperf_env, pg_url):
     """The pipeline's hourly run loads host_data and then the aggregates: the
     hour's cluster total equals the sum over hosts of each host's mean."""
     from hpcperf_dagster.definitions import defs
-    from hpcperfstats.drain import store_messages
+    from hpcperfstats.ingest.drain import store_messages
 
     from .conftest import demo_bodies
 

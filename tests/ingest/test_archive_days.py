@@ -11,16 +11,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from hpcperfstats.archive import host_files, read_chunks, read_index, read_range
-from hpcperfstats.archive_days import (
+from hpcperfstats.archive.days import (
     archive_size,
     closed_files,
     compress_day,
     compress_file,
     rotation_name,
 )
-from hpcperfstats.drain import store_messages
-from hpcperfstats.importer import import_archive
+from hpcperfstats.archive.store import host_files, read_chunks, read_index, read_range
+from hpcperfstats.ingest.drain import store_messages
+from hpcperfstats.ingest.importer import import_archive
 
 DAY = 86400
 D = 1795132800  # 2026-11-20 00:00:00 UTC
@@ -158,7 +158,7 @@ def test_host_data_rebuilt_from_a_compressed_day_is_the_same(dirs, pg_url):
 
     import psycopg
 
-    from hpcperfstats.host_load import build_host_data
+    from hpcperfstats.hostdata.load import build_host_data
 
     store(dirs, messages())
     hours = [datetime.fromtimestamp(D - 3600, UTC), datetime.fromtimestamp(D, UTC)]

@@ -6,9 +6,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from hpcperfstats.host_load import build_host_data
-from hpcperfstats.importer import import_archive
-from hpcperfstats.pending import Pending
+from hpcperfstats.hostdata.load import build_host_data
+from hpcperfstats.ingest.importer import import_archive
+from hpcperfstats.ingest.pending import Pending
 
 from .conftest import HOUR, START
 

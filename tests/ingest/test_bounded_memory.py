@@ -14,14 +14,14 @@ import psycopg
 import pytest
 from hpcperf_monitor.rawformat import read_raw
 
-import hpcperfstats.importer as importer
-from hpcperfstats import quarantine
-from hpcperfstats.archive import read_chunks, read_index
-from hpcperfstats.chunks import Oversized, iter_lines
-from hpcperfstats.drain import store_messages
-from hpcperfstats.frames import long_frame
-from hpcperfstats.host_load import build_host_data
-from hpcperfstats.rates import host_rows
+import hpcperfstats.ingest.importer as importer
+from hpcperfstats.archive import quarantine
+from hpcperfstats.archive.store import read_chunks, read_index
+from hpcperfstats.hostdata.frames import long_frame
+from hpcperfstats.hostdata.load import build_host_data
+from hpcperfstats.hostdata.rates import host_rows
+from hpcperfstats.ingest.chunks import Oversized, iter_lines
+from hpcperfstats.ingest.drain import store_messages
 
 from .conftest import HOUR, START
 from .hostile import E, header, sample

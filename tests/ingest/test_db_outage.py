@@ -7,8 +7,8 @@ import pytest
 
 from hpcperfstats.db import embedded
 from hpcperfstats.db.schema import ensure_schema
-from hpcperfstats.drain import store_messages
-from hpcperfstats.services.ports import free_port
+from hpcperfstats.ingest.drain import store_messages
+from hpcperfstats.ports import free_port
 
 from .conftest import START, demo_bodies, reference_rows
 

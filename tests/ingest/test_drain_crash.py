@@ -8,9 +8,9 @@ import sys
 import psycopg
 import pytest
 
-from hpcperfstats.drain import drain_queue, queue_depth
-from hpcperfstats.host_load import build_host_data
-from hpcperfstats.pending import Pending
+from hpcperfstats.hostdata.load import build_host_data
+from hpcperfstats.ingest.drain import drain_queue, queue_depth
+from hpcperfstats.ingest.pending import Pending
 
 from .conftest import HOUR, START, demo_bodies, publish, reference_rows
 from .hostile import DIE_AFTER_SYNC
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 CHILD = DIE_AFTER_SYNC + """
 import sys
 from pathlib import Path
-from hpcperfstats.drain import drain_queue
+from hpcperfstats.ingest.drain import drain_queue
 url, queue, archive, quarantine, state = sys.argv[1:]
 drain_queue(url, queue, Path(archive), Path(quarantine), Path(state),
             max_messages=1000, max_seconds=30, batch=10)

@@ -25,10 +25,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hpcperfstats import quarantine
-from hpcperfstats.archive import read_index
-from hpcperfstats.drain import drain_queue, queue_depth
-from hpcperfstats.host_load import build_host_data
+from hpcperfstats.archive import quarantine
+from hpcperfstats.archive.store import read_index
+from hpcperfstats.hostdata.load import build_host_data
+from hpcperfstats.ingest.drain import drain_queue, queue_depth
 
 from .conftest import HOUR, START, publish
 from .hostile import E, files_under, header, sample

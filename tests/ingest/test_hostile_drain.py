@@ -19,9 +19,12 @@ import psycopg
 import pytest
 from hpcperf_monitor.rawformat import read_raw
 
-from hpcperfstats import quarantine
-from hpcperfstats.archive import read_index, repair
-from hpcperfstats.drain import (
+from hpcperfstats.archive import quarantine
+from hpcperfstats.archive.store import read_index, repair
+from hpcperfstats.hostdata.frames import long_frame
+from hpcperfstats.hostdata.load import build_host_data
+from hpcperfstats.hostdata.rates import host_rows
+from hpcperfstats.ingest.drain import (
     EpochWindow,
     drain_queue,
     epoch_problem,
@@ -29,10 +32,7 @@ from hpcperfstats.drain import (
     split_message,
     store_messages,
 )
-from hpcperfstats.frames import long_frame
-from hpcperfstats.host_load import build_host_data
-from hpcperfstats.importer import import_archive
-from hpcperfstats.rates import host_rows
+from hpcperfstats.ingest.importer import import_archive
 
 from .conftest import HOUR, START, publish
 from .hostile import (
@@ -324,7 +324,7 @@ def test_item8_quarantine_is_keyed_by_digest(tmp_path):
 CHILD = DIE_AFTER_SYNC + """
 import sys
 from pathlib import Path
-from hpcperfstats.drain import drain_queue
+from hpcperfstats.ingest.drain import drain_queue
 url, queue, archive, quarantine, state = sys.argv[1:]
 drain_queue(url, queue, Path(archive), Path(quarantine), Path(state), max_messages=100,
             max_seconds=30)
@@ -361,8 +361,8 @@ def test_item1_importer_sets_out_of_window_samples_aside(tmp_path, dirs):
 
 def test_item8_accounting_lines_are_quarantined_once_per_rematerialisation(hpcperf_env, pg_url):
     from dagster import DagsterInstance, materialize
+    from hpcperf_assets.jobs import slurm_jobs
 
-    from hpcperf_dagster.assets.jobs import slurm_jobs
     from hpcperf_dagster.resources import Database, Paths
 
     folder = hpcperf_env / "accounting"

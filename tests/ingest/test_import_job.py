@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hpcperfstats.pending import Pending
+from hpcperfstats.ingest.pending import Pending
 
 from .conftest import demo_bodies
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from hpcperfstats.drain import store_messages
-from hpcperfstats.host_load import build_host_data
-from hpcperfstats.pending import Pending
+from hpcperfstats.hostdata.load import build_host_data
+from hpcperfstats.ingest.drain import store_messages
+from hpcperfstats.ingest.pending import Pending
 
 from .conftest import HOUR, START, demo_bodies, reference_rows
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from dagster import build_schedule_context, instance_for_test, materialize
 
-from hpcperfstats.archive_days import DAY
-from hpcperfstats.offsite import MANIFEST, DayNotClosed, Target, export_day
-from hpcperfstats.services.ports import free_port
+from hpcperfstats.archive.days import DAY
+from hpcperfstats.archive.offsite import MANIFEST, DayNotClosed, Target, export_day
+from hpcperfstats.ports import free_port
 
 from .test_archive_days import D, all_samples, messages, store
 
@@ -140,7 +140,8 @@ def instance():
 
 
 def test_archive_day_asset_fails_then_is_retried(dirs, tmp_path, monkeypatch, instance):
-    from hpcperf_dagster.assets.offsite import archive_day, archive_day_schedule
+    from hpcperf_assets.offsite import archive_day, archive_day_schedule
+
     from hpcperf_dagster.definitions import defs
     from hpcperf_dagster.resources import Paths
 

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 from dagster import DagsterInstance, build_sensor_context
 
-from hpcperfstats import quarantine
+from hpcperfstats.archive import quarantine
 
 from .conftest import HOUR, START, demo_bodies, publish, reference_rows
 

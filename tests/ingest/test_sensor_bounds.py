@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, SkipReason, build_sensor_context
 
-from hpcperfstats.drain import drain_queue, queue_depth
+from hpcperfstats.ingest.drain import drain_queue, queue_depth
 
 from .conftest import demo_bodies, publish
 

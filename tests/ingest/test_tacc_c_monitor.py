@@ -17,9 +17,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hpcperfstats.archive import read_index
-from hpcperfstats.drain import drain_queue
-from hpcperfstats.host_load import build_host_data
+from hpcperfstats.archive.store import read_index
+from hpcperfstats.hostdata.load import build_host_data
+from hpcperfstats.ingest.drain import drain_queue
 
 from .conftest import HOUR, publish
 

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from hpcperfstats.frames import long_frame
-from hpcperfstats.textframe import Chunk, long_frame_of_chunks
+from hpcperfstats.hostdata.frames import long_frame
+from hpcperfstats.hostdata.textframe import Chunk, long_frame_of_chunks
 
 from .conftest import demo_bodies
 
@@ -56,7 +56,7 @@ def test_continued_slice_and_bad_lines_go_to_the_reference_reader():
 @given(st.lists(st.text(alphabet="abcXYZ019.- \t", max_size=20), max_size=20))
 def test_vectorised_short_host_is_short_host(names):
     """The fast reader's host rule is the accounting join's rule (host-name alphabet)."""
-    from hpcperfstats.accounting import short_host, short_host_expr
+    from hpcperfstats.jobs.accounting import short_host, short_host_expr
 
     got = pl.DataFrame({"n": names}, schema={"n": pl.Utf8}).select(
         short_host_expr(pl.col("n")))["n"].to_list()

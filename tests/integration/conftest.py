@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance, RunRequest, SensorResult, build_sensor_context
 
-from hpcperfstats.accounting import FIELDS
-from hpcperfstats.publish import publish_messages
+from hpcperfstats.ingest.publish import publish_messages
+from hpcperfstats.jobs.accounting import FIELDS
 
 
 class Pipeline:

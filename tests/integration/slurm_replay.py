@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hpcperfstats.report import load_report
+from hpcperfstats.report.terminal import load_report
 
 from .conftest import Pipeline, publish
 

@@ -14,7 +14,7 @@ import sys
 import psycopg
 import pytest
 
-from hpcperfstats.services.ports import free_port
+from hpcperfstats.ports import free_port
 
 pytestmark = pytest.mark.integration
 

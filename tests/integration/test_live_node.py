@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from hpcperf_monitor.sampler import hostname
 
-from hpcperfstats.accounting import short_host
+from hpcperfstats.jobs.accounting import short_host
 
 from .conftest import accounting_text
 

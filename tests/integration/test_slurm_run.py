@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from hpcperfstats.accounting import parse_duration
-from hpcperfstats.report import render_text
+from hpcperfstats.jobs.accounting import parse_duration
+from hpcperfstats.report.terminal import render_text
 
 from .slurm_replay import read_messages, replay
 

@@ -12,16 +12,16 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
+from hpcperf_demo.cluster import DemoConfig, DemoPlan, make_plan
+from hpcperf_demo.generate import accounting_files, iter_messages
 
-from hpcperfstats.accounting import parse_accounting
 from hpcperfstats.db.load import upsert_job_data
-from hpcperfstats.demo.cluster import DemoConfig, DemoPlan, make_plan
-from hpcperfstats.demo.generate import accounting_files, iter_messages
-from hpcperfstats.drain import store_messages
-from hpcperfstats.flags import load_rules
-from hpcperfstats.flags_load import build_job_flags
-from hpcperfstats.host_load import build_host_data
-from hpcperfstats.job_load import JobDayResult, build_job_days
+from hpcperfstats.flags.load import build_job_flags
+from hpcperfstats.flags.rules import load_rules
+from hpcperfstats.hostdata.load import build_host_data
+from hpcperfstats.ingest.drain import store_messages
+from hpcperfstats.jobs.accounting import parse_accounting
+from hpcperfstats.jobs.load import JobDayResult, build_job_days
 
 
 @dataclass

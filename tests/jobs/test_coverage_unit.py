@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from hpcperfstats.coverage import job_coverage
-from hpcperfstats.job_series import job_series_rows
+from hpcperfstats.jobs.coverage import job_coverage
+from hpcperfstats.jobs.series import job_series_rows
 
 T0 = datetime(2026, 11, 20, 23, tzinfo=UTC)
 
@@ -36,7 +36,7 @@ def test_gap_and_missing_host_at_a_60_s_interval():
 
 
 def test_chunks_keep_a_hosts_jobs_together_and_bound_hosts():
-    from hpcperfstats.job_load import chunks
+    from hpcperfstats.jobs.load import chunks
 
     jobs = pl.DataFrame({"jobid": list("abcdef"),
                          "hosts": [["n1"], ["n1"], ["n2", "n3"], ["n3"], ["n4", "n5", "n6"],

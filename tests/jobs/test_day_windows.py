@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from hpcperfstats.job_store import day_windows
+from hpcperfstats.jobs.store import day_windows
 
 
 def test_day_windows_cover_the_range_and_stop_at_its_end():

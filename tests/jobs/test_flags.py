@@ -5,7 +5,13 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from hpcperfstats.flags import DEFAULT_RULES, evaluate_flags, load_rules, parse_rules, rules_version
+from hpcperfstats.flags.rules import (
+    DEFAULT_RULES,
+    evaluate_flags,
+    load_rules,
+    parse_rules,
+    rules_version,
+)
 
 RULES = """
 rules:
@@ -79,6 +85,6 @@ def test_shipped_rules_load_and_the_env_var_overrides(tmp_path, monkeypatch):
 
 
 def test_the_rules_hash_is_the_dagster_code_version():
-    from hpcperf_dagster.assets.job_flags import job_flags
+    from hpcperf_assets.job_flags import job_flags
 
     assert job_flags.code_versions_by_key[job_flags.key] == rules_version(DEFAULT_RULES)

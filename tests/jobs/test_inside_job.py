@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from hpcperfstats.coverage import job_coverage
-from hpcperfstats.job_series import job_series_rows
-from hpcperfstats.metrics import END_GRACE_S, job_points
+from hpcperfstats.jobs.coverage import job_coverage
+from hpcperfstats.jobs.metrics import END_GRACE_S, job_points
+from hpcperfstats.jobs.series import job_series_rows
 
 START = datetime(2026, 3, 19, 10, 0, tzinfo=UTC)
 END = START + timedelta(minutes=20)

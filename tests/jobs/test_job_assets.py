@@ -8,12 +8,12 @@ import psycopg
 import pytest
 from dagster import DagsterInstance, build_schedule_context, materialize
 from demo_db import load_demo
+from hpcperf_assets.job_flags import job_flags
+from hpcperf_assets.job_tables import job_tables
 
-from hpcperf_dagster.assets.job_flags import job_flags
-from hpcperf_dagster.assets.job_tables import job_tables
 from hpcperf_dagster.resources import Database, Paths
 from hpcperf_dagster.schedules import job_day_schedule
-from hpcperfstats.pending import Pending
+from hpcperfstats.ingest.pending import Pending
 
 
 @pytest.mark.integration

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from demo_db import DemoDB
 
-from hpcperfstats.job_load import build_job_days, jobs_missing_metrics, metric_bound_violations
+from hpcperfstats.jobs.load import build_job_days, jobs_missing_metrics, metric_bound_violations
 
 pytestmark = pytest.mark.integration
 

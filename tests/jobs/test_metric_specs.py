@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 
-from hpcperfstats.metrics import METRICS, compute_job_metrics
+from hpcperfstats.jobs.metrics import METRICS, compute_job_metrics
 
 
 def test_every_metric_is_fully_declared():

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from hpcperfstats.metrics import compute_job_metrics
-from hpcperfstats.series import LUSTRE_MD_EVENTS, derive_cgroup_series, derive_series
+from hpcperfstats.hostdata.series import LUSTRE_MD_EVENTS, derive_cgroup_series, derive_series
+from hpcperfstats.jobs.metrics import compute_job_metrics
 
 T0 = datetime(2026, 11, 20, 10, tzinfo=UTC)
 COLS = {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "type": pl.Utf8,

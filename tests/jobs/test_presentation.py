@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hpcperfstats import presentation as pr
+from hpcperfstats.report import presentation as pr
 
 GiB = 2**30
 

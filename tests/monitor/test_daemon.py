@@ -145,7 +145,7 @@ def test_second_daemon_refuses(tmp_path: Path, start_monitor, run_monitor, tree4
 @pytest.fixture
 def private_rabbit():
     """A RabbitMQ node of this test's own, in a 0755 dir the rabbitmq user can reach."""
-    from hpcperfstats.services import rabbitmq
+    from hpcperf_demo import rabbitmq
 
     rabbitmq.ensure_installed()
     base = Path(tempfile.mkdtemp(prefix="hpcperf-monitor-rabbit-"))

@@ -13,9 +13,9 @@ import pytest
 from hpcperf_monitor import schemas
 from hpcperf_monitor.rawformat import read_raw
 
-from hpcperfstats.frames import long_frame
-from hpcperfstats.rates import host_rows
-from hpcperfstats.series import derive_series
+from hpcperfstats.hostdata.frames import long_frame
+from hpcperfstats.hostdata.rates import host_rows
+from hpcperfstats.hostdata.series import derive_series
 
 GiB = 1 << 30
 TEXT = (

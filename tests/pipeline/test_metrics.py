@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from hpcperfstats.metrics import METRICS, compute_job_metrics
+from hpcperfstats.jobs.metrics import METRICS, compute_job_metrics
 
 T0 = datetime(2026, 11, 20, 23, 0, tzinfo=UTC)
 
@@ -125,7 +125,7 @@ def test_item5_every_interval_weighted_by_its_real_length():
 
 
 def test_item6_rates_over_very_short_intervals_are_merged_and_bounded():
-    from hpcperfstats.series import MIN_RATE_INTERVAL_S, derive_series
+    from hpcperfstats.hostdata.series import MIN_RATE_INTERVAL_S, derive_series
 
     # a 2-CPU node: jiffy counts (cs) turned into rates; a begin sample 30 ms after
     # the regular one at 10 s reads 2.9 cores over those 30 ms
@@ -166,7 +166,7 @@ def test_item2_cgroup_joined_on_the_raw_job_id():
 
 
 def test_item11_node_numbers_of_a_shared_node_are_marked_and_never_flagged():
-    from hpcperfstats.flags import evaluate_flags, load_rules
+    from hpcperfstats.flags.rules import evaluate_flags, load_rules
 
     busy = seconds_series([(t, "n1", s, v) for t in range(0, 601, 60)
                            for s, v in (("cpu_busy", 1.0), ("cpu_total", 2.0),

@@ -6,9 +6,9 @@ import polars as pl
 import pytest
 from hpcperf_monitor.rawformat import read_raw
 
-from hpcperfstats.frames import long_frame
-from hpcperfstats.rates import host_rows
-from hpcperfstats.series import derive_series
+from hpcperfstats.hostdata.frames import long_frame
+from hpcperfstats.hostdata.rates import host_rows
+from hpcperfstats.hostdata.series import derive_series
 
 DT1 = 1773865196.714527 - 1773864970.470903  # 226.243624 s
 

@@ -20,9 +20,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from hpcperfstats.frames import long_frame
-from hpcperfstats.host_types import skipped_types
-from hpcperfstats.textframe import Chunk, long_frame_of_chunks
+from hpcperfstats.hostdata.frames import long_frame
+from hpcperfstats.hostdata.textframe import Chunk, long_frame_of_chunks
+from hpcperfstats.hostdata.types import skipped_types
 
 STAMPEDE_RAW = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "stampede3-c571-001.raw"
 KEY = ["host", "time", "type", "device", "event"]

@@ -29,9 +29,9 @@ from hpcperf_monitor.rawformat import (
 from polars.testing import assert_frame_equal
 
 from hpcperfstats.config import settings
-from hpcperfstats.frames import event_meta, long_frame
-from hpcperfstats.rates import host_rows
-from hpcperfstats.textframe import Chunk, long_frame_of_chunks
+from hpcperfstats.hostdata.frames import event_meta, long_frame
+from hpcperfstats.hostdata.rates import host_rows
+from hpcperfstats.hostdata.textframe import Chunk, long_frame_of_chunks
 
 C_MONITOR = Path(__file__).resolve().parents[1] / "fixtures" / "real" / "tacc-c-monitor-2.3.5"
 KEY = ["host", "time", "type", "device", "event"]

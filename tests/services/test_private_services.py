@@ -16,9 +16,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hpcperf_demo import rabbitmq
 
 from hpcperfstats.db import embedded
-from hpcperfstats.services import rabbitmq
 
 pytestmark = pytest.mark.integration
 

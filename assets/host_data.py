@@ -1,0 +1,79 @@
+"""``host_data``: hourly per-interval rates and gauges from the archive."""
+
+import time
+
+import psycopg
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    BackfillPolicy,
+    Failure,
+    MaterializeResult,
+    asset,
+)
+from hpcperf_assets.archive import raw_stats_archive
+
+from hpcperf_dagster.partitions import hourly
+from hpcperf_dagster.resources import Database, Paths
+from hpcperfstats.config import settings
+from hpcperfstats.hostdata.load import build_host_data, job_days_touched, window_checks
+from hpcperfstats.ingest.pending import Pending
+
+
+@asset(
+    group_name="ingest",
+    partitions_def=hourly,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[raw_stats_archive],
+    description="Per-interval rates (counters) and gauges per host, one row per "
+    "(host, time, type, device, event); rebuilt by hour from the archive.",
+    check_specs=[
+        AssetCheckSpec("no_negative_rates", asset="host_data",
+                       description="No counter rate in the window is negative"),
+        AssetCheckSpec("no_duplicate_rows", asset="host_data",
+                       description="One row per (host, time, type, device, event)"),
+        AssetCheckSpec("every_sample_loaded", asset="host_data",
+                       description="Every archived (host, time) sample of the window has rows, "
+                       "except the first sample of a series (nothing to difference against)"),
+    ],
+)
+def host_data(context: AssetExecutionContext, db: Database, paths: Paths):
+    window = context.partition_time_window
+    started_ns = time.time_ns()
+    try:
+        with db.connect() as conn:
+            result = build_host_data(conn, paths.archive, window.start, window.end,
+                                     settings().rate_lookback_s)
+            negative, duplicates = window_checks(conn, window.start, window.end)
+            days = job_days_touched(conn, window.start, window.end)
+    except psycopg.OperationalError as exc:
+        # nothing was committed and the hours stay pending: the sensor retries
+        raise Failure(
+            description=f"database unavailable while loading host_data {window.start} - "
+            f"{window.end}: {str(exc).strip()}. Nothing was written; the hours stay "
+            "pending and are retried.",
+            allow_retries=True,
+        ) from exc
+    Pending(paths.state, "job_metrics").mark(days)
+    keys = context.partition_keys
+    Pending(paths.state, "host_data").clear(keys, marked_before_ns=started_ns)
+    context.log.info(f"{result.rows} rows from {result.samples} samples of {result.hosts} hosts")
+    yield MaterializeResult(
+        metadata={
+            "rows": result.rows,
+            "samples": result.samples,
+            "hosts": result.hosts,
+            "parse_issues": result.issues,
+            "seconds": round(result.seconds, 3),
+            "rows_per_s": round(result.rows / result.seconds) if result.seconds else 0,
+            "job_days_marked": sorted(days),
+        }
+    )
+    yield AssetCheckResult(check_name="no_negative_rates", passed=negative == 0,
+                           metadata={"negative_rows": negative})
+    yield AssetCheckResult(check_name="no_duplicate_rows", passed=duplicates == 0,
+                           metadata={"duplicate_rows": duplicates})
+    yield AssetCheckResult(check_name="every_sample_loaded", passed=result.samples_unloaded == 0,
+                           metadata={"archived_samples": result.samples,
+                                     "unloaded_samples": result.samples_unloaded})

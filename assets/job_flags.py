@@ -1,0 +1,44 @@
+"""``job_flags``: the staff's rules (a data file) applied to each day's job metrics.
+
+The rules file's hash is the asset's code version: after staff edit a rule,
+the Dagster UI marks every materialised day as changed code, and a backfill
+over any range recomputes that history. Every row also records the version
+of the single rule that produced it.
+"""
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    MaterializeResult,
+    asset,
+)
+
+from hpcperf_dagster.partitions import daily
+from hpcperf_dagster.resources import Database
+from hpcperfstats.flags.load import build_job_flags
+from hpcperfstats.flags.rules import load_rules, rules_path, rules_version
+
+
+@asset(
+    group_name="jobs",
+    partitions_def=daily,
+    backfill_policy=BackfillPolicy.single_run(),
+    deps=[AssetKey("job_metrics")],
+    code_version=rules_version(),
+    description="Flags for the researcher (idle nodes, low CPU efficiency, memory near the "
+    "limit or far over-requested, idle GPUs, Lustre metadata storms, imbalance, time "
+    "limit far above run time) from the rules in HPCPERF_FLAG_RULES.",
+)
+def job_flags(context: AssetExecutionContext, db: Database) -> MaterializeResult:
+    window = context.partition_time_window
+    rules = load_rules()
+    with db.connect() as conn:
+        counts = build_job_flags(conn, window.start, window.end, rules)
+    return MaterializeResult(metadata={
+        "flags": sum(counts.values()),
+        "by_flag": ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none",
+        "rules_file": str(rules_path()),
+        "rules_version": rules_version(),
+        "rule_versions": ", ".join(f"{r.name}@{r.version}" for r in rules),
+    })

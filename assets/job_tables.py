@@ -1,0 +1,105 @@
+"""``job_series``, ``job_metrics``, ``job_coverage``: one daily pass per job end day.
+
+The three tables come from the same read of the jobs' host data, so they
+are one multi-asset (one read, one transaction per day) with three keys the
+UI shows and the dashboards read. It is subsettable (``can_subset``):
+``dagster asset materialize --select job_metrics --partition 2026-11-28``
+rebuilds that table alone. A late host_data hour marks the job days
+it touches pending (``host_load.job_days_touched``); the job_metrics sensor
+turns those into runs of this asset.
+"""
+
+import time
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    AssetSpec,
+    BackfillPolicy,
+    MaterializeResult,
+    TimeWindowPartitionMapping,
+    multi_asset,
+)
+from hpcperf_assets.host_data import host_data
+from hpcperf_assets.jobs import slurm_jobs
+
+from hpcperf_dagster.partitions import daily
+from hpcperf_dagster.resources import Database, Paths
+from hpcperfstats.ingest.pending import Pending
+from hpcperfstats.jobs.load import (
+    JOB_DAY_TABLES,
+    build_job_days,
+    jobs_missing_metrics,
+    metric_bound_violations,
+)
+
+# a job ending today may have started yesterday (or earlier: those hours are
+# read all the same; the mapping only draws the usual lineage)
+_DEPS = [
+    AssetDep(slurm_jobs),
+    AssetDep(host_data, partition_mapping=TimeWindowPartitionMapping(start_offset=-1)),
+]
+
+
+@multi_asset(
+    specs=[
+        AssetSpec("job_series", deps=_DEPS, group_name="jobs",
+                  description="Derived series (CPU, memory, network, I/O, GPU...) of each "
+                  "job's hosts over its run, tagged with the job id: (jobid, host, series, "
+                  "time, value); partitioned by the day the job ended."),
+        AssetSpec("job_metrics", deps=_DEPS, group_name="jobs",
+                  description="Per-job metrics with units (CPU efficiency, memory high-water "
+                  "mark, bandwidths, GPU, energy, imbalance, idle nodes...); NULL with a reason "
+                  "when absent; source 'cgroup' or 'node'."),
+        AssetSpec("job_coverage", deps=_DEPS, group_name="jobs",
+                  description="Per job and host: samples expected and present, and the gaps."),
+    ],
+    partitions_def=daily,
+    backfill_policy=BackfillPolicy.single_run(),
+    can_subset=True,
+    check_specs=[
+        AssetCheckSpec("metrics_within_bounds", asset="job_metrics",
+                       description="CPU use <= allocated cores, fractions in [0, 1], "
+                       "nothing negative"),
+        AssetCheckSpec("jobs_with_data_have_metrics", asset="job_metrics",
+                       description="Every finished job with CPU host data has metrics from it"),
+    ],
+)
+def job_tables(context: AssetExecutionContext, db: Database, paths: Paths):
+    window = context.partition_time_window
+    selected = {key.to_user_string() for key in context.selected_asset_keys}
+    tables = tuple(t for t in JOB_DAY_TABLES if t in selected)
+    started_ns = time.time_ns()
+    with db.connect() as conn:
+        result = build_job_days(conn, window.start, window.end, tables)
+        violations = metric_bound_violations(conn, window.start, window.end)
+        missing = jobs_missing_metrics(conn, window.start, window.end)
+    if "job_metrics" in tables:
+        Pending(paths.state, "job_metrics").clear(context.partition_keys,
+                                                  marked_before_ns=started_ns)
+    seconds = round(result.seconds, 3)
+    rate = round(result.series_rows / result.seconds) if result.seconds else 0
+    metadata = {
+        "job_series": {"rows": result.series_rows, "jobs": result.jobs, "rows_per_s": rate,
+                       "seconds": seconds},
+        "job_metrics": {"jobs": result.jobs, "jobs_with_data": result.jobs_with_data,
+                        "metric_rows": result.metric_rows, "chunks": result.chunks,
+                        "seconds": seconds},
+        "job_coverage": {"rows": result.coverage_rows},
+    }
+    for table in tables:
+        yield MaterializeResult(asset_key=table, metadata=metadata[table])
+    checks = {key.name for key in context.selected_asset_check_keys}
+    if "metrics_within_bounds" in checks:
+        yield AssetCheckResult(
+            asset_key="job_metrics", check_name="metrics_within_bounds", passed=not violations,
+            metadata={"violations": len(violations), "examples": str(violations[:5])},
+        )
+    if "jobs_with_data_have_metrics" in checks:
+        yield AssetCheckResult(
+            asset_key="job_metrics", check_name="jobs_with_data_have_metrics",
+            passed=not missing, metadata={"missing": len(missing),
+                                          "examples": ", ".join(missing[:10])},
+        )

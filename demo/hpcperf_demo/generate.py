@@ -1,0 +1,407 @@
+"""Raw stats messages and accounting dumps of the demo cluster.
+
+Counters are built for all hosts at once, one time step at a time, from the
+plan's per-host rates (numpy arithmetic over hosts, one vectorised draw of
+noise per step), and each sample is written with the monitor's own raw
+format writer, so synthetic nodes look exactly like real ones to the
+pipeline. Noise only moves time between fields of one total (user vs.
+system, idle vs. iowait) or is a few tenths of a percent, so rates the
+pipeline computes match the plan's ground truth within 1 %.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import numpy as np
+from hpcperf_monitor import schemas
+from hpcperf_monitor.rawformat import Header, Sample, write_header, write_sample
+
+from hpcperf_demo.cluster import (
+    BACKGROUND_NET,
+    DemoConfig,
+    DemoJob,
+    DemoPlan,
+    idle_mem_bytes,
+    make_plan,
+)
+from hpcperfstats.jobs.accounting import format_accounting, format_duration
+
+UNAME = (
+    "Linux x86_64 5.14.0-611.24.1.el9_7.x86_64 #1 SMP PREEMPT_DYNAMIC Fri Jan 23 11:42:43 UTC 2026"
+)
+NET_DEVICES = ("lo", "eth0", "ib0")
+BLOCK_DEVICE = "nvme0n1"
+IB_SHARE = 0.9  # share of a job's traffic on IPoIB; the rest and the background on eth0
+CACHE_SHARE_IDLE, CACHE_SHARE_JOB, SLAB_SHARE = 0.03, 0.04, 0.015
+WRAP = 2**32
+
+
+@dataclass(frozen=True)
+class DemoMessage:
+    """One message as a node's monitor would publish it."""
+
+    host: str
+    time: float
+    text: str
+    sample_count: int = 1
+
+
+def _col(schema, name: str) -> int:
+    return schema.names.index(name)
+
+
+@dataclass
+class _Grid:
+    """Per (sample, host): which profile runs, which job is on the node, marks."""
+
+    sample_prof: np.ndarray  # profile whose gauges the sample shows
+    interval_prof: np.ndarray  # profile running in (t[k-1], t[k]]
+    job: np.ndarray  # job index on the node at sample k, -1 none
+    begin: np.ndarray  # job index beginning at sample k, -1 none
+    end: np.ndarray  # job index ending at sample k, -1 none
+
+
+@dataclass
+class _Profiles:
+    """Per-profile rates; profile 0 is a node without a job."""
+
+    busy_ticks: np.ndarray  # busy centiseconds per interval, all CPUs
+    busy: np.ndarray  # busy cores
+    proc_kb: np.ndarray  # process memory, KiB
+    cache_kb: np.ndarray
+    net: np.ndarray  # bytes/s rx+tx without lo
+    lo: np.ndarray  # bytes/s rx (= tx) on lo
+    read: np.ndarray  # disk bytes/s
+    write: np.ndarray
+
+
+def _profiles(cfg: DemoConfig, plan: DemoPlan) -> tuple[_Profiles, dict[tuple[int, str], int]]:
+    busy, mem, net = [0.0], [idle_mem_bytes(cfg)], [BACKGROUND_NET]
+    index: dict[tuple[int, str], int] = {}
+    for j, job in enumerate(plan.jobs):
+        for h in job.hosts:
+            index[(j, h)] = len(busy)
+            busy.append(job.busy_cores[h])
+            mem.append(job.mem_used_bytes[h])
+            net.append(job.net_bytes_per_s[h])
+    b = np.array(busy)
+    node_kb = cfg.mem_per_node_bytes // 1024
+    share = np.full(len(busy), CACHE_SHARE_JOB)
+    share[0] = CACHE_SHARE_IDLE
+    frac = b / cfg.cpus_per_node
+    return (
+        _Profiles(
+            busy_ticks=np.rint(b * cfg.interval * 100).astype(np.int64),
+            busy=b,
+            proc_kb=np.array(mem, dtype=np.int64) // 1024,
+            cache_kb=(share * node_kb).astype(np.int64) // cfg.numa_nodes * cfg.numa_nodes,
+            net=np.array(net),
+            lo=1000.0 + 1e5 * b,
+            read=4096.0 + 2e6 * frac,
+            write=20480.0 + 1e6 * frac,
+        ),
+        index,
+    )
+
+
+def _grid(cfg: DemoConfig, plan: DemoPlan, index: dict[tuple[int, str], int]) -> _Grid:
+    n, hosts = cfg.samples, {h: i for i, h in enumerate(plan.hosts)}
+    shape = (n, len(hosts))
+    g = _Grid(*(np.full(shape, fill, dtype=np.int32) for fill in (0, 0, -1, -1, -1)))
+    for j, job in enumerate(plan.jobs):
+        ks = round((job.start - cfg.start).total_seconds()) // cfg.interval
+        ke = n if job.end is None else round((job.end - cfg.start).total_seconds()) // cfg.interval
+        last = min(ke, n - 1)
+        for h in job.hosts:
+            col, p = hosts[h], index[(j, h)]
+            g.sample_prof[ks : last + 1, col] = p
+            g.interval_prof[ks + 1 : last + 1, col] = p
+            g.job[ks : last + 1, col] = j
+            g.begin[ks, col] = j
+            if ke < n:
+                g.end[ke, col] = j
+    return g
+
+
+def _deltas(cfg: DemoConfig, p: _Profiles) -> dict[str, np.ndarray]:
+    """Per-profile increments of the counters that carry no noise."""
+    iv, m = cfg.interval, cfg.numa_nodes
+    block = np.zeros((len(p.busy), len(schemas.BLOCK.events)), dtype=np.int64)
+    rd_ios = (p.read * iv // 65536 + 1).astype(np.int64)
+    wr_ios = (p.write * iv // 131072 + 1).astype(np.int64)
+    rd_ticks, wr_ticks = rd_ios // 4 + 1, wr_ios // 2 + 1
+    for name, values in (
+        ("rd_ios", rd_ios), ("rd_merges", rd_ios // 10), ("rd_sectors", (p.read * iv) // 512),
+        ("rd_ticks", rd_ticks), ("wr_ios", wr_ios), ("wr_merges", wr_ios // 5),
+        ("wr_sectors", (p.write * iv) // 512), ("wr_ticks", wr_ticks),
+        ("io_ticks", (rd_ticks + wr_ticks) * 4 // 5), ("time_in_queue", rd_ticks + wr_ticks),
+    ):  # fmt: skip
+        block[:, _col(schemas.BLOCK, name)] = values
+    hit = ((p.busy + 0.2) * iv * 3000 / m).astype(np.int64)
+    numa = np.zeros((len(p.busy), len(schemas.NUMA.events)), dtype=np.int64)
+    for name, values in (("numa_hit", hit), ("numa_miss", hit // 200), ("numa_foreign", hit // 200),
+                         ("local_node", hit - hit // 200), ("other_node", hit // 200)):  # fmt: skip
+        numa[:, _col(schemas.NUMA, name)] = values
+    vm = np.zeros((len(p.busy), len(schemas.VM.events)), dtype=np.int64)
+    for name, values in (
+        ("pgpgin", p.read * iv // 1024), ("pgpgout", p.write * iv // 1024),
+        ("pgfault", (p.busy * 3000 + 100) * iv), ("pgmajfault", p.busy * 0 + 1),
+    ):  # fmt: skip
+        vm[:, _col(schemas.VM, name)] = np.asarray(values, dtype=np.int64)
+    ps = np.zeros((len(p.busy), len(schemas.PS.events)), dtype=np.int64)
+    ps[:, _col(schemas.PS, "ctxt")] = ((p.busy * 5000 + 300) * iv).astype(np.int64)
+    ps[:, _col(schemas.PS, "processes")] = ((p.busy + 1) * iv // 5).astype(np.int64)
+    return {"block": block, "numa": numa, "vm": vm, "ps": ps}
+
+
+class _Cluster:
+    """Counter state of every host, advanced one interval at a time."""
+
+    def __init__(self, cfg: DemoConfig, plan: DemoPlan) -> None:
+        self.cfg, self.plan = cfg, plan
+        self.prof, index = _profiles(cfg, plan)
+        self.grid = _grid(cfg, plan, index)
+        self.delta = _deltas(cfg, self.prof)
+        self.rng = np.random.default_rng([cfg.seed, 11])
+        h, c, m = cfg.nodes, cfg.cpus_per_node, cfg.numa_nodes
+        start_s = cfg.start.timestamp()
+        # boot 2 to 60 days before the range; sub-second phase of each monitor
+        self.boot = start_s - np.floor(self.rng.uniform(2, 60, h) * 86400)
+        self.offset_us = self.rng.integers(50_000, 950_000, h)
+        up = (start_s - self.boot)[:, None]  # (h, 1) seconds since boot
+
+        self.cpu = np.zeros((h, c, 7), dtype=np.int64)
+        total = np.broadcast_to(up * 100, (h, c)).astype(np.int64)
+        shares = (0.25, 0.001, 0.02, None, 0.001, 0.0005, 0.001)
+        for i, share in enumerate(shares):
+            if share is not None:
+                jitter = self.rng.uniform(0.8, 1.2, (h, c))
+                self.cpu[:, :, i] = (total * share * jitter).astype(np.int64)
+        self.cpu[:, :, 3] = total - self.cpu.sum(axis=2)
+
+        self.block = np.zeros((h, len(schemas.BLOCK.events)), dtype=np.int64)
+        self.block[:] = (up * self.delta["block"][0] / cfg.interval).astype(np.int64)
+        self.numa = np.broadcast_to(
+            (up * self.delta["numa"][0] / cfg.interval)[:, None, :].astype(np.int64),
+            (h, m, len(schemas.NUMA.events)),
+        ).copy()
+        self.vm = (up * self.delta["vm"][0] / cfg.interval).astype(np.int64)
+        self.ps = (up * self.delta["ps"][0] / cfg.interval).astype(np.int64)
+        self.net = np.zeros((h, len(NET_DEVICES), len(schemas.NET.events)), dtype=np.int64)
+        self._advance_net(np.zeros(h, dtype=np.int64), up[:, 0])
+        self._history_ib(up[:, 0])
+        self._wrap_rd_ticks()
+
+    def _history_ib(self, up: np.ndarray) -> None:
+        """IPoIB traffic of the jobs before the range (~0.5 MB/s on average)."""
+        ev = schemas.NET.names
+        for name, rate in (("rx_bytes", 2.5e5), ("tx_bytes", 2.5e5), ("rx_packets", 60.0),
+                           ("tx_packets", 60.0)):  # fmt: skip
+            self.net[:, 2, ev.index(name)] += (up * rate).astype(np.int64)
+
+    def _wrap_rd_ticks(self) -> None:
+        """Start the wrap host's rd_ticks so it passes 2^32 half-way through."""
+        w = self.plan.hosts.index(self.plan.wrap_host)
+        col = _col(schemas.BLOCK, "rd_ticks")
+        growth = int(self.delta["block"][self.grid.interval_prof[1:, w], col].sum())
+        self.block[w, col] = WRAP - max(1, growth // 2)
+
+    def _advance_net(self, prof: np.ndarray, seconds: np.ndarray) -> None:
+        """Add ``seconds`` of profile ``prof`` traffic, with ±0.4 % noise, to net."""
+        ev = schemas.NET.names
+        rx, tx = ev.index("rx_bytes"), ev.index("tx_bytes")
+        rxp, txp, mc = ev.index("rx_packets"), ev.index("tx_packets"), ev.index("multicast")
+        noise = 1 + 0.008 * (self.rng.random(len(prof)) - 0.5)
+        total = np.rint(self.prof.net[prof] * seconds * noise).astype(np.int64)
+        background = np.rint(BACKGROUND_NET * seconds * noise).astype(np.int64)
+        ib = ((total - background) * IB_SHARE).astype(np.int64)
+        eth = total - ib
+        lo = (self.prof.lo[prof] * seconds).astype(np.int64)
+        for d, (nbytes, per_packet) in enumerate(((lo * 2, 2000), (eth, 900), (ib, 4096))):
+            r = nbytes * 11 // 20
+            self.net[:, d, rx] += r
+            self.net[:, d, tx] += nbytes - r
+            self.net[:, d, rxp] += r // per_packet + (r > 0)
+            self.net[:, d, txp] += (nbytes - r) // per_packet + (nbytes > r)
+        self.net[:, 1, mc] += (seconds // 30).astype(np.int64)
+
+    def advance(self, k: int) -> None:
+        """Counters from sample k-1 to sample k."""
+        ip = self.grid.interval_prof[k]
+        f = self.cfg.interval * 100
+        c = self.cfg.cpus_per_node
+        busy = np.clip(self.prof.busy_ticks[ip][:, None] - np.arange(c) * f, 0, f)
+        system = (busy * self.rng.uniform(0.02, 0.04, busy.shape)).astype(np.int64)
+        irq, softirq = busy // 500, busy // 200
+        rest = f - busy
+        iowait = (rest * self.rng.uniform(0, 0.004, busy.shape)).astype(np.int64)
+        self.cpu += np.stack(
+            [busy - system - irq - softirq, busy * 0, system, rest - iowait, iowait, irq, softirq],
+            axis=2,
+        )
+        self.block += self.delta["block"][ip]
+        self.numa += self.delta["numa"][ip][:, None, :]
+        self.vm += self.delta["vm"][ip]
+        self.ps += self.delta["ps"][ip]
+        self._advance_net(ip, np.full(len(ip), float(self.cfg.interval)))
+
+    def gauges(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """mem rows (h, numa, events) and ps gauges (h, 5) at sample k."""
+        sp = self.grid.sample_prof[k]
+        h, m = len(sp), self.cfg.numa_nodes
+        ev = schemas.MEM.names
+        mem = np.zeros((h, m, len(ev)), dtype=np.int64)
+        proc = self.prof.proc_kb[sp][:, None] // m + np.zeros((h, m), dtype=np.int64)
+        proc[:, 0] += self.prof.proc_kb[sp] - proc.sum(axis=1)
+        proc = (proc * (1 + 0.002 * (self.rng.random((h, m)) - 0.5))).astype(np.int64)
+        total = self.cfg.mem_per_node_bytes // 1024 // m
+        file_pages = (self.prof.cache_kb[sp] // m)[:, None] * (1 + 0.01 * self.rng.random((h, m)))
+        file_pages = file_pages.astype(np.int64)
+        slab = np.int64(self.cfg.mem_per_node_bytes * SLAB_SHARE / 1024 / m)
+        page_tables = proc // 400
+        anon = proc - page_tables
+        used = anon + page_tables + file_pages + slab  # MemUsed - FilePages - Slab = proc
+        active = (anon + file_pages) * 3 // 5
+        for name, values in (
+            ("MemTotal", total), ("MemFree", total - used), ("MemUsed", used),
+            ("Active", active), ("Inactive", anon + file_pages - active),
+            ("Dirty", self.rng.integers(0, 400, (h, m))), ("FilePages", file_pages),
+            ("Mapped", file_pages // 4), ("AnonPages", anon), ("PageTables", page_tables),
+            ("Slab", slab), ("AnonHugePages", anon // 2 // 2048 * 2048),
+        ):  # fmt: skip
+            mem[:, :, ev.index(name)] = values
+        b = self.prof.busy[sp]
+        load = b[:, None] * 100 * (1 + 0.02 * (self.rng.random((h, 3)) - 0.5))
+        running = np.ceil(b).astype(np.int64) + 1
+        threads = 480 + 4 * np.ceil(b).astype(np.int64)
+        return mem, np.column_stack([np.rint(load).astype(np.int64), running, threads])
+
+
+def _header(cfg: DemoConfig, host: str, uptime: int) -> Header:
+    return Header(
+        properties={
+            "tacc_stats": schemas.FORMAT_VERSION,
+            "hostname": host,
+            "uname": UNAME,
+            "uptime": str(uptime),
+        },
+        schemas=dict(schemas.ALL),
+    )
+
+
+def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[DemoMessage]:
+    """Every host's samples, in time order (all hosts at t, then t+interval...).
+
+    Each message is one sample; a host's first message and its first after
+    each UTC midnight start with a header (daily rotation).
+    """
+    plan = plan or make_plan(cfg)
+    state = _Cluster(cfg, plan)
+    hosts, jobs, grid = plan.hosts, plan.jobs, state.grid
+    jobids = [j.jobid for j in jobs]
+    cpu_names = [str(i) for i in range(cfg.cpus_per_node)]
+    numa_names = [str(i) for i in range(cfg.numa_nodes)]
+    w32 = {t: [i for i, e in enumerate(s.events) if e.width == 32] for t, s in schemas.ALL.items()}
+    ps_counters = [i for i, e in enumerate(schemas.PS.events) if e.cumulative]
+    start_us = round(cfg.start.timestamp() * 1e6)
+    headers: list[Header | None] = [None] * len(hosts)
+    last_day = [-1] * len(hosts)
+    for k in range(cfg.samples):
+        if k:
+            state.advance(k)
+        mem, ps_gauges = state.gauges(k)
+        block = state.block.copy()
+        block[:, w32["block"]] %= WRAP
+        ps = np.concatenate([state.ps[:, ps_counters], ps_gauges], axis=1)
+        cpu_l, block_l, mem_l = state.cpu.tolist(), block.tolist(), mem.tolist()
+        net_l, numa_l, ps_l, vm_l = (
+            state.net.tolist(), state.numa.tolist(), ps.tolist(), state.vm.tolist()
+        )  # fmt: skip
+        stamps = (start_us + k * cfg.interval * 1_000_000 + state.offset_us).tolist()
+        job_k, begin_k, end_k = grid.job[k].tolist(), grid.begin[k].tolist(), grid.end[k].tolist()
+        for i, host in enumerate(hosts):
+            us = stamps[i]
+            day = us // 86_400_000_000
+            fresh = day != last_day[i]
+            if fresh:
+                last_day[i] = day
+                headers[i] = _header(cfg, host, int(us / 1e6 - state.boot[i]))
+            marks = [f"seq {k + 1}"]
+            if begin_k[i] >= 0:
+                marks.append(f"begin {jobids[begin_k[i]]}")
+            if end_k[i] >= 0:
+                marks.append(f"end {jobids[end_k[i]]}")
+            sample = Sample(
+                time=us / 1e6,
+                jobid=jobids[job_k[i]] if job_k[i] >= 0 else "-",
+                host=host,
+                header=headers[i],  # type: ignore[arg-type]
+                rows={
+                    "block": {BLOCK_DEVICE: block_l[i]},
+                    "cpu": dict(zip(cpu_names, cpu_l[i], strict=True)),
+                    "mem": dict(zip(numa_names, mem_l[i], strict=True)),
+                    "net": dict(zip(NET_DEVICES, net_l[i], strict=True)),
+                    "numa": dict(zip(numa_names, numa_l[i], strict=True)),
+                    "ps": {"-": ps_l[i]},
+                    "vm": {"-": vm_l[i]},
+                },
+                marks=marks,
+                time_text=f"{us // 1_000_000}.{us % 1_000_000:06d}",
+            )
+            text = write_sample(sample)
+            if fresh:
+                text = write_header(headers[i]) + "\n" + text  # type: ignore[arg-type]
+            yield DemoMessage(host=host, time=us / 1e6, text=text, sample_count=1)
+
+
+def _accounting_row(job: DemoJob) -> dict[str, object]:
+    node_mib = job.req_mem_bytes // job.nnodes // 2**20
+    state = "CANCELLED by 20113" if job.state == "CANCELLED" else job.state
+    return {
+        "JobID": job.jobid, "JobIDRaw": job.jobid, "User": job.user, "Account": job.account,
+        "Partition": job.partition, "QOS": job.qos, "JobName": job.jobname, "State": state,
+        "ExitCode": job.exit_code, "Submit": job.submit, "Start": job.start, "End": job.end,
+        "Elapsed": format_duration(job.elapsed_s), "Timelimit": format_duration(job.timelimit_s),
+        "NNodes": job.nnodes, "NCPUS": job.ncpus, "ReqMem": f"{node_mib}M",
+        "AllocTRES": f"billing={job.ncpus},cpu={job.ncpus},mem={node_mib * job.nnodes}M,"
+                     f"node={job.nnodes}",
+        "NodeList": list(job.hosts),
+    }  # fmt: skip
+
+
+def accounting_days(cfg: DemoConfig) -> list[date]:
+    """UTC days the range's samples fall on, one dump file each."""
+    first = cfg.start.astimezone(UTC).date()
+    last = cfg.time_at(cfg.samples - 1).astimezone(UTC).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def accounting_files(cfg: DemoConfig, plan: DemoPlan | None = None) -> dict[str, str]:
+    """``{"YYYY-MM-DD": dump}``: each day lists the jobs that ended that day.
+
+    Jobs still running at the range's end are in the last day's file as
+    RUNNING with End ``Unknown``, as a dump taken then would show them.
+    """
+    plan = plan or make_plan(cfg)
+    days = accounting_days(cfg)
+    by_day: dict[date, list[DemoJob]] = {d: [] for d in days}
+    for job in plan.jobs:
+        day = days[-1] if job.end is None else job.end.astimezone(UTC).date()
+        by_day[day].append(job)
+    far = datetime.max.replace(tzinfo=UTC)
+    return {
+        d.isoformat(): format_accounting(
+            _accounting_row(j)
+            for j in sorted(jobs, key=lambda j: (j.end or far, int(j.jobid)))
+        )
+        for d, jobs in by_day.items()
+    }
+
+
+def expected_messages(cfg: DemoConfig) -> int:
+    """How many messages :func:`iter_messages` yields (hosts x samples)."""
+    return cfg.nodes * cfg.samples
+

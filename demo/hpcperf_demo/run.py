@@ -1,0 +1,228 @@
+"""``hpcperf demo``: the demo cluster end to end, on one machine.
+
+1. database: ``HPCPERF_DATABASE_URL`` or the embedded PostgreSQL;
+2. broker: ``HPCPERF_AMQP_URL`` if it answers, else a private RabbitMQ node
+   (installed from Debian when missing); without one the samples are
+   archived directly and the run says so;
+3. the demo cluster's samples are published one message per sample and its
+   accounting dumps dropped into the accounting directory;
+4. Dagster (``dagster dev``: webserver and daemon) runs the sensors, which
+   drain the queue and materialise every asset; progress is printed until
+   every finished job has its metrics;
+5. the Panel dashboards are served and the URLs printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psycopg
+
+from hpcperf_demo import rabbitmq
+from hpcperf_demo.cluster import DemoConfig
+from hpcperf_demo.generate import accounting_files, expected_messages, iter_messages
+from hpcperfstats.config import env as config_env
+from hpcperfstats.config import is_set, settings
+from hpcperfstats.db.connect import database_url
+from hpcperfstats.db.schema import ensure_schema
+from hpcperfstats.ingest.drain import queue_depth, store_messages
+from hpcperfstats.ingest.pending import Pending
+from hpcperfstats.ingest.publish import publish_messages
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def say(msg: str) -> None:
+    print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def broker_url(home: Path) -> str | None:
+    """A reachable broker: the one ``HPCPERF_AMQP_URL`` names, or a private node.
+
+    A broker merely found on the default port may be another checkout's
+    demo or a system one: without ``HPCPERF_AMQP_URL`` the demo always runs
+    its own node (which checks that a broker on its port is itself, and
+    moves to a free port, printed and remembered, when it is not).
+    """
+    url = settings().amqp_url
+    parsed = urlparse(url)
+    if is_set("AMQP_URL"):
+        if _port_open(parsed.hostname or "127.0.0.1", parsed.port or 5672):
+            return url
+        if parsed.hostname not in ("127.0.0.1", "localhost"):
+            say(f"broker {parsed.hostname} not reachable")
+            return None
+    try:
+        rabbitmq.ensure_installed()
+        base = home / "rabbitmq"
+        if not rabbitmq.reachable_by_others(base):  # the broker runs as user 'rabbitmq'
+            base = Path(tempfile.mkdtemp(prefix="hpcperf-demo-rabbit-"))
+            base.chmod(0o755)
+        node = rabbitmq.node(base, parsed.port or 5672, name="hpcperfdemo")
+        say(f"starting a private RabbitMQ node under {base}")
+        node.start()
+        say(f"RabbitMQ node {node.nodename} on 127.0.0.1:{node.port}")
+        return node.url
+    except Exception as exc:  # no broker possible: still run, without the queue
+        say(f"RabbitMQ unavailable ({exc}); archiving samples directly")
+        return None
+
+
+def publish(url: str, queue: str, cfg: DemoConfig) -> int:
+    total = expected_messages(cfg)
+    return publish_messages(
+        url, queue, (m.text.encode() for m in iter_messages(cfg)),
+        progress=lambda sent: say(f"published {sent}/{total} samples to queue {queue!r}"),
+    )
+
+def progress_line(conn: psycopg.Connection, url: str | None, queue: str) -> tuple[str, bool]:
+    cfg = settings()
+    depth = 0
+    if url:
+        try:
+            depth = queue_depth(url, queue)
+        except Exception:
+            depth = -1
+    pend_h = len(Pending(cfg.state_dir, "host_data").items())
+    pend_j = len(Pending(cfg.state_dir, "job_metrics").items())
+    rows, hosts = conn.execute("SELECT count(*), count(DISTINCT host) FROM host_data").fetchone()
+    finished, with_metrics = conn.execute(
+        "SELECT count(*) FILTER (WHERE end_time IS NOT NULL), "
+        "count(*) FILTER (WHERE end_time IS NOT NULL AND EXISTS ("
+        "  SELECT 1 FROM job_metrics m WHERE m.jobid = j.jobid)) FROM job_data j"
+    ).fetchone()
+    done = depth == 0 and pend_h == 0 and pend_j == 0 and finished > 0 and finished == with_metrics
+    line = (f"queue {depth} | pending hours {pend_h} | host_data {rows} rows / {hosts} hosts | "
+            f"jobs with metrics {with_metrics}/{finished} | pending job days {pend_j}")
+    return line, done
+
+
+def start(cmd: list[str], log: Path, env: dict) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(log, "ab"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="hpcperf demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=16)
+    parser.add_argument("--hours", type=int, default=24)
+    parser.add_argument("--start", default="2026-11-20T12:00:00+00:00")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dagster-port", type=int, default=3000)
+    parser.add_argument("--web-port", type=int, default=int(config_env("WEB_PORT")))
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait")
+    parser.add_argument("--exit-when-done", action="store_true",
+                        help="stop the servers once every asset is materialised")
+    args = parser.parse_args(argv)
+
+    cfg = settings()
+    home = cfg.home
+    home.mkdir(parents=True, exist_ok=True)
+    demo = DemoConfig(nodes=args.nodes, hours=args.hours, seed=args.seed,
+                      start=datetime.fromisoformat(args.start), cluster=cfg.cluster)
+    say(f"data directory {home}")
+    url = database_url(cfg)
+    with psycopg.connect(url) as conn:
+        info = ensure_schema(conn)
+    say(f"database {url} (timescaledb: {info['timescale']})")
+
+    interval = config_env("SENSOR_INTERVAL") if is_set("SENSOR_INTERVAL") else "5"
+    env = dict(os.environ, HPCPERF_HOME=str(home), HPCPERF_DATABASE_URL=url,
+               HPCPERF_SENSOR_INTERVAL=interval,
+               DAGSTER_HOME=str(home / "dagster"))
+    amqp = broker_url(home)
+    if amqp:
+        env["HPCPERF_AMQP_URL"] = amqp
+        os.environ["HPCPERF_AMQP_URL"] = amqp
+        say(f"demo cluster: {demo.nodes} nodes, {demo.hours} h at {demo.interval} s "
+            f"from {demo.start.isoformat()} -> RabbitMQ")
+        publish(amqp, cfg.queue, demo)
+    else:
+        result = store_messages((m.text.encode() for m in iter_messages(demo)),
+                                cfg.archive_dir, cfg.quarantine_dir, cfg.state_dir)
+        say(f"archived {result.samples} samples directly (no broker)")
+    cfg.accounting_dir.mkdir(parents=True, exist_ok=True)
+    for day, text in accounting_files(demo).items():
+        (cfg.accounting_dir / f"{day}.txt").write_text(text)
+    say(f"accounting dumps written to {cfg.accounting_dir}")
+
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    bin_dir = Path(sys.executable).parent
+    procs = [
+        start([str(bin_dir / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"),
+               "-h", "127.0.0.1", "-p", str(args.dagster_port)], home / "logs" / "dagster.log",
+              env),
+        start([sys.executable, "-m", "dashboards.serve"], home / "logs" / "web.log",
+              dict(env, HPCPERF_WEB_PORT=str(args.web_port))),
+    ]
+    say(f"Dagster UI starting at http://127.0.0.1:{args.dagster_port} "
+        f"(log {home / 'logs' / 'dagster.log'})")
+    try:
+        deadline = time.monotonic() + args.timeout
+        last = ""
+        with psycopg.connect(url, autocommit=True) as conn:
+            while True:
+                line, done = progress_line(conn, amqp, cfg.queue)
+                if line != last:
+                    say(line)
+                    last = line
+                if done:
+                    break
+                if any(p.poll() is not None for p in procs):
+                    say("a server exited; see the logs under " + str(home / "logs"))
+                    return 1
+                if time.monotonic() > deadline:
+                    say(f"not finished after {args.timeout:.0f} s")
+                    return 1
+                time.sleep(3)
+            jobid = conn.execute(
+                "SELECT j.jobid FROM job_data j JOIN job_metrics m USING (jobid) "
+                "WHERE m.metric = 'cpu_efficiency' AND m.value IS NOT NULL "
+                "ORDER BY j.nnodes DESC, j.jobid LIMIT 1").fetchone()
+        say("every asset is materialised")
+        say(f"Dagster UI:  http://127.0.0.1:{args.dagster_port}")
+        say(f"Dashboards:  http://127.0.0.1:{args.web_port}/jobs")
+        if jobid:
+            say(f"A job:       http://127.0.0.1:{args.web_port}/job?jobid={jobid[0]}")
+        if args.exit_when_done:
+            return 0
+        say("serving; press Ctrl-C to stop")
+        while all(p.poll() is None for p in procs):
+            time.sleep(2)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop(procs)

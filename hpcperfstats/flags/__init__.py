@@ -1,0 +1,1 @@
+"""Job flags: staff-written rules (data) evaluated over job metrics."""

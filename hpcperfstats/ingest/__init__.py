@@ -1,0 +1,1 @@
+"""Getting samples in: queue drain, archive import, publishing, bounded reading."""

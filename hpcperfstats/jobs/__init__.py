@@ -1,0 +1,1 @@
+"""Jobs: Slurm accounting, per-job series, metrics and coverage."""

@@ -1,0 +1,1 @@
+"""How results are shown to people: units, bars, advice; the terminal report."""

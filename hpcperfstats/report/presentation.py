@@ -1,0 +1,304 @@
+"""How numbers, bars and advice are shown to people: one place for ``hpcperf job``
+and the dashboards, so the terminal and the web never say different things.
+
+The database stores SI base units (``B``, ``B/s``, ``s``, ``1``) so that sums
+and ratios stay simple; people read GiB, MB/s, percent and hours. Memory
+uses binary prefixes (it is allocated in GiB), bandwidth decimal ones (that
+is how networks and disks are rated). Unit ``1`` is a share (efficiency,
+coverage: shown in percent) unless the metric is a ratio of two amounts
+(:data:`RATIOS`: "10,342x requested", never "1034174.4 %").
+
+Advice comes in two forms, both here: a sentence per flag category
+(:func:`advice`, for the job page) and the ``#SBATCH`` lines to change
+(:func:`sbatch_advice`), which always change something, in the direction
+the flag says, in the form the job was submitted with (``--cpus-per-task``
+or ``--ntasks``, ``--mem`` or ``--mem-per-cpu``, from sacct's SubmitLine).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+
+from hpcperfstats.jobs.accounting import format_duration
+
+GiB = 2**30
+BAR = 20
+#: Head-room the advice adds on top of what the job used.
+MEM_HEADROOM = 1.25
+TIME_HEADROOM = 1.5
+CORE_HEADROOM = 1.2
+#: Metrics of unit ``1`` that are ratios of two amounts, with what follows "x".
+RATIOS: dict[str, str] = {
+    "mem_requested_ratio": "requested",
+    "time_limit_ratio": "the run time",
+}
+
+_BINARY = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+_DECIMAL_RATE = ["B/s", "kB/s", "MB/s", "GB/s", "TB/s"]
+_SI_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+# How each stored unit is drawn on a plot axis: (divide by, axis unit).
+_PLOT_SCALE: dict[str, tuple[float, str]] = {
+    "B": (2.0**30, "GiB"),
+    "B/s": (1e6, "MB/s"),
+    "cores": (1.0, "cores"),
+    "s/s": (1.0, "cores"),
+    "1": (0.01, "%"),
+}
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _scaled(value: float, base: float, names: list[str]) -> str:
+    index = 0
+    while abs(value) >= base and index < len(names) - 1:
+        value /= base
+        index += 1
+    digits = 0 if index == 0 else (2 if abs(value) < 10 else 1)
+    return f"{value:.{digits}f} {names[index]}"
+
+
+def _si(value: float, unit: str) -> str:
+    for scale, prefix in _SI_PREFIXES:
+        if abs(value) >= scale:
+            return f"{value / scale:.1f} {prefix}{unit}"
+    return f"{value:.1f} {unit}"
+
+
+def duration(seconds: float | None) -> str:
+    """``3h 05m`` style; days for long jobs, seconds only for short ones."""
+    if _missing(seconds):
+        return "—"
+    total = int(round(seconds))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h {minutes:02d}m"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+#: sacct's and ``--time``'s ``[D-]HH:MM:SS``; None -> ``UNLIMITED`` (the accounting
+#: format's own writer, so advice prints what sbatch and the parser read)
+slurm_duration = format_duration
+
+
+def ratio(value: float, what: str = "") -> str:
+    """``10,342x requested``: a ratio of two amounts, never a percentage."""
+    digits = 0 if abs(value) >= 10 else (1 if abs(value) >= 1 else 2)
+    return f"{value:,.{digits}f}x {what}".rstrip()
+
+
+def human(value: float | None, unit: str | None) -> str:
+    """A stored value with its unit, as a person would write it."""
+    if _missing(value):
+        return "—"
+    unit = unit or ""
+    if unit == "B":
+        return _scaled(float(value), 1024.0, _BINARY)
+    if unit == "B/s":
+        return _scaled(float(value), 1000.0, _DECIMAL_RATE)
+    if unit == "1":
+        return f"{100.0 * value:.1f} %"
+    if unit == "s":
+        return duration(value)
+    if unit in ("cores", "s/s"):
+        return f"{value:.2f} cores"
+    if unit in ("1/s", "Hz"):
+        return _si(float(value), "/s" if unit == "1/s" else "Hz")
+    if unit == "nodes":
+        return f"{value:.0f}"
+    if unit == "W":
+        return f"{value:.0f} W"
+    if unit == "J":
+        return f"{value / 3.6e6:.2f} kWh"
+    return f"{value:.4g} {unit}".rstrip()
+
+
+def metric_text(metric: str, value: float | None, unit: str | None) -> str:
+    """A metric's value as shown everywhere: ratios as ``Nx ...``, the rest by unit."""
+    if not _missing(value) and metric in RATIOS:
+        return ratio(float(value), RATIOS[metric])
+    return human(value, unit)
+
+
+def source_note(source: str | None) -> str:
+    """What a metric's ``source`` means for the reader ('' when nothing to add)."""
+    if source == "node (shared)":
+        return ("node totals of a node other jobs used at the same time: includes their "
+                "work; not flagged")
+    if source == "node":
+        return "node totals"
+    if source == "cgroup":
+        return "the job's own cgroup"
+    return ""
+
+
+def bar(fraction: float) -> str:
+    """``[#####---------------]``: a fraction of an allocation, clipped to 0..1."""
+    filled = round(max(0.0, min(1.0, fraction)) * BAR)
+    return "[" + "#" * filled + "-" * (BAR - filled) + "]"
+
+
+def plot_scale(unit: str | None) -> tuple[float, str]:
+    """Divisor and axis label that put a stored unit on a readable scale."""
+    return _PLOT_SCALE.get(unit or "", (1.0, unit or ""))
+
+
+def coverage_text(present: int, expected: int, extra: int = 0) -> str:
+    """``7 of 7 (+2 begin/end)``: extra samples are named, never counted over 100 %."""
+    more = f" (+{extra} begin/end)" if extra else ""
+    return f"{present} of {expected}{more}"
+
+
+# --- advice -------------------------------------------------------------------
+
+ADVICE: dict[str, str] = {
+    "memory": "Set #SBATCH --mem close to what the job used, plus a safety margin: too little "
+              "and the job is killed, too much and it waits longer to start.",
+    "time": "Set #SBATCH --time close to the real run time, with a margin: shorter limits "
+            "start sooner, too short a limit stops the job before it finishes.",
+    "cores": "Request fewer cores (#SBATCH --ntasks / --cpus-per-task), or make sure the "
+             "program runs in parallel (threads, MPI ranks, OMP_NUM_THREADS).",
+    "nodes": "Request fewer nodes (#SBATCH --nodes), or check that srun/mpirun starts work "
+             "on every node.",
+    "gpus": "Check that the code uses the GPU (CUDA_VISIBLE_DEVICES, the framework's device "
+            "setting), or do not request one (#SBATCH --gpus).",
+    "lustre_metadata_storm": "Keep many small files on node-local disk ($TMPDIR) or pack "
+                             "them into fewer, larger files.",
+    "load_imbalance": "Spread the work evenly over the nodes (domain decomposition, "
+                      "task sizes) so none waits for the others.",
+}
+
+
+def advice(flag: str, category: str | None = None) -> str:
+    """Advice by the rule's category, else by the flag's name, else none."""
+    return ADVICE.get(category or "", "") or ADVICE.get(flag, "")
+
+
+_OPTION = re.compile(r"(?:^|\s)(--[a-z-]+|-[a-zA-Z])(?:[=\s]+(\S+))?")
+
+
+def submitted_options(submit_line: str | None) -> dict[str, str]:
+    """Long option -> value from sacct's SubmitLine (``-c 4`` -> ``--cpus-per-task``).
+
+    Only the command line is known: options set by ``#SBATCH`` lines in the
+    script are not in it, so the form falls back to what the request implies.
+    """
+    short = {"-c": "--cpus-per-task", "-n": "--ntasks", "-N": "--nodes", "-t": "--time",
+             "-G": "--gpus"}
+    out: dict[str, str] = {}
+    for name, value in _OPTION.findall(submit_line or ""):
+        out[short.get(name, name)] = value
+    return out
+
+
+def _time_step(seconds: float) -> int:
+    """Round limits to 1 min under half an hour, 5 min under two hours, 15 min above
+    (what people type)."""
+    return 60 if seconds < 1800 else (300 if seconds < 7200 else 900)
+
+
+def _cores_advice(job: Mapping, busy: float, opts: Mapping[str, str]) -> dict | None:
+    ncpus = job.get("ncpus") or 0
+    nodes = max(1, job.get("nnodes") or 1)
+    if opts.get("--cpus-per-task", "").isdigit():
+        was = max(1, int(opts["--cpus-per-task"]))
+        tasks = max(1, ncpus // was)
+        want = max(1, math.ceil(busy * CORE_HEADROOM / tasks))
+        option = "--cpus-per-task"
+    else:
+        was = ncpus // nodes if "--ntasks-per-node" in opts else ncpus
+        per = nodes if "--ntasks-per-node" in opts else 1
+        want = max(1, math.ceil(busy * CORE_HEADROOM / per))
+        option = "--ntasks-per-node" if "--ntasks-per-node" in opts else "--ntasks"
+    if want >= was:
+        return None
+    return {"kind": "cores", "line": f"#SBATCH {option}={want}",
+            "why": f"was {was}; {busy:.1f} of {ncpus} cores busy on average"}
+
+
+def _memory_advice(job: Mapping, hwm: float, frac: float | None, opts: Mapping[str, str],
+                   grow: bool) -> dict | None:
+    nodes = max(1, job.get("nnodes") or 1)
+    per_node = (job.get("req_mem_bytes") or 0) / nodes
+    node_mem = hwm / frac if frac else math.inf
+    want = hwm * MEM_HEADROOM
+    if grow and want > node_mem:  # more than a node holds: all of it, or spread the data
+        return {"kind": "memory", "line": "#SBATCH --mem=0",
+                "why": f"all of the node ({node_mem / GiB:.0f}G); peak use "
+                       f"{hwm / GiB:.1f}G leaves no head-room: or more nodes / a "
+                       "large-memory partition"}
+    if "--mem-per-cpu" in opts and job.get("ncpus"):
+        cpus = max(1, (job.get("ncpus") or 1) // nodes)
+        want_each = max(1, math.ceil(want / cpus / 2**20 / 256) * 256)  # MiB, 256 steps
+        was_each = per_node / cpus / 2**20
+        if (want_each < was_each) != grow and abs(want_each - was_each) >= 1:
+            return {"kind": "memory", "line": f"#SBATCH --mem-per-cpu={want_each}M",
+                    "why": f"was {was_each:.0f}M per CPU; peak use {hwm / GiB:.1f}G per node"}
+        return None
+    want_g = max(1, math.ceil(want / GiB))
+    if (want_g * GiB < per_node) == grow or abs(want_g * GiB - per_node) < GiB / 2:
+        return None
+    return {"kind": "memory", "line": f"#SBATCH --mem={want_g}G",
+            "why": f"per node; was {per_node / GiB:.1f}G, peak use {hwm / GiB:.1f}G"}
+
+
+def _time_advice(job: Mapping, run: float, raise_it: bool) -> dict | None:
+    limit = job.get("timelimit_s")
+    if not limit:
+        return None
+    if raise_it:  # the job hit its limit: how long it needs is unknown, ask for more
+        step = _time_step(limit * 2)
+        want = math.ceil(limit * 2 / step) * step
+        why = f"was {slurm_duration(limit)}; the job reached it and was stopped"
+    else:
+        step = _time_step(run * TIME_HEADROOM)
+        want = max(step, math.ceil(run * TIME_HEADROOM / step) * step)
+        why = f"was {slurm_duration(limit)}; ran {slurm_duration(int(run))}"
+        if want >= limit:
+            return None
+    return {"kind": "time", "line": f"#SBATCH --time={slurm_duration(want)}", "why": why}
+
+
+def sbatch_advice(job: Mapping, values: Mapping[str, float | None],
+                  flags: Sequence[Mapping], run_s: float | None) -> list[dict]:
+    """The ``#SBATCH`` lines to change, one per advice kind of the flags that fired.
+
+    ``job``: job_data fields (ncpus, nnodes, ngpus, req_mem_bytes, timelimit_s,
+    submit_line); ``values``: metric -> value. A line that would not change the
+    request, or would move it against the flag, is left out.
+    """
+    kinds = {f["advice"]: f["flag"] for f in flags if f.get("advice")}
+    opts = submitted_options(job.get("submit_line"))
+    out = []
+    nnodes = job.get("nnodes") or 1
+    idle = values.get("idle_nodes")
+    if "nodes" in kinds and idle and nnodes - int(idle) >= 1:
+        out.append({"kind": "nodes", "line": f"#SBATCH --nodes={nnodes - int(idle)}",
+                    "why": f"was {nnodes}: {int(idle)} node(s) did no work"})
+    eff = values.get("cpu_efficiency")
+    if "cores" in kinds and eff is not None and job.get("ncpus"):
+        out.append(_cores_advice(job, eff * job["ncpus"], opts))
+    hwm = values.get("mem_hwm_bytes")
+    if "memory" in kinds and hwm:
+        grow = kinds["memory"] == "memory_near_limit"
+        out.append(_memory_advice(job, hwm, values.get("mem_hwm_fraction"), opts, grow))
+    if "time" in kinds and run_s:
+        out.append(_time_advice(job, run_s, kinds["time"] == "time_limit_reached"))
+    util, ngpus = values.get("gpu_util"), job.get("ngpus") or 0
+    if "gpus" in kinds and util is not None and ngpus:
+        want = math.ceil(ngpus * util * 2) if util > 0 else 0
+        if want < ngpus:
+            out.append({"kind": "gpus", "line": f"#SBATCH --gpus={want}",
+                        "why": f"was {ngpus}; used {util:.0%} on average"
+                               + ("" if want else ": use a CPU partition")})
+    return [a for a in out if a]

@@ -1,0 +1,179 @@
+"""``hpcperf job <jobid>``: one terminal screen telling a researcher how their job ran.
+
+In the spirit of Princeton's ``jobstats``: the job's facts, each measured
+number next to what was allocated (with a bar), the data coverage, the flags
+in plain words, and the ``#SBATCH`` lines to change with the numbers. It
+reads the tables the pipeline wrote (job_data, job_metrics, job_coverage,
+job_flags): the same database the dashboards read. ``--json`` gives the same
+content to scripts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+
+import psycopg
+
+from hpcperfstats.jobs.metrics import METRICS
+from hpcperfstats.report.presentation import (
+    BAR,
+    GiB,
+    bar,
+    coverage_text,
+    metric_text,
+    sbatch_advice,
+    source_note,
+)
+from hpcperfstats.report.presentation import slurm_duration as format_duration
+
+_JOB = ("jobid", "jobid_raw", "username", "account", "partition", "qos", "jobname", "state",
+        "exit_code", "submit_time", "start_time", "end_time", "elapsed_s", "timelimit_s",
+        "nnodes", "ncpus", "req_mem_bytes", "ngpus", "nodelist", "req_cpus", "req_tres",
+        "submit_line")  # fmt: skip
+
+
+def load_report(conn: psycopg.Connection, jobid: str) -> dict | None:
+    """Everything the report shows, as plain JSON-able data; None if no such job."""
+    cols = ", ".join(_JOB)
+    row = conn.execute(f"SELECT {cols} FROM job_data WHERE jobid = %s OR jobid_raw = %s "
+                       "ORDER BY jobid = %s DESC LIMIT 1", (jobid, jobid, jobid)).fetchone()
+    if row is None:
+        return None
+    job = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in zip(_JOB, row,
+                                                                                 strict=True)}
+    jid = job["jobid"]
+    metrics = {
+        m: {"value": v, "unit": u, "reason": r, "source": s,
+            "label": METRICS[m].label if m in METRICS else m}
+        for m, v, u, r, s in conn.execute(
+            "SELECT metric, value, unit, reason, source FROM job_metrics WHERE jobid = %s "
+            "ORDER BY metric", (jid,))
+    }
+    hosts = [
+        {"host": h, "fraction": f, "expected": e, "present": p, "extra": x, "gaps": g}
+        for h, f, e, p, x, g in conn.execute(
+            "SELECT host, fraction, expected, present, extra, gaps FROM job_coverage "
+            "WHERE jobid = %s ORDER BY host", (jid,))
+    ]
+    expected = sum(h["expected"] or 0 for h in hosts)
+    coverage = {
+        "fraction": (sum(h["present"] or 0 for h in hosts) / expected) if expected else None,
+        "present": sum(h["present"] or 0 for h in hosts),
+        "expected": expected,
+        "extra": sum(h["extra"] or 0 for h in hosts),
+        "hosts": hosts,
+    }
+    flags = [
+        {"flag": f, "value": v, "threshold": t, "message": m, "advice": a, "rule_version": rv}
+        for f, v, t, m, a, rv in conn.execute(
+            "SELECT flag, value, threshold, message, advice, rule_version FROM job_flags "
+            "WHERE jobid = %s ORDER BY flag", (jid,))
+    ]
+    report = {"job": job, "metrics": metrics, "coverage": coverage, "flags": flags}
+    report["advice"] = advice(report)
+    return report
+
+
+def _value(report: dict, metric: str) -> float | None:
+    return (report["metrics"].get(metric) or {}).get("value")
+
+
+def _run_s(job: dict) -> float | None:
+    if job["start_time"] and job["end_time"]:
+        start, end = (datetime.fromisoformat(job[k]) for k in ("start_time", "end_time"))
+        return (end - start).total_seconds()
+    return job["elapsed_s"]
+
+
+def advice(report: dict) -> list[dict]:
+    """The #SBATCH lines to change (see ``presentation.sbatch_advice``)."""
+    values = {m: v.get("value") for m, v in report["metrics"].items()}
+    return sbatch_advice(report["job"], values, report["flags"], _run_s(report["job"]))
+
+
+def render_text(report: dict) -> str:
+    """The one-screen text report."""
+    job, m = report["job"], report["metrics"]
+    run = _run_s(job)
+    start = (job["start_time"] or "not started")[:16].replace("T", " ")
+    end = (job["end_time"] or "running")[:16].replace("T", " ")
+    lines = [
+        f"Job {job['jobid']} ({job['jobname']})  user {job['username']}  account "
+        f"{job['account']}  partition {job['partition']}",
+        f"State {job['state']} (exit {job['exit_code']})  nodes {job['nnodes']} "
+        f"({job['nodelist']})  cores {job['ncpus']}  GPUs {job['ngpus'] or 0}",
+        f"Start {start} UTC  end {end} UTC  ran "
+        f"{format_duration(int(run)) if run else '-'} of {format_duration(job['timelimit_s'])}",
+        "",
+    ]
+
+    def row(label: str, fraction: float | None, text: str) -> None:
+        shown = bar(fraction) if fraction is not None else " " * (BAR + 2)
+        lines.append(f"  {label:<22} {shown} {text}")
+
+    def missing(metric: str) -> str:
+        return f"n/a ({(m.get(metric) or {}).get('reason') or 'not computed'})"
+
+    eff = _value(report, "cpu_efficiency")
+    src = (m.get("cpu_efficiency") or {}).get("source")
+    row("CPU efficiency", eff, missing("cpu_efficiency") if eff is None else
+        f"{eff:5.0%}  {eff * (job['ncpus'] or 0):.1f} of {job['ncpus']} cores busy ({src})")
+    if src == "node (shared)":
+        lines.append(f"  {'':<22} {'':<{BAR + 2}} ({source_note(src)})")
+    frac, hwm = _value(report, "mem_hwm_fraction"), _value(report, "mem_hwm_bytes")
+    req = (job["req_mem_bytes"] or 0) / max(1, job["nnodes"] or 1)
+    row("Memory (peak node)", frac, missing("mem_hwm_bytes") if hwm is None else
+        f"{frac or 0:5.0%}  {hwm / GiB:.1f} GiB of node; requested {req / GiB:.1f} GiB/node")
+    if run and job["timelimit_s"]:
+        used = run / job["timelimit_s"]
+        row("Time limit used", used, f"{used:5.0%}  {format_duration(int(run))} of "
+            f"{format_duration(job['timelimit_s'])}")
+    util = _value(report, "gpu_util")
+    row("GPU utilisation", util, missing("gpu_util") if util is None else f"{util:5.0%}")
+    cov = report["coverage"]["fraction"]
+    hosts = report["coverage"]["hosts"]
+    gaps = sum(len(h["gaps"] or []) for h in hosts)
+    counts = coverage_text(report["coverage"].get("present", 0),
+                           report["coverage"].get("expected", 0),
+                           report["coverage"].get("extra", 0))
+    row("Data coverage", cov, "no data" if cov is None else
+        f"{cov:5.0%}  {counts} samples on {len(hosts)} node(s), {gaps} gap(s)")
+    lines.append("")
+    shown = ("cpu_cores_avg", "idle_nodes", "cpu_imbalance", "mem_requested_ratio",
+             "time_limit_ratio", "net_bw_avg", "ib_bw_avg", "lustre_read_bw_avg",
+             "lustre_write_bw_avg", "lustre_md_ops_avg", "block_bw_avg", "flops_avg",
+             "mem_bw_avg", "gpu_mem_hwm_bytes", "power_avg_w", "energy_j")
+    cells = [f"{METRICS[k].label}: {metric_text(k, m[k]['value'], m[k]['unit'])}"
+             for k in shown if k in m and m[k]["value"] is not None]
+    lines += [f"  {c}" for c in cells]
+    lines.append("")
+    if report["flags"]:
+        lines.append("What to look at:")
+        lines += [f"  ! {f['message']}" for f in report["flags"]]
+    else:
+        lines.append("No problems found.")
+    if report["advice"]:
+        lines += ["", "Next time, change these lines in your job script:"]
+        lines += [f"  {a['line']:<28} # {a['why']}" for a in report["advice"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hpcperf job", description=__doc__.split("\n")[0])
+    parser.add_argument("jobid")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--database-url", default=None, help="default: HPCPERF_DATABASE_URL")
+    args = parser.parse_args(argv)
+    from hpcperfstats.db.connect import connect
+
+    with connect(args.database_url) as conn:
+        report = load_report(conn, args.jobid)
+    if report is None:
+        print(f"hpcperf job: no job {args.jobid!r} in the accounting data", file=sys.stderr)
+        return 1
+    sys.stdout.write(json.dumps(report, indent=1, default=str) + "\n" if args.json
+                     else render_text(report))
+    return 0
