@@ -52,7 +52,9 @@ async def _pull(url: str, origin: str, headers: dict[str, str], token: str) -> s
         header = json.loads(await conn.read_message())
         _metadata, content = await conn.read_message(), await conn.read_message()
         assert header["msgtype"] == "PULL-DOC-REPLY", header
-        return content
+        # Binary arrays travel base64-encoded; their letters are noise that a
+        # test's "this host name is absent" check could match by chance.
+        return re.sub(r'"__ndarray__":"[A-Za-z0-9+/=]*"', '"__ndarray__":""', content)
     finally:
         conn.close()
 

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -65,9 +66,17 @@ def test_next_tick_aligns_to_wall_clock():
 def test_daemon_aligns_and_stops_on_sigterm(tree4: Path, tmp_path: Path, start_monitor):
     proc = start_monitor("--stdout", "--interval", "1", "--root", str(tree4),
                          "--state-dir", str(tmp_path), "--collectors", "ps")
-    time.sleep(2.6)
+    lines: list[str] = []  # read as it comes: a loaded machine starts the monitor late
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")))
+    reader.start()
+    deadline = time.monotonic() + 60
+    while len(read_raw("".join(lines)).samples) < 4 and time.monotonic() < deadline:
+        time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=10)
+    reader.join(timeout=10)
+    err = proc.stderr.read()
+    proc.wait(timeout=10)
+    out = "".join(lines)
     assert proc.returncode == 0, err
     assert "stopping on signal 15" in err
     raw = read_raw(out)
