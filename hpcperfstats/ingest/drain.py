@@ -29,15 +29,14 @@ from hpcperf_monitor.rawformat import (
     read_raw,
 )
 
+from hpcperfstats.archive import quarantine
 from hpcperfstats.archive.safepath import host_folder
-from hpcperfstats.archive.store import ArchiveWriter, quarantine
+from hpcperfstats.archive.store import ArchiveWriter
 from hpcperfstats.config import Settings, settings
 from hpcperfstats.ingest.pending import Pending
 
-#: Partition key format of hourly partitions (Dagster's hourly default).
 #: the hourly partition key (Dagster HourlyPartitionsDefinition's format)
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"
-#: Tests set this to make a drain exit right after fsync, before its ack.
 
 
 @dataclass

@@ -29,8 +29,9 @@ from pathlib import Path
 from hpcperf_monitor.rawformat import Header, read_raw
 from hpcperf_monitor.state import atomic_write
 
+from hpcperfstats.archive import quarantine
 from hpcperfstats.archive.safepath import host_folder, inside
-from hpcperfstats.archive.store import index_path, quarantine, read_index
+from hpcperfstats.archive.store import index_path, read_index
 from hpcperfstats.config import settings
 from hpcperfstats.ingest.chunks import Oversized, chunk_max_bytes, iter_lines
 from hpcperfstats.ingest.drain import epoch_problem, epoch_window, hour_key
