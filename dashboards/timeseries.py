@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 import psycopg
 
+from hpcperfstats.config import cluster_name
 from hpcperfstats.db.series_sql import series_query
 from hpcperfstats.rates import epoch_utc
 from hpcperfstats.series import (
@@ -108,7 +109,7 @@ def series(
     frame = _fetch(
         conn,
         series_query(cgroup=False, bucketed=True),
-        {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end,
+        {"b": bucket, "o": ORIGIN, "c": cluster_name(), "h": list(hosts), "s": start, "e": end,
          "types": sorted({t for s in specs for t in s.types}),
          "events": sorted({e for s in specs for e in s.events})},
         _RAW_SCHEMA,
@@ -190,7 +191,8 @@ def cgroup(
     frame = _fetch(
         conn,
         series_query(cgroup=True, bucketed=True),
-        {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end, "devices": [jobid],
+        {"b": bucket, "o": ORIGIN, "c": cluster_name(), "h": list(hosts), "s": start, "e": end,
+         "devices": [jobid],
          "types": list(CGROUP_TYPES),
          "events": sorted({e for s in CGROUP_SERIES.values() for e in s.events})},
         {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "type": pl.Utf8,

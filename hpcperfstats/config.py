@@ -63,7 +63,9 @@ REGISTRY: tuple[Setting, ...] = (
     _S("EMBEDDED_PORT", "int", "54329", "port of the embedded PostgreSQL"),
     _S("AMQP_URL", "url", "amqp://guest:guest@127.0.0.1:5672/%2F",
        "RabbitMQ (the demo without it: its own private node)"),
-    _S("CLUSTER", "str", "demo", "cluster name = queue name"),
+    _S("CLUSTER", "str", "demo",
+       "cluster name = queue name; first in every table's key (rows are written and read "
+       "under it)"),
     _S("ARCHIVE_DIR", "path", None, "raw stats archive", "`HPCPERF_HOME/archive`"),
     _S("QUARANTINE_DIR", "path", None, "messages and lines set aside",
        "`HPCPERF_HOME/quarantine`"),
@@ -257,6 +259,15 @@ def settings() -> Settings:
         epoch_earliest=_epoch(env("EPOCH_EARLIEST")),
         epoch_max_ahead_s=float(env("EPOCH_MAX_AHEAD_S")),
     )
+
+
+def cluster_name(given: str | None = None) -> str:
+    """The cluster rows are written under and read for: ``given``, else ``HPCPERF_CLUSTER``.
+
+    The one default for every table writer and reader that takes a cluster:
+    the pipeline serves the configured cluster (one queue, one name).
+    """
+    return given or env("CLUSTER")
 
 
 def _utc(text: str) -> datetime:

@@ -57,7 +57,8 @@ def counter_width(type_: str, event: str, declared: int | None) -> int:
         return declared
     return KERNEL_WIDTHS.get((type_, event), 64)
 
-HOST_DATA_COLUMNS = HOST_DATA.copy_columns
+#: the columns of a computed host_data frame (the loader adds ``cluster``)
+HOST_DATA_COLUMNS = list(HOST_DATA.schema)
 
 SERIES_KEY = ["host", "type", "device", "event"]
 

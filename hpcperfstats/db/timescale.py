@@ -34,7 +34,7 @@ def setup_host_data(conn: psycopg.Connection) -> None:
         "if_not_exists => TRUE, migrate_data => TRUE)", (chunk,))
     conn.execute(
         "ALTER TABLE host_data SET (timescaledb.compress, "
-        "timescaledb.compress_segmentby = 'host', "
+        "timescaledb.compress_segmentby = 'cluster, host', "
         "timescaledb.compress_orderby = 'type, device, event, time')")
     conn.execute("SELECT add_compression_policy('host_data', %s::interval, if_not_exists => TRUE)",
                  (env("COMPRESS_AFTER"),))

@@ -10,6 +10,7 @@ import pytest
 
 from dashboards import long_range
 from hpcperfstats.aggregates import refresh, width_for
+from hpcperfstats.config import cluster_name
 
 T = datetime(2026, 11, 20, 10, tzinfo=UTC)
 M = timedelta(minutes=1)
@@ -34,9 +35,9 @@ def load(conn: psycopg.Connection, rows=ROWS) -> None:
     conn.execute("TRUNCATE host_agg, cluster_agg")
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO host_data (time, host, type, device, event, unit, value)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [(T + m * M, *rest) for m, *rest in rows])
+            "INSERT INTO host_data (time, host, type, device, event, unit, value, cluster)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [(T + m * M, *rest, cluster_name()) for m, *rest in rows])
 
 
 def host_agg(conn, width: int) -> dict:
@@ -78,8 +79,9 @@ def test_buckets_worked_by_hand(pg_url):
         assert refresh(conn, T, T + 60 * M) == counts
         assert host_agg(conn, 3600) == hour
         # a rebuilt hour (a late sample) changes only its own buckets
-        conn.execute("INSERT INTO host_data (time, host, type, device, event, unit, value)"
-                     " VALUES (%s, 'b', 'mem', '', 'MemTotal', 'B', 200)", (T + 40 * M,))
+        conn.execute("INSERT INTO host_data (time, host, type, device, event, unit, value,"
+                     " cluster) VALUES (%s, 'b', 'mem', '', 'MemTotal', 'B', 200, %s)",
+                     (T + 40 * M, cluster_name()))
         refresh(conn, T + 30 * M, T + 31 * M)  # widened to the whole hour
         assert host_agg(conn, 3600)[("10:00", "b", "mem", "MemTotal", "")] == (150.0, 2)
         assert cluster_agg(conn, 3600)[("10:00", "mem", "MemTotal", "")] == (175.0, 2)
