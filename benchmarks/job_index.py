@@ -20,7 +20,7 @@ import polars as pl
 import psycopg
 
 from hpcperfstats.db import embedded
-from hpcperfstats.db.load import HOST_DATA_COLUMNS, copy_frame
+from hpcperfstats.db.load import HOST_DATA_COLUMNS, copy_frame, with_cluster
 from hpcperfstats.db.schema import ensure_schema
 from hpcperfstats.demo.cluster import DemoConfig
 from hpcperfstats.demo.generate import iter_messages
@@ -35,7 +35,7 @@ def load(conn: psycopg.Connection, rows: pl.DataFrame) -> float:
     conn.commit()
     t0 = time.perf_counter()
     with conn.transaction(), conn.cursor() as cur:
-        copy_frame(cur, "host_data", rows, HOST_DATA_COLUMNS)
+        copy_frame(cur, "host_data", with_cluster(rows, "bench"), HOST_DATA_COLUMNS)
     return time.perf_counter() - t0
 
 

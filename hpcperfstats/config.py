@@ -102,6 +102,9 @@ REGISTRY: tuple[Setting, ...] = (
     # --- TimescaleDB
     _S("CHUNK_INTERVAL", "interval", "6 hours", "TimescaleDB only: chunk size"),
     _S("COMPRESS_AFTER", "interval", "7 days", "TimescaleDB only: compression age"),
+    _S("COMPRESSED_CHUNK_INTERVAL", "interval", "1 day",
+       "TimescaleDB only: compressing merges chunks up to this span (longer runs per "
+       "series, fewer chunks; [docs/operations.md](docs/operations.md))"),
     _S("RETENTION", "interval", None, "TimescaleDB only: optional retention"),
     _S("TIMESCALEDB_SOURCE", "path", None,
        "TimescaleDB source tarball that `scripts/setup` builds into the embedded PostgreSQL "

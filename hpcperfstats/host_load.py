@@ -89,9 +89,10 @@ def unloaded_samples(samples: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
 
 def window_checks(conn: psycopg.Connection, start: datetime, end: datetime,
                   cluster: str | None = None) -> tuple[int, int]:
-    """(negative rates, duplicate keys) among the window's host_data rows."""
+    """(negative rates, duplicate keys) among the window's host_data rows (a rate's
+    unit ends in ``/s``)."""
     return conn.execute(
-        "SELECT count(*) FILTER (WHERE delta < 0 OR (delta IS NOT NULL AND value < 0)), "
+        "SELECT count(*) FILTER (WHERE value < 0 AND unit LIKE '%%/s'), "
         "count(*) - count(DISTINCT (host, time, type, device, event)) "
         "FROM host_data WHERE cluster = %s AND time >= %s AND time < %s",
         (cluster_name(cluster), start, end),

@@ -21,6 +21,7 @@ index on time, same queries) is complete on its own and keeps its own tests.
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
 
 from hpcperfstats.config import env
 
@@ -32,10 +33,15 @@ def setup_host_data(conn: psycopg.Connection) -> None:
     conn.execute(
         "SELECT create_hypertable('host_data', 'time', chunk_time_interval => %s::interval, "
         "if_not_exists => TRUE, migrate_data => TRUE)", (chunk,))
-    conn.execute(
+    # ALTER TABLE ... SET takes no parameters: the interval goes in as a quoted literal
+    conn.execute(sql.SQL(
         "ALTER TABLE host_data SET (timescaledb.compress, "
         "timescaledb.compress_segmentby = 'cluster, host', "
-        "timescaledb.compress_orderby = 'type, device, event, time')")
+        "timescaledb.compress_orderby = 'type, device, event, time', "
+        # only the orderby columns' min/max: no automatic composite bloom filter
+        "timescaledb.compress_index = 'minmax(time)', "
+        "timescaledb.compress_chunk_time_interval = {})"
+    ).format(sql.Literal(env("COMPRESSED_CHUNK_INTERVAL"))))
     conn.execute("SELECT add_compression_policy('host_data', %s::interval, if_not_exists => TRUE)",
                  (env("COMPRESS_AFTER"),))
     retention = env("RETENTION")
