@@ -116,7 +116,7 @@ def fixture_rows(conn: psycopg.Connection, nodes: int) -> int:
 #: sparse indexes (a composite bloom filter over the key), 6-hour compressed chunks
 BEFORE = """
 CREATE TABLE host_data_v4 (LIKE host_data INCLUDING DEFAULTS, delta double precision,
-                           PRIMARY KEY (cluster, host, time, type, device, event));
+                           PRIMARY KEY (host, time, type, device, event, cluster));
 SELECT create_hypertable('host_data_v4', 'time', chunk_time_interval => interval '6 hours');
 ALTER TABLE host_data_v4 SET (timescaledb.compress,
     timescaledb.compress_segmentby = 'cluster, host',
@@ -143,8 +143,8 @@ def sizes(conn: psycopg.Connection) -> dict[str, int]:
     conn.execute("DROP TABLE IF EXISTS host_data_plain")
     conn.execute("CREATE TABLE host_data_plain (LIKE host_data INCLUDING DEFAULTS)")
     conn.execute("INSERT INTO host_data_plain SELECT * FROM host_data ORDER BY host, time")
-    conn.execute("ALTER TABLE host_data_plain ADD PRIMARY KEY (cluster, host, time, type, device,"
-                 " event)")
+    conn.execute("ALTER TABLE host_data_plain ADD PRIMARY KEY (host, time, type, device, event,"
+                 " cluster)")
     conn.execute("CREATE INDEX ON host_data_plain USING brin (time)")
     conn.execute("VACUUM ANALYZE host_data_plain")
     plain = conn.execute("SELECT pg_total_relation_size('host_data_plain')").fetchone()[0]

@@ -64,7 +64,7 @@ REGISTRY: tuple[Setting, ...] = (
     _S("AMQP_URL", "url", "amqp://guest:guest@127.0.0.1:5672/%2F",
        "RabbitMQ (the demo without it: its own private node)"),
     _S("CLUSTER", "str", "demo",
-       "cluster name = queue name; first in every table's key (rows are written and read "
+       "cluster name = queue name; in every table's key (rows are written and read "
        "under it)"),
     _S("ARCHIVE_DIR", "path", None, "raw stats archive", "`HPCPERF_HOME/archive`"),
     _S("QUARANTINE_DIR", "path", None, "messages and lines set aside",

@@ -82,7 +82,7 @@ def upsert_job_data(conn: psycopg.Connection, jobs: pl.DataFrame, day: date, *,
         cols = ", ".join(JOB_DATA_COLUMNS)
         cur.execute(
             f"INSERT INTO job_data ({cols}) SELECT {cols} FROM job_data_in "
-            f"ON CONFLICT (cluster, jobid) DO UPDATE SET {updates}, loaded_at = now() "
+            f"ON CONFLICT (jobid, cluster) DO UPDATE SET {updates}, loaded_at = now() "
             "WHERE job_data.source_day IS NULL OR job_data.source_day <= EXCLUDED.source_day"
         )
         return cur.rowcount

@@ -52,7 +52,7 @@ _C = Column
 TEXT, FLOAT, INT, BIGINT = "text", "double precision", "integer", "bigint"
 TIME, DATE = "timestamp with time zone", "date"
 _DAY = _C("day", DATE)  # the job's end day: the partition that owns the row
-#: first in every key (migration 5); not in the computed frames: the writer adds it
+#: in every key (migration 5); not in the computed frames: the writer adds it
 CLUSTER = _C("cluster", TEXT)
 _COMPUTED = _C("computed_at", TIME, copied=False)
 

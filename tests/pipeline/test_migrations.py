@@ -79,13 +79,13 @@ def test_previous_release_upgrades_with_its_data(fresh_db, monkeypatch):
                             ).fetchall() == [("101", "alice", 48, ["c001", "c002"], None)]
         # the old row gets the new column's default: no extra samples
         assert conn.execute("SELECT present, extra FROM job_coverage").fetchall() == [(11, 0)]
-        # migration 5: the existing rows belong to the configured cluster, first in every key
+        # migration 5: the existing rows belong to the configured cluster, in every key
         for table in ("job_data", "job_coverage", "host_data"):
             assert conn.execute(f"SELECT cluster FROM {table}").fetchall() == [("frontera",)]
         for table, key in CLUSTER_KEYS.items():
             assert _key(conn, table) == list(key), table
-        assert _key(conn, "job_data") == ["cluster", "jobid"]
-        assert _key(conn, "host_agg")[:2] == ["width_s", "cluster"]
+        assert _key(conn, "job_data") == ["jobid", "cluster"]
+        assert _key(conn, "host_data") == ["host", "time", "type", "device", "event", "cluster"]
         # the same job id on another cluster is another job
         conn.execute("INSERT INTO job_data (cluster, jobid, username) VALUES ('ls6', '101', 'bob')")
         assert conn.execute("SELECT cluster, username FROM job_data ORDER BY 1").fetchall() == [
