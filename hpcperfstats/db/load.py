@@ -60,6 +60,11 @@ def replace_host_data(conn: psycopg.Connection, rows: pl.DataFrame, start: datet
     if outside:
         raise ValueError(f"{outside} rows fall outside [{start}, {end})")
     with conn.transaction(), conn.cursor() as cur:
+        # an hour in a compressed TimescaleDB chunk: the delete decompresses the
+        # batches of every host of the chunk (they span its whole time range),
+        # far over the default cap of 100,000 rows per transaction
+        # (docs/operations.md). A placeholder setting on plain PostgreSQL.
+        cur.execute("SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0")
         cur.execute("DELETE FROM host_data WHERE cluster = %s AND time >= %s AND time < %s",
                     (cluster, start, end))
         return copy_frame(cur, "host_data", with_cluster(rows, cluster), HOST_DATA_COLUMNS)
