@@ -154,12 +154,14 @@ def sizes(conn: psycopg.Connection) -> dict[str, int]:
     hour = DAY + timedelta(hours=12)
     rebuild_plain = rebuild_hour(conn, hour)
     conn.execute(BEFORE)
+    conn.execute("VACUUM host_data_v4")
     before = conn.execute("SELECT hypertable_size('host_data_v4')").fetchone()[0]
     conn.execute("DROP TABLE host_data_v4")
     t0 = time.perf_counter()
     conn.execute("SELECT compress_chunk(c, if_not_compressed => true) "
                  "FROM show_chunks('host_data') c")
     seconds = time.perf_counter() - t0
+    conn.execute("VACUUM host_data")  # what autovacuum does after the merge of chunks
     compressed = conn.execute("SELECT hypertable_size('host_data')").fetchone()[0]
     parts = conn.execute(
         "SELECT sum(after_compression_table_bytes), sum(after_compression_index_bytes), "
