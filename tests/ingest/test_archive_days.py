@@ -46,8 +46,10 @@ def store(dirs, bodies):
 
 
 def all_samples(archive: Path) -> list[tuple[float, dict]]:
+    """Every sample archived from two days before D to a week after (the property
+    test's steps reach D + 5.5 days; the range's end is exclusive)."""
     out = []
-    for raw in read_range(archive, D - 2 * DAY, D + 2 * DAY, 0):
+    for raw in read_range(archive, D - 2 * DAY, D + 7 * DAY, 0):
         out += [(s.time, s.rows) for s in raw.samples]
     return sorted(out, key=lambda x: x[0])
 
@@ -196,6 +198,7 @@ def test_import_never_shadows_a_compressed_day(dirs, tmp_path):
 
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @example(steps=[0, -1001, 4001], per_message=2)  # a late sample before the boot, then midnight
+@example(steps=[15800, 40000, 40000, 40000, 40000], per_message=1)  # ends at D + 2 days
 @given(steps=st.lists(st.integers(min_value=-4000, max_value=40000), min_size=1, max_size=12),
        per_message=st.integers(min_value=1, max_value=3))
 def test_day_files_property(tmp_path_factory, steps, per_message):
