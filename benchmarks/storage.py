@@ -127,14 +127,17 @@ SELECT compress_chunk(c) FROM show_chunks('host_data_v4') c;
 """
 
 
-def rebuild_hour(conn: psycopg.Connection, hour: datetime) -> float:
-    """Seconds to replace one hour of host_data by the same rows (a late-sample rebuild)."""
+def rebuild_hour(conn: psycopg.Connection) -> tuple[float, int]:
+    """Seconds to replace the data's 13th hour by the same rows (a late-sample
+    rebuild), and the rows replaced."""
+    (first,) = conn.execute("SELECT date_trunc('hour', min(time)) FROM host_data").fetchone()
+    hour = first + timedelta(hours=12)
     cols = ", ".join(c for c in HOST_DATA_COLUMNS if c != "cluster")
     frame = read_frame(conn, f"SELECT {cols} FROM host_data WHERE time >= %s AND time < %s",
                        (hour, hour + timedelta(hours=1)), HOST_DATA.schema)
     t0 = time.perf_counter()
     replace_host_data(conn, frame, hour, hour + timedelta(hours=1), cluster=CLUSTER)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, frame.height
 
 
 def sizes(conn: psycopg.Connection) -> dict[str, int]:
@@ -151,8 +154,7 @@ def sizes(conn: psycopg.Connection) -> dict[str, int]:
     hyper = conn.execute("SELECT hypertable_size('host_data')").fetchone()[0]
     heap, index = conn.execute("SELECT table_bytes, index_bytes"
                                " FROM hypertable_detailed_size('host_data')").fetchone()
-    hour = DAY + timedelta(hours=12)
-    rebuild_plain = rebuild_hour(conn, hour)
+    rebuild_plain = rebuild_hour(conn)
     conn.execute(BEFORE)
     conn.execute("VACUUM host_data_v4")
     before = conn.execute("SELECT hypertable_size('host_data_v4')").fetchone()[0]
@@ -167,7 +169,7 @@ def sizes(conn: psycopg.Connection) -> dict[str, int]:
         "SELECT sum(after_compression_table_bytes), sum(after_compression_index_bytes), "
         "sum(after_compression_toast_bytes), count(*) FROM chunk_compression_stats('host_data')"
     ).fetchone()
-    rebuild_compressed = rebuild_hour(conn, hour)
+    rebuild_compressed = rebuild_hour(conn)
     conn.execute("DROP TABLE host_data_plain")
     return {"plain": plain, "hypertable": hyper, "before": before, "compressed": compressed,
             "compress_s": seconds, "parts": parts, "heap": heap, "index": index,
@@ -190,8 +192,8 @@ def report(name: str, nodes: int, rows: int, size: dict[str, int]) -> None:
           f"TOAST {toast / rows:.2f} bytes/value; compressing took {size['compress_s']:.1f} s)")
     print(f"uncompressed chunks: {rows / nodes / 24:,.0f} rows per node-hour, heap "
           f"{size['heap'] / rows:.1f} + indexes {size['index'] / rows:.1f} bytes per row")
-    plain_s, compressed_s = size["rebuild"]
-    print(f"rebuilding one hour ({rows / 24:,.0f} rows): {plain_s:.2f} s uncompressed, "
+    (plain_s, hour_rows), (compressed_s, _) = size["rebuild"]
+    print(f"rebuilding one hour ({hour_rows:,} rows): {plain_s:.2f} s uncompressed, "
           f"{compressed_s:.2f} s in a compressed chunk ({compressed_s / plain_s:.1f}x)")
 
 
