@@ -131,7 +131,7 @@ def rebuild_hour(conn: psycopg.Connection) -> tuple[float, int]:
     """Seconds to replace the data's 13th hour by the same rows (a late-sample
     rebuild), and the rows replaced."""
     (first,) = conn.execute("SELECT date_trunc('hour', min(time)) FROM host_data").fetchone()
-    hour = first + timedelta(hours=12)
+    hour = first.astimezone(UTC) + timedelta(hours=12)
     cols = ", ".join(c for c in HOST_DATA_COLUMNS if c != "cluster")
     frame = read_frame(conn, f"SELECT {cols} FROM host_data WHERE time >= %s AND time < %s",
                        (hour, hour + timedelta(hours=1)), HOST_DATA.schema)
