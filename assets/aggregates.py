@@ -16,6 +16,7 @@ from hpcperf_assets.host_data import host_data
 
 from hpcperf_dagster.partitions import hourly
 from hpcperf_dagster.resources import Database
+from hpcperfstats.config import settings
 from hpcperfstats.hostdata.aggregates import refresh
 
 
@@ -32,7 +33,7 @@ def host_aggregates(context: AssetExecutionContext, db: Database) -> Materialize
     window = context.partition_time_window
     try:
         with db.connect() as conn:
-            rows = refresh(conn, window.start, window.end)
+            rows = refresh(conn, window.start, window.end, settings().cluster)
     except psycopg.OperationalError as exc:
         raise Failure(description=f"database unavailable while refreshing aggregates "
                       f"{window.start} - {window.end}: {str(exc).strip()}",

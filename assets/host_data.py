@@ -43,10 +43,11 @@ def host_data(context: AssetExecutionContext, db: Database, paths: Paths):
     started_ns = time.time_ns()
     try:
         with db.connect() as conn:
+            cluster = settings().cluster
             result = build_host_data(conn, paths.archive, window.start, window.end,
-                                     settings().rate_lookback_s)
-            negative, duplicates = window_checks(conn, window.start, window.end)
-            days = job_days_touched(conn, window.start, window.end)
+                                     settings().rate_lookback_s, cluster)
+            negative, duplicates = window_checks(conn, window.start, window.end, cluster)
+            days = job_days_touched(conn, window.start, window.end, cluster)
     except psycopg.OperationalError as exc:
         # nothing was committed and the hours stay pending: the sensor retries
         raise Failure(

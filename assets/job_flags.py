@@ -16,6 +16,7 @@ from dagster import (
 
 from hpcperf_dagster.partitions import daily
 from hpcperf_dagster.resources import Database
+from hpcperfstats.config import settings
 from hpcperfstats.flags.load import build_job_flags
 from hpcperfstats.flags.rules import load_rules, rules_path, rules_version
 
@@ -34,7 +35,7 @@ def job_flags(context: AssetExecutionContext, db: Database) -> MaterializeResult
     window = context.partition_time_window
     rules = load_rules()
     with db.connect() as conn:
-        counts = build_job_flags(conn, window.start, window.end, rules)
+        counts = build_job_flags(conn, window.start, window.end, rules, settings().cluster)
     return MaterializeResult(metadata={
         "flags": sum(counts.values()),
         "by_flag": ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "none",

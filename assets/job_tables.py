@@ -27,6 +27,7 @@ from hpcperf_assets.jobs import slurm_jobs
 
 from hpcperf_dagster.partitions import daily
 from hpcperf_dagster.resources import Database, Paths
+from hpcperfstats.config import settings
 from hpcperfstats.ingest.pending import Pending
 from hpcperfstats.jobs.load import (
     JOB_DAY_TABLES,
@@ -73,9 +74,10 @@ def job_tables(context: AssetExecutionContext, db: Database, paths: Paths):
     tables = tuple(t for t in JOB_DAY_TABLES if t in selected)
     started_ns = time.time_ns()
     with db.connect() as conn:
-        result = build_job_days(conn, window.start, window.end, tables)
-        violations = metric_bound_violations(conn, window.start, window.end)
-        missing = jobs_missing_metrics(conn, window.start, window.end)
+        cluster = settings().cluster
+        result = build_job_days(conn, window.start, window.end, tables, cluster)
+        violations = metric_bound_violations(conn, window.start, window.end, cluster)
+        missing = jobs_missing_metrics(conn, window.start, window.end, cluster)
     if "job_metrics" in tables:
         Pending(paths.state, "job_metrics").clear(context.partition_keys,
                                                   marked_before_ns=started_ns)

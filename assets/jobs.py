@@ -20,6 +20,7 @@ from dagster import (
 from hpcperf_dagster.partitions import daily
 from hpcperf_dagster.resources import Database, Paths
 from hpcperfstats.archive import quarantine
+from hpcperfstats.config import settings
 from hpcperfstats.db.load import upsert_job_data
 from hpcperfstats.ingest.pending import Pending
 from hpcperfstats.jobs.accounting import issues_by_line, parse_accounting
@@ -67,7 +68,8 @@ def slurm_jobs(context: AssetExecutionContext, db: Database, paths: Paths):
                       f"(line {rejected[0]['line']}); nothing of it was loaded",
                       metadata={"file": str(path), "quarantine": str(paths.quarantine)})
     with db.connect() as conn:
-        upserted = upsert_job_data(conn, jobs, date.fromisoformat(day))
+        upserted = upsert_job_data(conn, jobs, date.fromisoformat(day),
+                                   cluster=settings().cluster)
     ended = jobs.filter(jobs["end_time"].is_not_null())["end_time"].dt.strftime("%Y-%m-%d")
     days = set(ended.to_list())
     Pending(paths.state, "job_metrics").mark(days)

@@ -26,6 +26,7 @@ from pathlib import Path
 import psycopg
 from bokeh.document import Document
 
+from hpcperfstats.config import cluster_name
 from hpcperfstats.db import embedded
 from hpcperfstats.db.schema import ensure_schema
 
@@ -36,16 +37,17 @@ USERS = [f"user{i:04d}" for i in range(1000)]
 STATES = ["COMPLETED"] * 8 + ["FAILED", "TIMEOUT", "CANCELLED", "OUT_OF_MEMORY"]
 PARTITIONS = ["normal", "normal", "normal", "gpu", "large", "debug"]
 BIG_JOB = "9999999"
+CLUSTER = cluster_name()  # what the pages read
 
 
 def load_jobs(conn: psycopg.Connection, count: int) -> None:
     rnd = random.Random(1)
     with conn.cursor() as cur:
         with cur.copy("COPY job_data (jobid, username, account, partition, jobname, state,"
-                      " start_time, end_time, elapsed_s, nnodes, ncpus, req_mem_bytes, hosts)"
-                      " FROM STDIN (FORMAT BINARY)") as copy:
+                      " start_time, end_time, elapsed_s, nnodes, ncpus, req_mem_bytes, hosts,"
+                      " cluster) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["text", "text", "text", "text", "text", "text", "timestamptz",
-                            "timestamptz", "int8", "int4", "int4", "int8", "text[]"])
+                            "timestamptz", "int8", "int4", "int4", "int8", "text[]", "text"])
             for i in range(count):
                 user = USERS[rnd.randrange(len(USERS))]
                 nodes = rnd.choice((1, 1, 1, 2, 4, 8, 16, 64))
@@ -55,23 +57,26 @@ def load_jobs(conn: psycopg.Connection, count: int) -> None:
                                 rnd.choice(PARTITIONS), f"run-{rnd.randrange(5000)}",
                                 rnd.choice(STATES), start, start + timedelta(seconds=elapsed),
                                 elapsed, nodes, nodes * 48, nodes * 192 * GIB,
-                                [f"c{(i + k) % 4000:04d}" for k in range(min(nodes, 4))]))
-        with cur.copy("COPY job_metrics (jobid, metric, value, unit, day, source)"
+                                [f"c{(i + k) % 4000:04d}" for k in range(min(nodes, 4))],
+                                CLUSTER))
+        with cur.copy("COPY job_metrics (jobid, metric, value, unit, day, source, cluster)"
                       " FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["text", "text", "float8", "text", "date", "text"])
+            copy.set_types(["text", "text", "float8", "text", "date", "text", "text"])
             for i in range(count):
                 jobid = str(1_000_000 + i)
                 day = (T0 + timedelta(seconds=i * 30)).date()
-                copy.write_row((jobid, "cpu_efficiency", rnd.random(), "1", day, "node"))
+                copy.write_row((jobid, "cpu_efficiency", rnd.random(), "1", day, "node",
+                                CLUSTER))
                 copy.write_row((jobid, "mem_hwm_bytes", rnd.random() * 192 * GIB, "B", day,
-                                "node"))
+                                "node", CLUSTER))
         with cur.copy("COPY job_flags (jobid, flag, value, threshold, message, advice,"
-                      " rule_version, day) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(["text", "text", "float8", "float8", "text", "text", "text", "date"])
+                      " rule_version, day, cluster) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "text", "float8", "float8", "text", "text", "text", "date",
+                            "text"])
             for i in range(0, count, 10):
                 copy.write_row((str(1_000_000 + i), "low_cpu_efficiency", 0.2, 0.5,
                                 "Your job kept 20% of its allocated cores busy.", "cores", "b",
-                                (T0 + timedelta(seconds=i * 30)).date()))
+                                (T0 + timedelta(seconds=i * 30)).date(), CLUSTER))
 
 
 def load_big_job(conn: psycopg.Connection, hosts: int, hours: int) -> int:
@@ -90,15 +95,15 @@ def load_big_job(conn: psycopg.Connection, hosts: int, hours: int) -> int:
     with conn.cursor() as cur:
         cur.execute(
             "INSERT INTO job_data (jobid, username, account, partition, jobname, state,"
-            " start_time, end_time, elapsed_s, nnodes, ncpus, req_mem_bytes, hosts)"
+            " start_time, end_time, elapsed_s, nnodes, ncpus, req_mem_bytes, hosts, cluster)"
             " VALUES (%s, 'user0001', 'proj-001', 'large', 'big-run', 'COMPLETED', %s, %s,"
-            " %s, %s, %s, %s, %s)",
+            " %s, %s, %s, %s, %s, %s)",
             (BIG_JOB, start, end, int((end - start).total_seconds()), hosts, hosts * 48,
-             hosts * 192 * GIB, names))
-        with cur.copy("COPY host_data (time, host, jobid, type, device, event, unit, value)"
-                      " FROM STDIN (FORMAT BINARY)") as copy:
+             hosts * 192 * GIB, names, CLUSTER))
+        with cur.copy("COPY host_data (time, host, jobid, type, device, event, unit, value,"
+                      " cluster) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["timestamptz", "text", "text", "text", "text", "text", "text",
-                            "float8"])
+                            "float8", "text"])
             for h, host in enumerate(names):
                 for i in range(samples):
                     t = start + STEP * i
@@ -106,7 +111,8 @@ def load_big_job(conn: psycopg.Connection, hosts: int, hours: int) -> int:
                         for k, ev in enumerate(evs):
                             value = float((h * 7 + i * 3 + k * 11) % 97) * (GIB if unit == "B"
                                                                             else 1e6)
-                            copy.write_row((t, host, BIG_JOB, type_, "", ev, unit, value))
+                            copy.write_row((t, host, BIG_JOB, type_, "", ev, unit, value,
+                                            CLUSTER))
                             rows += 1
     return rows
 
@@ -120,9 +126,10 @@ def store_job_series(conn: psycopg.Connection) -> int:
                        (BIG_JOB,)).fetchone()
     frame = host_series(conn, job[2], job[0], job[1], [n for n in JOB_SERIES if n in SERIES])
     with conn.cursor() as cur, cur.copy(
-            "COPY job_series (jobid, host, series, time, value, day) FROM STDIN") as copy:
+            "COPY job_series (jobid, host, series, time, value, day, cluster) FROM STDIN"
+    ) as copy:
         for time_, host, series, value, _unit in frame.iter_rows():
-            copy.write_row((BIG_JOB, host, series, time_, value, job[1].date()))
+            copy.write_row((BIG_JOB, host, series, time_, value, job[1].date(), CLUSTER))
     return frame.height
 
 
@@ -142,6 +149,9 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=128)
     parser.add_argument("--hours", type=int, default=48)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--job-only", action="store_true", help="time the job page cases only")
+    parser.add_argument("--compress", action="store_true",
+                        help="compress every host_data chunk first (TimescaleDB)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hpcperf-bench-") as tmp:
         pgdata = Path(tmp) / "pgdata"
@@ -181,6 +191,26 @@ def run(url: str, args: argparse.Namespace) -> None:
     def job_page(viewer=data.STAFF):
         job_view(BIG_JOB, viewer).server_doc(Document())
 
+    def job_page_queries(stored: bool = True):
+        """The page's database reads alone (``job_view``'s connection block)."""
+        from dashboards.pages.job import CGROUP_SERIES, JOB_SERIES, _points
+
+        real = timeseries.stored_job_series
+        if not stored:
+            timeseries.stored_job_series = lambda *a, **k: real(*a, **k).clear()
+        try:
+            with data.connection() as conn:
+                job = data.job_record(conn, BIG_JOB, data.STAFF)
+                data.job_metrics(conn, BIG_JOB)
+                data.job_flags(conn, BIG_JOB)
+                data.job_coverage(conn, BIG_JOB)
+                data.used_sources(conn, BIG_JOB)
+                timeseries.job_series(conn, job, [*CGROUP_SERIES, *JOB_SERIES],
+                                      max_points=_points(job))
+                timeseries.extra_types(conn, list(job["hosts"]), *timeseries.job_window(job))
+        finally:
+            timeseries.stored_job_series = real
+
     def running_job_page():
         """The same job while it runs: no job_series rows yet, read from host_data."""
         real = timeseries.stored_job_series
@@ -203,16 +233,33 @@ def run(url: str, args: argparse.Namespace) -> None:
         page.metric.value = "cpu_efficiency"
         page.metric_max.value = 10.0
 
+    if args.compress:  # the baseline: the same queries before compressing, in this run
+        print(f"{'before compressing host_data':64s} {'median':>8s} {'max':>8s}")
+        for name, fn in (("  job page queries (job_series stored)", job_page_queries),
+                         ("  job page queries (from host_data)",
+                          lambda: job_page_queries(stored=False))):
+            median, worst = timed(fn, args.repeat)
+            print(f"{name:64s} {median * 1000:7.0f}ms {worst * 1000:7.0f}ms")
+        with psycopg.connect(url, autocommit=True) as conn:
+            c0 = time.perf_counter()
+            chunks = conn.execute("SELECT count(compress_chunk(c, if_not_compressed => true))"
+                                  " FROM show_chunks('host_data') c").fetchone()[0]
+            conn.execute("VACUUM ANALYZE host_data")
+            print(f"compressed {chunks} host_data chunks in {time.perf_counter() - c0:.1f} s")
     cases = [
         (f"job page, {args.hosts} nodes x {args.hours} h (staff)", job_page),
         (f"job page, {args.hosts} nodes x {args.hours} h (owner, scoped)",
          lambda: job_page(researcher)),
         ("job page, same job from host_data (no job_series rows yet)", running_job_page),
+        ("  its queries alone (job_series stored)", job_page_queries),
+        ("  its queries alone (from host_data)", lambda: job_page_queries(stored=False)),
         (f"search page, {args.jobs:,} jobs (staff, newest first)", search_page),
         ("search page (researcher, own jobs only)", lambda: search_page(researcher)),
         ("search: build + re-sort all jobs by CPU efficiency", search_sorted_by_efficiency),
         ("search: build + name contains + metric range", search_metric_and_name),
     ]
+    if args.job_only:
+        cases = [c for c in cases if not c[0].startswith("search")]
     print(f"{'page':64s} {'median':>8s} {'max':>8s}")
     for name, fn in cases:
         median, worst = timed(fn, args.repeat)

@@ -24,7 +24,7 @@ from hpcperf_demo.cluster import DemoConfig
 from hpcperf_demo.generate import iter_messages
 
 from hpcperfstats.db import embedded
-from hpcperfstats.db.load import HOST_DATA_COLUMNS, copy_frame
+from hpcperfstats.db.load import HOST_DATA_COLUMNS, copy_frame, with_cluster
 from hpcperfstats.db.schema import ensure_schema
 from hpcperfstats.hostdata.load import build_host_data, compute_window
 from hpcperfstats.ingest.drain import store_messages
@@ -65,7 +65,7 @@ def run(url: str, archive: Path, cfg: DemoConfig) -> None:
             start = cfg.start + timedelta(hours=h)
             end = start + timedelta(hours=1)
             t0 = time.perf_counter()
-            rows += build_host_data(conn, archive, start, end, 3600).rows
+            rows += build_host_data(conn, archive, start, end, 3600, "bench").rows
             t1 = time.perf_counter()
             frame = compute_window(archive, start, end, 3600)[0]
             t2 = time.perf_counter()
@@ -73,7 +73,7 @@ def run(url: str, archive: Path, cfg: DemoConfig) -> None:
             conn.commit()
             t3 = time.perf_counter()
             with conn.transaction(), conn.cursor() as cur:
-                copy_frame(cur, "host_data", frame, HOST_DATA_COLUMNS)
+                copy_frame(cur, "host_data", with_cluster(frame, "bench"), HOST_DATA_COLUMNS)
             t4 = time.perf_counter()
             e2e, compute, bare = e2e + t1 - t0, compute + t2 - t1, bare + t4 - t3
     print(f"host_data rows: {rows}")

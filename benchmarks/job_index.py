@@ -22,7 +22,7 @@ from hpcperf_demo.cluster import DemoConfig
 from hpcperf_demo.generate import iter_messages
 
 from hpcperfstats.db import embedded
-from hpcperfstats.db.load import HOST_DATA_COLUMNS, copy_frame
+from hpcperfstats.db.load import HOST_DATA_COLUMNS, copy_frame, with_cluster
 from hpcperfstats.db.schema import ensure_schema
 from hpcperfstats.hostdata.load import compute_window
 from hpcperfstats.ingest.drain import store_messages
@@ -35,7 +35,7 @@ def load(conn: psycopg.Connection, rows: pl.DataFrame) -> float:
     conn.commit()
     t0 = time.perf_counter()
     with conn.transaction(), conn.cursor() as cur:
-        copy_frame(cur, "host_data", rows, HOST_DATA_COLUMNS)
+        copy_frame(cur, "host_data", with_cluster(rows, "bench"), HOST_DATA_COLUMNS)
     return time.perf_counter() - t0
 
 

@@ -26,6 +26,7 @@ import psycopg
 from hpcperf_demo.cluster import DemoConfig, make_plan
 from hpcperf_demo.generate import accounting_files, iter_messages
 
+from hpcperfstats.config import cluster_name
 from hpcperfstats.db import embedded
 from hpcperfstats.db.load import upsert_job_data
 from hpcperfstats.db.schema import ensure_schema
@@ -56,7 +57,7 @@ def setup(url: str, root: Path, cfg: DemoConfig) -> None:
                                     3600).rows
         for day, text in accounting_files(cfg, plan).items():
             jobs, _ = parse_accounting(text, source=day)
-            upsert_job_data(conn, jobs, date.fromisoformat(day))
+            upsert_job_data(conn, jobs, date.fromisoformat(day), cluster=cluster_name())
     print(f"setup: {cfg.nodes} nodes x {cfg.hours} h archived in {t1 - t0:.0f} s, "
           f"{rows:,} host_data rows in {time.perf_counter() - t1:.0f} s")
 

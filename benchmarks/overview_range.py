@@ -22,6 +22,7 @@ from pathlib import Path
 
 import psycopg
 
+from hpcperfstats.config import cluster_name
 from hpcperfstats.db import embedded
 from hpcperfstats.db.schema import ensure_schema
 from hpcperfstats.hostdata.aggregates import refresh
@@ -38,16 +39,17 @@ EVENTS = [("cpu", "s/s", e) for e in ("user", "nice", "system", "idle", "iowait"
 def load(conn: psycopg.Connection, hosts: int, days: int) -> int:
     rows = 0
     with conn.cursor() as cur, cur.copy(
-            "COPY host_data (time, host, type, device, event, unit, value, delta)"
+            "COPY host_data (cluster, time, host, type, device, event, unit, value)"
             " FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["timestamptz", "text", "text", "text", "text", "text", "float8",
+        copy.set_types(["text", "timestamptz", "text", "text", "text", "text", "text",
                         "float8"])
+        cluster = cluster_name()
         for k in range(days * 288):
             t = T0 + STEP * k
             for h in range(hosts):
                 for i, (type_, unit, event) in enumerate(EVENTS):
-                    copy.write_row((t, f"c{h:04d}", type_, "", event, unit,
-                                    float((k + h + i) % 97), float(k % 13)))
+                    copy.write_row((cluster, t, f"c{h:04d}", type_, "", event, unit,
+                                    float((k + h + i) % 97)))
                     rows += 1
     return rows
 

@@ -1,4 +1,4 @@
-"""Where the compressed bytes of ``host_data`` go, column by column (part 4 lead).
+"""Where the compressed bytes of ``host_data`` go, column by column.
 
 ``python -m benchmarks.storage_columns [--nodes 20]``. Needs TimescaleDB in
 the embedded PostgreSQL (``scripts/setup``).
@@ -6,10 +6,12 @@ the embedded PostgreSQL (``scripts/setup``).
 Loads fixture-shaped nodes for one day (``benchmarks.storage.fixture_rows``:
 the real Stampede3 file's rows tiled over the day), compresses every chunk,
 and sums ``pg_column_size`` of each column of the compressed chunk tables,
-per stored value. Then the same with ``delta`` as ``bigint`` (rounded: what
-integer raw deltas would cost, an estimate since stored deltas are in SI
-units after the unit factor) and with no ``delta`` at all, so a schema
-change is judged by measured bytes before it is made.
+per stored value. Then an estimate of the next lever: counters stored as
+their integer raw delta (``bigint``: delta-of-delta and simple8b) with the
+unit factor and the interval beside it, the float ``value`` kept for gauges
+only (the raw delta is approximated from the SI one: ``s/s`` rows were
+centiseconds, the rest whole units). A schema change is judged by measured
+bytes before it is made.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ import psycopg
 from benchmarks.storage import fixture_rows
 from hpcperfstats.db import embedded
 from hpcperfstats.db.schema import ensure_schema
-
-COLUMNS = ["time", "host", "jobid", "type", "device", "event", "unit", "value", "delta"]
 
 
 def column_bytes(conn: psycopg.Connection) -> dict[str, int]:
@@ -69,12 +69,13 @@ def main() -> None:
                 ensure_schema(conn)
                 rows = fixture_rows(conn, args.nodes)
                 print(f"{args.nodes} fixture-shaped nodes x 1 day: {rows:,} values")
-                variant(conn, "delta double precision (today)", rows)
-                conn.execute("ALTER TABLE host_data ALTER COLUMN delta TYPE bigint"
-                             " USING round(delta)::bigint")
-                variant(conn, "delta bigint (rounded)", rows)
-                conn.execute("UPDATE host_data SET delta = NULL")
-                variant(conn, "no delta", rows)
+                variant(conn, "host_data (migration 5)", rows)
+                conn.execute("ALTER TABLE host_data ADD COLUMN raw bigint,"
+                             " ADD COLUMN factor float8, ADD COLUMN dt float8")
+                scale = "CASE WHEN unit = 's/s' THEN 0.01 ELSE 1 END"
+                conn.execute(f"UPDATE host_data SET raw = round(value * 300 / {scale}),"
+                             f" factor = {scale}, dt = 300, value = NULL WHERE unit LIKE '%/s'")
+                variant(conn, "estimate: counters as bigint raw deltas", rows)
 
 
 if __name__ == "__main__":

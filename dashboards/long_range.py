@@ -24,6 +24,7 @@ from dashboards.timeseries import (
     bucket_seconds,
     top_events,
 )
+from hpcperfstats.config import cluster_name
 from hpcperfstats.hostdata.aggregates import WIDTHS
 from hpcperfstats.hostdata.series import CGROUP_TYPES, SERIES, derive_series
 
@@ -48,8 +49,8 @@ def bucket_and_width(start: datetime, end: datetime, max_points: int) -> tuple[i
 def _source(host: str | None) -> tuple[str, str, str]:
     """(table and filter, mean of a bucket, host column) of cluster or one host's rows."""
     if host is None:
-        return "cluster_agg WHERE", "avg(value)", "%(c)s"
-    return ("host_agg WHERE host = %(h)s AND",
+        return "cluster_agg WHERE cluster = %(cl)s AND", "avg(value)", "%(c)s"
+    return ("host_agg WHERE cluster = %(cl)s AND host = %(h)s AND",
             "sum(value * n) / nullif(sum(n) FILTER (WHERE value IS NOT NULL), 0)", "host")
 
 
@@ -62,7 +63,7 @@ def cluster_series(conn: psycopg.Connection, start: datetime, end: datetime,
     specs = [SERIES[n] for n in names]
     table, mean, who = _source(host)
     args = {"b": timedelta(seconds=bucket), "o": ORIGIN, "w": width, "s": start, "e": end,
-            "c": CLUSTER, "h": host}
+            "c": CLUSTER, "h": host, "cl": cluster_name()}
     frame = _fetch(
         conn,
         f"SELECT extract(epoch FROM date_bin(%(b)s, bucket, %(o)s)), {who}, type, event,"
@@ -77,7 +78,8 @@ def cluster_series(conn: psycopg.Connection, start: datetime, end: datetime,
     hosts = pl.DataFrame(schema=hosts_schema) if host else _fetch(
         conn,
         "SELECT extract(epoch FROM date_bin(%(b)s, bucket, %(o)s)), max(hosts) FROM cluster_agg"
-        " WHERE width_s = %(w)s AND bucket >= %(s)s AND bucket <= %(e)s GROUP BY 1",
+        " WHERE cluster = %(cl)s AND width_s = %(w)s AND bucket >= %(s)s AND bucket <= %(e)s"
+        " GROUP BY 1",
         args, hosts_schema,
     )
     return derive_series(frame, names), hosts
@@ -100,7 +102,7 @@ def cluster_extra(conn: psycopg.Connection, start: datetime, end: datetime,
         "   AND NOT (type = ANY(%(known)s)) GROUP BY 1, 2, 3, 4, 5) d"
         " GROUP BY 1, 2, 3, 4, 5",
         {"b": timedelta(seconds=bucket), "o": ORIGIN, "w": width, "s": start, "e": end,
-         "c": CLUSTER, "h": host, "known": known},
+         "c": CLUSTER, "h": host, "known": known, "cl": cluster_name()},
         EXTRA_SCHEMA,
     )
     return top_events(frame)

@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 import psycopg
 
+from hpcperfstats.config import cluster_name
 from hpcperfstats.db.series_sql import series_query
 from hpcperfstats.hostdata.rates import epoch_utc
 from hpcperfstats.hostdata.series import (
@@ -108,7 +109,7 @@ def series(
     frame = _fetch(
         conn,
         series_query(cgroup=False, bucketed=True),
-        {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end,
+        {"b": bucket, "o": ORIGIN, "c": cluster_name(), "h": list(hosts), "s": start, "e": end,
          "types": sorted({t for s in specs for t in s.types}),
          "events": sorted({e for s in specs for e in s.events})},
         _RAW_SCHEMA,
@@ -128,8 +129,9 @@ def types_present(
     row of a wide job to learn that there is not.
     """
     rows = conn.execute(
-        "SELECT DISTINCT type FROM host_data WHERE host = ANY(%s) AND time >= %s AND time <= %s",
-        (list(hosts)[:sample], start, end),
+        "SELECT DISTINCT type FROM host_data WHERE cluster = %s AND host = ANY(%s)"
+        " AND time >= %s AND time <= %s",
+        (cluster_name(), list(hosts)[:sample], start, end),
     ).fetchall()
     return {r[0] for r in rows}
 
@@ -154,14 +156,15 @@ def extra_types(
             SELECT date_bin(%(b)s, time, %(o)s) AS t, host, type, event, unit, device,
                    avg(value) AS v
             FROM host_data
-            WHERE host = ANY(%(h)s) AND time >= %(s)s AND time <= %(e)s
-              AND type = ANY(%(wanted)s)
+            WHERE cluster = %(c)s AND host = ANY(%(h)s) AND time >= %(s)s
+              AND time <= %(e)s AND type = ANY(%(wanted)s)
             GROUP BY 1, 2, 3, 4, 5, 6)
         SELECT extract(epoch FROM t), host, type, event, unit,
                CASE WHEN unit LIKE '%%/s' THEN sum(v) ELSE avg(v) END
         FROM d GROUP BY 1, 2, 3, 4, 5
         """,
-        {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end, "wanted": wanted},
+        {"b": bucket, "o": ORIGIN, "c": cluster_name(), "h": list(hosts), "s": start, "e": end,
+         "wanted": wanted},
         EXTRA_SCHEMA,
     )
     return top_events(frame)
@@ -190,7 +193,8 @@ def cgroup(
     frame = _fetch(
         conn,
         series_query(cgroup=True, bucketed=True),
-        {"b": bucket, "o": ORIGIN, "h": list(hosts), "s": start, "e": end, "devices": [jobid],
+        {"b": bucket, "o": ORIGIN, "c": cluster_name(), "h": list(hosts), "s": start, "e": end,
+         "devices": [jobid],
          "types": list(CGROUP_TYPES),
          "events": sorted({e for s in CGROUP_SERIES.values() for e in s.events})},
         {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "type": pl.Utf8,

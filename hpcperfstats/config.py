@@ -63,7 +63,9 @@ REGISTRY: tuple[Setting, ...] = (
     _S("EMBEDDED_PORT", "int", "54329", "port of the embedded PostgreSQL"),
     _S("AMQP_URL", "url", "amqp://guest:guest@127.0.0.1:5672/%2F",
        "RabbitMQ (the demo without it: its own private node)"),
-    _S("CLUSTER", "str", "demo", "cluster name = queue name"),
+    _S("CLUSTER", "str", "demo",
+       "cluster name = queue name; in every table's key (rows are written and read "
+       "under it)"),
     _S("ARCHIVE_DIR", "path", None, "raw stats archive", "`HPCPERF_HOME/archive`"),
     _S("QUARANTINE_DIR", "path", None, "messages and lines set aside",
        "`HPCPERF_HOME/quarantine`"),
@@ -100,6 +102,9 @@ REGISTRY: tuple[Setting, ...] = (
     # --- TimescaleDB
     _S("CHUNK_INTERVAL", "interval", "6 hours", "TimescaleDB only: chunk size"),
     _S("COMPRESS_AFTER", "interval", "7 days", "TimescaleDB only: compression age"),
+    _S("COMPRESSED_CHUNK_INTERVAL", "interval", "1 day",
+       "TimescaleDB only: compressing merges chunks up to this span (longer runs per "
+       "series, fewer chunks; [docs/operations.md](docs/operations.md))"),
     _S("RETENTION", "interval", None, "TimescaleDB only: optional retention"),
     _S("TIMESCALEDB_SOURCE", "path", None,
        "TimescaleDB source tarball that `scripts/setup` builds into the embedded PostgreSQL "
@@ -257,6 +262,15 @@ def settings() -> Settings:
         epoch_earliest=_epoch(env("EPOCH_EARLIEST")),
         epoch_max_ahead_s=float(env("EPOCH_MAX_AHEAD_S")),
     )
+
+
+def cluster_name(given: str | None = None) -> str:
+    """The cluster rows are written under and read for: ``given``, else ``HPCPERF_CLUSTER``.
+
+    The one default for every table writer and reader that takes a cluster:
+    the pipeline serves the configured cluster (one queue, one name).
+    """
+    return given or env("CLUSTER")
 
 
 def _utc(text: str) -> datetime:

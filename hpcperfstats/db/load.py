@@ -30,6 +30,11 @@ def _pg_array(values: pl.Expr) -> pl.Expr:
     return pl.lit("{") + quoted.list.join(",") + pl.lit("}")
 
 
+def with_cluster(frame: pl.DataFrame, cluster: str) -> pl.DataFrame:
+    """``frame`` with the ``cluster`` column every table's key starts with."""
+    return frame.with_columns(pl.lit(cluster, pl.Utf8).alias("cluster"))
+
+
 def copy_frame(cur: psycopg.Cursor, table: str, frame: pl.DataFrame, columns: Sequence[str]) -> int:
     """COPY ``frame`` (already in ``columns`` order) into ``table``; returns rows."""
     if frame.height == 0:
@@ -49,24 +54,32 @@ def copy_frame(cur: psycopg.Cursor, table: str, frame: pl.DataFrame, columns: Se
 
 
 def replace_host_data(conn: psycopg.Connection, rows: pl.DataFrame, start: datetime,
-                      end: datetime) -> int:
-    """Replace every host_data row with start <= time < end by ``rows``."""
+                      end: datetime, *, cluster: str) -> int:
+    """Replace every host_data row of ``cluster`` with start <= time < end by ``rows``."""
     outside = rows.filter((pl.col("time") < start) | (pl.col("time") >= end)).height
     if outside:
         raise ValueError(f"{outside} rows fall outside [{start}, {end})")
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute("DELETE FROM host_data WHERE time >= %s AND time < %s", (start, end))
-        return copy_frame(cur, "host_data", rows, HOST_DATA_COLUMNS)
+        # an hour in a compressed TimescaleDB chunk: the delete decompresses the
+        # batches of every host of the chunk (they span its whole time range),
+        # far over the default cap of 100,000 rows per transaction
+        # (docs/operations.md). A placeholder setting on plain PostgreSQL.
+        cur.execute("SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0")
+        cur.execute("DELETE FROM host_data WHERE cluster = %s AND time >= %s AND time < %s",
+                    (cluster, start, end))
+        return copy_frame(cur, "host_data", with_cluster(rows, cluster), HOST_DATA_COLUMNS)
 
 
-def upsert_job_data(conn: psycopg.Connection, jobs: pl.DataFrame, day: date) -> int:
-    """Insert or update jobs from the accounting file of ``day``.
+def upsert_job_data(conn: psycopg.Connection, jobs: pl.DataFrame, day: date, *,
+                    cluster: str) -> int:
+    """Insert or update jobs of ``cluster`` from the accounting file of ``day``.
 
     A job seen in several dumps (running, then finished) keeps the record of
     the newest dump: an older day's file never overwrites a newer one.
     """
-    frame = jobs.with_columns(pl.lit(day).alias("source_day"))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in JOB_DATA_COLUMNS if c != "jobid")
+    frame = with_cluster(jobs.with_columns(pl.lit(day).alias("source_day")), cluster)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in JOB_DATA_COLUMNS
+                        if c not in ("cluster", "jobid"))
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("CREATE TEMP TABLE job_data_in (LIKE job_data INCLUDING DEFAULTS) "
                     "ON COMMIT DROP")
@@ -74,7 +87,7 @@ def upsert_job_data(conn: psycopg.Connection, jobs: pl.DataFrame, day: date) -> 
         cols = ", ".join(JOB_DATA_COLUMNS)
         cur.execute(
             f"INSERT INTO job_data ({cols}) SELECT {cols} FROM job_data_in "
-            f"ON CONFLICT (jobid) DO UPDATE SET {updates}, loaded_at = now() "
+            f"ON CONFLICT (jobid, cluster) DO UPDATE SET {updates}, loaded_at = now() "
             "WHERE job_data.source_day IS NULL OR job_data.source_day <= EXCLUDED.source_day"
         )
         return cur.rowcount

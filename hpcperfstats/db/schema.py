@@ -18,10 +18,13 @@ the empty device ``''``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
+from hpcperfstats.config import env
 from hpcperfstats.hostdata.aggregates import DDL as AGGREGATES_DDL
 
 log = logging.getLogger(__name__)
@@ -138,11 +141,71 @@ CREATE INDEX IF NOT EXISTS job_flags_flag ON job_flags (flag, day);
 
 @dataclass(frozen=True)
 class Migration:
-    """One step of the schema's history, applied once in version order."""
+    """One step of the schema's history, applied once in version order.
+
+    ``sql`` is either the step's SQL or a function doing it (a step that
+    needs the settings or must look at the database first)."""
 
     version: int
     why: str
-    sql: str
+    sql: str | Callable[[psycopg.Connection], None]
+
+
+#: every table's key after migration 5: the old key, then ``cluster``. Last, not
+#: first: a lookup by job id or host (every reader today; a deployment has a
+#: handful of clusters) keeps its index prefix on PostgreSQL 17, which has no
+#: skip scan, and one that names the cluster too matches the whole key.
+CLUSTER_KEYS: dict[str, tuple[str, ...]] = {
+    "host_data": ("host", "time", "type", "device", "event", "cluster"),
+    "job_data": ("jobid", "cluster"),
+    "job_metrics": ("jobid", "metric", "cluster"),
+    "job_series": ("jobid", "series", "host", "time", "cluster"),
+    "job_coverage": ("jobid", "host", "cluster"),
+    "job_flags": ("jobid", "flag", "cluster"),
+    "host_agg": ("width_s", "host", "bucket", "type", "event", "device", "cluster"),
+    "cluster_agg": ("width_s", "bucket", "type", "event", "device", "cluster"),
+}
+
+
+def add_cluster(conn: psycopg.Connection) -> None:
+    """Migration 5: a ``cluster`` column in every table and its primary key.
+
+    Existing rows get the configured cluster (``HPCPERF_CLUSTER``); the column
+    then loses its default, so a writer that forgets the cluster fails
+    instead of filing rows under the wrong one. A TimescaleDB ``host_data``
+    with compression is decompressed first (TimescaleDB refuses key changes
+    on compressed hypertables); ``ensure_schema`` then sets compression up
+    again, segmented by cluster and host, and the policy recompresses the
+    old chunks on its next run. Done before the first production load, that
+    is a few days of data at most.
+    """
+
+    if _host_data_compressed(conn):
+        conn.execute("SELECT remove_compression_policy('host_data', if_exists => TRUE)")
+        conn.execute("SELECT decompress_chunk(c, if_compressed => TRUE) "
+                     "FROM show_chunks('host_data') c")
+        conn.execute("ALTER TABLE host_data SET (timescaledb.compress = false)")
+    # the increase is value x interval: never read, and 1.3 of 5.7 compressed bytes
+    # per value (benchmarks.storage); dropped while the chunks are open anyway
+    conn.execute("ALTER TABLE host_data DROP COLUMN IF EXISTS delta")
+    cluster = sql.Literal(env("CLUSTER"))
+    for table, key in CLUSTER_KEYS.items():
+        name = sql.Identifier(table)
+        conn.execute(sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS cluster text NOT NULL "
+                             "DEFAULT {}").format(name, cluster))
+        conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN cluster DROP DEFAULT").format(name))
+        conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}, ADD PRIMARY KEY ({})")
+                     .format(name, sql.Identifier(f"{table}_pkey"),
+                             sql.SQL(", ").join(map(sql.Identifier, key))))
+
+
+def _host_data_compressed(conn: psycopg.Connection) -> bool:
+    """``host_data`` is a TimescaleDB hypertable with compression enabled."""
+    if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone() is None:
+        return False
+    row = conn.execute("SELECT compression_enabled FROM timescaledb_information.hypertables "
+                       "WHERE hypertable_name = 'host_data'").fetchone()
+    return bool(row and row[0])
 
 
 #: Steps after 1 say ``IF NOT EXISTS``: databases of this week's builds recorded
@@ -159,6 +222,10 @@ ALTER TABLE job_data ADD COLUMN IF NOT EXISTS submit_line text;
               "ALTER TABLE job_coverage ADD COLUMN IF NOT EXISTS extra integer NOT NULL DEFAULT 0"),
     Migration(4, "aggregates for long ranges: host_agg and cluster_agg",
               AGGREGATES_DDL),
+    Migration(5, "cluster in every table's key (several clusters per deployment); "
+                 "existing rows belong to the configured HPCPERF_CLUSTER. host_data keeps "
+                 "no float delta (value x interval, never read: a quarter of its bytes)",
+              add_cluster),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
@@ -241,7 +308,10 @@ def ensure_schema(conn: psycopg.Connection) -> dict:
         applied = [m.version for m in MIGRATIONS if m.version > start]
         for migration in MIGRATIONS:
             if migration.version > start:
-                conn.execute(migration.sql)
+                if callable(migration.sql):
+                    migration.sql(conn)
+                else:
+                    conn.execute(migration.sql)
                 conn.execute("INSERT INTO schema_version (version) VALUES (%s)",
                              (migration.version,))
         name_index = ensure_name_index(conn)

@@ -52,12 +52,15 @@ _C = Column
 TEXT, FLOAT, INT, BIGINT = "text", "double precision", "integer", "bigint"
 TIME, DATE = "timestamp with time zone", "date"
 _DAY = _C("day", DATE)  # the job's end day: the partition that owns the row
+#: in every key (migration 5); not in the computed frames: the writer adds it
+CLUSTER = _C("cluster", TEXT)
 _COMPUTED = _C("computed_at", TIME, copied=False)
 
 HOST_DATA = Table("host_data", (
     _C("time", TIME, UTC_TIME), _C("host", TEXT, pl.Utf8), _C("jobid", TEXT, pl.Utf8),
     _C("type", TEXT, pl.Utf8), _C("device", TEXT, pl.Utf8), _C("event", TEXT, pl.Utf8),
-    _C("unit", TEXT, pl.Utf8), _C("value", FLOAT, pl.Float64), _C("delta", FLOAT, pl.Float64),
+    # no ``delta`` since migration 5: value x interval, never read, a quarter of the bytes
+    _C("unit", TEXT, pl.Utf8), _C("value", FLOAT, pl.Float64), CLUSTER,
 ))
 #: polars types of job_data come from the sacct parser (``hpcperfstats.jobs.accounting``)
 JOB_DATA = Table("job_data", (
@@ -68,17 +71,17 @@ JOB_DATA = Table("job_data", (
         ("elapsed_s", BIGINT), ("timelimit_s", BIGINT), ("nnodes", INT), ("ncpus", INT),
         ("req_mem_bytes", BIGINT), ("ngpus", INT), ("nodelist", TEXT), ("hosts", "text[]"),
         ("source_day", DATE), ("req_cpus", INT), ("req_tres", TEXT), ("submit_line", TEXT))),
-    _C("loaded_at", TIME, copied=False),
+    _C("loaded_at", TIME, copied=False), CLUSTER,
 ))
 JOB_METRICS = Table("job_metrics", (
     _C("jobid", TEXT, pl.Utf8), _C("metric", TEXT, pl.Utf8), _C("value", FLOAT, pl.Float64),
     _C("unit", TEXT, pl.Utf8), _C("reason", TEXT, pl.Utf8),
     # which data a metric came from: 'cgroup' (the job's own), 'node' (totals), 'accounting'
-    _C("source", TEXT, pl.Utf8), _DAY, _COMPUTED,
+    _C("source", TEXT, pl.Utf8), _DAY, _COMPUTED, CLUSTER,
 ))
 JOB_SERIES = Table("job_series", (
     _C("jobid", TEXT, pl.Utf8), _C("host", TEXT, pl.Utf8), _C("series", TEXT, pl.Utf8),
-    _C("time", TIME, UTC_TIME), _C("value", FLOAT, pl.Float64), _DAY,
+    _C("time", TIME, UTC_TIME), _C("value", FLOAT, pl.Float64), _DAY, CLUSTER,
 ))
 JOB_COVERAGE = Table("job_coverage", (
     _C("jobid", TEXT, pl.Utf8), _C("host", TEXT, pl.Utf8), _C("interval_s", FLOAT, pl.Float64),
@@ -86,12 +89,12 @@ JOB_COVERAGE = Table("job_coverage", (
     _C("fraction", FLOAT, pl.Float64),
     _C("gaps", "jsonb", pl.Utf8),  # JSON list of [from, to] ISO-8601 UTC pairs
     _C("extra", INT, pl.Int64),  # samples beyond one per expected instant (begin/end samples)
-    _DAY,
+    _DAY, CLUSTER,
 ))
 JOB_FLAGS = Table("job_flags", (
     _C("jobid", TEXT, pl.Utf8), _C("flag", TEXT, pl.Utf8), _C("value", FLOAT, pl.Float64),
     _C("threshold", FLOAT, pl.Float64), _C("message", TEXT, pl.Utf8),
-    _C("advice", TEXT, pl.Utf8), _C("rule_version", TEXT, pl.Utf8), _DAY, _COMPUTED,
+    _C("advice", TEXT, pl.Utf8), _C("rule_version", TEXT, pl.Utf8), _DAY, _COMPUTED, CLUSTER,
 ))
 
 TABLES: dict[str, Table] = {t.name: t for t in (

@@ -3,24 +3,29 @@
 Runs where the extension is installed and preloaded (``scripts/setup`` builds
 it into the embedded server; CI runs on it); the plain PostgreSQL path (BRIN
 index on time, same queries) is complete on its own and keeps its own tests.
+Sizes and their measurements: docs/operations.md (``benchmarks.storage``).
 
-- Chunks of ``HPCPERF_CHUNK_INTERVAL`` (default 6 hours): at 10,000 nodes,
-  5-minute samples and ~80 rows per sample that is ~55 M rows per chunk,
-  a size whose indexes stay in memory while the hour partitions are rebuilt.
-- Chunks older than ``HPCPERF_COMPRESS_AFTER`` (default 7 days; late samples
-  older than that reopen a compressed chunk, which TimescaleDB allows but
-  slowly) are compressed, segmented by host and ordered by type, device,
+- Chunks of ``HPCPERF_CHUNK_INTERVAL`` (default 6 hours): the newest chunk's
+  indexes take every load and every late-sample rebuild, so they should stay
+  in memory; at 106 index bytes per row and 1,256 rows per node-hour
+  (fixture-shaped nodes) a 6-hour chunk of 10,000 nodes has 8 GB of them.
+- Chunks older than ``HPCPERF_COMPRESS_AFTER`` (default 7 days) are
+  compressed, segmented by cluster and host and ordered by type, device,
   event, time: one series after another, so consecutive values in a batch
-  belong to the same counter and time steps are regular. Ordered by time
-  first, neighbouring values came from different series and compressed
-  1.3-2x worse (``python -m benchmarks.storage``: 15.0 against 19.8 bytes
-  per value on fixture-shaped nodes, 7.6 against 16.0 on the demo).
+  belong to the same counter and time steps are regular (ordered by time
+  first, neighbouring values come from different series: 1.7x larger).
+  Compressing merges chunks up to ``HPCPERF_COMPRESSED_CHUNK_INTERVAL`` (a
+  day: 288 samples per series instead of 72, fewer series starts per batch).
+  ``compress_index`` keeps only the orderby columns' min/max: TimescaleDB's
+  automatic composite bloom filter over the key cost a byte per value and
+  no query filters on it.
 - ``HPCPERF_RETENTION`` (unset: keep everything) drops older chunks.
 """
 
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
 
 from hpcperfstats.config import env
 
@@ -32,10 +37,15 @@ def setup_host_data(conn: psycopg.Connection) -> None:
     conn.execute(
         "SELECT create_hypertable('host_data', 'time', chunk_time_interval => %s::interval, "
         "if_not_exists => TRUE, migrate_data => TRUE)", (chunk,))
-    conn.execute(
+    # ALTER TABLE ... SET takes no parameters: the interval goes in as a quoted literal
+    conn.execute(sql.SQL(
         "ALTER TABLE host_data SET (timescaledb.compress, "
-        "timescaledb.compress_segmentby = 'host', "
-        "timescaledb.compress_orderby = 'type, device, event, time')")
+        "timescaledb.compress_segmentby = 'cluster, host', "
+        "timescaledb.compress_orderby = 'type, device, event, time', "
+        # only the orderby columns' min/max: no automatic composite bloom filter
+        "timescaledb.compress_index = 'minmax(time)', "
+        "timescaledb.compress_chunk_time_interval = {})"
+    ).format(sql.Literal(env("COMPRESSED_CHUNK_INTERVAL"))))
     conn.execute("SELECT add_compression_policy('host_data', %s::interval, if_not_exists => TRUE)",
                  (env("COMPRESS_AFTER"),))
     retention = env("RETENTION")

@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from hpcperfstats.config import cluster_name
+
 #: Bucket widths kept, in seconds
 WIDTHS = (300, 3600)
 ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
@@ -56,35 +58,37 @@ CREATE TABLE IF NOT EXISTS cluster_agg (
 
 #: the finest width, from host_data
 _HOST = """
-INSERT INTO host_agg (width_s, bucket, host, type, event, device, unit, value, n)
-SELECT %(w)s, date_bin(%(width)s, time, %(o)s), host, type, event, '', max(unit),
+INSERT INTO host_agg (cluster, width_s, bucket, host, type, event, device, unit, value, n)
+SELECT %(c)s, %(w)s, date_bin(%(width)s, time, %(o)s), host, type, event, '', max(unit),
        avg(value), count(value)
-FROM host_data WHERE time >= %(s)s AND time < %(e)s AND device = ''
-GROUP BY 2, 3, 4, 5
+FROM host_data WHERE cluster = %(c)s AND time >= %(s)s AND time < %(e)s AND device = ''
+GROUP BY 3, 4, 5, 6
 UNION ALL
-SELECT %(w)s, b, host, type, event, '*', max(unit),
+SELECT %(c)s, %(w)s, b, host, type, event, '*', max(unit),
        CASE WHEN max(unit) LIKE '%%/s' THEN sum(v) ELSE avg(v) END, max(n)
 FROM (SELECT date_bin(%(width)s, time, %(o)s) AS b, host, type, event, device,
              max(unit) AS unit, avg(value) AS v, count(value) AS n
-      FROM host_data WHERE time >= %(s)s AND time < %(e)s AND device <> ''
+      FROM host_data WHERE cluster = %(c)s AND time >= %(s)s AND time < %(e)s
+        AND device <> ''
       GROUP BY 1, 2, 3, 4, 5) per_device
 GROUP BY b, host, type, event
 """
 
 #: coarser widths, from the finest: the n-weighted mean of its buckets
 _COARSE = """
-INSERT INTO host_agg (width_s, bucket, host, type, event, device, unit, value, n)
-SELECT %(w)s, date_bin(%(width)s, bucket, %(o)s), host, type, event, device, max(unit),
+INSERT INTO host_agg (cluster, width_s, bucket, host, type, event, device, unit, value, n)
+SELECT %(c)s, %(w)s, date_bin(%(width)s, bucket, %(o)s), host, type, event, device, max(unit),
        sum(value * n) / nullif(sum(n) FILTER (WHERE value IS NOT NULL), 0), sum(n)
-FROM host_agg WHERE width_s = %(fine)s AND bucket >= %(s)s AND bucket < %(e)s
-GROUP BY 2, 3, 4, 5, 6
+FROM host_agg WHERE cluster = %(c)s AND width_s = %(fine)s AND bucket >= %(s)s
+  AND bucket < %(e)s
+GROUP BY 3, 4, 5, 6, 7
 """
 
 _CLUSTER = """
-INSERT INTO cluster_agg (width_s, bucket, type, event, device, unit, value, hosts)
-SELECT width_s, bucket, type, event, device, max(unit), sum(value), count(DISTINCT host)
-FROM host_agg WHERE width_s = %(w)s AND bucket >= %(s)s AND bucket < %(e)s
-GROUP BY width_s, bucket, type, event, device
+INSERT INTO cluster_agg (cluster, width_s, bucket, type, event, device, unit, value, hosts)
+SELECT cluster, width_s, bucket, type, event, device, max(unit), sum(value), count(DISTINCT host)
+FROM host_agg WHERE cluster = %(c)s AND width_s = %(w)s AND bucket >= %(s)s AND bucket < %(e)s
+GROUP BY cluster, width_s, bucket, type, event, device
 """
 
 
@@ -96,17 +100,20 @@ def _aligned(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     return datetime.fromtimestamp(lo, UTC), datetime.fromtimestamp(hi, UTC)
 
 
-def refresh(conn: psycopg.Connection, start: datetime, end: datetime) -> dict[str, int]:
-    """Rebuild every bucket of [start, end) (widened to hours) in one transaction."""
+def refresh(conn: psycopg.Connection, start: datetime, end: datetime,
+            cluster: str | None = None) -> dict[str, int]:
+    """Rebuild every bucket of [start, end) (widened to hours) of ``cluster`` (default:
+    the configured one) in one transaction."""
     s, e = _aligned(start, end)
+    c = cluster_name(cluster)
     rows = {"host_agg": 0, "cluster_agg": 0}
     with conn.transaction():
         for w in WIDTHS:
-            args = {"w": w, "width": timedelta(seconds=w), "o": ORIGIN, "s": s, "e": e}
+            args = {"c": c, "w": w, "width": timedelta(seconds=w), "o": ORIGIN, "s": s, "e": e}
             args["fine"] = WIDTHS[0]
             host = _HOST if w == WIDTHS[0] else _COARSE
             for table, insert in (("host_agg", host), ("cluster_agg", _CLUSTER)):
-                conn.execute(f"DELETE FROM {table} WHERE width_s = %(w)s"
+                conn.execute(f"DELETE FROM {table} WHERE cluster = %(c)s AND width_s = %(w)s"
                              " AND bucket >= %(s)s AND bucket < %(e)s", args)
                 rows[table] += conn.execute(insert, args).rowcount
     return rows

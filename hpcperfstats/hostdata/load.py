@@ -15,6 +15,7 @@ import polars as pl
 import psycopg
 
 from hpcperfstats.archive.store import read_chunks
+from hpcperfstats.config import cluster_name
 from hpcperfstats.db.load import replace_host_data
 from hpcperfstats.hostdata.rates import epoch_utc, host_rows, same_boot
 from hpcperfstats.hostdata.textframe import long_frame_of_chunks
@@ -58,10 +59,12 @@ def series_start(samples: pl.DataFrame) -> pl.Series:
 
 
 def build_host_data(conn: psycopg.Connection, archive_dir: Path, start: datetime,
-                    end: datetime, lookback_s: float) -> HostLoadResult:
+                    end: datetime, lookback_s: float, cluster: str | None = None
+                    ) -> HostLoadResult:
+    """Load [start, end) of ``cluster``'s archive (default: the configured cluster)."""
     started = time.monotonic()
     rows, samples, issues = compute_window(archive_dir, start, end, lookback_s)
-    loaded = replace_host_data(conn, rows, start, end)
+    loaded = replace_host_data(conn, rows, start, end, cluster=cluster_name(cluster))
     return HostLoadResult(
         rows=loaded,
         samples=samples.height,
@@ -84,21 +87,24 @@ def unloaded_samples(samples: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
     return times.join(loaded, on=["host", "time"], how="anti")
 
 
-def window_checks(conn: psycopg.Connection, start: datetime, end: datetime) -> tuple[int, int]:
-    """(negative rates, duplicate keys) among the window's host_data rows."""
+def window_checks(conn: psycopg.Connection, start: datetime, end: datetime,
+                  cluster: str | None = None) -> tuple[int, int]:
+    """(negative rates, duplicate keys) among the window's host_data rows (a rate's
+    unit ends in ``/s``)."""
     return conn.execute(
-        "SELECT count(*) FILTER (WHERE delta < 0 OR (delta IS NOT NULL AND value < 0)), "
+        "SELECT count(*) FILTER (WHERE value < 0 AND unit LIKE '%%/s'), "
         "count(*) - count(DISTINCT (host, time, type, device, event)) "
-        "FROM host_data WHERE time >= %s AND time < %s",
-        (start, end),
+        "FROM host_data WHERE cluster = %s AND time >= %s AND time < %s",
+        (cluster_name(cluster), start, end),
     ).fetchone()
 
 
-def job_days_touched(conn: psycopg.Connection, start: datetime, end: datetime) -> set[str]:
+def job_days_touched(conn: psycopg.Connection, start: datetime, end: datetime,
+                     cluster: str | None = None) -> set[str]:
     """Days (by job end, UTC) of the jobs whose run overlaps the window."""
     cur = conn.execute(
         "SELECT DISTINCT to_char(end_time AT TIME ZONE 'UTC', 'YYYY-MM-DD') FROM job_data "
-        "WHERE start_time < %s AND end_time + make_interval(secs => %s) >= %s",
-        (end, END_GRACE_S, start),
+        "WHERE cluster = %s AND start_time < %s AND end_time + make_interval(secs => %s) >= %s",
+        (cluster_name(cluster), end, END_GRACE_S, start),
     )
     return {row[0] for row in cur.fetchall()}

@@ -57,7 +57,10 @@ def counter_width(type_: str, event: str, declared: int | None) -> int:
         return declared
     return KERNEL_WIDTHS.get((type_, event), 64)
 
-HOST_DATA_COLUMNS = HOST_DATA.copy_columns
+#: the columns of a computed host_data frame: the table's (the loader adds
+#: ``cluster``) and ``delta``, the increase in SI units, which checks read but
+#: the table does not keep (``value`` times the interval; migration 5)
+HOST_DATA_COLUMNS = [*HOST_DATA.schema, "delta"]
 
 SERIES_KEY = ["host", "type", "device", "event"]
 
@@ -126,7 +129,8 @@ def _split_by_rule(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 def host_rows(
     long: pl.DataFrame, start: float | None = None, end: float | None = None
 ) -> pl.DataFrame:
-    """The ``host_data`` rows for samples with start <= time < end.
+    """The ``host_data`` rows (and each counter's ``delta``) for samples with
+    start <= time < end.
 
     ``long`` should reach back one sample interval before ``start`` (or more)
     so the first sample in the window has a predecessor to difference against.

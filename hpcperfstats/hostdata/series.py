@@ -16,6 +16,7 @@ from datetime import datetime
 import polars as pl
 import psycopg
 
+from hpcperfstats.config import cluster_name
 from hpcperfstats.db.series_sql import series_query
 
 
@@ -260,15 +261,18 @@ def host_series(
     start: datetime,
     end: datetime,
     names: Sequence[str] | None = None,
+    cluster: str | None = None,
 ) -> pl.DataFrame:
-    """Derived series of ``hosts`` for start <= time <= end, from the database."""
+    """Derived series of ``hosts`` (of ``cluster``, default the configured one) for
+    start <= time <= end, from the database."""
     specs = _specs(names)
     types = sorted({t for s in specs.values() for t in s.types})
     events = sorted({e for s in specs.values() for e in s.events})
     frame = read_rows(
         conn,
         series_query(cgroup=False, bucketed=False),
-        {"h": list(hosts), "s": start, "e": end, "types": types, "events": events},
+        {"c": cluster_name(cluster), "h": list(hosts), "s": start, "e": end, "types": types,
+         "events": events},
         {"host": pl.Utf8, "type": pl.Utf8, "event": pl.Utf8, "value": pl.Float64},
     )
     return derive_series(frame, list(specs))
@@ -280,6 +284,7 @@ def cgroup_series(
     jobids: Sequence[str],
     start: datetime,
     end: datetime,
+    cluster: str | None = None,
 ) -> pl.DataFrame:
     """Per-job cgroup series of ``jobids`` on ``hosts`` for start <= time <= end.
 
@@ -290,8 +295,8 @@ def cgroup_series(
     frame = read_rows(
         conn,
         series_query(cgroup=True, bucketed=False),
-        {"h": list(hosts), "s": start, "e": end, "types": list(CGROUP_TYPES),
-         "devices": list(jobids), "events": events},
+        {"c": cluster_name(cluster), "h": list(hosts), "s": start, "e": end,
+         "types": list(CGROUP_TYPES), "devices": list(jobids), "events": events},
         {"host": pl.Utf8, "type": pl.Utf8, "device": pl.Utf8, "event": pl.Utf8,
          "value": pl.Float64},
     )

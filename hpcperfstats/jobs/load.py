@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import polars as pl
 import psycopg
 
-from hpcperfstats.config import env
+from hpcperfstats.config import cluster_name, env
 from hpcperfstats.db.load import read_frame
 from hpcperfstats.hostdata.series import CGROUP_SCHEMA, SERIES_SCHEMA, cgroup_series, host_series
 from hpcperfstats.jobs.accounting import COLUMNS as JOB_COLUMNS
@@ -50,19 +50,20 @@ class JobDayResult:
     days: list[str] = field(default_factory=list)
 
 
-def jobs_ended(conn: psycopg.Connection, start: datetime, end: datetime) -> pl.DataFrame:
+def jobs_ended(conn: psycopg.Connection, start: datetime, end: datetime,
+               cluster: str | None = None) -> pl.DataFrame:
     """Jobs that ended in [start, end), with ``shared``: another job ran on one of
     their nodes at the same time (whatever day it ended), so node totals are not
     theirs alone."""
     cols = ", ".join(f"j.{c}" for c in JOB_FIELDS)
     return read_frame(
         conn,
-        f"SELECT {cols}, EXISTS (SELECT 1 FROM job_data o WHERE o.jobid <> j.jobid"
-        " AND o.hosts && j.hosts AND o.start_time < j.end_time"
+        f"SELECT {cols}, EXISTS (SELECT 1 FROM job_data o WHERE o.cluster = j.cluster"
+        " AND o.jobid <> j.jobid AND o.hosts && j.hosts AND o.start_time < j.end_time"
         " AND coalesce(o.end_time, 'infinity') > j.start_time) AS shared"
-        " FROM job_data j WHERE j.end_time >= %s AND j.end_time < %s"
+        " FROM job_data j WHERE j.cluster = %s AND j.end_time >= %s AND j.end_time < %s"
         " ORDER BY j.hosts[1] NULLS FIRST, j.start_time NULLS FIRST, j.jobid",
-        (start, end),
+        (cluster_name(cluster), start, end),
         {**{k: JOB_COLUMNS[k] for k in JOB_FIELDS}, "shared": pl.Boolean},
     )
 
@@ -85,7 +86,7 @@ def chunks(jobs: pl.DataFrame, max_hosts: int) -> Iterator[pl.DataFrame]:
         yield jobs.slice(first, len(hosts_of) - first)
 
 
-def read_inputs(conn: psycopg.Connection, jobs: pl.DataFrame
+def read_inputs(conn: psycopg.Connection, jobs: pl.DataFrame, cluster: str | None = None
                 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Host series and the jobs' own cgroup series for a chunk of jobs."""
     hosts = sorted({h for hs in jobs["hosts"].to_list() for h in (hs or [])})
@@ -94,10 +95,10 @@ def read_inputs(conn: psycopg.Connection, jobs: pl.DataFrame
         return pl.DataFrame(schema=SERIES_SCHEMA), pl.DataFrame(schema=CGROUP_SCHEMA)
     start = started.min() - timedelta(seconds=LOOKBACK_S)
     end = jobs["end_time"].max() + timedelta(seconds=END_GRACE_S)
-    series = host_series(conn, hosts, start, end)
+    series = host_series(conn, hosts, start, end, cluster=cluster)
     # Slurm names a job's cgroup by its raw id (array task 1234_7 -> 1240)
     ids = sorted(set(jobs["jobid"].to_list()) | set(jobs["jobid_raw"].drop_nulls().to_list()))
-    cgroup = cgroup_series(conn, hosts, ids, start, end)
+    cgroup = cgroup_series(conn, hosts, ids, start, end, cluster=cluster)
     return series, cgroup
 
 
@@ -106,57 +107,62 @@ JOB_DAY_TABLES = ("job_series", "job_metrics", "job_coverage")
 
 
 def build_job_day(conn: psycopg.Connection, start: datetime, end: datetime,
-                  result: JobDayResult, tables: tuple[str, ...] = JOB_DAY_TABLES) -> None:
+                  result: JobDayResult, tables: tuple[str, ...] = JOB_DAY_TABLES,
+                  cluster: str | None = None) -> None:
     """Replace ``tables`` (of :data:`JOB_DAY_TABLES`) for jobs that ended in [start, end).
 
     A subset (``dagster asset materialize --select job_metrics``) replaces
     only those tables; the others keep their rows.
     """
-    jobs = jobs_ended(conn, start, end)
+    cluster = cluster_name(cluster)
+    jobs = jobs_ended(conn, start, end, cluster)
     day = start.date()
     with conn.transaction(), conn.cursor() as cur:
-        clear_day(cur, list(tables), day, jobs["jobid"].to_list())
+        clear_day(cur, list(tables), day, jobs["jobid"].to_list(), cluster=cluster)
         for part in chunks(jobs, chunk_hosts()):
-            series, cgroup = read_inputs(conn, part)
+            series, cgroup = read_inputs(conn, part, cluster)
             if "job_series" in tables:
                 rows = job_series_rows(part, series, cgroup)
-                result.series_rows += copy_day(cur, "job_series", rows, day)
+                result.series_rows += copy_day(cur, "job_series", rows, day, cluster=cluster)
             if "job_metrics" in tables:
                 metrics = compute_job_metrics(part, series, cgroup)
-                result.metric_rows += copy_day(cur, "job_metrics", metrics, day)
+                result.metric_rows += copy_day(cur, "job_metrics", metrics, day, cluster=cluster)
                 result.jobs_with_data += metrics.filter(pl.col("value").is_not_null()
                                                         & (pl.col("source") != "accounting")
                                                         )["jobid"].n_unique()
             if "job_coverage" in tables:
                 coverage = job_coverage(part, series)
-                result.coverage_rows += copy_day(cur, "job_coverage", coverage, day)
+                result.coverage_rows += copy_day(cur, "job_coverage", coverage, day,
+                                                 cluster=cluster)
             result.chunks += 1
     result.jobs += jobs.height
     result.days.append(day.isoformat())
 
 
 def build_job_days(conn: psycopg.Connection, start: datetime, end: datetime,
-                   tables: tuple[str, ...] = JOB_DAY_TABLES) -> JobDayResult:
+                   tables: tuple[str, ...] = JOB_DAY_TABLES, cluster: str | None = None
+                   ) -> JobDayResult:
     """Rebuild ``tables`` of every job day in [start, end) (a backfill range or one
     partition)."""
     t0 = time.monotonic()
     result = JobDayResult()
     for day, nxt in day_windows(start, end):
-        build_job_day(conn, day, nxt, result, tables)
+        build_job_day(conn, day, nxt, result, tables, cluster)
     result.seconds = time.monotonic() - t0
     return result
 
 
-def metric_bound_violations(conn: psycopg.Connection, start: datetime, end: datetime
-                            ) -> list[tuple]:
+def metric_bound_violations(conn: psycopg.Connection, start: datetime, end: datetime,
+                            cluster: str | None = None) -> list[tuple]:
     """Metrics outside physical bounds for jobs that ended in the window.
 
     Node totals of a shared node (source ``node (shared)``) are left out: they
     hold other work by definition, so above the job's cores is no error.
     """
     cur = conn.execute(
-        "SELECT m.jobid, m.metric, m.value FROM job_metrics m JOIN job_data j USING (jobid) "
-        "WHERE j.end_time >= %(s)s AND j.end_time < %(e)s AND m.value IS NOT NULL"
+        "SELECT m.jobid, m.metric, m.value FROM job_metrics m JOIN job_data j"
+        " USING (cluster, jobid) WHERE j.cluster = %(c)s"
+        " AND j.end_time >= %(s)s AND j.end_time < %(e)s AND m.value IS NOT NULL"
         " AND coalesce(m.source, '') <> 'node (shared)' AND ("
         " m.value < 0"
         " OR (m.metric IN ('cpu_efficiency', 'gpu_util') AND m.value > 1 + %(slack)s)"
@@ -165,23 +171,27 @@ def metric_bound_violations(conn: psycopg.Connection, start: datetime, end: date
         " OR (m.metric IN ('hosts_with_data', 'mem_hwm_fraction', 'cpu_imbalance')"
         "     AND m.value > 1)"
         " OR (m.metric = 'idle_nodes' AND m.value > j.nnodes))",
-        {"s": start, "e": end, "slack": EFFICIENCY_SLACK},
+        {"c": cluster_name(cluster), "s": start, "e": end, "slack": EFFICIENCY_SLACK},
     )
     return cur.fetchall()
 
 
-def jobs_missing_metrics(conn: psycopg.Connection, start: datetime, end: datetime
-                         ) -> list[str]:
+def jobs_missing_metrics(conn: psycopg.Connection, start: datetime, end: datetime,
+                         cluster: str | None = None) -> list[str]:
     """Finished jobs (long enough to measure) with CPU host data but no metric from it."""
     cur = conn.execute(
-        "SELECT j.jobid FROM job_data j WHERE j.end_time >= %(s)s AND j.end_time < %(e)s"
+        "SELECT j.jobid FROM job_data j WHERE j.cluster = %(c)s"
+        " AND j.end_time >= %(s)s AND j.end_time < %(e)s"
         " AND j.start_time IS NOT NULL AND j.end_time - j.start_time >= %(short)s"
-        " AND EXISTS (SELECT 1 FROM host_data h WHERE h.host = ANY(j.hosts)"
+        " AND EXISTS (SELECT 1 FROM host_data h WHERE h.cluster = j.cluster"
+        "   AND h.host = ANY(j.hosts)"
         "   AND h.time > j.start_time AND h.time <= j.end_time AND h.device = ''"
         "   AND h.type = 'cpu')"
-        " AND NOT EXISTS (SELECT 1 FROM job_metrics m WHERE m.jobid = j.jobid"
+        " AND NOT EXISTS (SELECT 1 FROM job_metrics m WHERE m.cluster = j.cluster"
+        "   AND m.jobid = j.jobid"
         "   AND m.metric = 'hosts_with_data' AND m.value IS NOT NULL)"
         " ORDER BY j.jobid",
-        {"s": start, "e": end, "short": timedelta(seconds=SHORT_JOB_S)},
+        {"c": cluster_name(cluster), "s": start, "e": end,
+         "short": timedelta(seconds=SHORT_JOB_S)},
     )
     return [r[0] for r in cur.fetchall()]

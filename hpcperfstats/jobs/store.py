@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 import polars as pl
 import psycopg
 
-from hpcperfstats.db.load import copy_frame
+from hpcperfstats.db.load import copy_frame, with_cluster
 from hpcperfstats.db.tables import TABLES
 
 JOB_TABLES: dict[str, list[str]] = {
@@ -33,15 +33,19 @@ def day_windows(start: datetime, end: datetime) -> Iterator[tuple[datetime, date
         day = nxt
 
 
-def clear_day(cur: psycopg.Cursor, tables: list[str], day: date, jobids: list[str]) -> None:
-    """Delete the rows of ``day`` and of ``jobids`` from ``tables`` (inside a transaction)."""
+def clear_day(cur: psycopg.Cursor, tables: list[str], day: date, jobids: list[str], *,
+              cluster: str) -> None:
+    """Delete ``cluster``'s rows of ``day`` and of ``jobids`` from ``tables`` (inside a
+    transaction)."""
     for table in tables:
         if table not in JOB_TABLES:
             raise KeyError(table)
-        cur.execute(f"DELETE FROM {table} WHERE day = %s OR jobid = ANY(%s)", (day, jobids))
+        cur.execute(f"DELETE FROM {table} WHERE cluster = %s AND (day = %s OR jobid = ANY(%s))",
+                    (cluster, day, jobids))
 
 
-def copy_day(cur: psycopg.Cursor, table: str, frame: pl.DataFrame, day: date) -> int:
-    """COPY ``frame`` (the table's columns but ``day``) into ``table`` under ``day``."""
-    return copy_frame(cur, table, frame.with_columns(pl.lit(day).alias("day")),
-                      JOB_TABLES[table])
+def copy_day(cur: psycopg.Cursor, table: str, frame: pl.DataFrame, day: date, *,
+             cluster: str) -> int:
+    """COPY ``frame`` (the table's columns but ``day`` and ``cluster``) into ``table``."""
+    return copy_frame(cur, table, with_cluster(frame.with_columns(pl.lit(day).alias("day")),
+                                               cluster), JOB_TABLES[table])

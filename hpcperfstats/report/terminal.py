@@ -17,6 +17,7 @@ from datetime import datetime
 
 import psycopg
 
+from hpcperfstats.config import cluster_name
 from hpcperfstats.jobs.metrics import METRICS
 from hpcperfstats.report.presentation import (
     BAR,
@@ -35,11 +36,15 @@ _JOB = ("jobid", "jobid_raw", "username", "account", "partition", "qos", "jobnam
         "submit_line")  # fmt: skip
 
 
-def load_report(conn: psycopg.Connection, jobid: str) -> dict | None:
-    """Everything the report shows, as plain JSON-able data; None if no such job."""
+def load_report(conn: psycopg.Connection, jobid: str, cluster: str | None = None
+                ) -> dict | None:
+    """Everything the report shows, as plain JSON-able data; None if no such job
+    (in ``cluster``, default the configured one)."""
     cols = ", ".join(_JOB)
-    row = conn.execute(f"SELECT {cols} FROM job_data WHERE jobid = %s OR jobid_raw = %s "
-                       "ORDER BY jobid = %s DESC LIMIT 1", (jobid, jobid, jobid)).fetchone()
+    c = cluster_name(cluster)
+    row = conn.execute(f"SELECT {cols} FROM job_data WHERE cluster = %s AND "
+                       "(jobid = %s OR jobid_raw = %s) ORDER BY jobid = %s DESC LIMIT 1",
+                       (c, jobid, jobid, jobid)).fetchone()
     if row is None:
         return None
     job = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in zip(_JOB, row,
@@ -49,14 +54,14 @@ def load_report(conn: psycopg.Connection, jobid: str) -> dict | None:
         m: {"value": v, "unit": u, "reason": r, "source": s,
             "label": METRICS[m].label if m in METRICS else m}
         for m, v, u, r, s in conn.execute(
-            "SELECT metric, value, unit, reason, source FROM job_metrics WHERE jobid = %s "
-            "ORDER BY metric", (jid,))
+            "SELECT metric, value, unit, reason, source FROM job_metrics WHERE cluster = %s"
+            " AND jobid = %s ORDER BY metric", (c, jid))
     }
     hosts = [
         {"host": h, "fraction": f, "expected": e, "present": p, "extra": x, "gaps": g}
         for h, f, e, p, x, g in conn.execute(
             "SELECT host, fraction, expected, present, extra, gaps FROM job_coverage "
-            "WHERE jobid = %s ORDER BY host", (jid,))
+            "WHERE cluster = %s AND jobid = %s ORDER BY host", (c, jid))
     ]
     expected = sum(h["expected"] or 0 for h in hosts)
     coverage = {
@@ -70,7 +75,7 @@ def load_report(conn: psycopg.Connection, jobid: str) -> dict | None:
         {"flag": f, "value": v, "threshold": t, "message": m, "advice": a, "rule_version": rv}
         for f, v, t, m, a, rv in conn.execute(
             "SELECT flag, value, threshold, message, advice, rule_version FROM job_flags "
-            "WHERE jobid = %s ORDER BY flag", (jid,))
+            "WHERE cluster = %s AND jobid = %s ORDER BY flag", (c, jid))
     ]
     report = {"job": job, "metrics": metrics, "coverage": coverage, "flags": flags}
     report["advice"] = advice(report)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from hpcperfstats.config import cluster_name
 from hpcperfstats.hostdata.aggregates import refresh
 
 GIB = 2**30
@@ -93,33 +94,35 @@ def host_rows() -> list[tuple]:
 def load(url: str) -> None:
     with psycopg.connect(url) as conn:
         conn.execute("TRUNCATE host_data, job_data, job_metrics, job_flags, job_coverage")
+        cluster = cluster_name()
         with conn.cursor() as cur:
             cur.executemany(
                 "INSERT INTO job_data (jobid, username, account, partition, jobname, state,"
-                " start_time, end_time, nnodes, ncpus, req_mem_bytes, hosts, elapsed_s)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [(*j, int((j[7] - j[6]).total_seconds())) for j in JOBS],
+                " start_time, end_time, nnodes, ncpus, req_mem_bytes, hosts, elapsed_s, cluster)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [(*j, int((j[7] - j[6]).total_seconds()), cluster) for j in JOBS],
             )
             cur.executemany(
-                "INSERT INTO job_metrics (jobid, metric, value, unit, reason, source, day)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                [(*m, T0.date()) for m in METRICS],
+                "INSERT INTO job_metrics (jobid, metric, value, unit, reason, source, day,"
+                " cluster) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [(*m, T0.date(), cluster) for m in METRICS],
             )
             cur.executemany(
                 "INSERT INTO job_flags (jobid, flag, value, threshold, message, advice,"
-                " rule_version, day) VALUES (%s, %s, %s, %s, %s, %s, 'test', %s)",
-                [(*f, T0.date()) for f in FLAGS],
+                " rule_version, day, cluster) VALUES (%s, %s, %s, %s, %s, %s, 'test', %s, %s)",
+                [(*f, T0.date(), cluster) for f in FLAGS],
             )
             cur.executemany(
                 "INSERT INTO job_coverage (jobid, host, interval_s, expected, present, fraction,"
-                " gaps, day) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                [(*c[:6], json.dumps(c[6]), T0.date()) for c in COVERAGE],
+                " gaps, day, cluster) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [(*c[:6], json.dumps(c[6]), T0.date(), cluster) for c in COVERAGE],
             )
             with cur.copy(
-                "COPY host_data (time, host, jobid, type, device, event, unit, value) FROM STDIN"
+                "COPY host_data (time, host, jobid, type, device, event, unit, value, cluster)"
+                " FROM STDIN"
             ) as copy:
                 for row in host_rows():
-                    copy.write_row(row)
+                    copy.write_row((*row, cluster))
         # the pipeline refreshes the aggregates after host_data; long ranges read them
         conn.execute("TRUNCATE host_agg, cluster_agg")
         times = [r[0] for r in host_rows()]

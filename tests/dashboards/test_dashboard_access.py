@@ -11,6 +11,8 @@ import pytest
 from conftest import PASSWORDS, PROXY
 from pagewatch import PageWatch
 
+from hpcperfstats.config import cluster_name
+
 pytestmark = pytest.mark.browser
 
 
@@ -130,8 +132,9 @@ def test_researcher_csv_export_is_scoped_and_formula_safe(web_basic, pg_server, 
     with psycopg.connect(pg_server) as conn:
         for jobid, user, account, name in rows:
             conn.execute("INSERT INTO job_data (jobid, username, account, jobname, state, nnodes,"
-                         " ncpus, elapsed_s) VALUES (%s, %s, %s, %s, 'COMPLETED', 3, 8, 7200)",
-                         (jobid, user, account, name))
+                         " ncpus, elapsed_s, cluster)"
+                         " VALUES (%s, %s, %s, %s, 'COMPLETED', 3, 8, 7200, %s)",
+                         (jobid, user, account, name, cluster_name()))
     watch = signed_in(browser, web_basic, "alice")
     try:
         watch.open(f"{web_basic}/jobs")

@@ -12,6 +12,7 @@ from dashboards import auth, cluster, data, timeseries
 from dashboards.auth import Viewer
 from dashboards.data import JobFilter
 from dashboards.units import duration, human, plot_scale
+from hpcperfstats.config import cluster_name
 
 GIB = 2**30
 ALICE = Viewer("alice", staff=False)
@@ -109,8 +110,8 @@ def test_researchers_see_only_their_jobs_in_every_query(conn, monkeypatch):
 
 def test_shared_accounts_open_the_accounts_jobs(conn):
     with conn.transaction():
-        conn.execute("INSERT INTO job_data (jobid, username, account) VALUES "
-                     "('2001', 'carol', 'proj-ml')")
+        conn.execute("INSERT INTO job_data (jobid, username, account, cluster) VALUES "
+                     "('2001', 'carol', 'proj-ml', %s)", (cluster_name(),))
     share = Viewer("carol", staff=False, share_accounts=True)
     assert ids(conn, viewer=share) == ["1002", "2001"]  # no end time: last
     assert ids(conn, viewer=Viewer("carol", staff=False)) == ["2001"]
@@ -212,10 +213,10 @@ def test_search_page_pages_sorts_and_exports_in_sql(dataset, monkeypatch):
 
     with psycopg.connect(dataset) as db:
         db.execute(
-            "INSERT INTO job_data (jobid, username, state, end_time)"
+            "INSERT INTO job_data (jobid, username, state, end_time, cluster)"
             " SELECT (2000 + n)::text, 'carol', 'COMPLETED',"
-            "        timestamptz '2026-02-01' + n * interval '1 h'"
-            " FROM generate_series(1, 30) AS n"
+            "        timestamptz '2026-02-01' + n * interval '1 h', %s"
+            " FROM generate_series(1, 30) AS n", (cluster_name(),)
         )
     monkeypatch.setenv("HPCPERF_DATABASE_URL", dataset)
     monkeypatch.setattr(data, "_URL", None)
@@ -249,11 +250,12 @@ def test_item9_short_job_bucketed_by_its_own_interval(conn):
     times = [start + timedelta(seconds=3 + 10 * i) for i in range(7)]  # 3 s .. 63 s
     with conn.transaction():
         conn.execute("INSERT INTO job_coverage (jobid, host, interval_s, expected, present,"
-                     " fraction, day) VALUES ('9001', 'c1', 10, 7, 7, 1, %s)", (start.date(),))
+                     " fraction, day, cluster) VALUES ('9001', 'c1', 10, 7, 7, 1, %s, %s)",
+                     (start.date(), cluster_name()))
         for i, t in enumerate(times):
-            conn.execute("INSERT INTO job_series (jobid, host, series, time, value, day)"
-                         " VALUES ('9001', 'c1', 'cg_cpu', %s, %s, %s)",
-                         (t, float(i), start.date()))
+            conn.execute("INSERT INTO job_series (jobid, host, series, time, value, day, cluster)"
+                         " VALUES ('9001', 'c1', 'cg_cpu', %s, %s, %s, %s)",
+                         (t, float(i), start.date(), cluster_name()))
     end = start + timedelta(seconds=63)
     assert timeseries.bucket_seconds(start, end, interval_s=10.0) == 10
     assert timeseries.bucket_seconds(start, end) == timeseries.MIN_BUCKET_S  # unknown interval

@@ -17,6 +17,7 @@ from conftest import PROXY
 
 from dashboards import data
 from dashboards.auth import Viewer
+from hpcperfstats.config import cluster_name
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 ALICE = Viewer("alice", staff=False)
@@ -30,11 +31,13 @@ def insert(url: str, users: list[str], efficiency: list[float]) -> None:
             end = T0 + timedelta(minutes=5 * i + 60)
             conn.execute(
                 "INSERT INTO job_data (jobid, username, account, state, start_time, end_time,"
-                " nnodes, ncpus, elapsed_s) VALUES (%s, %s, 'acct', 'COMPLETED', %s, %s,"
-                " 1, 10, 3600)", (f"9{i:03d}", user, end - timedelta(hours=1), end))
+                " nnodes, ncpus, elapsed_s, cluster) VALUES (%s, %s, 'acct', 'COMPLETED', %s,"
+                " %s, 1, 10, 3600, %s)",
+                (f"9{i:03d}", user, end - timedelta(hours=1), end, cluster_name()))
             conn.execute(
-                "INSERT INTO job_metrics (jobid, metric, value, unit, day) VALUES"
-                " (%s, 'cpu_efficiency', %s, '1', %s)", (f"9{i:03d}", eff, T0.date()))
+                "INSERT INTO job_metrics (jobid, metric, value, unit, day, cluster) VALUES"
+                " (%s, 'cpu_efficiency', %s, '1', %s, %s)",
+                (f"9{i:03d}", eff, T0.date(), cluster_name()))
 
 
 def summary(url: str, viewer: Viewer, hours: float = 24):

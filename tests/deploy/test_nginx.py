@@ -29,6 +29,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from hpcperfstats.config import cluster_name
 from hpcperfstats.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -263,10 +264,10 @@ def dashboards_behind_proxy(tmp_path, pg_url, request) -> Iterator[tuple[int, in
     with psycopg.connect(pg_url) as conn:
         conn.execute(
             "INSERT INTO job_data (jobid, username, account, partition, jobname, state,"
-            " start_time, end_time, nnodes, ncpus, hosts, elapsed_s)"
+            " start_time, end_time, nnodes, ncpus, hosts, elapsed_s, cluster)"
             " VALUES (%s, %s, 'A-proxy', 'normal', 'probe', 'COMPLETED', %s, %s, 1, 8,"
-            " ARRAY['c001'], 3600)",
-            (JOBID, USER, end - timedelta(hours=1), end),
+            " ARRAY['c001'], 3600, %s)",
+            (JOBID, USER, end - timedelta(hours=1), end, cluster_name()),
         )
     panel_port = free_port()
     log = tmp_path / "panel.log"

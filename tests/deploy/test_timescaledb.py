@@ -23,6 +23,7 @@ from hpcperfstats.ports import free_port
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 3, 18, 10, tzinfo=UTC)
+C = "ts1"  # the cluster these rows belong to
 
 
 def _need_timescale() -> None:
@@ -73,8 +74,8 @@ def test_rebuilding_an_hour_in_a_compressed_chunk_gives_the_rows_of_an_uncompres
     for compress in (False, True):
         with psycopg.connect(pg_url) as conn:
             conn.execute("TRUNCATE host_data")
-            replace_host_data(conn, _rows(hour1, 4), hour1, hour2)
-            replace_host_data(conn, _rows(hour2, 4), hour2, hour2 + timedelta(hours=1))
+            replace_host_data(conn, _rows(hour1, 4), hour1, hour2, cluster=C)
+            replace_host_data(conn, _rows(hour2, 4), hour2, hour2 + timedelta(hours=1), cluster=C)
             if compress:
                 conn.execute("SELECT compress_chunk(c) FROM show_chunks('host_data') c")
                 conn.commit()
@@ -82,7 +83,10 @@ def test_rebuilding_an_hour_in_a_compressed_chunk_gives_the_rows_of_an_uncompres
                     "SELECT count(*) FROM timescaledb_information.chunks "
                     "WHERE hypertable_name = 'host_data' AND is_compressed").fetchone()
                 assert compressed >= 1
-            replace_host_data(conn, late, hour1, hour2)
+                # the cap on rows decompressed per transaction (100,000 by default) is
+                # far below a production chunk's; here it is below this one's
+                conn.execute("SET timescaledb.max_tuples_decompressed_per_dml_transaction = 10")
+            replace_host_data(conn, late, hour1, hour2, cluster=C)
             results.append(_table(conn))
     plain, compressed = results
     assert plain == compressed
@@ -101,7 +105,7 @@ def test_installed_but_not_preloaded_falls_back_to_plain_tables(tmp_path, caplog
             assert ensure_schema(conn)["timescale"] is False
             (hyper,) = conn.execute(
                 "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
-            replace_host_data(conn, _rows(T0, 2), T0, T0 + timedelta(hours=1))
+            replace_host_data(conn, _rows(T0, 2), T0, T0 + timedelta(hours=1), cluster=C)
             assert len(_table(conn)) == 24
         assert hyper == 0
         assert "not in shared_preload_libraries" in caplog.text
@@ -122,7 +126,7 @@ def test_moving_a_plain_installation_to_timescaledb_keeps_every_row(tmp_path):
             assert ensure_schema(conn)["timescale"] is False
             for i in range(3):
                 hour = T0 + timedelta(hours=i)
-                replace_host_data(conn, _rows(hour, 5), hour, hour + timedelta(hours=1))
+                replace_host_data(conn, _rows(hour, 5), hour, hour + timedelta(hours=1), cluster=C)
             before = _table(conn)
         embedded.stop(pgdata)
         embedded.start(pgdata, port, timescale=True)
@@ -140,3 +144,54 @@ def test_moving_a_plain_installation_to_timescaledb_keeps_every_row(tmp_path):
         assert len(before) == 3 * 5 * 12
     finally:
         embedded.stop(pgdata)
+
+
+def test_a_compressed_hypertable_of_version_4_gets_the_cluster_key(pg_server, monkeypatch):
+    """Migration 5 on TimescaleDB: compressed chunks are opened, every row gets the
+    configured cluster, and compression comes back segmented by cluster and host."""
+    _need_timescale()
+    from hpcperfstats.db.schema import MIGRATIONS, VERSION_TABLE
+
+    monkeypatch.setenv("HPCPERF_CLUSTER", "frontera")
+    name = "timescale_v4"
+    with psycopg.connect(pg_server, autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+    url = pg_server.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        with psycopg.connect(url) as conn:
+            # what a version-4 installation on TimescaleDB had: segmented by host alone
+            conn.execute(VERSION_TABLE)
+            for m in MIGRATIONS[:4]:
+                conn.execute(m.sql)
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (m.version,))
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            conn.execute("SELECT create_hypertable('host_data', 'time', "
+                         "chunk_time_interval => interval '1 hour', migrate_data => TRUE)")
+            conn.execute("ALTER TABLE host_data SET (timescaledb.compress, "
+                         "timescaledb.compress_segmentby = 'host', "
+                         "timescaledb.compress_orderby = 'type, device, event, time')")
+            rows = _rows(T0, 3)
+            with conn.cursor() as cur:
+                with cur.copy("COPY host_data (time, host, jobid, type, device, event, unit,"
+                              " value, delta) FROM STDIN") as copy:
+                    for row in rows.iter_rows():
+                        copy.write_row(row)
+            conn.execute("SELECT compress_chunk(c) FROM show_chunks('host_data') c")
+            conn.commit()
+
+            assert ensure_schema(conn)["applied"] == [5]
+
+            got = conn.execute("SELECT cluster, count(*), sum(value) FROM host_data "
+                               "GROUP BY 1").fetchall()
+            assert got == [("frontera", 36, pytest.approx(rows["value"].sum()))]
+            segments = conn.execute(
+                "SELECT attname FROM timescaledb_information.compression_settings "
+                "WHERE hypertable_name = 'host_data' AND segmentby_column_index IS NOT NULL "
+                "ORDER BY segmentby_column_index").fetchall()
+            assert segments == [("cluster",), ("host",)]
+            conn.execute("SELECT compress_chunk(c) FROM show_chunks('host_data') c")
+            assert conn.execute("SELECT count(*) FROM host_data").fetchone() == (36,)
+    finally:
+        with psycopg.connect(pg_server, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

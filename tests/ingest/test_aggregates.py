@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from dashboards import long_range
+from hpcperfstats.config import cluster_name
 from hpcperfstats.hostdata.aggregates import refresh, width_for
 
 T = datetime(2026, 11, 20, 10, tzinfo=UTC)
@@ -34,21 +35,21 @@ def load(conn: psycopg.Connection, rows=ROWS) -> None:
     conn.execute("TRUNCATE host_agg, cluster_agg")
     with conn.cursor() as cur:
         cur.executemany(
-            "INSERT INTO host_data (time, host, type, device, event, unit, value)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [(T + m * M, *rest) for m, *rest in rows])
+            "INSERT INTO host_data (time, host, type, device, event, unit, value, cluster)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [(T + m * M, *rest, cluster_name()) for m, *rest in rows])
 
 
 def host_agg(conn, width: int) -> dict:
     return {(r[0].astimezone(UTC).strftime("%H:%M"), *r[1:5]): (r[5], r[6]) for r in conn.execute(
-        "SELECT bucket, host, type, event, device, value, n FROM host_agg WHERE width_s = %s",
-        (width,))}
+        "SELECT bucket, host, type, event, device, value, n FROM host_agg WHERE width_s = %s"
+        " AND cluster = %s", (width, cluster_name()))}
 
 
 def cluster_agg(conn, width: int) -> dict:
     return {(r[0].astimezone(UTC).strftime("%H:%M"), *r[1:4]): (r[4], r[5]) for r in conn.execute(
-        "SELECT bucket, type, event, device, value, hosts FROM cluster_agg WHERE width_s = %s",
-        (width,))}
+        "SELECT bucket, type, event, device, value, hosts FROM cluster_agg WHERE width_s = %s"
+        " AND cluster = %s", (width, cluster_name()))}
 
 
 def test_width_for():
@@ -78,8 +79,9 @@ def test_buckets_worked_by_hand(pg_url):
         assert refresh(conn, T, T + 60 * M) == counts
         assert host_agg(conn, 3600) == hour
         # a rebuilt hour (a late sample) changes only its own buckets
-        conn.execute("INSERT INTO host_data (time, host, type, device, event, unit, value)"
-                     " VALUES (%s, 'b', 'mem', '', 'MemTotal', 'B', 200)", (T + 40 * M,))
+        conn.execute("INSERT INTO host_data (time, host, type, device, event, unit, value,"
+                     " cluster) VALUES (%s, 'b', 'mem', '', 'MemTotal', 'B', 200, %s)",
+                     (T + 40 * M, cluster_name()))
         refresh(conn, T + 30 * M, T + 31 * M)  # widened to the whole hour
         assert host_agg(conn, 3600)[("10:00", "b", "mem", "MemTotal", "")] == (150.0, 2)
         assert cluster_agg(conn, 3600)[("10:00", "mem", "MemTotal", "")] == (175.0, 2)
@@ -141,3 +143,28 @@ def test_host_data_job_refreshes_aggregates(hpcperf_env, pg_url):
             " WHERE width_s = 3600 AND device = ''").fetchall())
     assert expected and got.keys() == expected.keys()
     assert all(got[k] == pytest.approx(expected[k], rel=1e-9, abs=1e-9) for k in expected)
+
+
+@pytest.mark.integration
+def test_two_clusters_share_the_tables_without_mixing(pg_url):
+    """The same host name on another cluster: its rows are neither read into this
+    cluster's buckets nor removed by this cluster's rebuild of the hour."""
+    other = "other-" + cluster_name()
+    with psycopg.connect(pg_url) as conn:
+        load(conn)
+        conn.execute("INSERT INTO host_data (time, host, type, device, event, unit, value,"
+                     " cluster) VALUES (%s, 'a', 'mem', '', 'MemTotal', 'B', 1000, %s),"
+                     " (%s, 'a', 'mem', '', 'MemTotal', 'B', 3000, %s)",
+                     (T, other, T + 5 * M, other))
+        refresh(conn, T, T + 60 * M)
+        refresh(conn, T, T + 60 * M, cluster=other)
+        assert host_agg(conn, 3600)[("10:00", "a", "mem", "MemTotal", "")] == (25.0, 4)
+        row = conn.execute("SELECT value, n FROM host_agg WHERE cluster = %s AND width_s = 3600",
+                           (other,)).fetchall()
+        assert row == [(2000.0, 2)]
+        refresh(conn, T, T + 60 * M)  # this cluster's rebuild leaves the other's buckets
+        assert conn.execute("SELECT count(*) FROM host_agg WHERE cluster = %s",
+                            (other,)).fetchone() == (3,)  # 10:00, 10:05 (5 min) and 10:00 (1 h)
+        conn.execute("DELETE FROM host_data WHERE cluster = %s", (other,))
+        conn.execute("DELETE FROM host_agg WHERE cluster = %s", (other,))
+        conn.execute("DELETE FROM cluster_agg WHERE cluster = %s", (other,))

@@ -4,23 +4,19 @@ loopback; manifest, verification, no second send, local removal, restore."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from dagster import build_schedule_context, instance_for_test, materialize
+from hpcperf_demo import sshd as sshd_service
 
 from hpcperfstats.archive.days import DAY
 from hpcperfstats.archive.offsite import MANIFEST, DayNotClosed, Target, export_day
-from hpcperfstats.ports import free_port
 
 from .test_archive_days import D, all_samples, messages, store
-
-SSHD = "/usr/sbin/sshd"
 
 
 def two_days(dirs) -> Path:
@@ -82,35 +78,10 @@ def test_remote_spec_detection():
 @pytest.fixture
 def sshd(tmp_path: Path):
     """A real sshd on a free loopback port with throwaway host and user keys."""
-    if not os.path.exists(SSHD) or not shutil.which("rsync"):
+    if not sshd_service.available():
         pytest.skip("openssh-server and rsync not installed (scripts/setup installs them)")
-    d = tmp_path / "ssh"
-    d.mkdir(mode=0o700)
-    for name in ("host", "user"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)],
-                       check=True)
-    shutil.copy(d / "user.pub", d / "authorized_keys")
-    port = free_port()
-    (d / "sshd_config").write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\n"
-        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPidFile {d / 'sshd.pid'}\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-        "StrictModes no\nPermitRootLogin prohibit-password\n")
-    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {(d / 'host.pub').read_text()}")
-    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation folder
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")],
-                            stderr=open(d / "sshd.log", "wb"))
-    ssh = (f"ssh -p {port} -i {d / 'user'} -o UserKnownHostsFile={d / 'known_hosts'} "
-           "-o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=5")
-    deadline = time.monotonic() + 15
-    while subprocess.run([*ssh.split(), "127.0.0.1", "true"], capture_output=True).returncode:
-        assert proc.poll() is None, (d / "sshd.log").read_text()
-        assert time.monotonic() < deadline, (d / "sshd.log").read_text()
-        time.sleep(0.2)
-    user = subprocess.run(["id", "-un"], capture_output=True, text=True).stdout.strip()
-    yield f"{user}@127.0.0.1", ssh
-    proc.terminate()
-    proc.wait(timeout=10)
+    with sshd_service.running(tmp_path / "ssh") as far:
+        yield far
 
 
 def test_rsync_over_ssh_target(dirs, tmp_path, sshd):

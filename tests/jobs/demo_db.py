@@ -15,6 +15,7 @@ import psycopg
 from hpcperf_demo.cluster import DemoConfig, DemoPlan, make_plan
 from hpcperf_demo.generate import accounting_files, iter_messages
 
+from hpcperfstats.config import cluster_name
 from hpcperfstats.db.load import upsert_job_data
 from hpcperfstats.flags.load import build_job_flags
 from hpcperfstats.flags.rules import load_rules
@@ -43,7 +44,7 @@ def load_demo(url: str, root: Path, cfg: DemoConfig | None = None) -> DemoDB:
         for day, text in accounting_files(cfg, plan).items():
             jobs, issues = parse_accounting(text, source=day)
             assert not issues
-            upsert_job_data(conn, jobs, date.fromisoformat(day))
+            upsert_job_data(conn, jobs, date.fromisoformat(day), cluster=cluster_name())
         first = start.replace(hour=0)
         last = first + timedelta(days=(cfg.end - first).days + 1)
         result = build_job_days(conn, first, last)

@@ -10,6 +10,7 @@ import pytest
 
 from hpcperf_dagster.resources import Database
 from hpcperfstats.db.schema import (
+    CLUSTER_KEYS,
     MIGRATIONS,
     SCHEMA_VERSION,
     ensure_schema,
@@ -45,7 +46,18 @@ def test_versions_are_numbered_in_order():
     assert SCHEMA_VERSION == MIGRATIONS[-1].version
 
 
-def test_previous_release_upgrades_with_its_data(fresh_db):
+def _key(conn: psycopg.Connection, table: str) -> list[str]:
+    """The primary key's columns, in order."""
+    rows = conn.execute(
+        "SELECT a.attname FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey)"
+        " WITH ORDINALITY AS k(attnum, n) JOIN pg_attribute a"
+        " ON a.attrelid = i.indrelid AND a.attnum = k.attnum"
+        " WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY k.n", (table,)).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_previous_release_upgrades_with_its_data(fresh_db, monkeypatch):
+    monkeypatch.setenv("HPCPERF_CLUSTER", "frontera")
     with psycopg.connect(fresh_db) as conn:
         conn.execute(RELEASE_SQL.read_text())
         conn.execute("INSERT INTO schema_version (version) VALUES (1)")
@@ -53,23 +65,39 @@ def test_previous_release_upgrades_with_its_data(fresh_db):
                      "VALUES ('101', 'alice', 48, '{c001,c002}')")
         conn.execute("INSERT INTO job_coverage (jobid, host, expected, present, day) "
                      "VALUES ('101', 'c001', 12, 11, '2026-03-19')")
+        conn.execute("INSERT INTO host_data (time, host, type, event, value) "
+                     "VALUES ('2026-03-19 10:00Z', 'c001', 'cpu', 'user', 0.5)")
         conn.commit()
         assert "req_cpus" not in _columns(conn, "job_data")
         assert not schema_is_current(conn)
 
         info = ensure_schema(conn)
 
-        assert info["applied"] == [2, 3, 4] and recorded_version(conn) == 4
+        assert info["applied"] == [2, 3, 4, 5] and recorded_version(conn) == 5
         assert {"req_cpus", "req_tres", "submit_line"} <= _columns(conn, "job_data")
         assert conn.execute("SELECT jobid, username, ncpus, hosts, req_cpus FROM job_data"
                             ).fetchall() == [("101", "alice", 48, ["c001", "c002"], None)]
         # the old row gets the new column's default: no extra samples
         assert conn.execute("SELECT present, extra FROM job_coverage").fetchall() == [(11, 0)]
+        # migration 5: the existing rows belong to the configured cluster, in every key
+        for table in ("job_data", "job_coverage", "host_data"):
+            assert conn.execute(f"SELECT cluster FROM {table}").fetchall() == [("frontera",)]
+        for table, key in CLUSTER_KEYS.items():
+            assert _key(conn, table) == list(key), table
+        assert _key(conn, "job_data") == ["jobid", "cluster"]
+        assert _key(conn, "host_data") == ["host", "time", "type", "device", "event", "cluster"]
+        # the same job id on another cluster is another job
+        conn.execute("INSERT INTO job_data (cluster, jobid, username) VALUES ('ls6', '101', 'bob')")
+        assert conn.execute("SELECT cluster, username FROM job_data ORDER BY 1").fetchall() == [
+            ("frontera", "alice"), ("ls6", "bob")]
         conn.execute("UPDATE job_data SET req_cpus = 96, submit_line = 'sbatch run.sh'")
         assert schema_is_current(conn)
         assert ensure_schema(conn)["applied"] == []  # a second call changes nothing
         versions = conn.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
-        assert versions == [(1,), (2,), (3,), (4,)]
+        assert versions == [(1,), (2,), (3,), (4,), (5,)]
+        # no default: a writer that names no cluster fails instead of guessing one
+        with pytest.raises(psycopg.errors.NotNullViolation):
+            conn.execute("INSERT INTO job_data (jobid) VALUES ('102')")
 
 
 def test_a_run_migrates_only_when_the_recorded_version_is_behind(fresh_db):
