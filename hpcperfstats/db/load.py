@@ -1,4 +1,4 @@
-"""Bulk writes: each replaces exactly its partition's rows in one transaction.
+"""Bulk writes: each replaces exactly its partition's rows (or appends new ones) in one transaction.
 
 Rows travel as CSV written by polars (in Rust) into ``COPY ... FROM STDIN``,
 so no per-row Python runs on the load path. Re-running a load for the same
@@ -51,12 +51,36 @@ def copy_frame(cur: psycopg.Cursor, table: str, frame: pl.DataFrame, columns: Se
 def replace_host_data(conn: psycopg.Connection, rows: pl.DataFrame, start: datetime,
                       end: datetime) -> int:
     """Replace every host_data row with start <= time < end by ``rows``."""
+    with conn.transaction(), conn.cursor() as cur:
+        delete_host_data(cur, start, end)
+        return append_host_data(cur, rows, start, end)
+
+
+def delete_host_data(cur: psycopg.Cursor, start: datetime, end: datetime,
+                     hosts: Sequence[str] | None = None) -> int:
+    """Delete the rows with start <= time < end (of ``hosts`` only, when given;
+    an empty list deletes nothing); returns how many."""
+    if hosts is None:
+        cur.execute("DELETE FROM host_data WHERE time >= %s AND time < %s", (start, end))
+    elif hosts:
+        cur.execute("DELETE FROM host_data WHERE time >= %s AND time < %s AND host = ANY(%s)",
+                    (start, end, list(hosts)))
+    else:
+        return 0
+    return cur.rowcount
+
+
+def append_host_data(cur: psycopg.Cursor, rows: pl.DataFrame, start: datetime,
+                     end: datetime) -> int:
+    """COPY ``rows`` (all with start <= time < end) into host_data; returns how many.
+
+    Rows already there (same key) make the COPY fail: a build never writes a
+    row twice, it deletes what it replaces first.
+    """
     outside = rows.filter((pl.col("time") < start) | (pl.col("time") >= end)).height
     if outside:
         raise ValueError(f"{outside} rows fall outside [{start}, {end})")
-    with conn.transaction(), conn.cursor() as cur:
-        cur.execute("DELETE FROM host_data WHERE time >= %s AND time < %s", (start, end))
-        return copy_frame(cur, "host_data", rows, HOST_DATA_COLUMNS)
+    return copy_frame(cur, "host_data", rows, HOST_DATA_COLUMNS)
 
 
 def upsert_job_data(conn: psycopg.Connection, jobs: pl.DataFrame, day: date) -> int:
