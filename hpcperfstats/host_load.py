@@ -247,13 +247,17 @@ def _piece_rows(archive_dir: Path, slices: list[HostSlice], lookback_s: float) -
          "_append": [s.append for s in slices]},
         schema={"host": pl.Utf8, "_lo": pl.Float64, "_from": pl.Float64, "_end": pl.Float64,
                 "_keep": pl.Int64, "_end_us": pl.Int64, "_append": pl.Boolean})
-    long = parsed.frame.join(bounds, on="host").filter(
-        (pl.col("time") >= pl.col("_lo")) & (pl.col("time") < pl.col("_end")))
-    # a counter series first seen after the last loaded sample of an appended host
-    fresh = long.filter(pl.col("_append") & pl.col("cumulative")).group_by(
-        "host", "type", "device", "event").agg(pl.col("time").min(), pl.col("_from").first())
-    redo = set(fresh.filter(pl.col("time") >= pl.col("_from"))["host"].to_list())
-    rows = host_rows(long.drop(bounds.columns[1:]))
+    frame, parsed.frame = parsed.frame, None  # the one copy of the values held from here
+    long = frame.join(bounds.select("host", "_lo", "_end"), on="host").filter(
+        (pl.col("time") >= pl.col("_lo")) & (pl.col("time") < pl.col("_end"))).drop("_lo", "_end")
+    del frame
+    redo: set[str] = set()
+    appends = bounds.filter("_append").select("host", "_from")
+    if appends.height:  # a counter series first seen after an appended host's last loaded sample
+        fresh = long.filter(pl.col("cumulative")).join(appends, on="host").group_by(
+            "host", "type", "device", "event").agg(pl.col("time").min(), pl.col("_from").first())
+        redo = set(fresh.filter(pl.col("time") >= pl.col("_from"))["host"].to_list())
+    rows = host_rows(long)
     del long
     keep = (pl.col("_us") >= pl.col("_keep")) & (pl.col("_us") < pl.col("_end_us"))
     rows = rows.join(bounds.select("host", "_keep", "_end_us"), on="host").with_columns(

@@ -19,6 +19,8 @@ from hpcperfstats.db.tables import HOST_DATA, JOB_DATA
 
 HOST_DATA_COLUMNS = HOST_DATA.copy_columns
 JOB_DATA_COLUMNS = JOB_DATA.copy_columns
+#: rows turned into CSV at once by :func:`copy_frame` (about 10 MB of text)
+COPY_BATCH_ROWS = 100_000
 
 
 def _pg_array(values: pl.Expr) -> pl.Expr:
@@ -37,14 +39,15 @@ def copy_frame(cur: psycopg.Cursor, table: str, frame: pl.DataFrame, columns: Se
     prepared = frame.select(columns).with_columns(
         [_pg_array(pl.col(c)).alias(c) for c in columns if frame.schema[c] == pl.List(pl.Utf8)]
     )
-    buf = io.BytesIO()
-    prepared.write_csv(buf, include_header=False, null_value="\\N", datetime_format=None)
     cols = ", ".join(columns)
     with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT csv, NULL '\\N')") as copy:
-        view = buf.getbuffer()
-        step = 1 << 20
-        for i in range(0, len(view), step):
-            copy.write(view[i : i + step])
+        # CSV made and sent a slice at a time: the text is never all in memory
+        for part in prepared.iter_slices(COPY_BATCH_ROWS):
+            buf = io.BytesIO()
+            part.write_csv(buf, include_header=False, null_value="\\N", datetime_format=None)
+            view = buf.getbuffer()
+            for i in range(0, len(view), 1 << 20):
+                copy.write(view[i : i + (1 << 20)])
     return frame.height
 
 
