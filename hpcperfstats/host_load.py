@@ -15,9 +15,9 @@ from pathlib import Path
 import polars as pl
 import psycopg
 
-from hpcperfstats.archive import range_samples, read_chunks
+from hpcperfstats.archive import HostSamples, range_samples, read_chunks
 from hpcperfstats.chunks import chunk_max_bytes
-from hpcperfstats.db.load import append_host_data, delete_host_data
+from hpcperfstats.db.load import append_host_data, delete_host_data, delete_host_rows_from
 from hpcperfstats.host_types import skipped_types
 from hpcperfstats.metrics import END_GRACE_S
 from hpcperfstats.rates import epoch_utc, host_rows, same_boot
@@ -88,10 +88,13 @@ class HostSlice:
     keep_from_us: int
     end: float
     bytes: int
-    #: delete the host's rows of the hour first (a late sample, a new archive file...)
+    #: delete the host's rows from ``keep_from_us`` to the hour's end first
     replace: bool = False
-    #: an append: a counter series absent from the last loaded sample is read again
-    #: from the hour's start, so its first rate is the one a full rebuild gives
+    #: rows kept before this (epoch us); None: before ``end``
+    keep_end_us: int | None = None
+    #: read from after the hour's start: a counter series absent from the sample
+    #: before ``read_from`` is read again from the hour's start, so its first
+    #: rate is the one a full rebuild gives
     append: bool = False
 
 
@@ -127,19 +130,21 @@ def plan_hour(conn: psycopg.Connection, archive_dir: Path, start: datetime, end:
     Per host: nothing loaded (or ``full``): read the hour. The loaded samples
     are exactly the archive's samples up to the last loaded one: append the
     samples after it, rated against it (or nothing to do). Otherwise a late
-    sample arrived (or the archive changed): rebuild the host's hour.
+    sample arrived (or the archive changed): the host's rows from the first
+    sample that differs are replaced (earlier rows cannot change: a row
+    depends on its sample and the ones before it only).
     """
     t0, t1 = start.timestamp(), end.timestamp()
     loaded = {} if full else loaded_samples(conn, start, end)
     plan = HourPlan()
+    late: list[tuple[HostSamples, list[tuple[int, int]]]] = []
     for found in range_samples(archive_dir, t0, t1, lookback_s):
         n, last, total = loaded.pop(found.host, (0, None, 0))
         times = [(_us(t), b) for t, b in found.samples]
         if not times and not found.unindexed_bytes and not n:
             continue
         plan.hosts += bool(times or found.unindexed_bytes)
-        done = sorted({t for t, _ in times if last is not None and t <= last})
-        if found.unindexed_bytes or full or not n or len(done) != n or sum(done) != total:
+        if found.unindexed_bytes or full or not n:
             plan.replaced += 1
             read = found.before_bytes + found.unindexed_bytes + sum(b for _, b in times)
             base = HostSlice(found.host, t0, _us(t0), t1, read, replace=bool(n))
@@ -148,18 +153,51 @@ def plan_hour(conn: psycopg.Connection, archive_dir: Path, start: datetime, end:
             else:
                 plan.slices.extend(_split(base, times, found.before_bytes, max_bytes))
             continue
+        done = sorted({t for t, _ in times if t <= last})
+        if len(done) != n or sum(done) != total:
+            late.append((found, times))
+            continue
         plan.samples_loaded += n
         new = [(t, b) for t, b in times if t > last]
         if not new:
             plan.unchanged += 1
             continue
         plan.appended += 1
-        last_bytes = next(b for t, b in times if t == last)
-        base = HostSlice(found.host, (last + 1) / 1e6, last + 1, t1,
-                         last_bytes + sum(b for _, b in new), append=True)
-        plan.slices.extend(_split(base, new, last_bytes, max_bytes))
+        plan.slices.extend(_from_sample(found.host, times, new[0][0], t1, max_bytes))
+    if late:
+        have = loaded_times(conn, start, end, [f.host for f, _ in late])
+        for found, times in late:
+            differ = {t for t, _ in times} ^ have.get(found.host, set())
+            first = min(differ, default=_us(t0))
+            plan.samples_loaded += sum(1 for t, _ in times if t < first)
+            plan.replaced += 1
+            plan.slices.extend(_from_sample(found.host, times, first, t1, max_bytes,
+                                            replace=True))
     plan.gone = sorted(loaded)
     return plan
+
+
+def _from_sample(host: str, times: list[tuple[int, int]], first: int, end: float,
+                 max_bytes: int, replace: bool = False) -> list[HostSlice]:
+    """A host's slice from its sample ``first`` (epoch us) on, rated against
+    the sample before it; ``replace``: its rows from ``first`` on go first."""
+    before = max(((t, b) for t, b in times if t < first), default=(None, 0))[1]
+    part = [(t, b) for t, b in times if t >= first]
+    # read from just before ``first``: the float epoch of a sample and its
+    # rounded microseconds may differ by a fraction of one
+    base = HostSlice(host, (first - 1) / 1e6, first, end, before + sum(b for _, b in part),
+                     replace=replace, append=True)
+    return _split(base, part, before, max_bytes)
+
+
+def loaded_times(conn: psycopg.Connection, start: datetime, end: datetime,
+                 hosts: list[str]) -> dict[str, set[int]]:
+    """The loaded sample times (epoch us) of ``hosts`` in the window."""
+    cur = conn.execute(
+        "SELECT host, array_agg(DISTINCT (extract(epoch FROM time) * 1000000)::bigint) "
+        "FROM host_data WHERE time >= %s AND time < %s AND host = ANY(%s) GROUP BY host",
+        (start, end, hosts))
+    return {h: set(ts) for h, ts in cur.fetchall()}
 
 
 def _split(base: HostSlice, times: list[tuple[int, int]], before: int,
@@ -179,12 +217,16 @@ def _split(base: HostSlice, times: list[tuple[int, int]], before: int,
         size += b
     out = []
     for k, part in enumerate(parts):
-        end = parts[k + 1][0][0] / 1e6 if k + 1 < len(parts) else base.end
+        # cut at the next part's first sample (its float epoch and rounded
+        # microseconds may differ by a fraction of one: read a little past)
+        cut = parts[k + 1][0][0] if k + 1 < len(parts) else None
+        end = base.end if cut is None else (cut + 1) / 1e6
+        size = sum(b for _, b in part)
         if k == 0:
-            out.append(replace(base, end=end, bytes=before + sum(b for _, b in part)))
+            out.append(replace(base, end=end, bytes=before + size, keep_end_us=cut))
         else:
-            out.append(HostSlice(base.host, part[0][0] / 1e6, part[0][0], end,
-                                 sum(b for _, b in part), append=False))
+            out.append(HostSlice(base.host, (part[0][0] - 1) / 1e6, part[0][0], end,
+                                 size, keep_end_us=cut))
     return out
 
 
@@ -243,7 +285,8 @@ def _piece_rows(archive_dir: Path, slices: list[HostSlice], lookback_s: float) -
     bounds = pl.DataFrame(
         {"host": [s.host for s in slices], "_lo": [s.read_from - lookback_s for s in slices],
          "_from": [s.read_from for s in slices], "_end": [s.end for s in slices],
-         "_keep": [s.keep_from_us for s in slices], "_end_us": [_us(s.end) for s in slices],
+         "_keep": [s.keep_from_us for s in slices],
+         "_end_us": [_us(s.end) if s.keep_end_us is None else s.keep_end_us for s in slices],
          "_append": [s.append for s in slices]},
         schema={"host": pl.Utf8, "_lo": pl.Float64, "_from": pl.Float64, "_end": pl.Float64,
                 "_keep": pl.Int64, "_end_us": pl.Int64, "_append": pl.Boolean})
@@ -311,8 +354,8 @@ def build_host_data(conn: psycopg.Connection, archive_dir: Path, start: datetime
             res.rows_deleted += delete_host_data(cur, h0, h1, plan.gone)
             for piece in pieces(plan.slices, limit):
                 got = piece_rows(archive_dir, piece, lookback_s, h0.timestamp())
-                res.rows_deleted += delete_host_data(
-                    cur, h0, h1, [s.host for s in piece if s.replace])
+                res.rows_deleted += delete_host_rows_from(
+                    cur, [(s.host, s.keep_from_us) for s in piece if s.replace], h1)
                 res.rows += append_host_data(cur, got.rows, h0, h1)
                 res.samples += got.samples
                 res.samples_unloaded += got.unloaded

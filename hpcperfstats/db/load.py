@@ -73,6 +73,18 @@ def delete_host_data(cur: psycopg.Cursor, start: datetime, end: datetime,
     return cur.rowcount
 
 
+def delete_host_rows_from(cur: psycopg.Cursor, starts: Sequence[tuple[str, int]],
+                          end: datetime) -> int:
+    """Delete each (host, epoch microseconds) pair's rows from that time to ``end``."""
+    if not starts:
+        return 0
+    cur.execute(
+        "DELETE FROM host_data h USING unnest(%s::text[], %s::bigint[]) AS d(host, us) "
+        "WHERE h.host = d.host AND h.time >= to_timestamp(d.us / 1000000.0) AND h.time < %s",
+        ([h for h, _ in starts], [us for _, us in starts], end))
+    return cur.rowcount
+
+
 def append_host_data(cur: psycopg.Cursor, rows: pl.DataFrame, start: datetime,
                      end: datetime) -> int:
     """COPY ``rows`` (all with start <= time < end) into host_data; returns how many.

@@ -2,7 +2,8 @@
 
 "Already loaded" is decided per host from the table (count, last and sum of
 the loaded sample times) against the archive index: samples after the last
-loaded one are appended, a late one rebuilds its host's hour, an unchanged
+loaded one are appended, a late one replaces its host's rows from its own
+time on, an unchanged
 host is not even read. ``full=True`` (the asset's ``hpcperf/rebuild=full``
 tag) replaces everything.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -64,11 +66,12 @@ def test_an_hour_drained_in_twelve_pieces_is_written_once(dirs, pg_url):
 
 
 @pytest.mark.integration
-def test_nothing_new_reads_and_writes_nothing_and_a_late_sample_rebuilds_its_host(
+def test_nothing_new_writes_nothing_and_a_late_sample_rewrites_its_host_from_its_time(
         dirs, pg_url):
     bodies = demo_bodies(nodes=2, hours=1)  # hosts alternate: even index c001, odd c002
     late = bodies[9]  # the second host's 12:20 sample, held back
-    host = late.decode().split("\n", 1)[0].split()[2]
+    epoch, _, host = late.decode().split("\n", 1)[0].split()
+    at = datetime.fromtimestamp(float(epoch), UTC)
     store(dirs, [b for b in bodies if b is not late])
     with psycopg.connect(pg_url) as conn:
         first = build(conn, dirs)
@@ -76,14 +79,15 @@ def test_nothing_new_reads_and_writes_nothing_and_a_late_sample_rebuilds_its_hos
         assert (again.rows, again.rows_deleted, again.pieces, again.hosts_unchanged) == (
             0, 0, 0, 2)
         assert again.samples == first.samples == 23
-        before = [r for r in table(conn) if r[1] == host]
+        before = [r for r in table(conn) if r[1] == host and r[0] >= at]
         store(dirs, [late])
         fixed = build(conn, dirs)
         rows = table(conn)
     assert (fixed.hosts_replaced, fixed.hosts_unchanged, fixed.samples) == (1, 1, 24)
-    # only the late sample's host is rewritten: its hour's rows out, the corrected ones in
+    # only the late sample's host is rewritten, from the late sample on (the rows
+    # before it cannot change): its next sample's rates now span 5 minutes, not 10
     assert fixed.rows_deleted == len(before)
-    assert fixed.rows == len([r for r in rows if r[1] == host]) > len(before)
+    assert fixed.rows == len([r for r in rows if r[1] == host and r[0] >= at]) > len(before)
     assert len(rows) == reference_rows(bodies, START, START + HOUR).height
 
 
