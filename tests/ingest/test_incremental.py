@@ -154,3 +154,25 @@ def test_any_arrival_order_ends_with_the_rows_of_a_full_rebuild(pg_url, case):
         assert expected.filter(pl.col("type") == "cpu")["time"].min() == START
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.integration
+def test_the_asset_rebuilds_in_full_only_when_the_run_is_tagged(hpcperf_env, pg_url):
+    from hpcperf_dagster.assets.host_data import REBUILD_TAG
+    from hpcperf_dagster.definitions import defs
+
+    store({k: hpcperf_env / k for k in ("archive", "quarantine", "state")},
+          demo_bodies(nodes=2, hours=1))
+    job = defs.resolve_job_def("host_data_job")
+
+    def run(**tags: str) -> dict:
+        result = job.execute_in_process(partition_key="2026-11-20-12:00", tags=tags)
+        assert result.success
+        meta = result.asset_materializations_for_node("host_data")[0].metadata
+        return {k: v.value for k, v in meta.items()}
+
+    first, quiet, full = run(), run(), run(**{REBUILD_TAG: "full"})
+    assert (first["full_rebuild"], first["rows_deleted"], first["hosts_replaced"]) == (
+        False, 0, 2)
+    assert (quiet["rows"], quiet["rows_deleted"], quiet["hosts_unchanged"]) == (0, 0, 2)
+    assert full["full_rebuild"] and full["rows"] == full["rows_deleted"] == first["rows"] > 0
