@@ -20,6 +20,12 @@ from hpcperfstats.config import settings
 from hpcperfstats.hostdata.load import build_host_data, job_days_touched, window_checks
 from hpcperfstats.ingest.pending import Pending
 
+#: run tag asking for a full rebuild of the run's hours (every row replaced,
+#: e.g. a backfill after a rate rule changed); without it only what changed
+#: in the archive is written. In the UI: "Materialize" with the tag
+#: ``hpcperf/rebuild=full``, or a backfill launched with it.
+REBUILD_TAG = "hpcperf/rebuild"
+
 
 @asset(
     group_name="ingest",
@@ -27,7 +33,8 @@ from hpcperfstats.ingest.pending import Pending
     backfill_policy=BackfillPolicy.single_run(),
     deps=[raw_stats_archive],
     description="Per-interval rates (counters) and gauges per host, one row per "
-    "(host, time, type, device, event); rebuilt by hour from the archive.",
+    "(host, time, type, device, event); loaded by hour from the archive, only what "
+    f"changed unless the run has the tag {REBUILD_TAG}=full.",
     check_specs=[
         AssetCheckSpec("no_negative_rates", asset="host_data",
                        description="No counter rate in the window is negative"),
@@ -45,7 +52,9 @@ def host_data(context: AssetExecutionContext, db: Database, paths: Paths):
         with db.connect() as conn:
             cluster = settings().cluster
             result = build_host_data(conn, paths.archive, window.start, window.end,
-                                     settings().rate_lookback_s, cluster)
+                                     settings().rate_lookback_s,
+                                     full=context.run.tags.get(REBUILD_TAG) == "full",
+                                     cluster=cluster)
             negative, duplicates = window_checks(conn, window.start, window.end, cluster)
             days = job_days_touched(conn, window.start, window.end, cluster)
     except psycopg.OperationalError as exc:
@@ -59,10 +68,17 @@ def host_data(context: AssetExecutionContext, db: Database, paths: Paths):
     Pending(paths.state, "job_metrics").mark(days)
     keys = context.partition_keys
     Pending(paths.state, "host_data").clear(keys, marked_before_ns=started_ns)
-    context.log.info(f"{result.rows} rows from {result.samples} samples of {result.hosts} hosts")
+    context.log.info(f"{result.rows} rows written, {result.rows_deleted} deleted, from "
+                     f"{result.samples} samples of {result.hosts} hosts in {result.pieces} pieces")
     yield MaterializeResult(
         metadata={
             "rows": result.rows,
+            "rows_deleted": result.rows_deleted,
+            "full_rebuild": context.run.tags.get(REBUILD_TAG) == "full",
+            "pieces": result.pieces,
+            "hosts_appended": result.hosts_appended,
+            "hosts_replaced": result.hosts_replaced,
+            "hosts_unchanged": result.hosts_unchanged,
             "samples": result.samples,
             "hosts": result.hosts,
             "parse_issues": result.issues,

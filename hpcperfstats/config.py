@@ -76,7 +76,8 @@ REGISTRY: tuple[Setting, ...] = (
     _S("DRAIN_MAX_SECONDS", "float", "120", "seconds one drain run takes at most"),
     _S("SENSOR_INTERVAL", "int", "30", "seconds between sensor ticks", "`30` (demo: `5`)"),
     _S("CHUNK_MAX_BYTES", "int", CHUNK_DEFAULT,
-       "raw text parsed at once: bounds memory per chunk ([docs/ingest.md](docs/ingest.md))",
+       "raw text parsed at once by the drain, the import and each piece of a host_data "
+       "build: bounds their memory ([docs/ingest.md](docs/ingest.md))",
        "16 MiB"),
     _S("MESSAGE_MAX_BYTES", "int", None, "largest message archived (larger: quarantined)",
        "`HPCPERF_CHUNK_MAX_BYTES`"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 from hpcperf_monitor import schemas
@@ -405,3 +406,28 @@ def expected_messages(cfg: DemoConfig) -> int:
     """How many messages :func:`iter_messages` yields (hosts x samples)."""
     return cfg.nodes * cfg.samples
 
+
+
+def clone_hosts(archive: Path, copies: int) -> list[str]:
+    """Copy every host of an archive ``copies`` times under new names: fast test
+    and benchmark data of many hosts (a demo archive is slow to drain).
+
+    A copy of ``c001-002`` is ``d001-002``, ``e001-002``...: the same length,
+    so the archive index's byte offsets hold for the copy unchanged. Returns
+    the new host names.
+    """
+    if not 1 <= copies <= 22:
+        raise ValueError("copies: 1 to 22 (one letter after c each)")
+    made = []
+    for src in sorted(p for p in archive.iterdir() if p.is_dir() and p.name.startswith("c")):
+        old = src.name.encode()
+        for k in range(copies):
+            name = chr(ord("d") + k) + src.name[1:]
+            dst = archive / name
+            dst.mkdir()
+            for f in src.iterdir():
+                data = f.read_bytes()
+                (dst / f.name).write_bytes(
+                    data if f.name.endswith(".idx") else data.replace(old, name.encode()))
+            made.append(name)
+    return made

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import re
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -420,9 +420,42 @@ class ArchiveWriter:
         self._dirty_dirs.clear()
 
 
+def _range_files(root: Path, start: float, end: float, lo: float,
+                 hosts: Iterable[str] | None = None,
+                 ) -> Iterator[tuple[str, Path, Index | None]]:
+    """``(host, file, index)`` of every archive file that may hold samples with
+    lo <= time < end: indexed files whose samples reach ``lo``, unindexed ones
+    by their names' epochs (index None), and a few files opened after ``end``
+    (a replayed spool appends old samples to the newest file)."""
+    root = Path(root)
+    if not root.is_dir():
+        return
+    if hosts is None:
+        dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    else:
+        dirs = [d for d in (inside(root, root / h) for h in sorted(set(hosts))) if d.is_dir()]
+    for host_dir in dirs:
+        files = host_files(host_dir)
+        later = 0
+        for i, (epoch, path) in enumerate(files):
+            if epoch >= end:
+                later += 1
+                if later > LATE_FILES:
+                    break
+            index = read_index(path)
+            if index is not None and (index.drain or index.entries):
+                if index.entries and max(e.time for e in index.entries) >= lo:
+                    yield host_dir.name, path, index
+                continue
+            if epoch >= end or i + 1 < len(files) and files[i + 1][0] <= lo:
+                continue
+            yield host_dir.name, path, None
+
+
 def read_chunks(root: Path, start: float, end: float, lookback: float,
-                skipped: list[ParseIssue] | None = None) -> Iterator[Chunk]:
-    """Raw text of every host with start - lookback <= time < end, file by file.
+                skipped: list[ParseIssue] | None = None,
+                hosts: Iterable[str] | None = None) -> Iterator[Chunk]:
+    """Raw text of every host (or of ``hosts``) with start - lookback <= time < end.
 
     An indexed file yields only the bytes of its samples in the range, with
     the file's header and boot time (from its first sample) attached; a file
@@ -430,29 +463,65 @@ def read_chunks(root: Path, start: float, end: float, lookback: float,
     by time later. No chunk exceeds ``HPCPERF_CHUNK_MAX_BYTES``; what had to
     be skipped for that (a giant sample or line) is added to ``skipped``.
     """
-    root = Path(root)
-    if not root.is_dir():
-        return
     skipped = skipped if skipped is not None else []
-    lo = start - lookback
-    for host_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = host_files(host_dir)
-        later = 0
-        for i, (epoch, path) in enumerate(files):
-            if epoch >= end:
-                # a replayed spool appends old samples to the newest file:
-                # look into the next few files for samples of this range
-                later += 1
-                if later > LATE_FILES:
-                    break
-            index = read_index(path)
-            if index is not None and (index.drain or index.entries):
-                if index.entries and max(e.time for e in index.entries) >= lo:
-                    yield from _slice(path, index, lo, start, end, skipped)
-                continue
-            if epoch >= end or i + 1 < len(files) and files[i + 1][0] <= lo:
-                continue
+    for _, path, index in _range_files(root, start, end, start - lookback, hosts):
+        if index is None:
             yield from _pieces(path, skipped)
+        else:
+            yield from _slice(path, index, start - lookback, start, end, skipped)
+
+
+@dataclass
+class HostSamples:
+    """What the archive holds for one host in a range, from its indexes alone."""
+
+    host: str
+    #: (epoch, bytes) of each indexed sample with start <= time < end, in time order
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    #: bytes of the sample before ``start`` (within the lookback) a reader also reads
+    before_bytes: int = 0
+    #: bytes of files without an index touching the range (read whole, in pieces)
+    unindexed_bytes: int = 0
+
+
+def range_samples(root: Path, start: float, end: float, lookback: float,
+                  hosts: Iterable[str] | None = None) -> Iterator[HostSamples]:
+    """Per host, the samples ``read_chunks`` would read for the range and their
+    sizes, without reading any sample: how big a piece of work is, and which
+    samples exist (to compare with what is loaded)."""
+    lo = start - lookback
+    current: HostSamples | None = None
+    before: tuple[float, int] | None = None
+    for host, path, index in _range_files(root, start, end, lo, hosts):
+        if current is None or current.host != host:
+            if current is not None:
+                yield _finish(current, before)
+            current, before = HostSamples(host), None
+        if index is None:
+            current.unindexed_bytes += archive_size(path)
+            continue
+        size = None
+        for k, e in enumerate(index.entries):
+            if not lo <= e.time < end:
+                continue
+            if e.end is not None:
+                n = e.end - e.start
+            else:
+                if size is None:
+                    size = archive_size(path)
+                n = (index.entries[k + 1].start if k + 1 < len(index.entries) else size) - e.start
+            if e.time >= start:
+                current.samples.append((e.time, n))
+            elif before is None or e.time > before[0]:
+                before = (e.time, n)
+    if current is not None:
+        yield _finish(current, before)
+
+
+def _finish(host: HostSamples, before: tuple[float, int] | None) -> HostSamples:
+    host.samples.sort()
+    host.before_bytes = before[1] if before else 0
+    return host
 
 
 def _picks(times: list[float], lo: float, start: float, end: float) -> list[int]:

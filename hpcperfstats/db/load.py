@@ -1,4 +1,4 @@
-"""Bulk writes: each replaces exactly its partition's rows in one transaction.
+"""Bulk writes: each replaces exactly its partition's rows (or appends new ones) in one transaction.
 
 Rows travel as CSV written by polars (in Rust) into ``COPY ... FROM STDIN``,
 so no per-row Python runs on the load path. Re-running a load for the same
@@ -19,6 +19,8 @@ from hpcperfstats.db.tables import HOST_DATA, JOB_DATA
 
 HOST_DATA_COLUMNS = HOST_DATA.copy_columns
 JOB_DATA_COLUMNS = JOB_DATA.copy_columns
+#: rows turned into CSV at once by :func:`copy_frame` (about 10 MB of text)
+COPY_BATCH_ROWS = 100_000
 
 
 def _pg_array(values: pl.Expr) -> pl.Expr:
@@ -42,32 +44,79 @@ def copy_frame(cur: psycopg.Cursor, table: str, frame: pl.DataFrame, columns: Se
     prepared = frame.select(columns).with_columns(
         [_pg_array(pl.col(c)).alias(c) for c in columns if frame.schema[c] == pl.List(pl.Utf8)]
     )
-    buf = io.BytesIO()
-    prepared.write_csv(buf, include_header=False, null_value="\\N", datetime_format=None)
     cols = ", ".join(columns)
     with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT csv, NULL '\\N')") as copy:
-        view = buf.getbuffer()
-        step = 1 << 20
-        for i in range(0, len(view), step):
-            copy.write(view[i : i + step])
+        # CSV made and sent a slice at a time: the text is never all in memory
+        for part in prepared.iter_slices(COPY_BATCH_ROWS):
+            buf = io.BytesIO()
+            part.write_csv(buf, include_header=False, null_value="\\N", datetime_format=None)
+            view = buf.getbuffer()
+            for i in range(0, len(view), 1 << 20):
+                copy.write(view[i : i + (1 << 20)])
     return frame.height
 
 
 def replace_host_data(conn: psycopg.Connection, rows: pl.DataFrame, start: datetime,
                       end: datetime, *, cluster: str) -> int:
     """Replace every host_data row of ``cluster`` with start <= time < end by ``rows``."""
+    with conn.transaction(), conn.cursor() as cur:
+        delete_host_data(cur, start, end, cluster=cluster)
+        return append_host_data(cur, rows, start, end, cluster=cluster)
+
+
+def _no_decompression_cap(cur: psycopg.Cursor) -> None:
+    """Lift TimescaleDB's cap on rows decompressed per transaction.
+
+    An hour in a compressed chunk: a delete decompresses the batches of every
+    host of the chunk (they span its whole time range), far over the default
+    cap of 100,000 rows per transaction (docs/operations.md). A placeholder
+    setting on plain PostgreSQL.
+    """
+    cur.execute("SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0")
+
+
+def delete_host_data(cur: psycopg.Cursor, start: datetime, end: datetime,
+                     hosts: Sequence[str] | None = None, *, cluster: str) -> int:
+    """Delete ``cluster``'s rows with start <= time < end (of ``hosts`` only,
+    when given; an empty list deletes nothing); returns how many."""
+    if hosts is not None and not hosts:
+        return 0
+    _no_decompression_cap(cur)
+    if hosts is None:
+        cur.execute("DELETE FROM host_data WHERE cluster = %s AND time >= %s AND time < %s",
+                    (cluster, start, end))
+    else:
+        cur.execute("DELETE FROM host_data WHERE cluster = %s AND time >= %s AND time < %s "
+                    "AND host = ANY(%s)", (cluster, start, end, list(hosts)))
+    return cur.rowcount
+
+
+def delete_host_rows_from(cur: psycopg.Cursor, starts: Sequence[tuple[str, int]],
+                          end: datetime, *, cluster: str) -> int:
+    """Delete each (host, epoch microseconds) pair's rows of ``cluster`` from
+    that time to ``end``."""
+    if not starts:
+        return 0
+    _no_decompression_cap(cur)
+    cur.execute(
+        "DELETE FROM host_data h USING unnest(%s::text[], %s::bigint[]) AS d(host, us) "
+        "WHERE h.cluster = %s AND h.host = d.host "
+        "AND h.time >= to_timestamp(d.us / 1000000.0) AND h.time < %s",
+        ([h for h, _ in starts], [us for _, us in starts], cluster, end))
+    return cur.rowcount
+
+
+def append_host_data(cur: psycopg.Cursor, rows: pl.DataFrame, start: datetime,
+                     end: datetime, *, cluster: str) -> int:
+    """COPY ``rows`` (all with start <= time < end) into host_data; returns how many.
+
+    Rows already there (same key) make the COPY fail: a build never writes a
+    row twice, it deletes what it replaces first.
+    """
     outside = rows.filter((pl.col("time") < start) | (pl.col("time") >= end)).height
     if outside:
         raise ValueError(f"{outside} rows fall outside [{start}, {end})")
-    with conn.transaction(), conn.cursor() as cur:
-        # an hour in a compressed TimescaleDB chunk: the delete decompresses the
-        # batches of every host of the chunk (they span its whole time range),
-        # far over the default cap of 100,000 rows per transaction
-        # (docs/operations.md). A placeholder setting on plain PostgreSQL.
-        cur.execute("SET LOCAL timescaledb.max_tuples_decompressed_per_dml_transaction = 0")
-        cur.execute("DELETE FROM host_data WHERE cluster = %s AND time >= %s AND time < %s",
-                    (cluster, start, end))
-        return copy_frame(cur, "host_data", with_cluster(rows, cluster), HOST_DATA_COLUMNS)
+    return copy_frame(cur, "host_data", with_cluster(rows, cluster), HOST_DATA_COLUMNS)
 
 
 def upsert_job_data(conn: psycopg.Connection, jobs: pl.DataFrame, day: date, *,

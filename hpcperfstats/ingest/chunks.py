@@ -7,8 +7,9 @@ imported or damaged archive file. Parsing costs a multiple of its input (the
 vectorised path about 17x), so the bound on input is the bound on memory.
 :func:`iter_lines` never holds more than one chunk and one read block: a line
 longer than the limit is reported as :class:`Oversized` (offset, length and
-its first bytes) and skipped, never read whole. Runs over many hosts and
-hours can size their pieces with the same :func:`chunk_max_bytes`.
+its first bytes) and skipped, never read whole. A ``host_data`` build cuts
+its hours into pieces of hosts of at most that much raw text
+(:func:`hpcperfstats.hostdata.load.pieces`), so it is bounded the same way.
 """
 
 from __future__ import annotations

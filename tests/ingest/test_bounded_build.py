@@ -1,0 +1,89 @@
+"""Issue 17 item 1: a host_data build's peak memory is bounded by the chunk setting.
+
+The range: 600 demo hosts x 2 hours (14,400 samples, 33 MB of raw text, made
+fast by copying 100 drained hosts under new names). Held at once, as a
+build without chunking holds it, its data takes more than 5x the 256 MB
+limit; built with ``HPCPERF_CHUNK_MAX_BYTES`` at 512 KiB (pieces of hosts
+and hours, streamed to COPY) the same range stays under the limit. Each
+build runs in a child process whose peak RSS the kernel reports (``wait4``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hpcperf_demo.cluster import DemoConfig
+from hpcperf_demo.generate import clone_hosts, iter_messages
+
+from hpcperfstats.ingest.drain import store_messages
+
+from .conftest import START
+
+LIMIT_MB = 256
+CHUNK = 512 * 1024
+HOURS = 2
+
+CHILD = r"""
+import json, sys
+from datetime import datetime, timedelta, UTC
+from pathlib import Path
+import psycopg
+from hpcperfstats.db.load import replace_host_data
+from hpcperfstats.hostdata.load import build_host_data, compute_window
+url, archive, start, hours, how = sys.argv[1:6]
+start = datetime.fromisoformat(start)
+end = start + timedelta(hours=int(hours))
+if how == "chunked":
+    with psycopg.connect(url) as conn:
+        res = build_host_data(conn, Path(archive), start, end, 3600)
+    print(json.dumps({"rows": res.rows, "samples": res.samples, "pieces": res.pieces}))
+else:  # the whole range in memory at once, as host_data was built before issue 17
+    rows, samples, _ = compute_window(Path(archive), start, end, 3600)
+    print(json.dumps({"rows": rows.height, "samples": samples.height, "pieces": 1}))
+"""
+
+
+def run_child(pg_url: str, archive: Path, how: str, env: dict[str, str],
+              tmp: Path) -> tuple[dict, float]:
+    """The child's output and its peak RSS in MB, as the kernel counted it."""
+    with open(tmp / f"{how}.err", "w+b") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, pg_url, str(archive), START.isoformat(), str(HOURS),
+             how], stdout=subprocess.PIPE, stderr=err, env={**os.environ, **env})
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.stdout.close()
+        err.seek(0)
+        assert proc.returncode == 0, err.read().decode()[-2000:]
+    return json.loads(out.decode().splitlines()[-1]), usage.ru_maxrss / 1024
+
+
+@pytest.fixture(scope="module")
+def big_archive(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bounded")
+    cfg = DemoConfig(nodes=100, hours=HOURS, start=START)
+    store_messages((m.text.encode() for m in iter_messages(cfg)), root / "archive",
+                   root / "quarantine", root / "state")
+    clone_hosts(root / "archive", 5)
+    return root / "archive"
+
+
+@pytest.mark.integration
+def test_a_build_stays_under_the_limit_that_the_range_exceeds_five_times(
+        big_archive, pg_url, tmp_path):
+    whole, whole_mb = run_child(pg_url, big_archive, "whole", {}, tmp_path)
+    chunked, chunked_mb = run_child(pg_url, big_archive, "chunked",
+                                    {"HPCPERF_CHUNK_MAX_BYTES": str(CHUNK)}, tmp_path)
+    print(f"peak RSS: whole range {whole_mb:.0f} MB, chunked {chunked_mb:.0f} MB "
+          f"({chunked['pieces']} pieces), limit {LIMIT_MB} MB")
+    assert whole["samples"] == chunked["samples"] == 600 * 12 * HOURS
+    assert whole["rows"] == chunked["rows"] > 0  # the same rows, all loaded
+    assert chunked["pieces"] > 2 * HOURS  # cut by hosts as well as by hours
+    assert whole_mb > 5 * LIMIT_MB, whole_mb
+    assert chunked_mb < LIMIT_MB, chunked_mb
