@@ -18,7 +18,7 @@ from hpcperfstats.archive import read_chunks
 from hpcperfstats.db.load import replace_host_data
 from hpcperfstats.host_types import skipped_types
 from hpcperfstats.metrics import END_GRACE_S
-from hpcperfstats.rates import epoch_utc, host_rows, same_boot
+from hpcperfstats.rates import epoch_utc, host_rows_of_parts, same_boot
 from hpcperfstats.textframe import long_frame_of_chunks
 
 
@@ -39,8 +39,7 @@ def compute_window(archive_dir: Path, start: datetime, end: datetime,
     skipped: list = []  # what the bounded reader left out (a sample over the chunk bound)
     parsed = long_frame_of_chunks(list(read_chunks(archive_dir, t0, t1, lookback_s, skipped)),
                                   skip_types=skipped_types())
-    long = parsed.frame.filter((pl.col("time") >= t0 - lookback_s) & (pl.col("time") < t1))
-    rows = host_rows(long, t0, t1)
+    rows = host_rows_of_parts(parsed.parts, t0, t1, since=t0 - lookback_s)
     samples = parsed.samples_in.sort("host", "time").with_columns(
         series_start(parsed.samples_in.sort("host", "time")).alias("start"))
     in_window = samples.filter((pl.col("time") >= t0) & (pl.col("time") < t1))
