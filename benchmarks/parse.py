@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     print(f"{args.copies} copies of {FIXTURE.name}: {mb:.2f} MB, {len(samples)} samples, "
           f"{rows.height} host_data rows; polars threads {args.threads}, best of {args.repeat}")
-    print(f"{'stage':28s} {'CPU ms':>8s} {'MB/s/core':>10s} {'wall MB/s':>10s} {'x splitlines':>13s}")
+    print(f"{'stage':28s} {'CPU ms':>8s} {'MB/s/core':>10s} {'wall MB/s':>10s} "
+          f"{'x splitlines':>13s}")
     base = None
     for name, fn in stages.items():
         cpu, wall = best(fn, args.repeat)
