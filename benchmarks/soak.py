@@ -216,7 +216,8 @@ def bare_copy_rows_per_s(conn: psycopg.Connection) -> tuple[int, float]:
     """COPY host_data's rows into an empty scratch copy of it: (rows, rows/s)."""
     import polars as pl
 
-    frame = pl.read_database(f"SELECT {', '.join(HOST_DATA_COLUMNS)} FROM host_data", conn)
+    frame = pl.read_database(f"SELECT {', '.join(HOST_DATA_COLUMNS)} FROM host_data", conn,
+                             infer_schema_length=None)
     conn.execute("DROP TABLE IF EXISTS soak_bare_copy")
     conn.execute("CREATE TABLE soak_bare_copy (LIKE host_data INCLUDING ALL)")
     conn.commit()

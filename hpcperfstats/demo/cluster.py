@@ -53,6 +53,8 @@ class DemoConfig:
     numa_nodes: int = 2
     mem_per_node_bytes: int = 64 * GiB
     shape: str = "demo"
+    #: number of the first rack in host names (two clusters in one archive need two)
+    first_rack: int = 1
 
     @classmethod
     def of_shape(cls, shape: str, **kw) -> DemoConfig:
@@ -87,7 +89,7 @@ class DemoConfig:
 
     def hosts(self) -> list[str]:
         """Host names ``c001-001`` ... (64 nodes to a rack, like TACC's)."""
-        return [f"c{i // 64 + 1:03d}-{i % 64 + 1:03d}" for i in range(self.nodes)]
+        return [f"c{i // 64 + self.first_rack:03d}-{i % 64 + 1:03d}" for i in range(self.nodes)]
 
 
 @dataclass(frozen=True)

@@ -190,5 +190,8 @@ def test_fixture_shape_leaves_the_default_demo_alone():
         DemoConfig(shape="huge")
     fixture = DemoConfig.of_shape("fixture", nodes=3, hours=1)
     assert (fixture.cpus_per_node, fixture.numa_nodes) == (128, 8)
+    # a second cluster in the same archive gets its own host names
+    assert DemoConfig(nodes=2, first_rack=500).hosts() == ["c500-001", "c500-002"]
+    assert DemoConfig(nodes=65).hosts()[-2:] == ["c001-064", "c002-001"]
     plain = [m.text for m in iter_messages(DemoConfig(nodes=3, hours=1))]
     assert all("\nllite " not in t and "\nproc " not in t for t in plain)
