@@ -117,6 +117,8 @@ def role(cmd: str) -> str:
         return "dagster-daemon"
     if "execute_run" in cmd or "execute_step" in cmd:
         return "run worker"
+    if "multiprocessing" in cmd:  # a step of a run (Dagster's multiprocess executor)
+        return "step worker"
     if "grpc" in cmd or "code-server" in cmd:
         return "code server"
     if "postgres" in cmd:
@@ -125,6 +127,8 @@ def role(cmd: str) -> str:
         return "RabbitMQ"
     if "epmd" in cmd or "erl_child_setup" in cmd or "inet_gethost" in cmd:
         return "RabbitMQ"
+    if "compute_logs" in cmd:
+        return "dagster log tailer"
     if "dagster" in cmd:
         return "dagster (other)"
     return "other"
@@ -137,6 +141,7 @@ class Peaks:
     one: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     together: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     processes: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+    example: dict[str, str] = field(default_factory=dict)  # a command line of each role
 
 
 class MemoryWatch:
@@ -167,9 +172,11 @@ class MemoryWatch:
                 rss = _rss_kb(pid)
                 if not rss:
                     continue
-                name = "publisher (this process)" if pid == os.getpid() else role(_cmdline(pid))
+                cmd = _cmdline(pid)
+                name = "publisher (this process)" if pid == os.getpid() else role(cmd)
                 if name == "other":
                     name = root_name
+                self.peaks.example.setdefault(name, cmd[:100])
                 now[name] += rss
                 self.peaks.one[name] = max(self.peaks.one[name], rss)
                 self.peaks.processes[name].add(pid)
@@ -457,6 +464,9 @@ def report(args, cfg: DemoConfig, mb: float, total: int, result: dict, peaks: Pe
     for name in sorted(peaks.one):
         print(f"| {name} ({len(peaks.processes[name])} processes) | "
               f"{peaks.one[name] / 1024:.0f} MB / {peaks.together[name] / 1024:.0f} MB |")
+    print("\nprocesses, by role (a command line of each):")
+    for name, cmd in sorted(peaks.example.items()):
+        print(f"  {name}: {cmd}")
     print(f"\nbare COPY baseline: {bare_rows:,} rows; load average after: "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other work on the machine)")
 
