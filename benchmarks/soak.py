@@ -308,6 +308,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="HPCPERF_SENSOR_INTERVAL (production default 30)")
     parser.add_argument("--max-concurrent-runs", type=int, default=4,
                         help="DAGSTER_MAX_CONCURRENT_RUNS (the image's default 4)")
+    parser.add_argument("--publishers", type=int, default=16,
+                        help="connections publishing at once (nodes publish independently; "
+                        "one connection waiting for each confirm is the bottleneck otherwise)")
     parser.add_argument("--timeout", type=float, default=3600, help="give up after (s)")
     parser.add_argument("--keep", type=Path, default=None,
                         help="work under this directory and keep it (default: a temporary one)")
@@ -330,7 +333,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def soak(args: argparse.Namespace, cfg: DemoConfig, root: Path) -> int:
     t0 = time.perf_counter()
-    bodies = [m.text.encode() for m in iter_messages(cfg)]
+    messages = list(iter_messages(cfg))
+    bodies = [m.text.encode() for m in messages]
+    hosts = [m.host for m in messages]
+    del messages
     mb = sum(map(len, bodies)) / 1e6
     say(f"{cfg.nodes} {cfg.shape} nodes x {args.minutes:g} min at {cfg.interval} s: "
         f"{len(bodies)} messages, {mb:.1f} MB ({mb * 1e3 / len(bodies):.1f} KB each), "
@@ -372,7 +378,8 @@ def soak(args: argparse.Namespace, cfg: DemoConfig, root: Path) -> int:
             with daemon(env, root / "daemon.log") as proc:
                 roots["dagster-daemon"] = proc.pid
                 with MemoryWatch(roots) as watch:
-                    result = measure(args, cfg, bodies, url, node.url, queue, proc, root)
+                    result = measure(args, cfg, bodies, hosts, url, node.url, queue, proc,
+                                     root)
                     watch.sample()
             report(args, cfg, mb, len(bodies), result, watch.peaks, url, home, dagster_home)
             return 0 if result["loaded_s"] is not None else 1
@@ -380,11 +387,37 @@ def soak(args: argparse.Namespace, cfg: DemoConfig, root: Path) -> int:
         node.stop()
 
 
-def measure(args, cfg: DemoConfig, bodies: list[bytes], url: str, amqp: str, queue: str,
-            proc: subprocess.Popen, root: Path) -> dict:
+def publish_parallel(amqp: str, queue: str, bodies: list[bytes], hosts: list[str],
+                     publishers: int) -> None:
+    """Publish from ``publishers`` connections at once, as many nodes do; each
+    host's messages stay on one connection, in order (a message without a
+    header continues its host's file)."""
+    shares: list[list[bytes]] = [[] for _ in range(publishers)]
+    slot: dict[str, int] = {}
+    for host, body in zip(hosts, bodies, strict=True):
+        shares[slot.setdefault(host, len(slot) % publishers)].append(body)
+    errors: list[BaseException] = []
+
+    def send(share: list[bytes]) -> None:
+        try:
+            publish_messages(amqp, queue, share)
+        except BaseException as exc:  # reported by the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(share,)) for share in shares if share]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def measure(args, cfg: DemoConfig, bodies: list[bytes], hosts: list[str], url: str, amqp: str,
+            queue: str, proc: subprocess.Popen, root: Path) -> dict:
     total = len(bodies)
     t0 = time.perf_counter()
-    publish_messages(amqp, queue, bodies)
+    publish_parallel(amqp, queue, bodies, hosts, args.publishers)
     publish_s = time.perf_counter() - t0
     say(f"published {total} messages in {publish_s:.1f} s ({total / publish_s:.0f} msg/s)")
     empty_s = loaded_s = None
@@ -432,8 +465,8 @@ def report(args, cfg: DemoConfig, mb: float, total: int, result: dict, peaks: Pe
     loaded_s = result["loaded_s"]
     print()
     print(f"## soak: {cfg.nodes} {cfg.shape}-shaped nodes x {args.minutes:g} min "
-          f"({total} messages, {mb:.1f} MB; sensor interval {args.sensor_interval} s, "
-          f"max concurrent runs {args.max_concurrent_runs})")
+          f"({total} messages, {mb:.1f} MB; {args.publishers} publishers, sensor interval "
+          f"{args.sensor_interval} s, max concurrent runs {args.max_concurrent_runs})")
     print("| measure | value |\n| --- | --- |")
     print(f"| publish | {result['publish_s']:.1f} s, {total / result['publish_s']:.0f} msg/s, "
           f"{mb / result['publish_s']:.1f} MB/s |")
