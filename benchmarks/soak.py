@@ -315,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None,
                         help="work under this directory and keep it (default: a temporary one)")
     args = parser.parse_args(argv)
+    # stop cleanly on SIGTERM (and SIGINT, which a shell's background job ignores):
+    # the finally blocks end the daemon, PostgreSQL and RabbitMQ
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
     start = datetime(2026, 11, 20, 12, tzinfo=UTC)
     say(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     cfg = DemoConfig.of_shape(args.shape, nodes=args.nodes, start=start,
