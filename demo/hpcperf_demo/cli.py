@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from hpcperf_demo.cluster import DemoConfig, make_plan
+from hpcperf_demo.cluster import SHAPES, DemoConfig, make_plan
 from hpcperf_demo.generate import accounting_files, iter_messages
 
 
@@ -32,6 +32,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--hours", type=int, default=d.hours)
     p.add_argument("--interval", type=int, default=d.interval, help="seconds between samples")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--shape", choices=SHAPES, default=d.shape,
+                   help="demo: small nodes; fixture: nodes shaped like the Stampede3 fixture")
     return p.parse_args(argv)
 
 
@@ -70,8 +72,8 @@ def write_demo(cfg: DemoConfig, out: Path, progress=print) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    cfg = DemoConfig(nodes=args.nodes, start=args.start, hours=args.hours,
-                     interval=args.interval, seed=args.seed)
+    cfg = DemoConfig.of_shape(args.shape, nodes=args.nodes, start=args.start, hours=args.hours,
+                              interval=args.interval, seed=args.seed)
     print(f"generate-demo: {cfg.nodes} nodes x {cfg.samples} samples "
           f"({cfg.hours} h at {cfg.interval} s) from {cfg.start.isoformat()} -> {args.out}")
     t0 = time.perf_counter()

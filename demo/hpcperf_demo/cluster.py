@@ -32,6 +32,11 @@ USERS = (
 APPS = ("lammps", "wrf", "gromacs", "namd", "vasp", "openfoam", "python", "cp2k")
 FILLER_HOURS = (0.5, 1, 2, 3, 4, 6, 8, 12)
 FIRST_JOBID = 1000001
+#: ``demo``: small nodes (16 CPUs, 2 NUMA nodes, ~2 KB a sample), the tests' cluster;
+#: ``fixture``: nodes shaped like the Stampede3 fixture (128 CPUs, 8 NUMA nodes,
+#: 6 disks, 6 interfaces, an InfiniBand port, two Lustre file systems, ~40
+#: processes: ~14 KB a sample), for benchmarks at a real node's size.
+SHAPES = ("demo", "fixture")
 
 
 @dataclass(frozen=True)
@@ -47,8 +52,21 @@ class DemoConfig:
     cpus_per_node: int = 16
     numa_nodes: int = 2
     mem_per_node_bytes: int = 64 * GiB
+    shape: str = "demo"
+    #: number of the first rack in host names (two clusters in one archive need two)
+    first_rack: int = 1
+
+    @classmethod
+    def of_shape(cls, shape: str, **kw) -> DemoConfig:
+        """A config of ``shape`` (:data:`SHAPES`): ``fixture`` also sets the
+        fixture node's CPUs, NUMA nodes and memory unless given."""
+        if shape == "fixture":
+            kw = {"cpus_per_node": 128, "numa_nodes": 8, "mem_per_node_bytes": 256 * GiB, **kw}
+        return cls(shape=shape, **kw)
 
     def __post_init__(self) -> None:
+        if self.shape not in SHAPES:
+            raise ValueError(f"shape must be one of {SHAPES}, not {self.shape!r}")
         if self.start.tzinfo is None:
             raise ValueError("DemoConfig.start must be timezone-aware")
         if self.nodes < 1 or self.interval < 1 or self.hours <= 0:
@@ -71,7 +89,7 @@ class DemoConfig:
 
     def hosts(self) -> list[str]:
         """Host names ``c001-001`` ... (64 nodes to a rack, like TACC's)."""
-        return [f"c{i // 64 + 1:03d}-{i % 64 + 1:03d}" for i in range(self.nodes)]
+        return [f"c{i // 64 + self.first_rack:03d}-{i % 64 + 1:03d}" for i in range(self.nodes)]
 
 
 @dataclass(frozen=True)

@@ -281,6 +281,93 @@ class _Cluster:
         return mem, np.column_stack([np.rint(load).astype(np.int64), running, threads])
 
 
+#: what a fixture-shaped node has besides the demo node's devices
+EXTRA_DISKS = ("nvme1n1", "nvme2n1", "nvme3n1", "nvme4n1", "nvme5n1")
+EXTRA_NICS = ("eno16905np1", "idrac", "ibp202s0")
+IB_PORT = "mlx5_0.1"
+LUSTRE = ("scratch-ffff8b2c", "work-ffff8b2d")
+TMPFS_MOUNTS = ("/dev/shm", "/run", "/tmp")
+DAEMONS = ("systemd", "sshd", "slurmd", "munged", "nslcd", "chronyd", "rsyslogd", "crond",
+           "dbus-daemon", "lnet", "ptlrpcd", "ldlm_bl", "ll_ping", "kworker", "irqbalance",
+           "tuned", "polkitd", "gssproxy", "auditd", "sssd", "agetty", "systemd-udevd",
+           "systemd-journal", "systemd-logind", "lvmetad", "ibacm", "opensm", "rdma-ndd",
+           "node_exporter", "ipmi", "xinetd", "hpcperf-monitor", "atd", "mcelog", "smartd",
+           "lldpad")
+JOB_PROCS = 6  # processes of the job on a busy node (an MPI rank per NUMA pair, srun...)
+
+
+class _FixtureParts:
+    """The rows a fixture-shaped node has that a demo node has not: idle disks
+    and interfaces, the InfiniBand port under IPoIB, Lustre, tmpfs, vfs,
+    System V shared memory and processes. Their own random stream, so the
+    demo node's counters (and the tests' expectations) do not move; the job's
+    traffic is on ib0 already, so host totals keep the plan's ground truth
+    (idle disks and interfaces do not count)."""
+
+    def __init__(self, cfg: DemoConfig, state: _Cluster) -> None:
+        self.state = state
+        rng = np.random.default_rng([cfg.seed, 17])
+        h, iv = cfg.nodes, cfg.interval
+        self.disks = rng.integers(100, 10**6, (h, len(EXTRA_DISKS), len(schemas.BLOCK.events)))
+        self.disks[:, :, _col(schemas.BLOCK, "in_flight")] = 0
+        self.nics = np.zeros((h, len(EXTRA_NICS), len(schemas.NET.events)), dtype=np.int64)
+        self.nics[:, 1, _col(schemas.NET, "rx_bytes")] = rng.integers(10**5, 10**7, h)
+        self.llite = rng.integers(10**6, 10**12, (h, len(LUSTRE), len(schemas.LLITE.events)))
+        p = state.prof
+        self.llite_step = np.zeros((len(p.busy), len(schemas.LLITE.events)), dtype=np.int64)
+        ev = schemas.LLITE.names
+        for name, values in (("read_bytes", 8 * p.read * iv), ("write_bytes", 8 * p.write * iv),
+                             ("open", (p.busy + 1) * iv), ("close", (p.busy + 1) * iv),
+                             ("getattr", (p.busy * 4 + 2) * iv)):  # fmt: skip
+            self.llite_step[:, ev.index(name)] = np.asarray(values, dtype=np.int64)
+        self.tmpfs = rng.integers(0, 10**8, (h, len(TMPFS_MOUNTS), 2))
+        self.vfs = rng.integers(10**4, 10**6, (h, 3))
+        self.shm = rng.integers(0, 10**6, (h, 2))
+        self.daemons = rng.integers(1, 10**6, (h, len(DAEMONS), len(schemas.PROC.events)))
+        self.pids = rng.integers(1000, 4 * 10**6, (h, len(DAEMONS) + JOB_PROCS))
+        self.cpus = f"0-{cfg.cpus_per_node - 1}/0-{cfg.numa_nodes - 1}"
+
+    def advance(self, k: int) -> None:
+        self.llite += self.llite_step[self.state.grid.interval_prof[k]][:, None, :]
+
+    def rows(self, k: int) -> list[dict[str, dict[str, list[int]]]]:
+        """Per host, the extra rows of sample k (types the demo node lacks, and
+        the extra devices of its block and net)."""
+        st = self.state
+        net = st.net[:, 2, :]
+        ev = schemas.NET.names
+        ib = np.stack([net[:, ev.index("tx_bytes")] // 4, net[:, ev.index("rx_bytes")] // 4,
+                       net[:, ev.index("tx_packets")], net[:, ev.index("rx_packets")]], axis=1)
+        sp = st.grid.sample_prof[k]
+        job_kb = st.prof.proc_kb[sp] // JOB_PROCS
+        busy = st.prof.busy[sp]
+        disks, nics, llite = self.disks.tolist(), self.nics.tolist(), self.llite.tolist()
+        ib_l, tmpfs = ib.tolist(), self.tmpfs.tolist()
+        vfs, shm = self.vfs.tolist(), self.shm.tolist()
+        daemons, pids = self.daemons.tolist(), self.pids.tolist()
+        out = []
+        for i in range(len(sp)):
+            procs = {f"{name}/{pids[i][d]}/{self.cpus}": daemons[i][d]
+                     for d, name in enumerate(DAEMONS)}
+            if busy[i] > 0:
+                kb = int(job_kb[i])
+                for j in range(JOB_PROCS):
+                    procs[f"app/{pids[i][len(DAEMONS) + j]}/{self.cpus}"] = [
+                        899638, kb * 2, kb * 2, 0, kb, kb, kb - 4096, 256, 2368, 17746, kb // 500,
+                        0, 16]
+            out.append({
+                "block": dict(zip(EXTRA_DISKS, disks[i], strict=True)),
+                "net": dict(zip(EXTRA_NICS, nics[i], strict=True)),
+                "ib_ext": {IB_PORT: ib_l[i]},
+                "llite": dict(zip(LUSTRE, llite[i], strict=True)),
+                "proc": procs,
+                "sysv_shm": {"-": shm[i]},
+                "tmpfs": dict(zip(TMPFS_MOUNTS, tmpfs[i], strict=True)),
+                "vfs": {"-": vfs[i]},
+            })  # fmt: skip
+        return out
+
+
 def _header(cfg: DemoConfig, host: str, uptime: int) -> Header:
     return Header(
         properties={
@@ -310,9 +397,13 @@ def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[Dem
     start_us = round(cfg.start.timestamp() * 1e6)
     headers: list[Header | None] = [None] * len(hosts)
     last_day = [-1] * len(hosts)
+    fixture = _FixtureParts(cfg, state) if cfg.shape == "fixture" else None
     for k in range(cfg.samples):
         if k:
             state.advance(k)
+            if fixture:
+                fixture.advance(k)
+        extra = fixture.rows(k) if fixture else None
         mem, ps_gauges = state.gauges(k)
         block = state.block.copy()
         block[:, w32["block"]] %= WRAP
@@ -352,6 +443,9 @@ def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[Dem
                 marks=marks,
                 time_text=f"{us // 1_000_000}.{us % 1_000_000:06d}",
             )
+            if extra:
+                for type_, devices in extra[i].items():
+                    sample.rows[type_] = {**sample.rows.get(type_, {}), **devices}
             text = write_sample(sample)
             if fresh:
                 text = write_header(headers[i]) + "\n" + text  # type: ignore[arg-type]

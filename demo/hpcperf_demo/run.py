@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 import psycopg
 
 from hpcperf_demo import rabbitmq
-from hpcperf_demo.cluster import DemoConfig
+from hpcperf_demo.cluster import SHAPES, DemoConfig
 from hpcperf_demo.generate import accounting_files, expected_messages, iter_messages
 from hpcperfstats.config import env as config_env
 from hpcperfstats.config import is_set, settings
@@ -138,6 +138,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--start", default="2026-11-20T12:00:00+00:00")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--shape", choices=SHAPES, default="demo",
+                        help="demo: small nodes; fixture: nodes shaped like the Stampede3 fixture")
     parser.add_argument("--dagster-port", type=int, default=3000)
     parser.add_argument("--web-port", type=int, default=int(config_env("WEB_PORT")))
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait")
@@ -148,8 +150,8 @@ def main(argv: list[str]) -> int:
     cfg = settings()
     home = cfg.home
     home.mkdir(parents=True, exist_ok=True)
-    demo = DemoConfig(nodes=args.nodes, hours=args.hours, seed=args.seed,
-                      start=datetime.fromisoformat(args.start), cluster=cfg.cluster)
+    demo = DemoConfig.of_shape(args.shape, nodes=args.nodes, hours=args.hours, seed=args.seed,
+                               start=datetime.fromisoformat(args.start), cluster=cfg.cluster)
     say(f"data directory {home}")
     url = database_url(cfg)
     with psycopg.connect(url) as conn:

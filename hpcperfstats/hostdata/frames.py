@@ -1,17 +1,21 @@
-"""Parsed raw samples -> one long polars frame of raw values.
+"""Parsed raw samples -> polars frames of raw values, wide and long.
 
 The only Python loop here runs once per data line (to hand polars a row
-tuple); everything per value happens in polars. Event options from the
-schema (counter or gauge, width, unit) travel as columns so the rate step
-needs no schema lookups.
+tuple); everything per value happens in polars. Values come first as
+:class:`WidePart` frames (one row per sample and device, one column per
+event of a type's schema): the form the rate step works in, because a
+sample's devices share their time, host and job. The long frame (one row
+per value, event options as columns) is made from them for whoever wants
+single values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import polars as pl
-from hpcperf_monitor.rawformat import Sample, Schema, boot_time
+from hpcperf_monitor.rawformat import Event, Sample, Schema, boot_time
 
 from hpcperfstats.hostdata.rates import counter_width
 from hpcperfstats.hostdata.units import to_si
@@ -35,15 +39,37 @@ LONG_SCHEMA = {
 }
 
 
+@dataclass(frozen=True)
+class WidePart:
+    """Values of one type read with one list of events: ``frame`` has the
+    ``META`` columns (and ``chunk``, ``sample`` where the reader keeps copies
+    apart) and one Float64 column per event, named ``v0``, ``v1``... in the
+    order of ``events`` (control registers left out), so no event name can
+    clash with a meta column."""
+
+    type: str
+    events: tuple[Event, ...]
+    frame: pl.DataFrame
+
+    @property
+    def columns(self) -> list[str]:
+        return [f"v{i}" for i in range(len(self.events))]
+
+
 def event_meta(schema: Schema) -> pl.DataFrame:
-    """Per-event options of a schema (counter, width, SI factor and unit) as columns.
+    """Per-event options of a schema (counter, width, SI factor and unit) as columns."""
+    return events_meta(schema.type, schema.events)
+
+
+def events_meta(type_: str, events: Sequence[Event]) -> pl.DataFrame:
+    """Per-event options (counter, width, SI factor and unit) as columns.
 
     A width the schema leaves out is the kernel's known one (``rates.KERNEL_WIDTHS``).
     """
     rows = []
-    for ev in schema.events:
+    for ev in events:
         factor, si = to_si(ev.unit, ev.multiplier)
-        width = counter_width(schema.type, ev.name, ev.width)
+        width = counter_width(type_, ev.name, ev.width)
         rows.append((ev.name, ev.cumulative, width, factor, si))
     return pl.DataFrame(
         rows,
@@ -62,6 +88,13 @@ def long_frame(samples: Iterable[Sample], skip_types: frozenset[str] = frozenset
     equal copies the first read. Control registers (``C``) are not data and
     are left out.
     """
+    return long_of_parts(wide_parts(samples, skip_types))
+
+
+def wide_parts(samples: Iterable[Sample], skip_types: frozenset[str] = frozenset()
+               ) -> list[WidePart]:
+    """The samples' values as :class:`WidePart` frames, duplicates dropped as
+    :func:`long_frame` says."""
     samples = list(samples)
     best = _best_copies(samples, skip_types)
     groups: dict[tuple[str, Schema, bool], tuple[list, list]] = {}
@@ -80,9 +113,25 @@ def long_frame(samples: Iterable[Sample], skip_types: frozenset[str] = frozenset
             for device, vals in devices.items():
                 meta.append((sample.time, host, jobid, boot, device))
                 values.append(vals)
-    frames = [_group_frame(t, s, f, m, v) for (t, s, f), (m, v) in groups.items()]
+    return [_group_part(t, s, f, m, v) for (t, s, f), (m, v) in groups.items()]
+
+
+def long_of_parts(parts: Sequence[WidePart], extra: Sequence[str] = ()) -> pl.DataFrame:
+    """One row per value (LONG_SCHEMA, then the ``extra`` columns of the parts)."""
+    frames = []
+    for part in parts:
+        names = pl.Series([e.name for e in part.events], dtype=pl.Utf8)
+        index = [*META, *extra]
+        long = part.frame.unpivot(index=index, on=part.columns, variable_name="event",
+                                  value_name="raw")
+        long = long.with_columns(
+            pl.col("event").str.slice(1).cast(pl.Int64).replace_strict(
+                list(range(len(names))), names, return_dtype=pl.Utf8),
+            pl.lit(part.type).alias("type"))
+        long = long.join(events_meta(part.type, part.events), on="event", how="left")
+        frames.append(long.select(*LONG_SCHEMA, *extra))
     if not frames:
-        return pl.DataFrame(schema=LONG_SCHEMA)
+        return pl.DataFrame(schema={**LONG_SCHEMA, **{c: pl.Int64 for c in extra}})
     return pl.concat(frames, how="vertical")
 
 
@@ -107,20 +156,17 @@ def _best_copies(samples: list[Sample], skip_types: frozenset[str]
     return {key: sample for key, (_, sample) in best.items()}
 
 
-def _group_frame(type_: str, schema: Schema, fast: bool, meta: list, values: list) -> pl.DataFrame:
+def _group_part(type_: str, schema: Schema, fast: bool, meta: list, values: list
+                ) -> WidePart:
     events = schema.fast_events() if fast else schema.events
-    names = [e.name for e in events]
-    cols = list(zip(*values, strict=False)) if values else [[] for _ in names]
+    cols = list(zip(*values, strict=False)) if values else [[] for _ in events]
     data = dict(zip(META, zip(*meta, strict=False), strict=False))
+    keep = [i for i, e in enumerate(events) if not e.control]
     frame = pl.DataFrame(
         {
             **{k: pl.Series(k, v, dtype=LONG_SCHEMA[k]) for k, v in data.items()},
-            **{n: pl.Series(n, c, dtype=pl.Float64, strict=False)
-               for n, c in zip(names, cols, strict=True)},
+            **{f"v{j}": pl.Series(cols[i], dtype=pl.Float64, strict=False)
+               for j, i in enumerate(keep)},
         }
     )
-    keep = [e.name for e in events if not e.control]
-    long = frame.unpivot(index=META, on=keep, variable_name="event", value_name="raw")
-    long = long.with_columns(pl.lit(type_).alias("type"))
-    long = long.join(event_meta(schema), on="event", how="left")
-    return long.select(list(LONG_SCHEMA))
+    return WidePart(type_, tuple(events[i] for i in keep), frame)

@@ -18,7 +18,7 @@ import psycopg
 from hpcperfstats.archive.store import HostSamples, range_samples, read_chunks
 from hpcperfstats.config import cluster_name
 from hpcperfstats.db.load import append_host_data, delete_host_data, delete_host_rows_from
-from hpcperfstats.hostdata.rates import epoch_utc, host_rows, same_boot
+from hpcperfstats.hostdata.rates import epoch_utc, host_rows, host_rows_of_parts, same_boot
 from hpcperfstats.hostdata.textframe import long_frame_of_chunks
 from hpcperfstats.hostdata.types import skipped_types
 from hpcperfstats.ingest.chunks import chunk_max_bytes
@@ -56,8 +56,7 @@ def compute_window(archive_dir: Path, start: datetime, end: datetime,
     skipped: list = []  # what the bounded reader left out (a sample over the chunk bound)
     parsed = long_frame_of_chunks(list(read_chunks(archive_dir, t0, t1, lookback_s, skipped)),
                                   skip_types=skipped_types())
-    long = parsed.frame.filter((pl.col("time") >= t0 - lookback_s) & (pl.col("time") < t1))
-    rows = host_rows(long, t0, t1)
+    rows = host_rows_of_parts(parsed.parts, t0, t1, since=t0 - lookback_s)
     samples = parsed.samples_in.sort("host", "time").with_columns(
         series_start(parsed.samples_in.sort("host", "time")).alias("start"))
     in_window = samples.filter((pl.col("time") >= t0) & (pl.col("time") < t1))

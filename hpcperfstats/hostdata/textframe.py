@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import polars as pl
 from hpcperf_monitor.rawformat import (
@@ -26,12 +26,12 @@ from hpcperf_monitor.rawformat import (
     read_raw,
 )
 
-from hpcperfstats.hostdata.frames import LONG_SCHEMA, event_meta, long_frame
+from hpcperfstats.hostdata.frames import META, WidePart, long_of_parts, wide_parts
 from hpcperfstats.jobs.accounting import short_host, short_host_expr
 
-# a chunk containing any of these goes to the reference reader
 _SAMPLES = {"host": pl.Utf8, "time": pl.Float64, "boot": pl.Float64}
-_SLOW_MARKS = ("  ", "\n@f", "\n ", " \n")
+# a chunk with anything but printable ASCII goes to the reference reader (and
+# one with runs of blanks or @fast tiers: _odd_line, checked per line in polars);
 # anything but printable ASCII and "\n" (tabs, "\r", NUL, "\x0c", U+2028, "٨"...):
 # there Python's and polars' notions of blanks, digits and case may differ
 _PLAIN = bytes(range(0x20, 0x7F)) + b"\n"
@@ -58,10 +58,17 @@ class Chunk:
 
 @dataclass
 class ParsedChunks:
-    frame: pl.DataFrame  # LONG_SCHEMA
+    #: the values, one :class:`WidePart` per type and event list (columns
+    #: ``chunk`` and ``sample`` besides META); what ``rates.host_rows_of_parts`` takes
+    parts: list[WidePart]
     samples_in: pl.DataFrame  # one row per sample read: host, time, boot
     issues: list  # ParseIssue of chunks read by the reference reader
     slow_chunks: int
+
+    @cached_property
+    def frame(self) -> pl.DataFrame:
+        """Every value as a row (LONG_SCHEMA), made from ``parts`` when asked for."""
+        return long_of_parts(self.parts)
 
 
 @lru_cache(maxsize=1024)
@@ -90,8 +97,7 @@ def parse_header(lines: list[str]) -> Header | None:
 
 def _needs_reference(chunk: Chunk) -> bool:
     text = chunk.text
-    return (any(m in text for m in _SLOW_MARKS) or text.startswith(("@f", " "))
-            or not _plain(text) or _has_giant_line(text))
+    return not _plain(text) or _has_giant_line(text)
 
 
 def _plain(text: str) -> bool:
@@ -105,9 +111,21 @@ def _has_giant_line(text: str) -> bool:
     return len(text) > MAX_LINE and max(map(len, text.split("\n"))) > MAX_LINE
 
 
-def _lines(texts: list[str]) -> pl.DataFrame:
+def _odd_line() -> pl.Expr:
+    """A line the fast path leaves to the reference reader: two blanks in a
+    row, a blank at either end, an ``@fast`` tier mark (a superset of the
+    text marks ``"  "``, ``"\\n "``, ``" \\n"``, ``"\\n@f"``)."""
+    line = pl.col("line")
+    return (line.str.contains("  ", literal=True) | line.str.starts_with(" ")
+            | line.str.ends_with(" ") | line.str.starts_with("@f"))
+
+
+def _lines(texts: list[str]) -> tuple[pl.DataFrame, set[int]]:
+    """The chunks' lines (blank and ``#`` lines dropped), classified; and the
+    chunks with an odd line, which the reference reader reads."""
     frame = pl.DataFrame({"text": texts}).with_row_index("chunk")
     frame = frame.select("chunk", pl.col("text").str.split("\n").alias("line")).explode("line")
+    odd = set(frame.filter(_odd_line())["chunk"].to_list())
     frame = frame.filter(pl.col("line").str.len_bytes() > 0)
     first = pl.col("line").str.slice(0, 1)
     is_header = first.is_in(["$", "!", "@"])
@@ -119,7 +137,7 @@ def _lines(texts: list[str]) -> pl.DataFrame:
     # every chunk starts a block (the continued header, if it has no own)
     header = pl.col("is_header")
     opens = (header & ~header.shift(1, fill_value=False)) | pl.col("chunk_start")
-    return frame.with_columns(opens.cum_sum().alias("block"), opens.alias("opens"))
+    return frame.with_columns(opens.cum_sum().alias("block"), opens.alias("opens")), odd
 
 
 def _headers(lines: pl.DataFrame, chunks: Sequence[Chunk]) -> tuple[dict, set[int]]:
@@ -147,7 +165,8 @@ def _headers(lines: pl.DataFrame, chunks: Sequence[Chunk]) -> tuple[dict, set[in
 
 def long_frame_of_chunks(chunks: Sequence[Chunk],
                          skip_types: frozenset[str] = frozenset()) -> ParsedChunks:
-    """Every value of every sample as a row (LONG_SCHEMA); duplicates dropped.
+    """Every value of every sample (as wide parts, and as a long frame when
+    asked for); duplicates dropped.
 
     A (host, time) sample read twice (a re-delivered message, a torn copy
     and a whole one) keeps the copy with the most values, of equals the
@@ -155,19 +174,21 @@ def long_frame_of_chunks(chunks: Sequence[Chunk],
     """
     fast_ids = [i for i, c in enumerate(chunks) if not _needs_reference(c)]
     slow = {i for i in range(len(chunks)) if i not in set(fast_ids)}
-    frames: list[pl.DataFrame] = []
+    parts: list[WidePart] = []
     records: list[pl.DataFrame] = []
     if fast_ids:
         fast_chunks = [chunks[i] for i in fast_ids]
-        frame, rec, bad = _fast(fast_chunks, skip_types)
+        fast_parts, rec, bad = _fast(fast_chunks, skip_types)
         if bad:
             slow.update(fast_ids[i] for i in bad)
             keep = pl.col("chunk").is_in(sorted(bad)).not_()
-            frame, rec = frame.filter(keep), rec.filter(keep)
-        frames.append(frame.with_columns(pl.col("chunk").replace_strict(
-            list(range(len(fast_ids))), fast_ids, return_dtype=pl.Int64)))
-        records.append(rec.with_columns(pl.col("chunk").replace_strict(
-            list(range(len(fast_ids))), fast_ids, return_dtype=pl.Int64)))
+            fast_parts = [_with_frame(p, p.frame.filter(keep)) for p in fast_parts]
+            rec = rec.filter(keep)
+        renumber = pl.col("chunk").replace_strict(list(range(len(fast_ids))), fast_ids,
+                                                  return_dtype=pl.Int64)
+        parts.extend(_with_frame(p, p.frame.with_columns(renumber)) for p in fast_parts
+                     if p.frame.height)
+        records.append(rec.with_columns(renumber))
     issues = []
     for i in sorted(slow):
         header = copy.copy(chunks[i].header)  # read_raw sets first_time on it
@@ -176,9 +197,9 @@ def long_frame_of_chunks(chunks: Sequence[Chunk],
         if header is not None and chunks[i].boot is not None:
             # a slice's first sample is not its file's: keep the file's boot
             header.first_time = chunks[i].boot + (header.uptime or 0)
-        lf = long_frame(raw.samples, skip_types)  # one copy per sample already
-        frames.append(lf.with_columns(pl.lit(i, pl.Int64).alias("chunk"),
-                                      pl.lit(-1, pl.Int64).alias("sample")))
+        for p in wide_parts(raw.samples, skip_types):  # one copy per sample already
+            parts.append(_with_frame(p, p.frame.with_columns(
+                pl.lit(i, pl.Int64).alias("chunk"), pl.lit(-1, pl.Int64).alias("sample"))))
         records.append(pl.DataFrame(
             {"chunk": [i] * len(raw.samples), "sample": list(range(len(raw.samples))),
              "host": [short_host(s.host) for s in raw.samples],
@@ -186,21 +207,24 @@ def long_frame_of_chunks(chunks: Sequence[Chunk],
              "boot": [boot_time(s.header) for s in raw.samples]},
             schema={"chunk": pl.Int64, "sample": pl.Int64, "host": pl.Utf8, "time": pl.Float64,
                     "boot": pl.Float64}))
-    if not frames:
-        empty = pl.DataFrame(schema=LONG_SCHEMA)
-        return ParsedChunks(empty, pl.DataFrame(schema=_SAMPLES), issues, 0)
-    frame = pl.concat(frames, how="vertical")
+    if not records:
+        return ParsedChunks([], pl.DataFrame(schema=_SAMPLES), issues, 0)
     rec = pl.concat(records, how="vertical").sort("chunk", "sample")
     if rec.select(pl.struct("host", "time").is_duplicated().any()).item():
-        frame = _best_copies(frame)
+        parts = _best_copies(parts)
     samples_in = rec.unique(["host", "time"], maintain_order=True).select(list(_SAMPLES))
-    return ParsedChunks(frame.select(list(LONG_SCHEMA)), samples_in, issues, len(slow))
+    return ParsedChunks(parts, samples_in, issues, len(slow))
+
+
+def _with_frame(part: WidePart, frame: pl.DataFrame) -> WidePart:
+    return WidePart(part.type, part.events, frame)
 
 
 def _fast(chunks: Sequence[Chunk], skip: frozenset[str]
-          ) -> tuple[pl.DataFrame, pl.DataFrame, set[int]]:
-    lines = _lines([c.text for c in chunks])
+          ) -> tuple[list[WidePart], pl.DataFrame, set[int]]:
+    lines, odd = _lines([c.text for c in chunks])
     headers, bad = _headers(lines, chunks)
+    bad |= odd
     body = lines.filter(~pl.col("is_header"))
     is_rec = pl.col("first_char").str.contains(r"^[0-9]")
     body = body.with_columns(is_rec.alias("rec"))
@@ -266,46 +290,49 @@ def _fast(chunks: Sequence[Chunk], skip: frozenset[str]
                 huge = part.filter(pl.col("rest").str.contains(_HUGE))  # may overflow a float
                 bad |= _values(type_, schema, huge)[1] if huge.height else set()
                 continue
-            frame, wrong = _values(type_, schema, part)
+            wide, wrong = _values(type_, schema, part)
             bad |= wrong
-            out.append(frame)
+            out.append(wide)
     meta = rec.select("sample", "time", "host", "jobid", "boot")
     recs = rec.select(pl.col("chunk", "sample").cast(pl.Int64), "host", "time", "boot")
-    if not out:
-        empty = pl.DataFrame(schema={**LONG_SCHEMA, "chunk": pl.Int64, "sample": pl.Int64})
-        return empty, recs, bad
-    frame = pl.concat(out, how="vertical").join(meta, on="sample", how="left")
-    return frame.select(*LONG_SCHEMA, pl.col("chunk", "sample").cast(pl.Int64)), recs, bad
+    parts = []
+    for wide in out:
+        frame = wide.frame.join(meta, on="sample", how="left")
+        parts.append(_with_frame(wide, frame.select(
+            *META, pl.col("chunk", "sample").cast(pl.Int64), *wide.columns)))
+    return parts, recs, bad
 
 
-def _best_copies(frame: pl.DataFrame) -> pl.DataFrame:
+def _best_copies(parts: list[WidePart]) -> list[WidePart]:
     """One copy of each (host, time) sample: the one with the most values, of
     equals the first read, as :func:`frames.long_frame` chooses. A copy is a
     (chunk, sample) pair (``sample`` -1: a chunk read_raw read, one copy per sample)."""
-    copies = frame.group_by("host", "time", "chunk", "sample").len()
-    best = copies.sort(["len", "chunk", "sample"], descending=[True, False, False]).unique(
-        ["host", "time"], keep="first").select("host", "time", "chunk", "sample")
-    return frame.join(best, on=["host", "time", "chunk", "sample"], how="semi",
-                      maintain_order="left")
+    key = ["host", "time", "chunk", "sample"]
+    if not parts:
+        return parts
+    counts = pl.concat([p.frame.group_by(key).agg((pl.len() * len(p.events)).alias("len"))
+                        for p in parts], how="vertical").group_by(key).agg(pl.col("len").sum())
+    best = counts.sort(["len", "chunk", "sample"], descending=[True, False, False]).unique(
+        ["host", "time"], keep="first").select(key)
+    return [_with_frame(p, p.frame.join(best, on=key, how="semi", maintain_order="left"))
+            for p in parts]
 
 
-def _values(type_: str, schema: Schema, part: pl.DataFrame) -> tuple[pl.DataFrame, set[int]]:
+def _values(type_: str, schema: Schema, part: pl.DataFrame) -> tuple[WidePart, set[int]]:
+    """One type's data lines as a wide part (chunk, sample, device, v0...), and
+    the chunks with a line the reference reader must report."""
     events = schema.events
     keep = [i for i, e in enumerate(events) if not e.control]
-    names = [events[i].name for i in keep]
-    vals = pl.col("rest").str.split(" ")
-    part = part.with_columns(vals.alias("v"))
+    part = part.with_columns(pl.col("rest").str.split(" ").alias("v"))
     counted = pl.col("v").list.len() == len(events)
     wrong = set(part.filter(~counted)["chunk"].to_list())
     part = part.filter(counted)  # the chunks of the others go to the reference reader
-    if len(keep) != len(events):
-        part = part.with_columns(pl.col("v").list.gather(keep))
-    long = part.select(
-        "chunk", "sample", "device", "v",
-        pl.lit(pl.Series([names], dtype=pl.List(pl.Utf8))).first().alias("event"),
-    ).explode(["v", "event"])
-    long = long.with_columns(pl.col("v").cast(pl.Float64, strict=False).alias("raw"))
-    wrong |= set(long.filter(pl.col("raw").is_null() | pl.col("raw").is_infinite())
-                 ["chunk"].to_list())
-    long = long.drop("v").with_columns(pl.lit(type_).alias("type"))
-    return long.join(event_meta(schema), on="event", how="left"), wrong
+    cols = [f"v{j}" for j in range(len(keep))]
+    wide = part.select("chunk", "sample", "device", *[
+        pl.col("v").list.get(i).cast(pl.Float64, strict=False).alias(c)
+        for c, i in zip(cols, keep, strict=True)])
+    if cols:
+        unusable = pl.any_horizontal([pl.col(c).is_null() | pl.col(c).is_infinite()
+                                      for c in cols])
+        wrong |= set(wide.filter(unusable)["chunk"].to_list())
+    return WidePart(type_, tuple(events[i] for i in keep), wide), wrong

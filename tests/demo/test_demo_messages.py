@@ -153,3 +153,44 @@ def test_wrap_host_rd_ticks_wraps_exactly_once(demo: Parsed):
         drops = sum(b < a for a, b in zip(values, values[1:], strict=False))
         assert all(0 <= v < 2**32 for v in values)
         assert drops == (1 if host == demo.plan.wrap_host else 0), host
+
+
+def test_fixture_shaped_nodes_look_like_the_stampede3_fixture(stampede_text):
+    """``shape="fixture"``: the fixture node's devices and size, the plan's ground
+    truth all the same, deterministic, and read by the fast path whole."""
+    cfg = DemoConfig.of_shape("fixture", nodes=6, hours=2, interval=600)
+    parsed = parse_cluster(cfg)
+    assert parsed.issues == []
+    assert check_ground_truth(parsed) > 0
+    assert [m.text for m in iter_messages(cfg)] == [m.text for m in parsed.messages]
+    s = parsed.samples["c001-001"][3]
+    shape = {t: len(devices) for t, devices in s.rows.items()}
+    assert {t: shape[t] for t in ("cpu", "numa", "mem", "block", "net", "ib_ext", "llite",
+                                  "tmpfs", "vfs", "sysv_shm")} == {
+        "cpu": 128, "numa": 8, "mem": 8, "block": 6, "net": 6, "ib_ext": 1, "llite": 2,
+        "tmpfs": 3, "vfs": 1, "sysv_shm": 1}  # fmt: skip
+    assert shape["proc"] >= 36
+    # a sample (header excluded) within 15 % of the fixture's (its 17 samples' mean)
+    fixture_sample = len(stampede_text.split("\n\n", 1)[1]) / 17
+    body = [len(m.text) for m in parsed.messages if not m.text.startswith("$")]
+    assert abs(sum(body) / len(body) / fixture_sample - 1) < 0.15
+    # IPoIB traffic shows on the InfiniBand port, in 4-byte words
+    a, b = parsed.samples["c001-001"][1:3]
+    net, ib = s.header.schemas["net"].names, s.header.schemas["ib_ext"].names
+    tx = b.rows["net"]["ib0"][net.index("tx_bytes")] - a.rows["net"]["ib0"][net.index("tx_bytes")]
+    words = (b.rows["ib_ext"]["mlx5_0.1"][ib.index("port_xmit_data")]
+             - a.rows["ib_ext"]["mlx5_0.1"][ib.index("port_xmit_data")])
+    assert abs(words * 4 - tx) <= 4
+
+
+def test_fixture_shape_leaves_the_default_demo_alone():
+    assert DemoConfig().shape == "demo"
+    with pytest.raises(ValueError, match="shape"):
+        DemoConfig(shape="huge")
+    fixture = DemoConfig.of_shape("fixture", nodes=3, hours=1)
+    assert (fixture.cpus_per_node, fixture.numa_nodes) == (128, 8)
+    # a second cluster in the same archive gets its own host names
+    assert DemoConfig(nodes=2, first_rack=500).hosts() == ["c500-001", "c500-002"]
+    assert DemoConfig(nodes=65).hosts()[-2:] == ["c001-064", "c002-001"]
+    plain = [m.text for m in iter_messages(DemoConfig(nodes=3, hours=1))]
+    assert all("\nllite " not in t and "\nproc " not in t for t in plain)

@@ -1,0 +1,157 @@
+"""Backfill: rebuild every hour of an archive into host_data, against a bare COPY.
+
+``python -m benchmarks.backfill [--days 7] [--nodes 1000] [--fixture-nodes 100]
+[--fixture-hours 24] [--workers N]``
+
+What a site does after fixing a rate rule: rebuild host_data from the raw
+archive. The archive holds ``--days`` of a ``--nodes`` demo-size cluster and,
+on its first day, ``--fixture-hours`` of ``--fixture-nodes`` nodes shaped like
+the Stampede3 fixture (5-minute samples, archived with ``store_messages``:
+validation, fsync, index). Every hour is then rebuilt with
+``build_host_data`` (archive slice -> parse -> rates -> COPY, what the
+host_data asset runs for a partition) on a private embedded PostgreSQL, by
+``--workers`` processes side by side (default: every core), the way a
+Dagster backfill of one-hour runs under a concurrency pool would.
+
+Reported: archive MB/s, hours of cluster data rebuilt per minute, rows/s,
+and as the baseline measured in the same run, a bare COPY of exactly the
+rows the rebuild wrote (read back, then copied into an empty scratch copy of
+host_data, one hour at a time, one process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import psycopg
+from hpcperf_demo.cluster import DemoConfig
+from hpcperf_demo.generate import iter_messages
+
+from hpcperfstats.db import embedded
+from hpcperfstats.db.load import HOST_DATA_COLUMNS, copy_frame
+from hpcperfstats.db.schema import ensure_schema
+from hpcperfstats.hostdata.load import build_host_data
+from hpcperfstats.ingest.drain import store_messages
+
+START = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def say(msg: str) -> None:
+    print(f"[backfill {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def archive(cfgs: list[DemoConfig], root: Path) -> tuple[int, int]:
+    """Archive the clusters' messages: (messages, bytes)."""
+    messages = nbytes = 0
+    for cfg in cfgs:
+        t0 = time.perf_counter()
+
+        def bodies(cfg: DemoConfig = cfg):
+            nonlocal nbytes
+            for m in iter_messages(cfg):
+                body = m.text.encode()
+                nbytes += len(body)
+                yield body
+
+        result = store_messages(bodies(), root / "archive", root / "quarantine", root / "state")
+        messages += result.messages
+        say(f"archived {result.messages} messages of {cfg.nodes} {cfg.shape} nodes x "
+            f"{cfg.hours} h in {time.perf_counter() - t0:.0f} s")
+    return messages, nbytes
+
+
+def _build(url: str, archive_dir: str, start: datetime) -> tuple[int, float]:
+    with psycopg.connect(url) as conn:
+        result = build_host_data(conn, Path(archive_dir), start, start + timedelta(hours=1), 3600)
+    return result.rows, result.seconds
+
+
+def rebuild(url: str, archive_dir: Path, hours: list[datetime], workers: int
+            ) -> tuple[int, float]:
+    """Every hour, ``workers`` at a time: (rows, wall seconds)."""
+    t0 = time.perf_counter()
+    rows = 0
+    with ProcessPoolExecutor(workers) as pool:
+        futures = [pool.submit(_build, url, str(archive_dir), h) for h in hours]
+        for n, future in enumerate(futures, 1):
+            rows += future.result()[0]
+            if n % max(1, len(hours) // 10) == 0:
+                say(f"  {n}/{len(hours)} hours, {rows:,} rows, "
+                    f"{time.perf_counter() - t0:.0f} s")
+    return rows, time.perf_counter() - t0
+
+
+def bare_copy(url: str, hours: list[datetime]) -> tuple[int, float]:
+    """The rebuilt rows, hour by hour, COPYed into an empty scratch table: (rows, s)."""
+    seconds = 0.0
+    rows = 0
+    with psycopg.connect(url) as conn:
+        conn.execute("DROP TABLE IF EXISTS backfill_bare_copy")
+        conn.execute("CREATE TABLE backfill_bare_copy (LIKE host_data INCLUDING ALL)")
+        conn.commit()
+        for h in hours:
+            frame = pl.read_database(
+                f"SELECT {', '.join(HOST_DATA_COLUMNS)} FROM host_data "
+                "WHERE time >= %s AND time < %s", conn,
+                execute_options={"params": (h, h + timedelta(hours=1))}, infer_schema_length=None)
+            t0 = time.perf_counter()
+            with conn.transaction(), conn.cursor() as cur:
+                rows += copy_frame(cur, "backfill_bare_copy", frame, HOST_DATA_COLUMNS)
+            seconds += time.perf_counter() - t0
+        conn.execute("DROP TABLE backfill_bare_copy")
+        conn.commit()
+    return rows, seconds
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--fixture-nodes", type=int, default=100)
+    parser.add_argument("--fixture-hours", type=int, default=24)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args(argv)
+    cfgs = [DemoConfig(nodes=args.nodes, hours=24 * args.days, start=START)]
+    if args.fixture_nodes:
+        cfgs.append(DemoConfig.of_shape("fixture", nodes=args.fixture_nodes,
+                                        hours=args.fixture_hours, start=START, first_rack=500))
+    root = Path(tempfile.mkdtemp(prefix="hpcperf-backfill-"))
+    root.chmod(0o755)
+    try:
+        messages, nbytes = archive(cfgs, root)
+        hours = [START + timedelta(hours=h) for h in range(24 * args.days)]
+        say(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        with embedded.running(root / "pg" / "data") as url:
+            with psycopg.connect(url) as conn:
+                ensure_schema(conn)
+            rows, wall = rebuild(url, root / "archive", hours, args.workers)
+            bare_rows, bare_s = bare_copy(url, hours)
+        mb = nbytes / 1e6
+        print()
+        print(f"## backfill: {args.days} d x {args.nodes} demo nodes + {args.fixture_hours} h x "
+              f"{args.fixture_nodes} fixture-shaped nodes ({messages:,} messages, {mb:.0f} MB "
+              f"archived), {args.workers} workers")
+        print("| measure | value |\n| --- | --- |")
+        print(f"| rebuild wall time | {wall:.1f} s for {len(hours)} hours |")
+        print(f"| archive read | {mb / wall:.1f} MB/s |")
+        print(f"| hours of cluster data per minute | {len(hours) / wall * 60:.1f} |")
+        print(f"| host_data rows | {rows:,} at {rows / wall:,.0f} rows/s |")
+        print(f"| bare COPY of the same rows (one process) | {bare_rows:,} at "
+              f"{bare_rows / bare_s:,.0f} rows/s |")
+        print(f"| rebuild / bare COPY | {rows / wall / (bare_rows / bare_s):.2f}x |")
+        print(f"\nload average after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
