@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import psycopg
 
 from hpcperfstats.aggregates import DDL as AGGREGATES_DDL
+from hpcperfstats.alerts.store import DDL as ALERTS_DDL
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,7 @@ ALTER TABLE job_data ADD COLUMN IF NOT EXISTS submit_line text;
               "ALTER TABLE job_coverage ADD COLUMN IF NOT EXISTS extra integer NOT NULL DEFAULT 0"),
     Migration(4, "aggregates for long ranges: host_agg and cluster_agg (hpcperfstats.aggregates)",
               AGGREGATES_DDL),
+    Migration(7, "alert history (once per job and rule) and API tokens (hashed)", ALERTS_DDL),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
