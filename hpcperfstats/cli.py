@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("hpcperfstats.demo.run", "run the demo cluster end to end and serve the UIs"),
     "web": ("dashboards.serve", "serve the Panel dashboards"),
     "user": ("dashboards.users", "add, remove or list basic-mode dashboard accounts"),
+    "api-token": ("dashboards.tokens", "create, revoke or list data API tokens (stored hashed)"),
     "generate-demo": ("hpcperfstats.demo.cli", "write raw stats and accounting of a demo cluster"),
     "job": ("hpcperfstats.report", "one job's report: metrics vs allocation, flags, advice"),
     "import-archive": ("hpcperfstats.importer", "copy an existing <host>/<epoch> archive in, "
