@@ -252,3 +252,16 @@ def test_dry_run_writes_the_mail_and_sends_nothing(alerting, smtp, monkeypatch):
     assert "To: bob@example.org" in text and "21.2 node-hours" in text
     assert smtp.sink.received == []
     assert history(alerting.url)[0][3] == "pending"  # sent for real once the mode is send
+
+
+def test_the_schedule_sends_the_previous_utc_day():
+    from dagster import build_schedule_context
+
+    from hpcperf_dagster.assets.alerts import alerts_schedule
+    from hpcperf_dagster.definitions import defs
+
+    ctx = build_schedule_context(
+        scheduled_execution_time=datetime(2026, 11, 22, 6, 30, tzinfo=UTC),
+        repository_def=defs.get_repository_def())
+    (request,) = alerts_schedule.evaluate_tick(ctx).run_requests
+    assert request.partition_key == "2026-11-21" and alerts_schedule.job_name == "alerts_job"
