@@ -120,14 +120,16 @@ def run(url: str, args: argparse.Namespace, home: Path) -> None:
                                                      "format=parquet", owner)),
             ("one job's report", lambda: fetch(f"{api}/jobs/{BIG_JOB}", owner)),
         ]
-        results = [(name, *timed(fn, args.requests)) for name, fn in cases]
+        print(f"{'case':58s} {'p50':>7s} {'p95':>7s} {'p95/floor':>9s}", flush=True)
+        floor = None
+        for name, fn in cases:  # each line as it is measured
+            p50, p95 = timed(fn, args.requests)
+            floor = floor or p95
+            print(f"{name:58s} {p50 * 1000:5.0f}ms {p95 * 1000:5.0f}ms {p95 / floor:8.1f}x",
+                  flush=True)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    floor = results[0][2]
-    print(f"{'case':58s} {'p50':>7s} {'p95':>7s} {'p95/floor':>9s}")
-    for name, p50, p95 in results:
-        print(f"{name:58s} {p50 * 1000:5.0f}ms {p95 * 1000:5.0f}ms {p95 / floor:8.1f}x")
 
 
 def main() -> None:

@@ -177,7 +177,7 @@ def search(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]
         raise ApiError(400, "order must be asc or desc")
     frame, total = data.list_jobs(conn, job_filter(args), viewer, sort=sort,
                                   descending=order == "desc", limit=limit, offset=offset)
-    if args.get("format") == "csv":
+    if args.get("format") in ("csv", "parquet"):  # bulk export: the page as a table
         return frame
     more = total > offset + frame.height
     return {"total": total if total <= data.COUNT_LIMIT else None,
@@ -245,7 +245,7 @@ RANGE = (Param("since", "date-time", "jobs that ended at or after"),
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(f"{PREFIX}/me", "Who the server takes you for", whoami),
     Endpoint(f"{PREFIX}/jobs", "Job search (the search page's filters, paging, sorting)",
-             search, FILTERS + PAGING, ("json", "csv")),
+             search, FILTERS + PAGING, ("json", "csv", "parquet")),
     Endpoint(f"{PREFIX}/jobs/{{jobid}}", "One job: accounting, metrics, flags, coverage, "
              "advice", one_job, path_params=("jobid",)),
     Endpoint(f"{PREFIX}/jobs/{{jobid}}/series", "A job's time series, per host and series, "

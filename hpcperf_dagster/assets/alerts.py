@@ -74,6 +74,7 @@ def alerts_sent(context: AssetExecutionContext, db: Database) -> MaterializeResu
                       "alerts_sent": res.alerts})
     return MaterializeResult(metadata={
         "mode": cfg.mode, "digests": res.digests, "alerts": res.alerts, "held": res.held,
+        "undeliverable": res.undeliverable,
         "skipped": res.skipped or "no",
         "dry_run_files": MetadataValue.json(res.dry_run_files),
     })

@@ -112,6 +112,12 @@ def find_alerts(conn: psycopg.Connection, cluster: str, start: datetime, end: da
             " JOIN job_data j USING (jobid) WHERE j.end_time >= %s AND j.end_time < %s",
             (day, nxt), METRICS_SCHEMA)
         found = evaluate_alerts(jobs, metrics, rules)
+        unowned = found.filter(pl.col("username").fill_null("") == "")
+        if unowned.height:  # accounting without a user: nobody to tell; say so, go on
+            log.warning("%d alert(s) of jobs without a user name skipped: %s", unowned.height,
+                        ", ".join(unowned["jobid"].head(10).to_list()))
+            counts["no_user"] = counts.get("no_user", 0) + unowned.height
+        found = found.filter(pl.col("username").fill_null("") != "")
         new = store.record_alerts(conn, cluster, day.date(), found, opt_out)
         counts["found"] += found.height
         for k, v in new.items():
@@ -124,6 +130,7 @@ class SendResult:
     digests: int = 0
     alerts: int = 0
     held: int = 0
+    undeliverable: int = 0
     dry_run_files: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # user -> reason
     skipped: str = ""
@@ -153,9 +160,9 @@ def send_digests(conn: psycopg.Connection, cluster: str, day: date, cfg: AlertSe
             continue
         keys = [(a["jobid"], a["rule"]) for a in take]
         if not _MAILBOX.fullmatch(user):
-            reason = "user name not usable as a mail address"
-            store.mark_failed(conn, cluster, keys, reason)
-            result.failed[user] = reason
+            store.set_aside(conn, cluster, keys, "user name not usable as a mail address")
+            log.error("alerts of user %r set aside: not usable as a mail address", user[:80])
+            result.undeliverable += len(keys)
             continue
         d = Digest(user=user, day=day, cluster=cluster, items=tuple(collect_items(conn, take)),
                    held=held, base_url=cfg.base_url, contact=cfg.contact, keys=tuple(keys))

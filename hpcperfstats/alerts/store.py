@@ -5,7 +5,9 @@ candidate again changes nothing, so re-running a day never reports a job
 twice. A row is ``pending`` until a digest that carries it is delivered
 (then ``sent`` with its ``digest_day``); over a user's daily cap it stays
 pending and goes in a later digest. Opted-out users' alerts are kept as
-``opted_out`` (staff can see what they would have received) and never sent.
+``opted_out`` (staff can see what they would have received) and never sent;
+alerts of a user name that cannot be a mail address are set aside as
+``undeliverable`` with the reason, for staff to see, and not retried.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ CREATE TABLE IF NOT EXISTS alert_history (
     last_error   text,
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (cluster, jobid, rule),
-    CHECK (status IN ('pending', 'sent', 'opted_out'))
+    CHECK (status IN ('pending', 'sent', 'opted_out', 'undeliverable'))
 );
 CREATE INDEX IF NOT EXISTS alert_history_pending
     ON alert_history (cluster, username, day) WHERE status = 'pending';
@@ -134,3 +136,13 @@ def opt_out_pending(conn: psycopg.Connection, cluster: str, users: set[str]) -> 
             "UPDATE alert_history SET status = 'opted_out' WHERE cluster = %s"
             " AND status = 'pending' AND username = ANY(%s)", (cluster, sorted(users)))
     return cur.rowcount
+
+
+def set_aside(conn: psycopg.Connection, cluster: str, keys: list[tuple[str, str]],
+              reason: str) -> None:
+    """Alerts that can never be delivered (no usable address): kept, with the reason."""
+    with conn.transaction():
+        conn.cursor().executemany(
+            "UPDATE alert_history SET status = 'undeliverable', last_error = %s"
+            " WHERE cluster = %s AND jobid = %s AND rule = %s AND status = 'pending'",
+            [(reason, cluster, jobid, rule) for jobid, rule in keys])

@@ -143,6 +143,7 @@ def test_csv_cells_cannot_run_as_formulas(web_basic, made, pg_server):
     assert got.status == 200
     frame = pl.read_csv(io.StringIO(got.body))
     assert frame["name"].to_list() == ["'=HYPERLINK(\"http://evil/\")"]
+    assert frame["user"].to_list() == ["alice"]
 
 
 def test_series_as_parquet_and_json_agree(web_basic, made):
@@ -158,6 +159,11 @@ def test_series_as_parquet_and_json_agree(web_basic, made):
     assert status == 200 and frame.height == len(body["points"]) > 0
     assert set(frame["host"]) == {"c001", "c002"}
     assert {"time", "host", "series", "value", "unit"} <= set(frame.columns)
+    url = f"{web_basic}/api/v1/jobs?format=parquet&sort=jobid&order=asc"
+    with urllib.request.urlopen(urllib.request.Request(url, headers=bearer(made["alice"])),
+                                timeout=60) as resp:
+        jobs = pl.read_parquet(io.BytesIO(resp.read()))
+    assert jobs["jobid"].to_list() == ["1001", "1003"]  # bulk export, scoped like the rest
 
 
 def test_hpcperf_job_reads_a_remote_server(web_basic, made, monkeypatch, capsys):

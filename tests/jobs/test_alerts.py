@@ -265,3 +265,17 @@ def test_the_schedule_sends_the_previous_utc_day():
         repository_def=defs.get_repository_def())
     (request,) = alerts_schedule.evaluate_tick(ctx).run_requests
     assert request.partition_key == "2026-11-21" and alerts_schedule.job_name == "alerts_job"
+
+
+def test_a_user_name_that_is_no_address_is_set_aside_and_the_rest_go(alerting, smtp):
+    with psycopg.connect(alerting.url) as conn:
+        conn.execute("INSERT INTO alert_history (cluster, jobid, rule, username, severity,"
+                     " message, rule_version, day) VALUES ('demo', '999', 'idle_nodes',"
+                     " 'eve <x@evil>', 'severe', 'm', 'v', '2026-11-20')")
+    result = run_day(alerting.url, DAY1)
+    assert (result.digests, result.undeliverable, result.failed) == (1, 1, {})
+    assert [r.message["To"] for r in smtp.sink.received] == ["bob@example.org"]
+    with psycopg.connect(alerting.url) as conn:
+        assert conn.execute("SELECT status, last_error FROM alert_history WHERE jobid = '999'"
+                            ).fetchone() == ("undeliverable",
+                                             "user name not usable as a mail address")
