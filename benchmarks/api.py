@@ -118,6 +118,10 @@ def run(url: str, args: argparse.Namespace, home: Path) -> None:
              lambda: fetch(f"{api}/jobs/{BIG_JOB}/series", owner)),
             ("same series as Parquet", lambda: fetch(f"{api}/jobs/{BIG_JOB}/series?"
                                                      "format=parquet", owner)),
+            ("same series, mean/min/max over the hosts",
+             lambda: fetch(f"{api}/jobs/{BIG_JOB}/series?aggregate=hosts", owner)),
+            ("same series, one host, 576 points",
+             lambda: fetch(f"{api}/jobs/{BIG_JOB}/series?host=b0001&points=576", owner)),
             ("one job's report", lambda: fetch(f"{api}/jobs/{BIG_JOB}", owner)),
         ]
         print(f"{'case':58s} {'p50':>7s} {'p95':>7s} {'p95/floor':>9s}", flush=True)

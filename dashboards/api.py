@@ -43,6 +43,8 @@ log = logging.getLogger("hpcperf.api")
 PREFIX = "/api/v1"
 MAX_LIMIT = 1000
 MAX_POINTS = 5000
+#: rows one series answer holds at most (hosts x series x points)
+SERIES_ROW_BUDGET = 20_000
 
 
 class ApiError(Exception):
@@ -198,15 +200,33 @@ def one_job(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str
     return load_report(conn, job["jobid"])
 
 
+def series_points(requested: int, hosts: int, series: int) -> int:
+    """Points per host and series: as asked, but the whole answer stays under
+    ``SERIES_ROW_BUDGET`` rows (a 128-node job gets coarser buckets, not 300,000 rows)."""
+    return max(2, min(requested, SERIES_ROW_BUDGET // max(1, hosts * series)))
+
+
 def job_series(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]):
     job = _visible_job(conn, viewer, path["jobid"])
     names = [n for n in (args.get("series") or "").split(",") if n] or None
-    frame = timeseries.job_series(conn, job, names, _int(args, "points", 500, 2, MAX_POINTS))
-    if args.get("host"):
-        frame = frame.filter(pl.col("host") == args["host"])
+    host = args.get("host")
+    if host:  # one host: its full budget (the access check above covers the job)
+        if host not in (job.get("hosts") or []):
+            raise ApiError(404, "no such host in this job")
+        job = {**job, "hosts": [host]}
+    hosts = len(job.get("hosts") or [])
+    points = series_points(_int(args, "points", 240, 2, MAX_POINTS), hosts,
+                           len(names or timeseries.PLOTTED_SERIES))
+    frame = timeseries.job_series(conn, job, names, points)
+    if host:
+        frame = frame.filter(pl.col("host") == host)
+    if args.get("aggregate") == "hosts":  # mean, min, max over the hosts per time
+        frame = timeseries.with_mean(frame)
+    elif args.get("aggregate"):
+        raise ApiError(400, "aggregate must be 'hosts'")
     if args.get("format") in ("csv", "parquet"):
         return frame
-    return {"jobid": job["jobid"], "points": frame.to_dicts()}
+    return {"jobid": job["jobid"], "points_per_series": points, "points": frame.to_dicts()}
 
 
 def user_summary(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]):
@@ -252,7 +272,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "downsampled", job_series,
              (Param("series", doc="comma-separated series names (default: the plotted ones)"),
               Param("host", doc="one host only"),
-              Param("points", "integer", f"points per series at most, 2..{MAX_POINTS}")),
+              Param("points", "integer", f"points per host and series at most, "
+                    f"2..{MAX_POINTS} (default 240; fewer when hosts x series x points would "
+                    f"pass {SERIES_ROW_BUDGET:,})"),
+              Param("aggregate", doc="'hosts': mean, min and max over the hosts per time",
+                    enum=("hosts",))),
              ("json", "csv", "parquet"), path_params=("jobid",)),
     Endpoint(f"{PREFIX}/users/{{user}}/summary", "A user's jobs in a range: counts, "
              "core-hours, efficiency", user_summary, RANGE, path_params=("user",)),

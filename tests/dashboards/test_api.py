@@ -173,3 +173,21 @@ def test_hpcperf_job_reads_a_remote_server(web_basic, made, monkeypatch, capsys)
     assert hpcperf(["job", "1001", "--url", web_basic]) == 0
     assert capsys.readouterr().out.startswith("Job 1001 (cfd-run)  user alice")
     assert hpcperf(["job", "1002", "--url", web_basic]) == 1  # bob's: as if not there
+
+
+def test_series_stay_within_the_row_budget():
+    from dashboards.api import series_points
+
+    assert series_points(240, 2, 4) == 240
+    assert series_points(240, 128, 4) == 20_000 // 512 == 39  # a 128-node job: coarser
+    assert series_points(5000, 10_000, 8) == 2
+
+
+def test_series_of_one_host_or_over_the_hosts(web_basic, made):
+    status, one = answer(web_basic, "/api/v1/jobs/1001/series?host=c001", bearer(made["alice"]))
+    assert status == 200 and {p["host"] for p in one["points"]} == {"c001"}
+    assert answer(web_basic, "/api/v1/jobs/1001/series?host=w001", bearer(made["alice"]))[0] \
+        == 404  # a host of alice's other job, not of this one
+    status, agg = answer(web_basic, "/api/v1/jobs/1001/series?aggregate=hosts",
+                         bearer(made["alice"]))
+    assert status == 200 and set(agg["points"][0]) == {"series", "time", "mean", "min", "max"}
