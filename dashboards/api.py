@@ -210,16 +210,12 @@ def job_series(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, 
     job = _visible_job(conn, viewer, path["jobid"])
     names = [n for n in (args.get("series") or "").split(",") if n] or None
     host = args.get("host")
-    if host:  # one host: its full budget (the access check above covers the job)
-        if host not in (job.get("hosts") or []):
-            raise ApiError(404, "no such host in this job")
-        job = {**job, "hosts": [host]}
-    hosts = len(job.get("hosts") or [])
+    if host and host not in (job.get("hosts") or []):
+        raise ApiError(404, "no such host in this job")
+    hosts = 1 if host else len(job.get("hosts") or [])  # one host: the whole budget
     points = series_points(_int(args, "points", 240, 2, MAX_POINTS), hosts,
                            len(names or timeseries.PLOTTED_SERIES))
-    frame = timeseries.job_series(conn, job, names, points)
-    if host:
-        frame = frame.filter(pl.col("host") == host)
+    frame = timeseries.job_series(conn, job, names, points, [host] if host else None)
     if args.get("aggregate") == "hosts":  # mean, min, max over the hosts per time
         frame = timeseries.with_mean(frame)
     elif args.get("aggregate"):

@@ -160,7 +160,8 @@ ALTER TABLE job_data ADD COLUMN IF NOT EXISTS submit_line text;
               "ALTER TABLE job_coverage ADD COLUMN IF NOT EXISTS extra integer NOT NULL DEFAULT 0"),
     Migration(4, "aggregates for long ranges: host_agg and cluster_agg (hpcperfstats.aggregates)",
               AGGREGATES_DDL),
-    Migration(7, "alert history (once per job and rule) and API tokens (hashed)", ALERTS_DDL),
+    Migration(7, "alert history (once per job and rule), API tokens (hashed), and the "
+                 "search's newest-first index", ALERTS_DDL),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
