@@ -191,3 +191,25 @@ def test_series_of_one_host_or_over_the_hosts(web_basic, made):
     status, agg = answer(web_basic, "/api/v1/jobs/1001/series?aggregate=hosts",
                          bearer(made["alice"]))
     assert status == 200 and set(agg["points"][0]) == {"series", "time", "mean", "min", "max"}
+
+
+def test_the_token_command_creates_lists_and_revokes(web_basic, pg_server, monkeypatch,
+                                                      capsys):
+    from hpcperfstats.cli import main as hpcperf
+
+    monkeypatch.setenv("HPCPERF_DATABASE_URL", pg_server)
+    assert hpcperf(["api-token", "create", "bob", "--note", "portal"]) == 0
+    token = capsys.readouterr().out.strip()
+    token_id = token.removeprefix("hpst_").split("_")[0]
+    assert answer(web_basic, "/api/v1/me", bearer(token))[1] == {"user": "bob", "staff": False}
+    assert hpcperf(["api-token", "list"]) == 0
+    listed = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [token_id, "bob", "portal"] in [row[:3] for row in listed]
+    assert token.split("_", 2)[2] not in "\n".join("\t".join(r) for r in listed)  # hash only
+    with psycopg.connect(pg_server) as conn:
+        (stored,) = conn.execute("SELECT token_hash FROM api_tokens WHERE token_id = %s",
+                                 (token_id,)).fetchone()
+    assert token not in stored and len(stored) == 64
+    assert hpcperf(["api-token", "revoke", token_id]) == 0
+    assert hpcperf(["api-token", "revoke", token_id]) == 1  # no live token any more
+    assert answer(web_basic, "/api/v1/me", bearer(token))[0] == 401
