@@ -40,7 +40,7 @@ from tornado.escape import url_escape
 from tornado.ioloop import IOLoop
 from tornado.web import HTTPError
 
-from dashboards import auth, users
+from dashboards import api, auth, users
 
 log = logging.getLogger("hpcperf.auth")
 
@@ -272,6 +272,8 @@ class GuardedServe(Serve):
             kwargs["auth_provider"] = provider
         if not kwargs.get("sign_sessions"):
             raise SystemExit("sessions must be signed (--session-ids signed, BOKEH_SECRET_KEY)")
+        # the data API: same server, same identity and access rule (dashboards.api)
+        kwargs["extra_patterns"] = [*kwargs.get("extra_patterns", []), *api.patterns()]
         return kwargs
 
     def customize_server(self, server):

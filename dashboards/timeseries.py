@@ -213,7 +213,7 @@ def job_window(job: dict[str, Any]) -> tuple[datetime, datetime] | None:
 
 def stored_job_series(
     conn: psycopg.Connection, jobid: str, start: datetime, end: datetime,
-    names: Sequence[str], max_points: int = MAX_POINTS,
+    names: Sequence[str], max_points: int = MAX_POINTS, hosts: Sequence[str] | None = None,
 ) -> pl.DataFrame:
     """A job's series from the pipeline's ``job_series`` table, bucket-averaged.
 
@@ -228,8 +228,10 @@ def stored_job_series(
         conn,
         "SELECT extract(epoch FROM max(time)), host, series, avg(value) FROM job_series"
         " WHERE jobid = %(j)s AND series = ANY(%(n)s)"
+        " AND (%(h)s::text[] IS NULL OR host = ANY(%(h)s))"
         " GROUP BY date_bin(%(b)s, time, %(o)s), host, series",
-        {"b": bucket, "o": ORIGIN, "j": jobid, "n": list(names)},
+        {"b": bucket, "o": ORIGIN, "j": jobid, "n": list(names),
+         "h": None if hosts is None else list(hosts)},
         {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "series": pl.Utf8,
          "value": pl.Float64},
     )
@@ -241,17 +243,21 @@ def stored_job_series(
 
 def job_series(
     conn: psycopg.Connection, job: dict[str, Any], names: Sequence[str] | None = None,
-    max_points: int = MAX_POINTS,
+    max_points: int = MAX_POINTS, only_hosts: Sequence[str] | None = None,
 ) -> pl.DataFrame:
     """Per-host series over a job's run time: from ``job_series`` where the
-    pipeline stored them, else derived from ``host_data``."""
+    pipeline stored them, else derived from ``host_data``. ``only_hosts``:
+    some of the job's hosts (the data API's ``host=``), filtered in SQL."""
     window = job_window(job)
     hosts = list(job.get("hosts") or [])
+    if only_hosts is not None:
+        hosts = [h for h in hosts if h in set(only_hosts)]
     if window is None or not hosts:
         return pl.DataFrame(schema=SERIES_SCHEMA)
     names = list(names or PLOTTED_SERIES)
     if job.get("end_time") is not None:
-        stored = stored_job_series(conn, job["jobid"], *window, names, max_points)
+        stored = stored_job_series(conn, job["jobid"], *window, names, max_points,
+                                   None if only_hosts is None else hosts)
         if not stored.is_empty():
             return stored
     named = series(conn, hosts, *window, [n for n in names if n in SERIES], max_points)

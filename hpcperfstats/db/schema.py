@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
+from hpcperfstats.alerts.store import DDL as ALERTS_DDL
 from hpcperfstats.config import env
 from hpcperfstats.hostdata.aggregates import DDL as AGGREGATES_DDL
 
@@ -226,6 +227,8 @@ ALTER TABLE job_data ADD COLUMN IF NOT EXISTS submit_line text;
                  "existing rows belong to the configured HPCPERF_CLUSTER. host_data keeps "
                  "no float delta (value x interval, never read: a quarter of its bytes)",
               add_cluster),
+    Migration(6, "alert history (once per job and rule), API tokens (hashed), and the "
+                 "search's newest-first index", ALERTS_DDL),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -97,5 +97,24 @@ JOB_FLAGS = Table("job_flags", (
     _C("advice", TEXT, pl.Utf8), _C("rule_version", TEXT, pl.Utf8), _DAY, _COMPUTED, CLUSTER,
 ))
 
+#: one row per (cluster, job, alert rule): the job is reported once per rule
+ALERT_HISTORY = Table("alert_history", (
+    _C("cluster", TEXT, pl.Utf8), _C("jobid", TEXT, pl.Utf8), _C("rule", TEXT, pl.Utf8),
+    _C("username", TEXT, pl.Utf8), _C("severity", TEXT, pl.Utf8),
+    _C("value", FLOAT, pl.Float64), _C("waste", FLOAT, pl.Float64),
+    _C("waste_kind", TEXT, pl.Utf8), _C("message", TEXT, pl.Utf8), _C("advice", TEXT, pl.Utf8),
+    _C("rule_version", TEXT, pl.Utf8), _DAY,
+    # pending (to send, or held over the cap), sent, opted_out (never sent)
+    _C("status", TEXT, pl.Utf8), _C("digest_day", DATE), _C("sent_at", TIME),
+    _C("attempts", INT), _C("last_error", TEXT), _C("created_at", TIME, copied=False),
+))
+#: API tokens: only a hash is stored; the token is shown once, when it is made
+API_TOKENS = Table("api_tokens", (
+    _C("cluster", TEXT), _C("token_id", TEXT), _C("username", TEXT),
+    _C("token_hash", TEXT), _C("note", TEXT), _C("created_at", TIME, copied=False),
+    _C("revoked_at", TIME), _C("last_used_at", TIME),
+))
+
 TABLES: dict[str, Table] = {t.name: t for t in (
-    HOST_DATA, JOB_DATA, JOB_METRICS, JOB_SERIES, JOB_COVERAGE, JOB_FLAGS)}
+    HOST_DATA, JOB_DATA, JOB_METRICS, JOB_SERIES, JOB_COVERAGE, JOB_FLAGS, ALERT_HISTORY,
+    API_TOKENS)}

@@ -166,16 +166,44 @@ def render_text(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def remote_report(base_url: str, jobid: str, token: str | None = None) -> dict | None:
+    """The same report from a server's data API (``/api/v1/jobs/<id>``); None if not found
+    (or not the token holder's). Other refusals stop with the server's reason."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from hpcperfstats.config import env
+
+    token = token or env("API_TOKEN")
+    url = f"{base_url.rstrip('/')}/api/v1/jobs/{urllib.parse.quote(jobid, safe='')}"
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:  # noqa: S310
+            return json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise SystemExit(f"hpcperf job: {url}: {exc.code} {exc.read()[:200]!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hpcperf job", description=__doc__.split("\n")[0])
     parser.add_argument("jobid")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--database-url", default=None, help="default: HPCPERF_DATABASE_URL")
+    parser.add_argument("--url", default=None,
+                        help="read a remote server's data API instead (token: HPCPERF_API_TOKEN)")
     args = parser.parse_args(argv)
-    from hpcperfstats.db.connect import connect
+    if args.url:
+        report = remote_report(args.url, args.jobid)
+    else:
+        from hpcperfstats.db.connect import connect
 
-    with connect(args.database_url) as conn:
-        report = load_report(conn, args.jobid)
+        with connect(args.database_url) as conn:
+            report = load_report(conn, args.jobid)
     if report is None:
         print(f"hpcperf job: no job {args.jobid!r} in the accounting data", file=sys.stderr)
         return 1

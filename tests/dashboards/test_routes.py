@@ -18,6 +18,8 @@ import pytest
 from bokeh_client import get, pull_document, token_of
 from conftest import PASSWORDS, PROXY
 
+from dashboards.api import ENDPOINTS
+
 pytestmark = pytest.mark.integration
 
 #: What only bob's job shows: its account, its name (a script tag) and its flag's text.
@@ -50,8 +52,29 @@ def concrete(pattern: str) -> str:
     return re.sub(r"\(\.\*\)", "probe.js", path) or "/"
 
 
+#: what a data API route's path parameters are filled with: all bob's
+API_BOBS = {"jobid": "1002", "user": "bob", "account": "proj-ml"}
+
+
+def check_api_route(base: str, pattern: str, alice: dict[str, str]) -> str:
+    """A data API route asked for bob's job, user or account as alice: refused like
+    nothing is there (404), staff-only (403), or answered without any of bob's data."""
+    names = re.findall(r"\(\?P<(\w+)>", pattern)
+    path = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: API_BOBS[m.group(1)], pattern.rstrip("$"))
+    answer = get(f"{base}{path}?{ASK}", alice)
+    for marker in (*BOBS, "1002" if names else "proj-ml"):
+        assert marker not in answer.body, (pattern, marker)
+    if names:
+        assert answer.status == 404, (pattern, answer.status)
+    else:
+        assert answer.status in (200, 403), (pattern, answer.status)
+    return "api"
+
+
 def check_route(base: str, pattern: str, alice: dict[str, str]) -> str:
     """Ask one route for bob's job as alice; return what kind of route it was."""
+    if pattern.startswith("/api/"):
+        return check_api_route(base, pattern, alice)
     path = concrete(pattern)
     if path.endswith("/ws"):
         page = path[:-3].strip("/") or "jobs"
@@ -87,5 +110,7 @@ def test_every_route_refuses_another_users_job(mode, web_header, web_basic):
     # every page module has a WebSocket route, so every page's document was checked
     assert {p.split("/")[1] for p in pages} >= {"job", "jobs", "compare", "host", "user",
                                                "overview"}
+    # every data API endpoint is in the server's table, so each was asked
+    assert {ep.pattern for ep in ENDPOINTS} <= {p for p, kind in kinds.items() if kind == "api"}
     if mode == "basic":
         assert {"/login$", "/logout$"} <= set(table)

@@ -42,7 +42,10 @@ def _columns(conn: psycopg.Connection, table: str) -> set[str]:
 
 
 def test_versions_are_numbered_in_order():
-    assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+    # strictly increasing from 1; numbers are handed out per issue, so one may be
+    # missing until its branch is merged (then they are consecutive again)
+    versions = [m.version for m in MIGRATIONS]
+    assert versions[0] == 1 and versions == sorted(set(versions))
     assert SCHEMA_VERSION == MIGRATIONS[-1].version
 
 
@@ -73,7 +76,8 @@ def test_previous_release_upgrades_with_its_data(fresh_db, monkeypatch):
 
         info = ensure_schema(conn)
 
-        assert info["applied"] == [2, 3, 4, 5] and recorded_version(conn) == 5
+        later = [m.version for m in MIGRATIONS[1:]]
+        assert info["applied"] == later and recorded_version(conn) == SCHEMA_VERSION
         assert {"req_cpus", "req_tres", "submit_line"} <= _columns(conn, "job_data")
         assert conn.execute("SELECT jobid, username, ncpus, hosts, req_cpus FROM job_data"
                             ).fetchall() == [("101", "alice", 48, ["c001", "c002"], None)]
@@ -94,7 +98,7 @@ def test_previous_release_upgrades_with_its_data(fresh_db, monkeypatch):
         assert schema_is_current(conn)
         assert ensure_schema(conn)["applied"] == []  # a second call changes nothing
         versions = conn.execute("SELECT version FROM schema_version ORDER BY 1").fetchall()
-        assert versions == [(1,), (2,), (3,), (4,), (5,)]
+        assert versions == [(1,), *((v,) for v in later)]
         # no default: a writer that names no cluster fails instead of guessing one
         with pytest.raises(psycopg.errors.NotNullViolation):
             conn.execute("INSERT INTO job_data (jobid) VALUES ('102')")
