@@ -6,6 +6,7 @@ from dagster import Definitions
 from hpcperf_assets.aggregates import host_aggregates
 from hpcperf_assets.archive import import_archive_job, raw_stats_archive
 from hpcperf_assets.host_data import host_data
+from hpcperf_assets.job_applications import job_applications
 from hpcperf_assets.job_flags import job_flags
 from hpcperf_assets.job_tables import job_tables
 from hpcperf_assets.jobs import slurm_jobs
@@ -26,7 +27,7 @@ from hpcperf_dagster.sensors import (
 
 defs = Definitions(
     assets=[raw_stats_archive, host_data, slurm_jobs, job_tables, job_flags,
-            archive_day, host_aggregates],
+            job_applications, archive_day, host_aggregates],
     jobs=[drain_job, host_data_job, import_archive_job, slurm_jobs_job, job_metrics_job,
           archive_day_job],
     sensors=[rabbitmq_sensor, host_data_sensor, job_metrics_sensor, accounting_sensor],

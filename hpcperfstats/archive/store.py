@@ -421,7 +421,8 @@ class ArchiveWriter:
 
 
 def read_chunks(root: Path, start: float, end: float, lookback: float,
-                skipped: list[ParseIssue] | None = None) -> Iterator[Chunk]:
+                skipped: list[ParseIssue] | None = None,
+                hosts: Callable[[str], bool] | None = None) -> Iterator[Chunk]:
     """Raw text of every host with start - lookback <= time < end, file by file.
 
     An indexed file yields only the bytes of its samples in the range, with
@@ -429,6 +430,7 @@ def read_chunks(root: Path, start: float, end: float, lookback: float,
     without an index (imported long ago) is yielded in pieces and filtered
     by time later. No chunk exceeds ``HPCPERF_CHUNK_MAX_BYTES``; what had to
     be skipped for that (a giant sample or line) is added to ``skipped``.
+    ``hosts``, when given, picks the host directories to read by name.
     """
     root = Path(root)
     if not root.is_dir():
@@ -436,6 +438,8 @@ def read_chunks(root: Path, start: float, end: float, lookback: float,
     skipped = skipped if skipped is not None else []
     lo = start - lookback
     for host_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if hosts is not None and not hosts(host_dir.name):
+            continue
         files = host_files(host_dir)
         later = 0
         for i, (epoch, path) in enumerate(files):
@@ -554,9 +558,10 @@ def _pieces(path: Path, skipped: list[ParseIssue]) -> Iterator[Chunk]:
         yield _chunk(batch, batch_header, batch_boot, f"{path}@{at}")
 
 
-def read_range(root: Path, start: float, end: float, lookback: float) -> Iterator[RawStats]:
+def read_range(root: Path, start: float, end: float, lookback: float,
+               hosts: Callable[[str], bool] | None = None) -> Iterator[RawStats]:
     """Reference reader of a range (validation, tools): parsed per chunk."""
-    for chunk in read_chunks(root, start, end, lookback):
+    for chunk in read_chunks(root, start, end, lookback, hosts=hosts):
         raw = read_raw(chunk.text, source=chunk.source, header=chunk.header)
         raw.samples = [s for s in raw.samples if start - lookback <= s.time < end]
         yield raw

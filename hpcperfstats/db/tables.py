@@ -94,5 +94,15 @@ JOB_FLAGS = Table("job_flags", (
     _C("advice", TEXT, pl.Utf8), _C("rule_version", TEXT, pl.Utf8), _DAY, _COMPUTED,
 ))
 
+JOB_APPLICATIONS = Table("job_applications", (
+    _C("cluster", TEXT, pl.Utf8), _C("jobid", TEXT, pl.Utf8), _C("application", TEXT, pl.Utf8),
+    _C("category", TEXT, pl.Utf8), _C("known", "boolean", pl.Boolean),
+    # the executable's path (procexe), else the process name (proc)
+    _C("executable", TEXT, pl.Utf8), _C("processes", INT, pl.Int64),
+    _C("cpu_s", FLOAT, pl.Float64), _C("mem_kb", FLOAT, pl.Float64),
+    _C("share", FLOAT, pl.Float64), _C("basis", TEXT, pl.Utf8),  # 'cpu' or 'memory'
+    _C("rule_version", TEXT, pl.Utf8), _DAY, _COMPUTED,
+))
+
 TABLES: dict[str, Table] = {t.name: t for t in (
-    HOST_DATA, JOB_DATA, JOB_METRICS, JOB_SERIES, JOB_COVERAGE, JOB_FLAGS)}
+    HOST_DATA, JOB_DATA, JOB_METRICS, JOB_SERIES, JOB_COVERAGE, JOB_FLAGS, JOB_APPLICATIONS)}
