@@ -46,6 +46,8 @@ def _rows(url: str) -> dict[tuple[str, str], tuple]:
 
 def test_a_rule_change_marks_history_stale_and_the_backfill_recomputes_it(
         hpcperf_env, pg_url, tmp_path, monkeypatch, reload_after):
+    with psycopg.connect(pg_url) as conn:  # the session database: other tests' jobs out
+        conn.execute("TRUNCATE job_data, job_applications")
     demo = load_demo(pg_url, hpcperf_env)
     rules = tmp_path / "apps.yaml"
     rules.write_text(DEFAULT_RULES.read_text())
