@@ -4,7 +4,10 @@ Targets: at most 0.1 CPU-s per sample on a 128-CPU node (TACC's C monitor
 takes about 0.29 CPU-s on a 112-CPU node) and RSS under 30 MB. Two roots:
 a generated 128-CPU tree (8 NUMA nodes, 200 user processes, 4 job cgroups,
 IB, Lustre, RAPL, NFS from ``tests/fixtures/nodetree_hw``) and this machine
-(``/``). Each is measured in a fresh interpreter that imports what the
+(``/``); the tree is measured again without ``procexe`` (application
+detection: ``/proc/<pid>/stat`` and the ``exe`` link of each of the 200
+processes) to give that type's share of the cost, in the same run. Each is
+measured in a fresh interpreter that imports what the
 daemon imports (pika included), as a node runs the monitor: N samples
 framed to text, CPU time from ``process_time``, peak RSS from
 ``ru_maxrss``, also read right after the imports.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -35,7 +39,9 @@ from hpcperf_monitor.framing import Framer
 from hpcperf_monitor.sampler import Sampler
 imports_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 root, n, state = Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
-sampler, framer = Sampler(root, state_dir=state), Framer()
+from hpcperf_monitor.collectors import REGISTRY
+types = [t for t in REGISTRY if t not in sys.argv[5].split(",")]
+sampler, framer = Sampler(root, types=types, state_dir=state), Framer()
 framer.frame(sampler.sample(seq=0))  # warm-up: imports, header
 start = time.process_time()
 size = 0
@@ -67,13 +73,21 @@ def build_tree(dest: Path, cpus: int = 128, numa: int = 8, procs: int = 200) -> 
     for pid in range(10000, 10000 + procs):
         (dest / f"proc/{pid}").mkdir()
         (dest / f"proc/{pid}/status").write_text(status.replace("4242", str(pid)))
+        (dest / f"proc/{pid}/stat").write_text(
+            f"{pid} (lmp_mpi) R 1 {pid} {pid} 0 -1 4194560 9 0 0 0 {pid * 7} {pid} 0 0 20 0 "
+            "4 0 12345 1000000 2000 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 3 0 0\n")
+        os.symlink(f"/opt/apps/lammps/2Aug2023/bin/lmp_mpi{pid % 3 or ''}",
+                   dest / f"proc/{pid}/exe")
+        if os.geteuid() == 0:  # root's processes are not reported: these are a user's
+            os.chown(dest / f"proc/{pid}", 1000, 1000)
     return dest
 
 
-def measure(root: Path, samples: int) -> dict:
+def measure(root: Path, samples: int, without: str = "") -> dict:
     with tempfile.TemporaryDirectory() as state:
         out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(REPO / "monitor"), str(root), str(samples), state],
+            [sys.executable, "-c", CHILD, str(REPO / "monitor"), str(root), str(samples), state,
+             without],
             capture_output=True, text=True, check=True,
         )
     return json.loads(out.stdout)
@@ -86,13 +100,17 @@ def main() -> int:
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tree = build_tree(Path(tmp) / "node128")
-        results = {"128-cpu tree": measure(tree, args.samples), "this machine": measure(
-            Path("/"), args.samples)}
+        results = {"128-cpu tree": measure(tree, args.samples),
+                   "tree, no procexe": measure(tree, args.samples, "procexe"),
+                   "this machine": measure(Path("/"), args.samples)}
     for name, r in results.items():
-        print(f"{name:13s} {r['cpu_s']:.4f} CPU-s/sample  peak RSS {r['rss_mb']:.1f} MB "
+        print(f"{name:16s} {r['cpu_s']:.4f} CPU-s/sample  peak RSS {r['rss_mb']:.1f} MB "
               f"({r['imports_mb']:.1f} MB after imports)  "
               f"{r['bytes']} B/message  CPU fraction at {args.interval:g}s: "
               f"{r['cpu_s'] / args.interval:.2e}  types {','.join(r['types'])}")
+    full, without = results["128-cpu tree"], results["tree, no procexe"]
+    print(f"procexe (200 processes): {full['cpu_s'] / without['cpu_s']:.2f}x the CPU of a "
+          f"sample without it, {full['bytes'] - without['bytes']} B more per message")
     return 0
 
 

@@ -25,6 +25,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from dashboards.auth import Viewer
+from hpcperfstats.config import env
 from hpcperfstats.db.connect import connect, database_url
 from hpcperfstats.jobs.metrics import METRICS
 
@@ -171,6 +172,8 @@ class JobFilter:
     metric_min: float | None = None
     metric_max: float | None = None
     flag: str | None = None
+    #: an application name from job_applications (exact, as the rules name it)
+    application: str | None = None
     #: user and account match exactly instead of as a prefix (user/account page)
     exact: bool = False
 
@@ -190,7 +193,7 @@ def job_filter_clause(
     scope, params = scope_clause(viewer)
     clauses: list[sql.Composable] = [scope]
     texts = (filt.user, filt.account, filt.partition, filt.state, filt.name, filt.flag,
-             filt.metric)
+             filt.metric, filt.application)
     if not all(valid_text(t) for t in texts):
         return sql.SQL("FALSE"), params  # a value nothing stored can equal: no match
 
@@ -236,6 +239,11 @@ def job_filter_clause(
     if filt.flag:
         add("EXISTS (SELECT 1 FROM job_flags ff WHERE ff.jobid = j.jobid"
             " AND ff.flag = %(flag)s)", "flag", filt.flag)
+    if filt.application:
+        add("EXISTS (SELECT 1 FROM job_applications fa WHERE fa.jobid = j.jobid"
+            " AND fa.cluster = %(app_cluster)s AND fa.application = %(application)s)",
+            "application", filt.application)
+        params["app_cluster"] = env("CLUSTER")
     return sql.SQL(" AND ").join(clauses), params
 
 
@@ -378,6 +386,83 @@ def _optional_table(conn: psycopg.Connection, table: str, jobid: str, order: str
 def job_flags(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
     """Flags raised for a job (jobid, flag, message, ..., rule_version); may be empty."""
     return _optional_table(conn, "job_flags", jobid, "flag")
+
+
+def job_applications(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
+    """Applications of a job (one row per application and executable); may be empty."""
+    frame = _optional_table(conn, "job_applications", jobid, "application")
+    if frame.is_empty():
+        return frame
+    return frame.filter(pl.col("cluster") == env("CLUSTER"))
+
+
+APP_SUMMARY_SCHEMA = {
+    "application": pl.Utf8, "category": pl.Utf8, "jobs": pl.Int64, "users": pl.Int64,
+    "core_hours": pl.Float64, "gpu_hours": pl.Float64, "median_cpu_efficiency": pl.Float64,
+    "top_flags": pl.Utf8,
+}
+#: flags listed per application on the summary page
+TOP_FLAGS = 3
+
+
+def application_summary(
+    conn: psycopg.Connection, viewer: Viewer, since: datetime, until: datetime,
+    application: str | None = None,
+) -> pl.DataFrame:
+    """Per application, over the jobs the viewer may see that ended in [since, until):
+    jobs, users, core- and GPU-hours (each job's hours times the application's
+    share of it, so a job's hours are not counted twice), median CPU efficiency
+    of those jobs, and the most common flags (``name (jobs)``). Researchers get
+    their own jobs only (``scope_clause``)."""
+    scope, params = scope_clause(viewer)
+    if application is not None and not valid_text(application):
+        return pl.DataFrame(schema=APP_SUMMARY_SCHEMA)
+    params |= {"since": since, "until": until, "cluster": env("CLUSTER"), "app": application}
+    jobs = sql.SQL(
+        """
+        SELECT a.application, a.category, a.share, j.jobid, j.username, j.elapsed_s,
+               j.ncpus, j.ngpus
+        FROM (SELECT jobid, application, min(category) AS category, sum(share) AS share
+              FROM job_applications WHERE cluster = %(cluster)s
+              AND (%(app)s::text IS NULL OR application = %(app)s)
+              GROUP BY jobid, application) a
+        JOIN job_data j ON j.jobid = a.jobid
+        WHERE {scope} AND j.end_time >= %(since)s AND j.end_time < %(until)s
+        """
+    ).format(scope=scope)
+    query = sql.SQL(
+        """
+        WITH aj AS ({jobs})
+        SELECT aj.application, min(aj.category), count(*), count(DISTINCT aj.username),
+               sum(coalesce(aj.share, 0) * aj.elapsed_s * aj.ncpus) / 3600.0,
+               sum(coalesce(aj.share, 0) * aj.elapsed_s * coalesce(aj.ngpus, 0)) / 3600.0,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY m.value)
+        FROM aj LEFT JOIN job_metrics m ON m.jobid = aj.jobid AND m.metric = 'cpu_efficiency'
+        GROUP BY aj.application
+        """
+    ).format(jobs=jobs)
+    rows = conn.execute(query, params).fetchall()
+    flags = conn.execute(sql.SQL(
+        "WITH aj AS ({jobs}) SELECT aj.application, f.flag, count(DISTINCT f.jobid)"
+        " FROM aj JOIN job_flags f ON f.jobid = aj.jobid GROUP BY 1, 2"
+    ).format(jobs=jobs), params).fetchall()
+    top: dict[str, list[tuple[int, str]]] = {}
+    for app, flag, n in flags:
+        top.setdefault(app, []).append((-n, flag))
+    out = [(*r, ", ".join(f"{f} ({-n})" for n, f in sorted(top.get(r[0], []))[:TOP_FLAGS]))
+           for r in rows]
+    return pl.DataFrame(out, schema=APP_SUMMARY_SCHEMA, orient="row").sort(
+        ["core_hours", "application"], descending=[True, False], nulls_last=True)
+
+
+def application_names(conn: psycopg.Connection, viewer: Viewer = STAFF) -> list[str]:
+    """Applications of this cluster's jobs the viewer may see (the search form's choices)."""
+    scope, params = scope_clause(viewer)
+    rows = conn.execute(sql.SQL(
+        "SELECT DISTINCT a.application FROM job_applications a JOIN job_data j"
+        " ON j.jobid = a.jobid WHERE a.cluster = %(cluster)s AND {scope} ORDER BY 1"
+    ).format(scope=scope), params | {"cluster": env("CLUSTER")}).fetchall()
+    return [r[0] for r in rows]
 
 
 def job_coverage(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:

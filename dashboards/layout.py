@@ -19,6 +19,7 @@ ACCENT = "#1f5f8b"
 # works behind a proxy that mounts it under a path prefix.
 NAV: list[tuple[str, str]] = [
     ("Overview", "overview"), ("Jobs", "jobs"), ("Users", "user"), ("Compare", "compare"),
+    ("Applications", "applications"),
 ]
 
 _NAV_CSS = """

@@ -7,6 +7,7 @@ from hpcperf_assets.aggregates import host_aggregates
 from hpcperf_assets.alerts import alerts_job, alerts_schedule, alerts_sent, alerts_to_send
 from hpcperf_assets.archive import import_archive_job, raw_stats_archive
 from hpcperf_assets.host_data import host_data
+from hpcperf_assets.job_applications import job_applications
 from hpcperf_assets.job_flags import job_flags
 from hpcperf_assets.job_tables import job_tables
 from hpcperf_assets.jobs import slurm_jobs
@@ -27,7 +28,7 @@ from hpcperf_dagster.sensors import (
 
 defs = Definitions(
     assets=[raw_stats_archive, host_data, slurm_jobs, job_tables, job_flags,
-            archive_day, host_aggregates, alerts_to_send, alerts_sent],
+            job_applications, archive_day, host_aggregates, alerts_to_send, alerts_sent],
     jobs=[drain_job, host_data_job, import_archive_job, slurm_jobs_job, job_metrics_job,
           archive_day_job, alerts_job],
     sensors=[rabbitmq_sensor, host_data_sensor, job_metrics_sensor, accounting_sensor],

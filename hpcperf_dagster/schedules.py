@@ -14,7 +14,8 @@ from hpcperf_dagster.sensors import job_metrics_job
 
 @schedule(job=job_metrics_job, cron_schedule="30 2 * * *", execution_timezone="UTC",
           default_status=DefaultScheduleStatus.RUNNING,
-          description="Job series, metrics, coverage and flags of the previous UTC day.")
+          description="Job series, metrics, coverage, flags and applications of the previous "
+          "UTC day.")
 def job_day_schedule(context: ScheduleEvaluationContext) -> RunRequest:
     day = (context.scheduled_execution_time - timedelta(days=1)).strftime("%Y-%m-%d")
     return RunRequest(run_key=f"job_day:{day}", partition_key=day)

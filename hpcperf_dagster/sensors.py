@@ -33,6 +33,7 @@ from dagster._core.storage.tags import (
 from hpcperf_assets.aggregates import host_aggregates
 from hpcperf_assets.archive import raw_stats_archive
 from hpcperf_assets.host_data import host_data
+from hpcperf_assets.job_applications import job_applications
 from hpcperf_assets.job_flags import job_flags
 from hpcperf_assets.job_tables import job_tables
 from hpcperf_assets.jobs import slurm_jobs
@@ -47,7 +48,8 @@ DRAIN_TAG = "hpcperf/drain"
 drain_job = define_asset_job("drain", selection=[raw_stats_archive], tags={DRAIN_TAG: "true"})
 host_data_job = define_asset_job("host_data_job", selection=[host_data, host_aggregates])
 slurm_jobs_job = define_asset_job("slurm_jobs_job", selection=[slurm_jobs])
-job_metrics_job = define_asset_job("job_metrics_job", selection=[job_tables, job_flags])
+job_metrics_job = define_asset_job("job_metrics_job",
+                                   selection=[job_tables, job_flags, job_applications])
 
 _ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
            DagsterRunStatus.STARTED]

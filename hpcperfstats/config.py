@@ -90,6 +90,8 @@ REGISTRY: tuple[Setting, ...] = (
        "a live sample's epoch is not before this ([docs/raw-format.md](docs/raw-format.md))"),
     _S("EPOCH_MAX_AHEAD_S", "float", str(EPOCH_MAX_AHEAD_S),
        "nor more than this many seconds past its receipt"),
+    _S("APP_RULES", "path", None, "application rules staff edit ([docs/applications.md]"
+       "(docs/applications.md))", "`hpcperfstats/apps/app_rules.yaml`"),
     _S("FLAG_RULES", "path", None, "job flag rules staff edit ([docs/metrics.md](docs/metrics.md))",
        "`hpcperfstats/flags/job_flags.yaml`"),
     _S("JOB_CHUNK_HOSTS", "int", "256", "hosts per chunk when building a job day (bounds memory)"),

@@ -21,6 +21,7 @@ from dashboards import auth, data, timeseries
 from dashboards.advice import advice
 from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, message, page, query_arg
+from dashboards.pages.applications import applications_view
 from dashboards.plots import WIDE_HOSTS, series_plot
 from dashboards.units import duration, human, metric_text
 from hpcperfstats.hostdata.series import ALL_SERIES, CGROUP_SERIES, SERIES
@@ -279,6 +280,7 @@ def job_view(jobid: str | None, viewer: Viewer):
             return page([message(f"Job {jobid} not found.")], viewer=viewer)
         metrics = data.job_metrics(conn, jobid)
         flags = data.job_flags(conn, jobid)
+        apps = data.job_applications(conn, jobid)
         coverage = data.job_coverage(conn, jobid)
         sources = data.used_sources(conn, jobid)
         named = timeseries.job_series(conn, job, [*CGROUP_SERIES, *JOB_SERIES],
@@ -297,6 +299,7 @@ def job_view(jobid: str | None, viewer: Viewer):
     top = pn.Row(_card(facts(job, viewer), "Accounting"),
                  pn.Column(_card(metrics_table(metrics, job), "Metrics (vs allocation)"),
                            _card(flags_view(flags), f"Flags ({flags.height})"),
+                           _card(applications_view(apps), "Applications"),
                            _card(coverage_view(coverage, sources), "Data coverage and sources"),
                            sizing_mode="stretch_width"),
                  sizing_mode="stretch_width")

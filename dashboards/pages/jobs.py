@@ -87,6 +87,7 @@ class JobSearch:
             states = data.distinct_values(conn, "state", self.viewer)
             partitions = data.distinct_values(conn, "partition", self.viewer)
             flags = data.flag_names(conn)
+            applications = data.application_names(conn, self.viewer)
         w = {"sizing_mode": "stretch_width"}
         self.user = pn.widgets.TextInput(name="User", placeholder="user name (prefix)",
                                          value=query_arg("user") or "", **w)
@@ -115,6 +116,7 @@ class JobSearch:
         self.metric_min = pn.widgets.FloatInput(name="≥", value=_number("metric_min"), width=110)
         self.metric_max = pn.widgets.FloatInput(name="≤", value=_number("metric_max"), width=110)
         self.flag = self._select("Flag", flags, query_arg("flag"))
+        self.application = self._select("Application", applications, query_arg("application"))
         self.page_size = pn.widgets.Select(name="Jobs per page", options=PAGE_SIZES, value=50,
                                            **w)
         self.prev = pn.widgets.Button(name="◀ Previous", width=110)
@@ -136,7 +138,7 @@ class JobSearch:
         for widget in (self.user, self.account, self.name, self.partition, self.state,
                        self.since, self.until, self.min_nodes, self.max_nodes, self.min_hours,
                        self.max_hours, self.metric, self.metric_min, self.metric_max, self.flag,
-                       self.page_size):
+                       self.application, self.page_size):
             widget.param.watch(self._filters_changed, "value")
         self.table.param.watch(self._filters_changed, "sorters")
         self.prev.on_click(lambda _: self._move(-1))
@@ -179,6 +181,7 @@ class JobSearch:
             min_runtime_s=hours(self.min_hours.value), max_runtime_s=hours(self.max_hours.value),
             metric=metric, metric_min=scaled(self.metric_min.value),
             metric_max=scaled(self.metric_max.value), flag=choice(self.flag),
+            application=choice(self.application),
         )
 
     def _sort(self) -> tuple[str, bool]:
@@ -225,7 +228,8 @@ class JobSearch:
             pn.pane.Markdown("### Search jobs"), self.user, self.account, self.name,
             self.partition, self.state, self.since, self.until,
             pn.Row(self.min_nodes, self.max_nodes), pn.Row(self.min_hours, self.max_hours),
-            self.metric, pn.Row(self.metric_min, self.metric_max), self.flag, self.page_size,
+            self.metric, pn.Row(self.metric_min, self.metric_max), self.flag, self.application,
+            self.page_size,
         ]
         return page(main=[pn.Column(pager, self.table, sizing_mode="stretch_width")],
                     sidebar=sidebar, active="jobs", viewer=self.viewer)

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 from hpcperf_monitor import schemas
-from hpcperf_monitor.rawformat import Header, Sample, write_header, write_sample
+from hpcperf_monitor.rawformat import Header, Sample, procexe_device, write_header, write_sample
 
 from hpcperf_demo.cluster import (
+    APPS,
     BACKGROUND_NET,
     DemoConfig,
     DemoJob,
@@ -38,6 +39,42 @@ BLOCK_DEVICE = "nvme0n1"
 IB_SHARE = 0.9  # share of a job's traffic on IPoIB; the rest and the background on eth0
 CACHE_SHARE_IDLE, CACHE_SHARE_JOB, SLAB_SHARE = 0.03, 0.04, 0.015
 WRAP = 2**32
+
+
+#: the executable each demo application runs (cp2k has no rule: it shows as unknown)
+APP_EXES = {
+    "lammps": "/opt/apps/lammps/2Aug2023/bin/lmp_mpi",
+    "wrf": "/opt/apps/wrf/4.5/main/wrf.exe",
+    "gromacs": "/opt/apps/gromacs/2024.1/bin/gmx_mpi",
+    "namd": "/opt/apps/namd/3.0/namd3",
+    "vasp": "/opt/apps/vasp/6.4.2/bin/vasp_std",
+    "openfoam": "/opt/apps/openfoam11/platforms/linux64GccDPInt32Opt/bin/simpleFoam",
+    "python": "/usr/bin/python3.11",
+    "cp2k": "/opt/apps/cp2k/2024.1/exe/local/cp2k.psmp",
+}
+JOB_SCRIPT = "/usr/bin/bash"
+#: ranks of the application per node (procexe rows); the batch script is one more
+RANKS = 4
+SCRIPT_CS = 2  # the batch script's CPU time per interval, centiseconds
+
+
+def job_app(job: DemoJob, index: int) -> str:
+    """The application a demo job runs: its name if it is one, else one by its index."""
+    return job.jobname if job.jobname in APP_EXES else APPS[index % len(APPS)]
+
+
+def procexe_rows(app: str, index: int, busy_cs: int, elapsed: int) -> dict[str, tuple[int, int]]:
+    """``procexe`` rows of one job on one node: ``RANKS`` ranks sharing the node's busy
+    CPU time so far (``busy_cs``, user 97 % / system 3 %) and the batch script.
+    Deterministic (no random draw), so the demo's other data is unchanged."""
+    base = 20000 + 16 * index  # pids distinct per job
+    rows = {}
+    for r in range(RANKS):
+        share = busy_cs // RANKS + (busy_cs % RANKS if r == 0 else 0)
+        system = share * 3 // 100
+        rows[procexe_device(base + r + 1, APP_EXES[app].encode())] = (share - system, system)
+    rows[procexe_device(base, JOB_SCRIPT.encode())] = (SCRIPT_CS * elapsed, 0)
+    return rows
 
 
 @dataclass(frozen=True)
@@ -398,11 +435,17 @@ def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[Dem
     headers: list[Header | None] = [None] * len(hosts)
     last_day = [-1] * len(hosts)
     fixture = _FixtureParts(cfg, state) if cfg.shape == "fixture" else None
+    apps = [job_app(j, n) for n, j in enumerate(jobs)]
+    # per host: the job's busy centiseconds so far and its intervals (procexe rows)
+    job_cs, job_iv = [0] * len(hosts), [0] * len(hosts)
     for k in range(cfg.samples):
         if k:
             state.advance(k)
             if fixture:
                 fixture.advance(k)
+            for i, p in enumerate(grid.interval_prof[k].tolist()):
+                job_cs[i] += int(state.prof.busy_ticks[p]) if p else 0
+                job_iv[i] += 1 if p else 0
         extra = fixture.rows(k) if fixture else None
         mem, ps_gauges = state.gauges(k)
         block = state.block.copy()
@@ -424,6 +467,7 @@ def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[Dem
             marks = [f"seq {k + 1}"]
             if begin_k[i] >= 0:
                 marks.append(f"begin {jobids[begin_k[i]]}")
+                job_cs[i] = job_iv[i] = 0  # a new job's processes start from nothing
             if end_k[i] >= 0:
                 marks.append(f"end {jobids[end_k[i]]}")
             sample = Sample(
@@ -439,6 +483,8 @@ def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[Dem
                     "numa": dict(zip(numa_names, numa_l[i], strict=True)),
                     "ps": {"-": ps_l[i]},
                     "vm": {"-": vm_l[i]},
+                    **({"procexe": procexe_rows(apps[job_k[i]], job_k[i], job_cs[i],
+                                                job_iv[i])} if job_k[i] >= 0 else {}),
                 },
                 marks=marks,
                 time_text=f"{us // 1_000_000}.{us % 1_000_000:06d}",

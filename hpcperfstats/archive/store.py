@@ -421,17 +421,19 @@ class ArchiveWriter:
 
 
 def _range_files(root: Path, start: float, end: float, lo: float,
-                 hosts: Iterable[str] | None = None,
+                 hosts: Iterable[str] | Callable[[str], bool] | None = None,
                  ) -> Iterator[tuple[str, Path, Index | None]]:
     """``(host, file, index)`` of every archive file that may hold samples with
     lo <= time < end: indexed files whose samples reach ``lo``, unindexed ones
     by their names' epochs (index None), and a few files opened after ``end``
-    (a replayed spool appends old samples to the newest file)."""
+    (a replayed spool appends old samples to the newest file). ``hosts``: the
+    host directories by name, or a test on each directory's name."""
     root = Path(root)
     if not root.is_dir():
         return
-    if hosts is None:
-        dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if hosts is None or callable(hosts):
+        dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                      and (hosts is None or hosts(p.name)))
     else:
         dirs = [d for d in (inside(root, root / h) for h in sorted(set(hosts))) if d.is_dir()]
     for host_dir in dirs:
@@ -454,7 +456,8 @@ def _range_files(root: Path, start: float, end: float, lo: float,
 
 def read_chunks(root: Path, start: float, end: float, lookback: float,
                 skipped: list[ParseIssue] | None = None,
-                hosts: Iterable[str] | None = None) -> Iterator[Chunk]:
+                hosts: Iterable[str] | Callable[[str], bool] | None = None
+                ) -> Iterator[Chunk]:
     """Raw text of every host (or of ``hosts``) with start - lookback <= time < end.
 
     An indexed file yields only the bytes of its samples in the range, with
@@ -462,6 +465,8 @@ def read_chunks(root: Path, start: float, end: float, lookback: float,
     without an index (imported long ago) is yielded in pieces and filtered
     by time later. No chunk exceeds ``HPCPERF_CHUNK_MAX_BYTES``; what had to
     be skipped for that (a giant sample or line) is added to ``skipped``.
+    ``hosts``, when given, picks the host directories to read: their names, or
+    a test on each name.
     """
     skipped = skipped if skipped is not None else []
     for _, path, index in _range_files(root, start, end, start - lookback, hosts):
@@ -623,9 +628,10 @@ def _pieces(path: Path, skipped: list[ParseIssue]) -> Iterator[Chunk]:
         yield _chunk(batch, batch_header, batch_boot, f"{path}@{at}")
 
 
-def read_range(root: Path, start: float, end: float, lookback: float) -> Iterator[RawStats]:
+def read_range(root: Path, start: float, end: float, lookback: float,
+               hosts: Callable[[str], bool] | None = None) -> Iterator[RawStats]:
     """Reference reader of a range (validation, tools): parsed per chunk."""
-    for chunk in read_chunks(root, start, end, lookback):
+    for chunk in read_chunks(root, start, end, lookback, hosts=hosts):
         raw = read_raw(chunk.text, source=chunk.source, header=chunk.header)
         raw.samples = [s for s in raw.samples if start - lookback <= s.time < end]
         yield raw

@@ -140,6 +140,31 @@ CREATE INDEX IF NOT EXISTS job_flags_flag ON job_flags (flag, day);
 """
 
 
+# One row per job and (application, executable): its share of the job's CPU
+# time (basis 'cpu') or of its resident memory x time (basis 'memory').
+JOB_APPLICATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS job_applications (
+    cluster      text NOT NULL,
+    jobid        text NOT NULL,
+    application  text NOT NULL,
+    category     text NOT NULL,
+    known        boolean NOT NULL,
+    executable   text NOT NULL,
+    processes    integer NOT NULL,
+    cpu_s        double precision,
+    mem_kb       double precision,
+    share        double precision,
+    basis        text NOT NULL,
+    rule_version text NOT NULL,
+    day          date NOT NULL,
+    computed_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (cluster, jobid, application, executable)
+);
+CREATE INDEX IF NOT EXISTS job_applications_day ON job_applications (day);
+CREATE INDEX IF NOT EXISTS job_applications_app ON job_applications (application, day);
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     """One step of the schema's history, applied once in version order.
@@ -229,6 +254,8 @@ ALTER TABLE job_data ADD COLUMN IF NOT EXISTS submit_line text;
               add_cluster),
     Migration(6, "alert history (once per job and rule), API tokens (hashed), and the "
                  "search's newest-first index", ALERTS_DDL),
+    Migration(7, "applications each job ran (hpcperfstats.apps), per cluster",
+              JOB_APPLICATIONS_DDL),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -115,6 +115,16 @@ API_TOKENS = Table("api_tokens", (
     _C("revoked_at", TIME), _C("last_used_at", TIME),
 ))
 
+JOB_APPLICATIONS = Table("job_applications", (
+    _C("cluster", TEXT, pl.Utf8), _C("jobid", TEXT, pl.Utf8), _C("application", TEXT, pl.Utf8),
+    _C("category", TEXT, pl.Utf8), _C("known", "boolean", pl.Boolean),
+    # the executable's path (procexe), else the process name (proc)
+    _C("executable", TEXT, pl.Utf8), _C("processes", INT, pl.Int64),
+    _C("cpu_s", FLOAT, pl.Float64), _C("mem_kb", FLOAT, pl.Float64),
+    _C("share", FLOAT, pl.Float64), _C("basis", TEXT, pl.Utf8),  # 'cpu' or 'memory'
+    _C("rule_version", TEXT, pl.Utf8), _DAY, _COMPUTED,
+))
+
 TABLES: dict[str, Table] = {t.name: t for t in (
     HOST_DATA, JOB_DATA, JOB_METRICS, JOB_SERIES, JOB_COVERAGE, JOB_FLAGS, ALERT_HISTORY,
-    API_TOKENS)}
+    API_TOKENS, JOB_APPLICATIONS)}

@@ -76,6 +76,8 @@ RULES: dict[str, TypeRule] = {
         why="a job cgroup without a memory cgroup: CPU and I/O per job, memory absent",
     ),
     "proc": TypeRule(skip=True, why="per-process rows belong to job_series, not host_data"),
+    "procexe": TypeRule(skip=True, why="per-process executables and CPU time: read from the "
+                        "archive by job_applications, not host_data"),
 }
 
 DEFAULT = TypeRule(aggregate=False, why="unknown type: devices kept as they are")

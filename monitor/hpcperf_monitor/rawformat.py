@@ -621,3 +621,53 @@ def boot_time(header: Header) -> float | None:
     if uptime is None or header.first_time is None:
         return None
     return header.first_time - uptime
+
+
+# --- device names that carry arbitrary bytes (the ``procexe`` type) ---------
+#
+# A device is one blank-free ASCII token, but an executable path may hold
+# blanks, ``%``, control characters and bytes that are not UTF-8. Such a name
+# is percent-encoded: every byte outside ``!``..``~`` (0x21-0x7E), and ``%``
+# itself, becomes ``%XX`` (two upper-case hex digits). The token is then plain
+# ASCII without blanks, so every reader, old or new, keeps it as one field.
+_DEVICE_SAFE = frozenset(range(0x21, 0x7F)) - {0x25}
+_HEX = "0123456789ABCDEF"
+
+
+def encode_device(name: bytes) -> str:
+    """``name`` (any bytes) as one device token: see the comment above."""
+    return "".join(chr(b) if b in _DEVICE_SAFE else f"%{b >> 4:X}{b & 15:X}" for b in name)
+
+
+def decode_device(token: str) -> bytes:
+    """The bytes :func:`encode_device` encoded; ValueError on a token it cannot
+    have written (a ``%`` without two hex digits, a character outside ASCII)."""
+    out = bytearray()
+    i = 0
+    while i < len(token):
+        char = token[i]
+        if char == "%":
+            pair = token[i + 1:i + 3]
+            if len(pair) != 2 or any(c not in _HEX + "abcdef" for c in pair):
+                raise ValueError(f"bad percent escape at {i} in {token[:200]!r}")
+            out.append(int(pair, 16))
+            i += 3
+            continue
+        if ord(char) not in _DEVICE_SAFE:
+            raise ValueError(f"character {char!r} not allowed in an encoded device name")
+        out.append(ord(char))
+        i += 1
+    return bytes(out)
+
+
+#: ``procexe`` device: ``<pid>/<percent-encoded /proc/<pid>/exe>``
+def procexe_device(pid: int, exe: bytes) -> str:
+    return f"{pid}/{encode_device(exe)}"
+
+
+def parse_procexe_device(device: str) -> tuple[int, bytes]:
+    """``(pid, executable path bytes)`` of a ``procexe`` device; ValueError if malformed."""
+    pid, sep, encoded = device.partition("/")
+    if not sep or not pid.isascii() or not pid.isdigit():
+        raise ValueError(f"procexe device needs '<pid>/<path>': {device[:200]!r}")
+    return int(pid), decode_device(encoded)

@@ -86,6 +86,9 @@ PROC = schema(
     "Uid VmPeak,U=kB VmSize,U=kB VmLck,U=kB VmHWM,U=kB VmRSS,U=kB VmData,U=kB VmStk,U=kB "
     "VmExe,U=kB VmLib,U=kB VmPTE,U=kB VmSwap,U=kB Threads",
 )
+# our extension for application detection (docs/raw-format.md, "procexe"): the
+# device is <pid>/<percent-encoded /proc/<pid>/exe>; CPU time from /proc/<pid>/stat
+PROCEXE = schema("procexe", "utime,E,U=cs stime,E,U=cs")
 SYSV_SHM = schema("sysv_shm", "mem_used,U=B segs_used")
 TMPFS = schema("tmpfs", "bytes_used,U=B files_used")
 VFS = schema("vfs", "dentry_use file_use inode_use")
@@ -94,7 +97,7 @@ ALL: dict[str, Schema] = {
     s.type: s
     for s in (
         BLOCK, CGROUP, CGROUP_CPU, CGROUP_MEM, CPU, IB, IB_EXT, IMC, LLITE, MEM, NET, NFS, NUMA,
-        NVIDIA_GPU, NVIDIA_MIG, OPA, PMC, PROC, PS, RAPL, SYSV_SHM, TMPFS, VFS, VM,
+        NVIDIA_GPU, NVIDIA_MIG, OPA, PMC, PROC, PROCEXE, PS, RAPL, SYSV_SHM, TMPFS, VFS, VM,
     )
 }
 

@@ -4,6 +4,8 @@ Three users' jobs: alice's two-host job (with coverage, cgroup rows and an
 InfiniBand type), bob's one-host job whose name is a script tag (to prove
 that database text is shown as text) and which carries a flag, and alice's
 wide 20-host job (drawn as a heatmap). Twelve five-minute samples per host.
+Each job has its applications (OpenFOAM for alice, Python and an unknown
+executable for bob).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from hpcperfstats.config import cluster_name
+from hpcperfstats.config import cluster_name, env
 from hpcperfstats.hostdata.aggregates import refresh
 
 GIB = 2**30
@@ -50,6 +52,16 @@ FLAGS = [
     ("1003", "low_cpu_efficiency", 0.31, 0.5,
      "Your job kept 31% of its allocated cores busy (under 50%).", "cores"),
     ("1002", "memory_near_limit", 0.95, 0.9, "Memory <b>reached</b> 95% of a node.", "memory"),
+]
+
+APPLICATIONS = [
+    # jobid, application, category, known, executable, processes, cpu_s, share, basis
+    ("1001", "OpenFOAM", "fluid dynamics", True, "/opt/apps/openfoam11/bin/simpleFoam", 64,
+     90000.0, 0.9, "cpu"),
+    ("1001", "shell", "launcher", True, "/usr/bin/bash", 1, 10000.0, 0.1, "cpu"),
+    ("1002", "Python", "language", True, "/usr/bin/python3.11", 4, 700.0, 0.7, "cpu"),
+    ("1002", "unknown", "unknown", False, "/home/bob/bin/train", 1, 300.0, 0.3, "cpu"),
+    ("1003", "OpenFOAM", "fluid dynamics", True, "simpleFoam", 640, None, 1.0, "memory"),
 ]
 
 COVERAGE = [
@@ -93,7 +105,8 @@ def host_rows() -> list[tuple]:
 
 def load(url: str) -> None:
     with psycopg.connect(url) as conn:
-        conn.execute("TRUNCATE host_data, job_data, job_metrics, job_flags, job_coverage")
+        conn.execute("TRUNCATE host_data, job_data, job_metrics, job_flags, job_coverage,"
+                     " job_applications")
         cluster = cluster_name()
         with conn.cursor() as cur:
             cur.executemany(
@@ -111,6 +124,12 @@ def load(url: str) -> None:
                 "INSERT INTO job_flags (jobid, flag, value, threshold, message, advice,"
                 " rule_version, day, cluster) VALUES (%s, %s, %s, %s, %s, %s, 'test', %s, %s)",
                 [(*f, T0.date(), cluster) for f in FLAGS],
+            )
+            cur.executemany(
+                "INSERT INTO job_applications (cluster, jobid, application, category, known,"
+                " executable, processes, cpu_s, share, basis, rule_version, day)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'test', %s)",
+                [(env("CLUSTER"), *a, T0.date()) for a in APPLICATIONS],
             )
             cur.executemany(
                 "INSERT INTO job_coverage (jobid, host, interval_s, expected, present, fraction,"

@@ -184,6 +184,25 @@ def test_compare_side_by_side(web, watch, screenshots):
     assert watch.errors == [], watch.errors
 
 
+def test_application_summary_and_a_jobs_applications(web, watch, screenshots):
+    watch.open(f"{web}/applications?start=2026-02-01&end=2026-03-31")
+    page = watch.page
+    page.get_by_text("fluid dynamics").wait_for(timeout=30_000)
+    assert page.get_by_text("639", exact=True).count() == 1  # OpenFOAM core-hours (by hand)
+    assert page.get_by_text("54%", exact=True).count() == 1  # median of 76.6 % and 31 %
+    assert page.locator("a", has_text="OpenFOAM").get_attribute("href") == (
+        "jobs?application=OpenFOAM")
+    page.screenshot(path=str(screenshots / "applications.png"), full_page=True)
+    watch.open(f"{web}/job?jobid=1002")
+    page.get_by_text("/home/bob/bin/train").wait_for(timeout=30_000)
+    assert page.get_by_text("70%", exact=True).count() == 1  # Python's share
+    assert page.get_by_text("Share of the job's CPU time.").count() == 1
+    watch.open(f"{web}/jobs?application=Python")
+    assert rows(page).all_inner_texts()[0].startswith("1002")
+    assert rows(page).count() == 1
+    assert watch.errors == [], watch.errors
+
+
 def test_index_serves_the_job_list(web, watch):
     watch.open(f"{web}/")
     rows(watch.page)

@@ -262,3 +262,51 @@ def test_item9_short_job_bucketed_by_its_own_interval(conn):
     frame = timeseries.stored_job_series(conn, "9001", start, end, ["cg_cpu"])
     assert frame["time"].to_list() == times
     assert frame["value"].to_list() == [float(i) for i in range(7)]
+
+
+def test_search_by_application_is_scoped_like_every_job_query(conn):
+    assert ids(conn, JobFilter(application="OpenFOAM")) == ["1003", "1001"]
+    assert ids(conn, JobFilter(application="Python")) == ["1002"]
+    assert ids(conn, JobFilter(application="Python"), viewer=ALICE) == []  # bob's job
+    assert ids(conn, JobFilter(application="unknown"), viewer=BOB) == ["1002"]
+    assert ids(conn, JobFilter(application="VASP")) == []
+    assert data.application_names(conn) == ["OpenFOAM", "Python", "shell", "unknown"]
+    assert data.application_names(conn, ALICE) == ["OpenFOAM", "shell"]
+
+
+def test_application_summary_worked_by_hand(conn):
+    """Each job ran 3300 s. OpenFOAM: 0.9 of 1001 (64 cores) + all of 1003 (640 cores)
+    = (0.9 * 64 + 640) * 3300 / 3600 = 639.47 core-hours; median CPU efficiency of
+    0.766 and 0.31 = 0.538; 1003's flag. Python: 0.7 * 32 * 3300 / 3600 = 20.53."""
+    since, until = T0 - timedelta(days=1), T0 + timedelta(days=1)
+    summary = {r["application"]: r for r in
+               data.application_summary(conn, data.STAFF, since, until).iter_rows(named=True)}
+    # by core-hours: unknown 0.3 * 32 * 3300 / 3600 = 8.8, shell 0.1 * 64 * 3300 / 3600 = 5.87
+    assert list(summary) == ["OpenFOAM", "Python", "unknown", "shell"]
+    assert summary["unknown"]["core_hours"] == pytest.approx(8.8)
+    foam = summary["OpenFOAM"]
+    assert (foam["jobs"], foam["users"], foam["category"]) == (2, 1, "fluid dynamics")
+    assert foam["core_hours"] == pytest.approx((0.9 * 64 + 640) * 3300 / 3600)
+    assert foam["gpu_hours"] == 0
+    assert foam["median_cpu_efficiency"] == pytest.approx((0.766 + 0.31) / 2)
+    assert foam["top_flags"] == "low_cpu_efficiency (1)"
+    py = summary["Python"]
+    assert py["core_hours"] == pytest.approx(0.7 * 32 * 3300 / 3600)
+    assert py["median_cpu_efficiency"] is None  # 1002 was too short to have one
+    assert py["top_flags"] == "memory_near_limit (1)"
+    # a researcher's summary is of their own jobs only
+    mine = data.application_summary(conn, ALICE, since, until)
+    assert mine["application"].to_list() == ["OpenFOAM", "shell"]
+    one = data.application_summary(conn, data.STAFF, since, until, "Python")
+    assert one["application"].to_list() == ["Python"]
+    assert data.application_summary(conn, NOBODY, since, until).is_empty()
+
+
+def test_a_jobs_applications_for_its_page(conn):
+    from hpcperfstats.apps.detect import by_application
+
+    rows = data.job_applications(conn, "1002")
+    apps = by_application(rows)
+    assert apps["application"].to_list() == ["Python", "unknown"]
+    assert apps["executables"].to_list() == ["/usr/bin/python3.11", "/home/bob/bin/train"]
+    assert data.job_applications(conn, "9999").is_empty()

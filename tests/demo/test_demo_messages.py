@@ -41,7 +41,10 @@ def test_every_message_parses_without_issues(demo: Parsed):
         assert samples[0].header is not samples[-1].header
         rotated = [s for s in samples if s.header is samples[-1].header][0]
         assert datetime.fromtimestamp(rotated.time, UTC).strftime("%H:%M") == "00:00"
-        assert set(samples[0].rows) == {"block", "cpu", "mem", "net", "numa", "ps", "vm"}
+        assert set(samples[0].rows) - {"procexe"} == {
+            "block", "cpu", "mem", "net", "numa", "ps", "vm"}
+        # the processes of the running job (application detection), on no idle node
+        assert all(("procexe" in s.rows) == (s.job is not None) for s in samples)
         assert len(samples[0].rows["cpu"]) == 16 and set(samples[0].rows["net"]) == {
             "lo", "eth0", "ib0"
         }  # fmt: skip

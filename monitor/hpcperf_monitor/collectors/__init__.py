@@ -34,6 +34,7 @@ from hpcperf_monitor.collectors import (
     opa,
     pmc,
     proc,
+    procexe,
     ps,
     rapl,
     sysv_shm,
@@ -47,7 +48,8 @@ from hpcperf_monitor.state import read_jobmap
 Collector = Callable[[Path], Rows]
 
 _MODULES = (block, cgroup, cgroup_cpu, cgroup_mem, cpu, ib, ib_ext, imc, llite, mem, net, nfs,
-            numa, nvidia_gpu, nvidia_mig, opa, pmc, proc, ps, rapl, sysv_shm, tmpfs, vfs, vm)
+            numa, nvidia_gpu, nvidia_mig, opa, pmc, proc, procexe, ps, rapl, sysv_shm, tmpfs, vfs,
+            vm)
 
 
 def _cgroup(reader: Callable[..., Rows]) -> Callable[[Path | None], Collector]:
