@@ -16,7 +16,7 @@ RSS of the same process after its imports alone for reference:
   ``--nodes`` demo hosts (12 samples per host-hour; 100 drained hosts
   copied under new names), into a private PostgreSQL, at the default
   ``HPCPERF_CHUNK_MAX_BYTES`` (``--chunk`` to set another); reports peak
-  RSS, and KB per sample above the RSS after imports.
+  RSS (the child's ``VmHWM``), and KB per sample above the RSS after imports.
 
 ``--src`` puts another checkout's code first on ``sys.path`` (for instance
 the commit before issue 12, unpacked with ``git archive <commit> | tar -x
@@ -68,7 +68,7 @@ print(json.dumps({"case": case, "peak_mb": round(peak / 1024), "after_imports_mb
 
 
 CHILD_HOST_DATA = r"""
-import json, resource, sys, time
+import json, sys, time
 from datetime import datetime, timedelta, UTC
 from pathlib import Path
 src, url, archive, hours = sys.argv[1:5]
@@ -76,7 +76,9 @@ if src:
     sys.path[:0] = [src, src + "/monitor"]
 import psycopg
 import hpcperfstats.hostdata.load
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm():  # this address space's peak (ru_maxrss would include the parent's before exec)
+    return int(Path("/proc/self/status").read_text().split("VmHWM:")[1].split()[0])
+base = hwm()
 start = datetime(2026, 11, 20, 12, tzinfo=UTC)
 started = time.monotonic()
 with psycopg.connect(url) as conn:
@@ -84,7 +86,7 @@ with psycopg.connect(url) as conn:
     conn.commit()
     res = hpcperfstats.hostdata.load.build_host_data(conn, Path(archive), start,
                                                  start + timedelta(hours=int(hours)), 3600)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm()
 print(json.dumps({"case": "host_data", "peak_mb": round(peak / 1024),
                   "after_imports_mb": round(base / 1024), "samples": res.samples,
                   "kb_per_sample": round((peak - base) / res.samples, 1),
