@@ -350,6 +350,17 @@ def job_metrics(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
+def provisional_metrics(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
+    """A running job's metrics so far (same columns as ``job_metrics``), computed now by
+    the pipeline's own metric functions (``job_load.provisional_metrics``).
+
+    Call only for a job ``job_record`` returned for the viewer.
+    """
+    from hpcperfstats.job_load import provisional_metrics as so_far
+
+    return so_far(conn, jobid).select("metric", "value", "unit", "reason").sort("metric")
+
+
 def metrics_for_jobs(conn: psycopg.Connection, jobids: list[str], viewer: Viewer) -> pl.DataFrame:
     """Metrics of several jobs (the compare page), only those the viewer may see."""
     scope, params = scope_clause(viewer)

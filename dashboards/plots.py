@@ -20,8 +20,10 @@ import polars as pl
 from dashboards.units import plot_scale
 
 WIDE_HOSTS = 16
-HEIGHT = 220
+HEIGHT = 300
 MEAN_LABEL = "job mean"
+#: The legend entry of the dashed allocation line.
+ALLOCATED_LABEL = "allocated per node"
 
 
 def _naive(frame: pl.DataFrame) -> pl.DataFrame:
@@ -30,6 +32,14 @@ def _naive(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _ylabel(label: str, axis_unit: str) -> str:
     return f"{label} ({axis_unit})" if axis_unit else label
+
+
+def _allocated(times: Any, ycol: str, level: float) -> hv.Curve:
+    """The dashed allocation line across the plotted time, named in the legend."""
+    first, last = times.min(), times.max()
+    return hv.Curve([(first, level), (last, level)], "time", ycol,
+                    label=ALLOCATED_LABEL).opts(color="#777", line_dash="dashed",
+                                                line_width=1.5)
 
 
 def host_lines(
@@ -54,8 +64,9 @@ def host_lines(
         plot = plot * hv.Curve(mean, "time", ycol, label=MEAN_LABEL).opts(
             color="black", line_dash="dotted", line_width=2.5)
     if reference:
-        plot = plot * hv.HLine(reference).opts(color="#777", line_dash="dashed", line_width=1.5)
-    return plot
+        plot = plot * _allocated(frame["time"], ycol, reference)
+    # an overlay takes Bokeh's default (inside, over the data) unless told again
+    return plot.opts(legend_position="right") if isinstance(plot, hv.Overlay) else plot
 
 
 def spread(part: pl.DataFrame, label: str, unit: str, *, reference: float | None = None,
@@ -80,7 +91,7 @@ def spread(part: pl.DataFrame, label: str, unit: str, *, reference: float | None
     top = max(float(stats[high].max() or 0.0), reference or 0.0) * 1.08 or 1.0
     layers = [band, mean]
     if reference:
-        layers.append(hv.HLine(reference).opts(color="#777", line_dash="dashed", line_width=1.5))
+        layers.append(_allocated(stats["time"], ycol, reference))
     return hv.Overlay(layers).opts(title=label, ylabel=axis_unit, xlabel=xlabel, responsive=True,
                                    height=HEIGHT, ylim=(0, top), legend_position="right")
 

@@ -267,3 +267,13 @@ def with_mean(frame: pl.DataFrame, key: str = "series") -> pl.DataFrame:
              pl.col("value").max().alias("max"))
         .sort(key, "time")
     )
+
+
+def per_host_stats(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per host and series over the whole run: min, mean and max (the per-node table)."""
+    return (
+        frame.group_by("host", "series")
+        .agg(pl.col("value").min().alias("min"), pl.col("value").mean().alias("mean"),
+             pl.col("value").max().alias("max"))
+        .sort("host", "series")
+    )
