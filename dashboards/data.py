@@ -68,6 +68,7 @@ JOB_LIST_SCHEMA = {
     "cpu_eff": pl.Float64,
     "mem_hwm": pl.Float64,
     "flags": pl.Utf8,
+    "mem_req": pl.Float64,
 }
 
 _URL: str | None = None
@@ -261,6 +262,9 @@ def list_jobs(
     where, params = job_filter_clause(conn, filt or JobFilter(), viewer)
     sort = sort if sort in SORT_KEYS else "end"
     order = SORT_KEYS[sort].format(dir="DESC" if descending else "ASC")
+    # newest end first puts running jobs (no end yet) on top: DESC NULLS FIRST is the
+    # end_time index read backwards, so the default order stays an index scan
+    nulls = sql.SQL("NULLS FIRST" if sort == "end" and descending else "NULLS LAST")
     base = _WITH_EFFICIENCY if sort == "cpu_eff" else sql.SQL("job_data")
     flags = sql.SQL("(SELECT string_agg(DISTINCT f.flag, ', ') FROM job_flags f"
                     " WHERE f.jobid = j.jobid)")
@@ -272,13 +276,13 @@ def list_jobs(
                 AND m.metric = 'cpu_efficiency'),
                (SELECT value FROM job_metrics m WHERE m.jobid = j.jobid
                 AND m.metric = 'mem_hwm_bytes'),
-               {flags}
+               {flags}, j.req_mem_bytes::float8 / greatest(j.nnodes, 1)
         FROM (SELECT * FROM {base} j WHERE {where}
-              ORDER BY {order} NULLS LAST, j.jobid DESC
+              ORDER BY {order} {nulls}, j.jobid DESC
               LIMIT %(limit)s OFFSET %(offset)s) j
-        ORDER BY {order} NULLS LAST, j.jobid DESC
+        ORDER BY {order} {nulls}, j.jobid DESC
         """
-    ).format(where=where, order=sql.SQL(order), flags=flags, base=base)
+    ).format(where=where, order=sql.SQL(order), flags=flags, base=base, nulls=nulls)
     params |= {"limit": max(1, int(limit)), "offset": max(0, int(offset))}
     rows = conn.execute(query, params).fetchall()
     total = -1
@@ -348,6 +352,29 @@ def job_metrics(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
     ).fetchall()
     schema = {"metric": pl.Utf8, "value": pl.Float64, "unit": pl.Utf8, "reason": pl.Utf8}
     return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def efficiency_sparklines(conn: psycopg.Connection, jobids: list[str],
+                          points: int = 24) -> dict[str, list[float]]:
+    """Busy cores over the allocation, in ``points`` steps of each job's run time, from
+    ``job_series`` (the job list's sparkline). Call only with jobs the viewer may see;
+    a job without stored series (running, or not built yet) is absent."""
+    ids = [i for i in jobids if valid_text(i)]
+    if not ids:
+        return {}
+    rows = conn.execute(
+        """
+        SELECT s.jobid, least(%(n)s - 1, floor(%(n)s * extract(epoch FROM s.time - j.start_time)
+                 / greatest(extract(epoch FROM j.end_time - j.start_time), 1)))::int AS k,
+               sum(s.value) / count(DISTINCT s.time) / greatest(j.ncpus, 1)
+        FROM job_series s JOIN job_data j ON j.jobid = s.jobid
+        WHERE s.jobid = ANY(%(ids)s) AND s.series = 'cpu_busy'
+        GROUP BY s.jobid, k, j.ncpus ORDER BY s.jobid, k
+        """, {"ids": ids, "n": points}).fetchall()
+    out: dict[str, list[float]] = {}
+    for jobid, _, value in rows:
+        out.setdefault(jobid, []).append(float(value or 0.0))
+    return out
 
 
 def provisional_metrics(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:

@@ -415,13 +415,13 @@ def verdict(job: Mapping, values: Mapping[str, float | None], running: bool = Fa
 
 def missing_line(rows: Sequence[tuple[str, str | None]]) -> str:
     """The metrics that have no value, folded into one line grouped by why:
-    ``No value: GPU utilisation, GPU memory (no GPUs allocated); FLOPS (no data).``"""
+    ``No value: GPU utilisation, GPU memory — no GPUs allocated; FLOPS — no data.``"""
     if not rows:
         return ""
     by_reason: dict[str, list[str]] = {}
     for label, reason in rows:
         by_reason.setdefault(reason or "not computed", []).append(label)
-    parts = [f"{', '.join(labels)} ({reason})" for reason, labels in by_reason.items()]
+    parts = [f"{', '.join(labels)} — {reason}" for reason, labels in by_reason.items()]
     return "No value: " + "; ".join(parts) + "."
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime, time
+from html import escape
 from urllib.parse import quote
 
 import panel as pn
@@ -28,40 +29,79 @@ PAGE_SIZES = [25, 50, 100, 200]
 EXPORT_LIMIT = 100_000
 
 TITLES = {
-    "jobid": "Job", "user": "User", "account": "Account", "partition": "Partition",
-    "name": "Name", "state": "State", "start": "Start (UTC)", "end": "End (UTC)",
-    "nodes": "Nodes", "runtime": "Run time (h)", "cpu_eff": "CPU efficiency %",
-    "mem_hwm": "Memory peak (GiB)", "flags": "Flags",
+    "jobid": "Job", "state": "State", "user": "User / account", "partition": "Partition",
+    "name": "Name", "end": "End (UTC)", "nodes": "Nodes", "runtime": "Hours",
+    "cpu_eff": "CPU eff. %", "trend": "CPU over time", "mem_share": "Mem. % of req.",
+    "flags": "Flags",
 }
+#: Columns shown, in order; the rest of the frame feeds them (links, tooltips, CSV).
+SHOWN = list(TITLES)
 
-# Narrow columns get fixed widths; the rest share what is left.
-WIDTHS = {"jobid": 80, "nodes": 65, "runtime": 95, "state": 105, "partition": 90,
-          "start": 135, "end": 135, "cpu_eff": 130, "mem_hwm": 110}
+# Narrow columns get fixed widths (measured at 1400 px: no cell cut); the name takes the rest.
+WIDTHS = {"jobid": 72, "state": 100, "user": 118, "partition": 78, "end": 100, "nodes": 58,
+          "runtime": 62, "cpu_eff": 100, "trend": 92, "mem_share": 100, "flags": 158}
 
+_PROGRESS = {"type": "progress", "min": 0, "max": 100, "legend": True,
+             "legendColor": "#000000"}
 FORMATTERS = {
     "jobid": {"type": "link", "urlField": "link", "target": "_self"},
-    "cpu_eff": {
-        "type": "progress", "min": 0, "max": 100, "legend": True,
-        "color": ["#c0392b", "#e67e22", "#27ae60"], "legendColor": "#000000",
-    },
+    # efficiency: red under the flag's 50 %, green above; memory: green until the
+    # request is nearly full (a share of what was asked for, not of the node)
+    "cpu_eff": {**_PROGRESS, "color": ["#c0392b", "#c0392b", "#27ae60", "#27ae60"]},
+    "mem_share": {**_PROGRESS, "color": ["#27ae60", "#27ae60", "#27ae60", "#e67e22",
+                                         "#c0392b"]},
+    "user": {"type": "html"}, "trend": {"type": "html"}, "flags": {"type": "html"},
     "nodes": NumberFormatter(format="0"),
-    "runtime": NumberFormatter(format="0.00"),
-    "mem_hwm": NumberFormatter(format="0.0"),
+    "runtime": NumberFormatter(format="0.0"),
 }
+#: Text cells wrap instead of being cut to a few characters with an ellipsis.
+_WRAP = {"formatter": "textarea"}
 
 
-def table_frame(jobs: pl.DataFrame):
-    """The page frame as Tabulator shows it: readable times, percent, link column."""
+def sparkline(values: list[float] | None, width: int = 80, height: int = 18) -> str:
+    """An inline SVG line of CPU efficiency over the run (0 at the bottom, 100 % at
+    the top), with a faint 100 % line; empty when there is nothing to draw."""
+    if not values:
+        return ""
+    n = max(1, len(values) - 1)
+    points = " ".join(f"{i * width / n:.1f},{height - 1 - min(max(v, 0.0), 1.0) * (height - 2):.1f}"
+                      for i, v in enumerate(values))
+    mean = sum(values) / len(values)
+    return (f'<svg class="hp-spark" width="{width}" height="{height}" role="img" '
+            f'aria-label="CPU efficiency over the run, mean {mean:.0%}">'
+            f'<line x1="0" y1="1" x2="{width}" y2="1" stroke="#ccc" stroke-width="1"/>'
+            f'<polyline fill="none" stroke="#1f5f8b" stroke-width="1.5" points="{points}"/>'
+            "</svg>")
+
+
+def chips(flags: str | None) -> str:
+    """Flag names as readable chips (``low cpu efficiency``), escaped."""
+    names = [f.strip() for f in (flags or "").split(",") if f.strip()]
+    return "".join(f'<span class="hp-chip">{escape(n.replace("_", " "))}</span>' for n in names)
+
+
+_CHIP_CSS = (".hp-chip{display:inline-block;background:#fdf1ef;color:#922b21;border-radius:9px;"
+             "padding:0 7px;margin:1px 2px;font-size:12px;white-space:nowrap}")
+
+
+def table_frame(jobs: pl.DataFrame, trends: dict[str, list[float]] | None = None):
+    """The page frame as Tabulator shows it: readable times, percent, chips, sparklines."""
+    trends = trends or {}
     shown = jobs.with_columns(
-        pl.col("start").dt.strftime("%Y-%m-%d %H:%M"),
-        pl.col("end").dt.strftime("%Y-%m-%d %H:%M"),
-        (pl.col("runtime") / 3600).round(2),
+        pl.col("end").dt.strftime("%m-%d %H:%M").fill_null("running"),
+        (pl.col("runtime") / 3600).round(1),
         (pl.col("cpu_eff") * 100).round(1),
-        (pl.col("mem_hwm") / 2**30).round(1),
+        (pl.col("mem_hwm") / pl.col("mem_req") * 100).round(0).alias("mem_share"),
         pl.col("jobid").map_elements(lambda j: "job?jobid=" + quote(j, safe=""),
                                      return_dtype=pl.Utf8).alias("link"),
+        pl.struct("user", "account").map_elements(
+            lambda r: f'{escape(r["user"] or "")}<br><span style="color:#666">'
+                      f'{escape(r["account"] or "")}</span>', return_dtype=pl.Utf8),
+        pl.col("jobid").map_elements(lambda j: sparkline(trends.get(j)), return_dtype=pl.Utf8
+                                     ).alias("trend"),
+        pl.col("flags").map_elements(chips, return_dtype=pl.Utf8),
     )
-    return shown.to_pandas()
+    return shown.select(*SHOWN, "link").to_pandas()
 
 
 def export_csv(jobs: pl.DataFrame) -> io.StringIO:
@@ -129,10 +169,18 @@ class JobSearch:
         self.table = pn.widgets.Tabulator(
             table_frame(pl.DataFrame(schema=data.JOB_LIST_SCHEMA)),
             titles=TITLES, formatters=FORMATTERS, hidden_columns=["link"], widths=WIDTHS,
-            show_index=False, disabled=True, selectable=False, pagination=None,
+            show_index=False, disabled=True, selectable="checkbox", pagination=None,
             layout="fit_columns", sizing_mode="stretch_width", min_height=200,
-            configuration={"placeholder": "No jobs match these filters"},
+            configuration={"placeholder": "No jobs match these filters",
+                           "columnDefaults": {"headerWordWrap": True},
+                           "columns": [{"field": "name", **_WRAP},
+                                       {"field": "partition", **_WRAP},
+                                       *({"field": f, "headerSort": False}
+                                         for f in ("trend", "mem_share", "flags"))]},
+            stylesheets=[_CHIP_CSS],
         )
+        self.compare = pn.pane.HTML("", margin=(12, 10))
+        self.table.param.watch(self._selected, "selection")
         for widget in (self.user, self.account, self.name, self.partition, self.state,
                        self.since, self.until, self.min_nodes, self.max_nodes, self.min_hours,
                        self.max_hours, self.metric, self.metric_min, self.metric_max, self.flag,
@@ -187,6 +235,18 @@ class JobSearch:
             return first.get("field", "end"), first.get("dir") != "asc"
         return "end", True
 
+    def _selected(self, *_: object) -> None:
+        """A "compare selected" link for the ticked rows (two or more)."""
+        frame = self.table.value
+        ids = [str(frame["jobid"].iloc[i]) for i in self.table.selection if i < len(frame)]
+        if len(ids) < 2:
+            self.compare.object = ('<span class="hp-note">Tick two or more jobs to compare '
+                                   "them.</span>")
+            return
+        href = "compare?jobids=" + quote(",".join(ids), safe=",")
+        self.compare.object = (f'<a class="hp-compare" href="{escape(href)}">Compare selected '
+                               f"({len(ids)})</a>")
+
     def _filters_changed(self, *_: object) -> None:
         self.offset = 0
         self.refresh()
@@ -210,7 +270,10 @@ class JobSearch:
                 conn, self.filters(), self.viewer, sort=sort, descending=descending,
                 limit=int(self.page_size.value), offset=self.offset,
             )
-        self.table.value = table_frame(jobs)
+            trends = data.efficiency_sparklines(conn, jobs["jobid"].to_list())
+        self.table.value = table_frame(jobs, trends)
+        self.table.selection = []
+        self._selected()
         first = self.offset + 1 if len(jobs) else 0
         total = (f"more than {data.COUNT_LIMIT:,}" if self.total > data.COUNT_LIMIT
                  else str(self.total))
@@ -219,8 +282,8 @@ class JobSearch:
         self.next.disabled = self.offset + len(jobs) >= self.total
 
     def view(self):
-        pager = pn.Row(self.prev, self.next, self.status, pn.layout.HSpacer(), self.download,
-                       sizing_mode="stretch_width")
+        pager = pn.Row(self.prev, self.next, self.status, self.compare, pn.layout.HSpacer(),
+                       self.download, sizing_mode="stretch_width")
         sidebar = [
             pn.pane.Markdown("### Search jobs"), self.user, self.account, self.name,
             self.partition, self.state, self.since, self.until,

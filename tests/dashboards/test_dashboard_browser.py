@@ -79,9 +79,11 @@ def test_job_detail_metrics_coverage_and_plots_per_host(web, watch, screenshots)
     page.locator(".bk-tab", has_text="CPU").click()
     for name in ("cpu_busy", "mem_used", "net_bw", "ib_bw"):
         plot = plots[SERIES[name].label]
-        assert plot["lines"] == len(HOSTS) + 1, plot  # each host and the job mean
-        assert plot["labels"] == sorted([*HOSTS, "job mean"])
-    assert plots[CGROUP_SERIES["cg_cpu"].label]["lines"] == len(HOSTS) + 1
+        # each host and the job mean; the allocation (cores, memory) named in the legend
+        allocated = ["allocated per node"] if name in ("cpu_busy", "mem_used") else []
+        assert plot["lines"] == len(HOSTS) + 1 + len(allocated), plot
+        assert plot["labels"] == sorted([*HOSTS, "job mean", *allocated])
+    assert plots[CGROUP_SERIES["cg_cpu"].label]["lines"] == len(HOSTS) + 2
     assert any(t.startswith("numa: ") for t in plots), plots  # a type no series names
     sizes = [c.bounding_box() for c in page.locator("canvas").all()]
     assert any(b and b["width"] > 300 and b["height"] > 150 for b in sizes), sizes
@@ -117,7 +119,8 @@ def test_job_detail_escapes_name_flag_and_shows_missing_reason(web, watch, scree
     watch.open(f"{web}/job?jobid=1002")
     page = watch.page
     page.get_by_text(EVIL_NAME).first.wait_for(timeout=30_000)
-    page.get_by_text("not available: job too short").wait_for(timeout=10_000)
+    page.get_by_text("No value: CPU efficiency — job too short.").wait_for(timeout=10_000)
+    assert page.get_by_text("Failed: the job ended with exit code", exact=False).count() == 1
     page.get_by_text("Memory <b>reached</b> 95% of a node.").wait_for(timeout=10_000)
     page.wait_for_timeout(300)
     assert watch.dialogs == []

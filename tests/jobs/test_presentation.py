@@ -116,7 +116,7 @@ def test_metrics_by_importance_and_missing_ones_folded_by_reason():
     assert pr.missing_line([("GPU utilisation", "no GPUs allocated"),
                             ("FLOPS per node", "no data"),
                             ("GPU memory", "no GPUs allocated")]) == (
-        "No value: GPU utilisation, GPU memory (no GPUs allocated); FLOPS per node (no data).")
+        "No value: GPU utilisation, GPU memory — no GPUs allocated; FLOPS per node — no data.")
     assert pr.missing_line([]) == ""
 
 
