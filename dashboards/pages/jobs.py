@@ -29,17 +29,16 @@ PAGE_SIZES = [25, 50, 100, 200]
 EXPORT_LIMIT = 100_000
 
 TITLES = {
-    "jobid": "Job", "state": "State", "user": "User / account", "partition": "Partition",
-    "name": "Name", "end": "End (UTC)", "nodes": "Nodes", "runtime": "Hours",
-    "cpu_eff": "CPU eff. %", "trend": "CPU over time", "mem_share": "Mem. % of req.",
-    "flags": "Flags",
+    "jobid": "Job", "state": "State", "user": "User / account · partition", "name": "Name",
+    "end": "End (UTC) / hours", "nodes": "Nodes", "cpu_eff": "CPU eff. %",
+    "trend": "CPU over time", "mem_share": "Mem. % of req.", "flags": "Flags",
 }
 #: Columns shown, in order; the rest of the frame feeds them (links, tooltips, CSV).
 SHOWN = list(TITLES)
 
 # Narrow columns get fixed widths (measured at 1400 px: no cell cut); the name takes the rest.
-WIDTHS = {"jobid": 72, "state": 100, "user": 118, "partition": 78, "end": 100, "nodes": 58,
-          "runtime": 62, "cpu_eff": 100, "trend": 92, "mem_share": 100, "flags": 158}
+WIDTHS = {"jobid": 80, "state": 96, "user": 124, "end": 100, "nodes": 88, "cpu_eff": 72,
+          "trend": 76, "mem_share": 80, "flags": 156}
 
 _PROGRESS = {"type": "progress", "min": 0, "max": 100, "legend": True,
              "legendColor": "#000000"}
@@ -48,17 +47,16 @@ FORMATTERS = {
     # efficiency: red under the flag's 50 %, green above; memory: green until the
     # request is nearly full (a share of what was asked for, not of the node)
     "cpu_eff": {**_PROGRESS, "color": ["#c0392b", "#c0392b", "#27ae60", "#27ae60"]},
-    "mem_share": {**_PROGRESS, "color": ["#27ae60", "#27ae60", "#27ae60", "#e67e22",
-                                         "#c0392b"]},
-    "user": {"type": "html"}, "trend": {"type": "html"}, "flags": {"type": "html"},
+    "mem_share": {**_PROGRESS, "color": ["#27ae60"] * 9 + ["#c0392b"]},
+    "user": {"type": "html"}, "end": {"type": "html"}, "trend": {"type": "html"},
+    "flags": {"type": "html"},
+    # a name wraps instead of being cut to a few characters with an ellipsis
+    "name": {"type": "textarea"},
     "nodes": NumberFormatter(format="0"),
-    "runtime": NumberFormatter(format="0.0"),
 }
-#: Text cells wrap instead of being cut to a few characters with an ellipsis.
-_WRAP = {"formatter": "textarea"}
 
 
-def sparkline(values: list[float] | None, width: int = 80, height: int = 18) -> str:
+def sparkline(values: list[float] | None, width: int = 64, height: int = 18) -> str:
     """An inline SVG line of CPU efficiency over the run (0 at the bottom, 100 % at
     the top), with a faint 100 % line; empty when there is nothing to draw."""
     if not values:
@@ -81,22 +79,29 @@ def chips(flags: str | None) -> str:
 
 
 _CHIP_CSS = (".hp-chip{display:inline-block;background:#fdf1ef;color:#922b21;border-radius:9px;"
-             "padding:0 7px;margin:1px 2px;font-size:12px;white-space:nowrap}")
+             "padding:0 7px;margin:1px 2px;font-size:12px}"
+             ".tabulator-row .tabulator-cell[tabulator-field=flags],"
+             ".tabulator-row .tabulator-cell[tabulator-field=user],"
+             ".tabulator-row .tabulator-cell[tabulator-field=jobid]"
+             "{white-space:normal !important;overflow-wrap:anywhere}")
 
 
 def table_frame(jobs: pl.DataFrame, trends: dict[str, list[float]] | None = None):
     """The page frame as Tabulator shows it: readable times, percent, chips, sparklines."""
     trends = trends or {}
     shown = jobs.with_columns(
-        pl.col("end").dt.strftime("%m-%d %H:%M").fill_null("running"),
-        (pl.col("runtime") / 3600).round(1),
+        pl.struct("end", "runtime").map_elements(
+            lambda r: f'{r["end"].strftime("%m-%d %H:%M") if r["end"] else "running"}<br>'
+                      f'<span style="color:#666">{(r["runtime"] or 0) / 3600:.1f} h</span>',
+            return_dtype=pl.Utf8).alias("end"),
         (pl.col("cpu_eff") * 100).round(1),
         (pl.col("mem_hwm") / pl.col("mem_req") * 100).round(0).alias("mem_share"),
         pl.col("jobid").map_elements(lambda j: "job?jobid=" + quote(j, safe=""),
                                      return_dtype=pl.Utf8).alias("link"),
-        pl.struct("user", "account").map_elements(
+        pl.struct("user", "account", "partition").map_elements(
             lambda r: f'{escape(r["user"] or "")}<br><span style="color:#666">'
-                      f'{escape(r["account"] or "")}</span>', return_dtype=pl.Utf8),
+                      f'{escape(r["account"] or "")} · {escape(r["partition"] or "")}</span>',
+            return_dtype=pl.Utf8),
         pl.col("jobid").map_elements(lambda j: sparkline(trends.get(j)), return_dtype=pl.Utf8
                                      ).alias("trend"),
         pl.col("flags").map_elements(chips, return_dtype=pl.Utf8),
@@ -172,11 +177,7 @@ class JobSearch:
             show_index=False, disabled=True, selectable="checkbox", pagination=None,
             layout="fit_columns", sizing_mode="stretch_width", min_height=200,
             configuration={"placeholder": "No jobs match these filters",
-                           "columnDefaults": {"headerWordWrap": True},
-                           "columns": [{"field": "name", **_WRAP},
-                                       {"field": "partition", **_WRAP},
-                                       *({"field": f, "headerSort": False}
-                                         for f in ("trend", "mem_share", "flags"))]},
+                           "columnDefaults": {"headerWordWrap": True}},
             stylesheets=[_CHIP_CSS],
         )
         self.compare = pn.pane.HTML("", margin=(12, 10))

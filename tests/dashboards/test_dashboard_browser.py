@@ -72,10 +72,12 @@ def test_job_detail_metrics_coverage_and_plots_per_host(web, watch, screenshots)
     page.locator(".tabulator a", has_text="1001").click()
     page.wait_for_url("**/job?jobid=1001")
     plots = watch.plots(2)  # the CPU tab: the job's cgroup and the node counters
-    assert set(plots) == {SERIES["cpu_busy"].label, CGROUP_SERIES["cg_cpu"].label}, plots
-    for tab in ("Memory", "Network", "Other"):
+    own = CGROUP_SERIES["cg_cpu"].label  # and the per-node heatmap of the job's own cores
+    assert set(plots) == {SERIES["cpu_busy"].label, own, f"{own}: per host"}, plots
+    for tab, first in (("Memory", SERIES["mem_used"].label), ("Network", SERIES["net_bw"].label),
+                       ("Other", "numa: ")):
         page.locator(".bk-tab", has_text=tab).click()  # tabs render when first opened
-        plots |= watch.plots(1)
+        plots |= watch.plots_with(first)
     page.locator(".bk-tab", has_text="CPU").click()
     for name in ("cpu_busy", "mem_used", "net_bw", "ib_bw"):
         plot = plots[SERIES[name].label]

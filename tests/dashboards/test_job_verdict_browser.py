@@ -114,3 +114,55 @@ def test_memory_flagged_job_opens_on_the_memory_tab(demo_web, watch, screenshots
     assert flags.first.inner_text().startswith("memory near limit")  # risks come first
     watch.page.screenshot(path=str(screenshots / "job-memory-flag.png"), full_page=True)
     assert watch.errors == [], watch.errors
+
+
+#: Every table cell and header whose content is wider than its box (cut, ellipsis).
+CUT_JS = """
+() => {
+  const roots = [document];
+  for (let i = 0; i < roots.length; i++)
+    for (const e of roots[i].querySelectorAll('*')) if (e.shadowRoot) roots.push(e.shadowRoot);
+  const cells = roots.flatMap(r => [...r.querySelectorAll('.tabulator-cell, .tabulator-col-title')])
+    .filter(c => c.offsetParent !== null && c.innerText.trim() !== '');
+  return {checked: cells.length,
+          cut: cells.filter(c => c.scrollWidth > c.clientWidth + 1).map(c =>
+            (c.getAttribute('tabulator-field') || 'header') + ': ' + c.innerText
+            + ' (' + c.scrollWidth + ' > ' + c.clientWidth + ')')};
+}
+"""
+
+
+@pytest.mark.parametrize("watch", [1000], indirect=True)
+def test_job_list_at_1400_px_cuts_no_column_and_puts_running_jobs_first(
+        demo_web, watch, screenshots):
+    base, demo = demo_web
+    watch.open(f"{base}/jobs")
+    page = watch.page
+    rows = page.locator(".tabulator .tabulator-row")
+    rows.first.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    running = sum(1 for j in demo.plan.jobs if j.end is None)
+    assert running >= 1
+    ends = page.locator(".tabulator-cell[tabulator-field=end]")
+    firsts = [ends.nth(i).inner_text().split("\n")[0] for i in range(running + 1)]
+    assert firsts[:running] == ["running"] * running and firsts[running] != "running"
+    assert page.locator("svg.hp-spark").count() >= 10  # finished jobs draw their CPU line
+    assert page.locator(".hp-chip", has_text="idle nodes").count() >= 1
+    # a table 1400 px wide with the filter sidebar open: every cell shows all it holds
+    table = page.locator(".tabulator").first.bounding_box()
+    assert table["x"] + table["width"] <= 1400
+    page.screenshot(path=str(screenshots / "jobs-1400.png"), full_page=True)
+    measured = page.evaluate(CUT_JS)
+    assert measured["checked"] >= 10 * 10, measured  # 10 columns of at least 10 rows
+    assert measured["cut"] == [], "\n".join(measured["cut"])
+    # tick two jobs: a link compares them
+    boxes = page.locator(".tabulator-row input[type=checkbox]")
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    link = page.locator("a.hp-compare")
+    link.wait_for(timeout=10_000)
+    ids = [rows.nth(i).locator("a").first.inner_text() for i in (0, 1)]
+    assert link.inner_text() == "Compare selected (2)"
+    assert link.get_attribute("href") == "compare?jobids=" + ",".join(ids)
+    page.screenshot(path=str(screenshots / "jobs-1400.png"), full_page=True)
+    assert watch.errors == [], watch.errors
