@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -469,6 +469,48 @@ def cluster_summary(
     ).format(guard=guard)
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params | {"since": since, "until": until}).fetchone()
+
+
+#: Peer context: metrics a job is ranked on among comparable jobs, and the window.
+PEER_METRICS = ("cpu_efficiency", "mem_hwm_fraction", "gpu_util")
+PEER_DAYS = 30
+
+
+def peer_context(conn: psycopg.Connection, job: dict[str, Any], values: dict[str, float | None],
+                 viewer: Viewer) -> dict[str, dict[str, Any] | None]:
+    """Where a job stands among the jobs of its partition that ended in the
+    :data:`PEER_DAYS` days before it (XDMoD's percentiles): per metric of
+    :data:`PEER_METRICS` with a value, the share of peers below it (ties count
+    half), their median, and how many jobs and users the pool holds.
+
+    The pool is everyone's jobs, so it is an aggregate under the privacy rule
+    (``scope_clause(pooled=True)``): a researcher gets None for a metric whose
+    pool has fewer than ``MIN_POOL_JOBS`` jobs of ``MIN_POOL_USERS`` users.
+    """
+    end = job.get("end_time") or datetime.now(UTC)
+    guard, params = scope_clause(viewer, pooled=True)
+    query = sql.SQL(
+        """
+        SELECT count(*) AS jobs, count(DISTINCT j.username) AS users,
+               avg(CASE WHEN m.value < %(v)s THEN 1.0 WHEN m.value = %(v)s THEN 0.5
+                   ELSE 0.0 END) AS below,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY m.value) AS median
+        FROM job_data j JOIN job_metrics m ON m.jobid = j.jobid AND m.metric = %(metric)s
+        WHERE j.partition IS NOT DISTINCT FROM %(partition)s AND m.value IS NOT NULL
+          AND j.end_time > %(since)s AND j.end_time <= %(until)s
+        HAVING count(*) > 0 AND {guard}
+        """
+    ).format(guard=guard)
+    out: dict[str, dict[str, Any] | None] = {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        for metric in PEER_METRICS:
+            value = values.get(metric)
+            if value is None:
+                continue
+            out[metric] = cur.execute(query, params | {
+                "v": value, "metric": metric, "partition": job.get("partition"),
+                "since": end - timedelta(days=PEER_DAYS), "until": end}).fetchone()
+    return out
 
 
 def used_sources(conn: psycopg.Connection, jobid: str) -> dict[str, str]:

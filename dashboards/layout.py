@@ -27,7 +27,10 @@ _NAV_CSS = """
 .hp-nav a:hover, .hp-nav a.active { border-bottom-color: white; }
 """
 
-CSS = """
+CHIP_CSS = (".hp-chip{display:inline-block;background:#fdf1ef;color:#922b21;border-radius:9px;"
+            "padding:0 7px;margin:1px 2px;font-size:12px}")
+
+CSS = CHIP_CSS + """
 table.hp-facts { border-collapse: collapse; width: 100%; font-size: 14px; }
 table.hp-facts th { text-align: left; color: #555; font-weight: 600; padding: 4px 14px 4px 0;
                     white-space: nowrap; vertical-align: top; }
@@ -63,6 +66,9 @@ table.hp-nodes td { padding: 3px 12px 3px 0; white-space: nowrap; }
 table.hp-nodes th { font-size: 13px; }
 tr.hp-idle-row td { background: #fdf1ef; }
 .hp-idle { color: #c0392b; font-weight: 700; }
+td.hp-best { background: #e9f7ef; color: #1e8449; font-weight: 600; }
+td.hp-worst { background: #fdf1ef; color: #c0392b; font-weight: 600; }
+td.hp-diff { background: #fef9e7; font-weight: 600; }
 .hp-footer { color: #666; font-size: 12px; padding: 6px 10px; border-top: 1px solid #ddd; }
 """
 
@@ -77,6 +83,12 @@ class Fast(_PanelFast):
     """
 
     _resources = {**_PanelFast._resources, "font": {}}
+
+
+def chips(flags: str | None) -> str:
+    """Flag names (``a, b``) as readable, escaped chips (``low cpu efficiency``)."""
+    names = [f.strip() for f in (flags or "").split(",") if f.strip()]
+    return "".join(f'<span class="hp-chip">{escape(n.replace("_", " "))}</span>' for n in names)
 
 
 def nav(active: str | None = None) -> pn.pane.HTML:

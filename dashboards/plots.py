@@ -16,8 +16,10 @@ import holoviews.plotting.bokeh  # noqa: F401  (the backend: .opts() fails witho
 import hvplot.pandas  # noqa: F401  (registers the .hvplot accessor)
 import numpy as np
 import polars as pl
+from bokeh.models import CustomJSTickFormatter
 
 from dashboards.units import plot_scale
+from hpcperfstats.presentation import EVENT_SCALE, event_label, event_scale
 
 WIDE_HOSTS = 16
 HEIGHT = 300
@@ -32,6 +34,17 @@ def _naive(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _ylabel(label: str, axis_unit: str) -> str:
     return f"{label} ({axis_unit})" if axis_unit else label
+
+
+def si_ticks() -> CustomJSTickFormatter:
+    """Axis ticks with SI prefixes (``600k``, ``1.2M``), never ``6.000e+5``; a new model
+    per plot (a Bokeh model lives in one document, and each page view is one)."""
+    return CustomJSTickFormatter(code="""
+        const a = Math.abs(tick);
+        for (const [s, p] of [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']])
+            if (a >= s) return parseFloat((tick / s).toPrecision(3)) + p;
+        return String(parseFloat(tick.toPrecision(3)));
+    """)
 
 
 def _allocated(times: Any, ycol: str, level: float) -> hv.Curve:
@@ -66,7 +79,9 @@ def host_lines(
     if reference:
         plot = plot * _allocated(frame["time"], ycol, reference)
     # an overlay takes Bokeh's default (inside, over the data) unless told again
-    return plot.opts(legend_position="right") if isinstance(plot, hv.Overlay) else plot
+    if isinstance(plot, hv.Overlay):
+        plot = plot.opts(legend_position="right")
+    return plot.opts(yformatter=si_ticks())
 
 
 def spread(part: pl.DataFrame, label: str, unit: str, *, reference: float | None = None,
@@ -93,7 +108,8 @@ def spread(part: pl.DataFrame, label: str, unit: str, *, reference: float | None
     if reference:
         layers.append(_allocated(stats["time"], ycol, reference))
     return hv.Overlay(layers).opts(title=label, ylabel=axis_unit, xlabel=xlabel, responsive=True,
-                                   height=HEIGHT, ylim=(0, top), legend_position="right")
+                                   height=HEIGHT, ylim=(0, top), legend_position="right",
+                                   yformatter=si_ticks())
 
 
 def heatmap(part: pl.DataFrame, label: str, unit: str) -> hv.Element:
@@ -130,12 +146,26 @@ def series_plot(part: pl.DataFrame, label: str, unit: str, *, reference: float |
     return [host_lines(part, label, unit, reference=reference, xlabel=xlabel)]
 
 
+def raw_event(part: pl.DataFrame, type_: str, event: str, unit: str | None
+              ) -> tuple[pl.DataFrame, str, str]:
+    """A raw type's event ready to plot: values in its own scale (load /100), a human
+    title (``NUMA accesses: local node``) and the unit its axis shows."""
+    factor, axis_unit = event_scale(type_, event, unit)
+    if (type_, event) in EVENT_SCALE:  # already in display scale: no unit scaling after
+        return part.with_columns(pl.col("value") / factor), event_label(type_, event), ""
+    return part, event_label(type_, event), unit or ""
+
+
 def job_bands(plot: hv.Element, jobs: list[dict[str, Any]], end: Any) -> hv.Element:
-    """Shade each job's run time on a host plot (alternating colours, labelled)."""
+    """Shade each job's run time on a host plot (alternating colours), each band labelled
+    with its job id and user at the foot of the plot."""
     colours = ["#f5b041", "#5dade2"]
     for i, job in enumerate(jobs):
-        stop = job["end_time"] or end
-        plot = plot * hv.VSpan(job["start_time"].replace(tzinfo=None),
-                               stop.replace(tzinfo=None)).opts(
-            color=colours[i % 2], alpha=0.15)
+        start = job["start_time"].replace(tzinfo=None)
+        stop = (job["end_time"] or end).replace(tzinfo=None)
+        plot = plot * hv.VSpan(start, stop).opts(color=colours[i % 2], alpha=0.15)
+        label = f" {job['jobid']} {job.get('username') or ''}".rstrip()
+        plot = plot * hv.Text(start, 0, label).opts(
+            text_align="left", text_baseline="bottom", text_font_size="9pt",
+            text_color="#444")
     return plot

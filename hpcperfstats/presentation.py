@@ -47,6 +47,8 @@ _PLOT_SCALE: dict[str, tuple[float, str]] = {
     "cores": (1.0, "cores"),
     "s/s": (1.0, "cores"),
     "1": (0.01, "%"),
+    # a count per second: "/s", never "1/s" (the 1 is no unit a person reads)
+    "1/s": (1.0, "/s"),
 }
 
 
@@ -459,3 +461,32 @@ def order_flags(flags: Sequence[Mapping], metric_of: Mapping[str, str]) -> list[
         return name not in RISK_FLAGS, metric_rank(metric_of.get(name, "")), name
 
     return sorted(flags, key=key)
+
+
+# --- names of raw types and events on plots -------------------------------------
+
+#: What each monitor type is, for people (plot titles of types no named series covers).
+TYPE_NAMES: dict[str, str] = {
+    "cpu": "CPU", "mem": "Memory", "numa": "NUMA accesses", "net": "Network",
+    "block": "Block devices", "ps": "Processes", "vm": "Virtual memory", "vfs": "File handles",
+    "sysv_shm": "Shared memory", "tmpfs": "tmpfs", "llite": "Lustre client", "nfs": "NFS client",
+    "rapl": "Energy (RAPL)", "pmc": "Performance counters", "imc": "Memory controller",
+    "ib": "InfiniBand", "ib_ext": "InfiniBand", "opa": "Omni-Path", "nvidia_gpu": "GPU",
+    "nvidia_mig": "GPU (MIG)", "cgroup": "Job cgroup",
+}
+#: Events the raw format stores scaled: (divide by, unit shown). ``load`` is x100.
+EVENT_SCALE: dict[tuple[str, str], tuple[float, str]] = {
+    ("ps", "load_1"): (100.0, ""), ("ps", "load_5"): (100.0, ""),
+    ("ps", "load_15"): (100.0, ""),
+}
+
+
+def event_label(type_: str, event: str) -> str:
+    """``NUMA accesses: local node`` for ``numa``/``local_node``."""
+    return f"{TYPE_NAMES.get(type_, type_)}: {event.replace('_', ' ')}"
+
+
+def event_scale(type_: str, event: str, unit: str | None) -> tuple[float, str]:
+    """Divisor and axis unit of a raw event: its own scale where the format has one
+    (load x100, no unit), else its stored unit's (:func:`plot_scale`)."""
+    return EVENT_SCALE.get((type_, event)) or plot_scale(unit)

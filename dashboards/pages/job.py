@@ -21,7 +21,7 @@ from dashboards import auth, data, timeseries
 from dashboards.advice import advice
 from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, message, page, query_arg
-from dashboards.plots import WIDE_HOSTS, heatmap, series_plot
+from dashboards.plots import WIDE_HOSTS, heatmap, raw_event, series_plot
 from dashboards.units import duration, human, metric_text
 from hpcperfstats import presentation as pr
 from hpcperfstats.flags import rule_metrics
@@ -67,7 +67,8 @@ def facts(job: dict[str, Any], viewer: Viewer) -> pn.pane.HTML:
         ("Partition", _text(job.get("partition"))),
         ("QOS", _text(job.get("qos"))),
         ("State", _text(job.get("state"))),
-        ("Exit code", _text(job.get("exit_code"))),
+        ("Exit code", "— (running)" if job.get("end_time") is None and job.get("start_time")
+         else _text(job.get("exit_code"))),
         ("Submitted", fmt_time(job.get("submit_time"))),
         ("Started", fmt_time(job.get("start_time"))),
         ("Ended", fmt_time(job.get("end_time"))),
@@ -181,6 +182,32 @@ def verdict_view(job: dict[str, Any], metrics: pl.DataFrame, fired: list[dict[st
         parts.append(f"<p><b>{escape(pr.SBATCH_HEADING)}</b></p>"
                      f'<pre class="hp-sbatch">{escape(text)}</pre>')
     return html(f'<div class="hp-verdict">{"".join(parts)}</div>')
+
+
+def peer_view(job: dict[str, Any], values: dict[str, float | None],
+              peers: dict[str, dict[str, Any] | None]) -> pn.pane.HTML:
+    """Where the job stands among its partition's jobs of the last days (percentiles),
+    or why that is withheld (the pool is too small to hide any one person's job)."""
+    where = (f"jobs in partition {job.get('partition') or '—'} that ended in the "
+             f"{data.PEER_DAYS} days before this one")
+    if not peers:
+        return html(f'<p class="hp-note">No value to compare with the {escape(where)}.</p>')
+    rows = []
+    for metric, peer in peers.items():
+        spec = METRICS[metric]
+        mine = metric_text(metric, values.get(metric), spec.unit)
+        if peer is None:
+            shown = (f'<span class="hp-note">withheld: fewer than {data.MIN_POOL_JOBS} jobs of '
+                     f"{data.MIN_POOL_USERS} users to compare with</span>")
+        else:
+            median = metric_text(metric, peer["median"], spec.unit)
+            shown = (f'<span class="hp-value">{escape(mine)}</span>: above '
+                     f'<b>{float(peer["below"]):.0%}</b> of {peer["jobs"]} jobs of '
+                     f'{peer["users"]} users <span class="hp-note">(median '
+                     f"{escape(median)})</span>")
+        rows.append(f"<tr><th>{escape(spec.label)}</th><td>{shown}</td></tr>")
+    return html(f'<p class="hp-note">Compared with the {escape(where)}.</p>'
+                f'<table class="hp-facts hp-peers">{"".join(rows)}</table>')
 
 
 def _gaps(gaps: Any) -> str:
@@ -297,7 +324,7 @@ def series_plots(job: dict[str, Any], named: pl.DataFrame, extra: pl.DataFrame,
             series_plot(part, spec.label, spec.unit, reference=references.get(spec.unit)))
     for (type_, event, unit), part in extra.group_by("type", "event", "unit",
                                                      maintain_order=True):
-        groups.setdefault("Other", []).extend(series_plot(part, f"{type_}: {event}", unit or ""))
+        groups.setdefault("Other", []).extend(series_plot(*raw_event(part, type_, event, unit)))
     wide = (named["host"].n_unique() if not named.is_empty() else 0) > WIDE_HOSTS
     note = ("Wide job: the line is the mean over hosts, the band its min-max; the heatmap "
             "shows every host." if wide else "One line per host; dotted: the job-wide mean.")
@@ -388,6 +415,8 @@ def job_view(jobid: str | None, viewer: Viewer):
         metrics = (data.provisional_metrics(conn, jobid) if provisional
                    else data.job_metrics(conn, jobid))
         flags = data.job_flags(conn, jobid)
+        values = dict(zip(metrics["metric"], metrics["value"], strict=True))
+        peers = data.peer_context(conn, job, values, viewer)
         coverage = data.job_coverage(conn, jobid)
         sources = data.used_sources(conn, jobid)
         named = timeseries.job_series(conn, job, [*CGROUP_SERIES, *JOB_SERIES],
@@ -410,6 +439,7 @@ def job_view(jobid: str | None, viewer: Viewer):
     title = "Metrics so far (provisional)" if provisional else "Metrics (vs allocation)"
     top = pn.Row(_card(facts(job, viewer), "Accounting"),
                  pn.Column(_card(metrics_table(metrics, job, flagged, provisional), title),
+                           _card(peer_view(job, values, peers), "Among comparable jobs"),
                            _card(coverage_view(coverage, sources), "Data coverage and sources"),
                            sizing_mode="stretch_width"),
                  sizing_mode="stretch_width")

@@ -19,7 +19,7 @@ from bokeh.models.widgets.tables import NumberFormatter
 
 from dashboards import auth, data, export
 from dashboards.auth import Viewer
-from dashboards.layout import page, query_arg, time_arg
+from dashboards.layout import CHIP_CSS, chips, page, query_arg, time_arg
 from dashboards.units import plot_scale
 from hpcperfstats.metrics import METRICS
 
@@ -72,15 +72,7 @@ def sparkline(values: list[float] | None, width: int = 64, height: int = 18) -> 
             "</svg>")
 
 
-def chips(flags: str | None) -> str:
-    """Flag names as readable chips (``low cpu efficiency``), escaped."""
-    names = [f.strip() for f in (flags or "").split(",") if f.strip()]
-    return "".join(f'<span class="hp-chip">{escape(n.replace("_", " "))}</span>' for n in names)
-
-
-_CHIP_CSS = (".hp-chip{display:inline-block;background:#fdf1ef;color:#922b21;border-radius:9px;"
-             "padding:0 7px;margin:1px 2px;font-size:12px}"
-             ".tabulator-row .tabulator-cell[tabulator-field=flags],"
+_CHIP_CSS = (CHIP_CSS + ".tabulator-row .tabulator-cell[tabulator-field=flags],"
              ".tabulator-row .tabulator-cell[tabulator-field=user],"
              ".tabulator-row .tabulator-cell[tabulator-field=jobid]"
              "{white-space:normal !important;overflow-wrap:anywhere}")

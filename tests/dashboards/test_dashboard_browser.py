@@ -22,6 +22,12 @@ def watch(browser, request):
     w.close()
 
 
+def _seconds(text: str) -> int:
+    """``272d 00h 23m ago`` -> seconds (the freshness table's ages)."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    return sum(int(part[:-1]) * units[part[-1]] for part in text.replace(" ago", "").split())
+
+
 def rows(page):
     table = page.locator(".tabulator")
     table.locator(".tabulator-row").first.wait_for(timeout=30_000)
@@ -149,6 +155,14 @@ def test_overview_tiles_use_flagged_and_freshness(web, watch, screenshots):
     assert page.get_by_text("jobs finished in range").count() == 1
     assert page.locator("a", has_text="1003").count() >= 1  # most flagged
     assert page.locator("a", has_text="w007").count() == 1  # freshness lists every host
+    # raw types in words and units a person reads: no "numa: local_node", no "1/s"
+    assert "NUMA accesses: local node, cluster total" in plots, plots
+    axis = page.evaluate("""() => [...window.Bokeh.documents].flatMap(d => [...d.all_models])
+        .filter(m => m.type === 'LinearAxis' && m.axis_label).map(m => m.axis_label)""")
+    assert "/s" in axis and "1/s" not in axis, axis
+    # freshness: stalest host first (c001's last sample is the oldest)
+    ages = page.locator("td", has_text=" ago").all_inner_texts()
+    assert ages and ages == sorted(ages, key=lambda a: _seconds(a), reverse=True), ages
     page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
     assert watch.errors == [], watch.errors
 
@@ -162,6 +176,8 @@ def test_host_view_with_job_bands(web, watch, screenshots):
     assert page.locator("a", has_text="1001").count() == 1
     assert page.locator("a", has_text="1002").count() == 1
     assert page.get_by_text("Jobs (2)").count() == 1
+    # each band is labelled with its job id and user (Text glyphs on the plot)
+    assert plots[SERIES["cpu_busy"].label]["glyphs"].count("Text") == 2, plots
     page.screenshot(path=str(screenshots / "host.png"), full_page=True)
     assert watch.errors == [], watch.errors
 
@@ -185,6 +201,9 @@ def test_compare_side_by_side(web, watch, screenshots):
     page = watch.page
     assert page.get_by_text("Not found: nope").count() == 1
     assert page.get_by_text("31.0 %", exact=True).count() == 1
+    # CPU efficiency (higher is better): 1001's 76.6 % best, 1003's 31.0 % worst
+    assert page.locator("td.hp-best").all_inner_texts() == ["76.6 %"]
+    assert page.locator("td.hp-worst").all_inner_texts() == ["31.0 %"]
     page.screenshot(path=str(screenshots / "compare.png"), full_page=True)
     assert watch.errors == [], watch.errors
 

@@ -260,3 +260,36 @@ def test_item9_short_job_bucketed_by_its_own_interval(conn):
     frame = timeseries.stored_job_series(conn, "9001", start, end, ["cg_cpu"])
     assert frame["time"].to_list() == times
     assert frame["value"].to_list() == [float(i) for i in range(7)]
+
+
+def test_peer_percentiles_are_shown_to_a_researcher_only_over_20_jobs_of_5_users(conn):
+    job = data.job_record(conn, "1001")
+    values = {"cpu_efficiency": 0.766}
+    # staff: the partition's two jobs; 1001 ties itself (half) and is above 1003 (0.31)
+    peer = data.peer_context(conn, job, values, data.STAFF)["cpu_efficiency"]
+    assert (peer["jobs"], peer["users"]) == (2, 1)
+    assert float(peer["below"]) == pytest.approx(0.75)
+    assert peer["median"] == pytest.approx((0.766 + 0.31) / 2)
+    assert data.peer_context(conn, job, values, ALICE) == {"cpu_efficiency": None}
+    # 18 more jobs of five other users (efficiency 0, 0.05, ... 0.85) make 20 jobs of 6
+    end = job["end_time"] - timedelta(hours=1)
+    for i in range(18):
+        jobid = str(2000 + i)
+        conn.execute("INSERT INTO job_data (jobid, username, account, partition, state,"
+                     " start_time, end_time, nnodes, ncpus) VALUES (%s, %s, 'p', 'normal',"
+                     " 'COMPLETED', %s, %s, 1, 4)",
+                     (jobid, f"u{i % 5}", end - timedelta(hours=1), end))
+        conn.execute("INSERT INTO job_metrics (jobid, metric, value, unit, day) VALUES"
+                     " (%s, 'cpu_efficiency', %s, '1', %s)", (jobid, i / 20, end.date()))
+    peer = data.peer_context(conn, job, values, ALICE)["cpu_efficiency"]
+    # below 0.766: 1003 and i/20 for i <= 15 (16 jobs); itself half: 17.5 of 20
+    assert (peer["jobs"], peer["users"]) == (20, 6)
+    assert float(peer["below"]) == pytest.approx(17.5 / 20)
+    # one job fewer (19): withheld again; a job of another partition is no peer
+    conn.execute("UPDATE job_data SET partition = 'gpu' WHERE jobid = '2017'")
+    assert data.peer_context(conn, job, values, ALICE) == {"cpu_efficiency": None}
+    # a job that ended more than 30 days before is no peer either
+    conn.execute("UPDATE job_data SET partition = 'normal', end_time = end_time - interval "
+                 "'31 days' WHERE jobid = '2017'")
+    assert data.peer_context(conn, job, values, ALICE) == {"cpu_efficiency": None}
+    conn.rollback()

@@ -166,3 +166,30 @@ def test_job_list_at_1400_px_cuts_no_column_and_puts_running_jobs_first(
     assert link.get_attribute("href") == "compare?jobids=" + ",".join(ids)
     page.screenshot(path=str(screenshots / "jobs-1400.png"), full_page=True)
     assert watch.errors == [], watch.errors
+
+
+def test_running_job_gets_provisional_metrics_from_the_same_functions(demo_web, watch):
+    base, demo = demo_web
+    job = next(j for j in demo.plan.jobs if j.end is None and j.nnodes >= 1
+               and j.behaviour != "idle_nodes")
+    from dashboards import data
+
+    with psycopg.connect(demo.url) as conn:
+        metrics = data.provisional_metrics(conn, job.jobid)
+        stored = conn.execute("SELECT count(*) FROM job_metrics WHERE jobid = %s",
+                              (job.jobid,)).fetchone()[0]
+    assert stored == 0  # job_metrics is built when a job ends
+    values = dict(zip(metrics["metric"], metrics["value"], strict=True))
+    # the plan's ground truth: busy cores summed over the job's nodes over its cores
+    expected = sum(job.busy_cores.values()) / job.ncpus
+    assert values["cpu_efficiency"] == pytest.approx(expected, abs=0.01)
+    assert values["mem_hwm_bytes"] == pytest.approx(max(job.mem_used_bytes.values()), rel=0.01)
+    watch.open(f"{base}/job?jobid={job.jobid}")
+    page = watch.page
+    banner = page.locator(".hp-banner-info")
+    banner.wait_for(timeout=30_000)
+    assert banner.inner_text().startswith("Running: the numbers below are provisional")
+    assert page.locator(".hp-sentence").inner_text().startswith("So far: used ")
+    assert page.get_by_text("Metrics so far (provisional)").count() == 1
+    assert page.get_by_text(f"{expected * 100:.1f} %", exact=True).count() >= 1
+    assert watch.errors == [], watch.errors
