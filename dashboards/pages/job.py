@@ -201,7 +201,7 @@ def peer_view(job: dict[str, Any], values: dict[str, float | None],
                      f"{data.MIN_POOL_USERS} users to compare with</span>")
         else:
             median = metric_text(metric, peer["median"], spec.unit)
-            shown = (f'<span class="hp-value">{escape(mine)}</span>: above '
+            shown = (f"this job's {escape(mine)} is above "
                      f'<b>{float(peer["below"]):.0%}</b> of {peer["jobs"]} jobs of '
                      f'{peer["users"]} users <span class="hp-note">(median '
                      f"{escape(median)})</span>")

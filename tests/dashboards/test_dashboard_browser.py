@@ -81,7 +81,7 @@ def test_job_detail_metrics_coverage_and_plots_per_host(web, watch, screenshots)
     own = CGROUP_SERIES["cg_cpu"].label  # and the per-node heatmap of the job's own cores
     assert set(plots) == {SERIES["cpu_busy"].label, own, f"{own}: per host"}, plots
     for tab, first in (("Memory", SERIES["mem_used"].label), ("Network", SERIES["net_bw"].label),
-                       ("Other", "numa: ")):
+                       ("Other", "NUMA accesses: ")):
         page.locator(".bk-tab", has_text=tab).click()  # tabs render when first opened
         plots |= watch.plots_with(first)
     page.locator(".bk-tab", has_text="CPU").click()
@@ -92,7 +92,7 @@ def test_job_detail_metrics_coverage_and_plots_per_host(web, watch, screenshots)
         assert plot["lines"] == len(HOSTS) + 1 + len(allocated), plot
         assert plot["labels"] == sorted([*HOSTS, "job mean", *allocated])
     assert plots[CGROUP_SERIES["cg_cpu"].label]["lines"] == len(HOSTS) + 2
-    assert any(t.startswith("numa: ") for t in plots), plots  # a type no series names
+    assert any(t.startswith("NUMA accesses: ") for t in plots), plots  # a type no series names
     sizes = [c.bounding_box() for c in page.locator("canvas").all()]
     assert any(b and b["width"] > 300 and b["height"] > 150 for b in sizes), sizes
     # Accounting and metrics in human units, next to what was allocated

@@ -112,7 +112,7 @@ def test_shared_accounts_open_the_accounts_jobs(conn):
         conn.execute("INSERT INTO job_data (jobid, username, account) VALUES "
                      "('2001', 'carol', 'proj-ml')")
     share = Viewer("carol", staff=False, share_accounts=True)
-    assert ids(conn, viewer=share) == ["1002", "2001"]  # no end time: last
+    assert ids(conn, viewer=share) == ["2001", "1002"]  # no end time (running, pending): first
     assert ids(conn, viewer=Viewer("carol", staff=False)) == ["2001"]
 
 
