@@ -162,12 +162,13 @@ def test_job_series_per_host_bucketed(conn):
     job = data.job_record(conn, "1001")
     series = timeseries.job_series(conn, job, ["cpu_busy", "mem_used", "ib_bw"])
     cpu = series.filter(series["series"] == "cpu_busy")
-    assert cpu.group_by("host").len().sort("host").rows() == [("c001", 12), ("c002", 12)]
+    # the rate stamped at the job's start covers the interval before it: left off the plot
+    assert cpu.group_by("host").len().sort("host").rows() == [("c001", 11), ("c002", 11)]
     first = cpu.filter(cpu["host"] == "c002").sort("time")["value"][0]
-    assert first == pytest.approx(26.0)  # user+nice+system+irq+softirq; idle excluded
+    assert first == pytest.approx(27.0)  # user+nice+system+irq+softirq; idle excluded
     mem = series.filter(series["series"] == "mem_used").sort("host", "time")
-    assert mem["value"][0] == pytest.approx(25 * GIB)  # MemUsed - FilePages - Slab
-    assert series.filter(series["series"] == "ib_bw")["value"].min() == pytest.approx(3e8)
+    assert mem["value"][0] == pytest.approx(25 * GIB)  # a gauge: the start's own reading
+    assert series.filter(series["series"] == "ib_bw")["value"].min() == pytest.approx(3.1e8)
     # at most max_points buckets per host, each the mean of its samples
     coarse = timeseries.job_series(conn, job, ["cpu_busy"], max_points=3)
     assert coarse.group_by("host").len()["len"].max() <= 4
@@ -258,8 +259,9 @@ def test_item9_short_job_bucketed_by_its_own_interval(conn):
     assert timeseries.bucket_seconds(start, end, interval_s=10.0) == 10
     assert timeseries.bucket_seconds(start, end) == timeseries.MIN_BUCKET_S  # unknown interval
     frame = timeseries.stored_job_series(conn, "9001", start, end, ["cg_cpu"])
-    assert frame["time"].to_list() == times
-    assert frame["value"].to_list() == [float(i) for i in range(7)]
+    # the rate stamped at 3 s covers -7 s .. 3 s, mostly before the job: not drawn
+    assert frame["time"].to_list() == times[1:]
+    assert frame["value"].to_list() == [float(i) for i in range(1, 7)]
 
 
 def test_peer_percentiles_are_shown_to_a_researcher_only_over_20_jobs_of_5_users(conn):

@@ -71,6 +71,11 @@ def test_idle_nodes_job_verdict_sbatch_lines_and_heatmap_show_the_idle_nodes(
     marked = page.locator("tr.hp-idle-row")
     assert sorted(marked.nth(i).get_attribute("data-host") for i in range(marked.count())) == idle
     assert page.get_by_text(f"2 of 4 node(s) idle: {', '.join(idle)}.", exact=False).count() == 1
+    # a busy node's least busy moment is its 16 cores: no ramp from the idle interval
+    # before the job (the rate sampled at its start), in the table or on the plots
+    for host in sorted(set(job.hosts) - set(idle)):
+        cells = page.locator(f"tr[data-host='{host}'] td")
+        assert cells.nth(1).inner_text() == "16.00 cores", cells.all_inner_texts()
     # ...and so does the heatmap: the idle hosts' rows are ~0, the busy ones ~16 cores
     plots = watch.plots(2)
     title = next(t for t in plots if t.endswith(": per host"))
