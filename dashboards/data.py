@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -69,6 +69,7 @@ JOB_LIST_SCHEMA = {
     "cpu_eff": pl.Float64,
     "mem_hwm": pl.Float64,
     "flags": pl.Utf8,
+    "mem_req": pl.Float64,
 }
 
 _URL: str | None = None
@@ -269,6 +270,9 @@ def list_jobs(
     where, params = job_filter_clause(conn, filt or JobFilter(), viewer)
     sort = sort if sort in SORT_KEYS else "end"
     order = SORT_KEYS[sort].format(dir="DESC" if descending else "ASC")
+    # newest end first puts running jobs (no end yet) on top: DESC NULLS FIRST is the
+    # end_time index read backwards, so the default order stays an index scan
+    nulls = sql.SQL("NULLS FIRST" if sort == "end" and descending else "NULLS LAST")
     base = _WITH_EFFICIENCY if sort == "cpu_eff" else sql.SQL("job_data")
     flags = sql.SQL("(SELECT string_agg(DISTINCT f.flag, ', ') FROM job_flags f"
                     " WHERE f.jobid = j.jobid)")
@@ -280,13 +284,13 @@ def list_jobs(
                 AND m.metric = 'cpu_efficiency'),
                (SELECT value FROM job_metrics m WHERE m.jobid = j.jobid
                 AND m.metric = 'mem_hwm_bytes'),
-               {flags}
+               {flags}, j.req_mem_bytes::float8 / greatest(j.nnodes, 1)
         FROM (SELECT * FROM {base} j WHERE {where}
-              ORDER BY {order} NULLS LAST, j.jobid DESC
+              ORDER BY {order} {nulls}, j.jobid DESC
               LIMIT %(limit)s OFFSET %(offset)s) j
-        ORDER BY {order} NULLS LAST, j.jobid DESC
+        ORDER BY {order} {nulls}, j.jobid DESC
         """
-    ).format(where=where, order=sql.SQL(order), flags=flags, base=base)
+    ).format(where=where, order=sql.SQL(order), flags=flags, base=base, nulls=nulls)
     params |= {"limit": max(1, int(limit)), "offset": max(0, int(offset))}
     rows = conn.execute(query, params).fetchall()
     total = -1
@@ -356,6 +360,40 @@ def job_metrics(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
     ).fetchall()
     schema = {"metric": pl.Utf8, "value": pl.Float64, "unit": pl.Utf8, "reason": pl.Utf8}
     return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def efficiency_sparklines(conn: psycopg.Connection, jobids: list[str],
+                          points: int = 24) -> dict[str, list[float]]:
+    """Busy cores over the allocation, in ``points`` steps of each job's run time, from
+    ``job_series`` (the job list's sparkline). Call only with jobs the viewer may see;
+    a job without stored series (running, or not built yet) is absent."""
+    ids = [i for i in jobids if valid_text(i)]
+    if not ids:
+        return {}
+    rows = conn.execute(
+        """
+        SELECT s.jobid, least(%(n)s - 1, floor(%(n)s * extract(epoch FROM s.time - j.start_time)
+                 / greatest(extract(epoch FROM j.end_time - j.start_time), 1)))::int AS k,
+               sum(s.value) / count(DISTINCT s.time) / greatest(j.ncpus, 1)
+        FROM job_series s JOIN job_data j ON j.jobid = s.jobid
+        WHERE s.jobid = ANY(%(ids)s) AND s.series = 'cpu_busy'
+        GROUP BY s.jobid, k, j.ncpus ORDER BY s.jobid, k
+        """, {"ids": ids, "n": points}).fetchall()
+    out: dict[str, list[float]] = {}
+    for jobid, _, value in rows:
+        out.setdefault(jobid, []).append(float(value or 0.0))
+    return out
+
+
+def provisional_metrics(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
+    """A running job's metrics so far (same columns as ``job_metrics``), computed now by
+    the pipeline's own metric functions (``job_load.provisional_metrics``).
+
+    Call only for a job ``job_record`` returned for the viewer.
+    """
+    from hpcperfstats.jobs.load import provisional_metrics as so_far
+
+    return so_far(conn, jobid).select("metric", "value", "unit", "reason").sort("metric")
 
 
 def metrics_for_jobs(conn: psycopg.Connection, jobids: list[str], viewer: Viewer) -> pl.DataFrame:
@@ -516,6 +554,48 @@ def cluster_summary(
     ).format(guard=guard)
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params | {"since": since, "until": until}).fetchone()
+
+
+#: Peer context: metrics a job is ranked on among comparable jobs, and the window.
+PEER_METRICS = ("cpu_efficiency", "mem_hwm_fraction", "gpu_util")
+PEER_DAYS = 30
+
+
+def peer_context(conn: psycopg.Connection, job: dict[str, Any], values: dict[str, float | None],
+                 viewer: Viewer) -> dict[str, dict[str, Any] | None]:
+    """Where a job stands among the jobs of its partition that ended in the
+    :data:`PEER_DAYS` days before it (XDMoD's percentiles): per metric of
+    :data:`PEER_METRICS` with a value, the share of peers below it (ties count
+    half), their median, and how many jobs and users the pool holds.
+
+    The pool is everyone's jobs, so it is an aggregate under the privacy rule
+    (``scope_clause(pooled=True)``): a researcher gets None for a metric whose
+    pool has fewer than ``MIN_POOL_JOBS`` jobs of ``MIN_POOL_USERS`` users.
+    """
+    end = job.get("end_time") or datetime.now(UTC)
+    guard, params = scope_clause(viewer, pooled=True)
+    query = sql.SQL(
+        """
+        SELECT count(*) AS jobs, count(DISTINCT j.username) AS users,
+               avg(CASE WHEN m.value < %(v)s THEN 1.0 WHEN m.value = %(v)s THEN 0.5
+                   ELSE 0.0 END) AS below,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY m.value) AS median
+        FROM job_data j JOIN job_metrics m ON m.jobid = j.jobid AND m.metric = %(metric)s
+        WHERE j.partition IS NOT DISTINCT FROM %(partition)s AND m.value IS NOT NULL
+          AND j.end_time > %(since)s AND j.end_time <= %(until)s
+        HAVING count(*) > 0 AND {guard}
+        """
+    ).format(guard=guard)
+    out: dict[str, dict[str, Any] | None] = {}
+    with conn.cursor(row_factory=dict_row) as cur:
+        for metric in PEER_METRICS:
+            value = values.get(metric)
+            if value is None:
+                continue
+            out[metric] = cur.execute(query, params | {
+                "v": value, "metric": metric, "partition": job.get("partition"),
+                "since": end - timedelta(days=PEER_DAYS), "until": end}).fetchone()
+    return out
 
 
 def used_sources(conn: psycopg.Connection, jobid: str) -> dict[str, str]:

@@ -28,7 +28,10 @@ _NAV_CSS = """
 .hp-nav a:hover, .hp-nav a.active { border-bottom-color: white; }
 """
 
-CSS = """
+CHIP_CSS = (".hp-chip{display:inline-block;background:#fdf1ef;color:#922b21;border-radius:9px;"
+            "padding:0 7px;margin:1px 2px;font-size:12px}")
+
+CSS = CHIP_CSS + """
 table.hp-facts { border-collapse: collapse; width: 100%; font-size: 14px; }
 table.hp-facts th { text-align: left; color: #555; font-weight: 600; padding: 4px 14px 4px 0;
                     white-space: nowrap; vertical-align: top; }
@@ -47,6 +50,26 @@ table.hp-facts tr + tr { border-top: 1px solid #eee; }
 .hp-tile { background: #f4f7fa; border-radius: 6px; padding: 10px 16px; min-width: 130px; }
 .hp-tile .n { font-size: 26px; font-weight: 700; color: #1f5f8b; }
 .hp-tile .l { color: #555; font-size: 13px; }
+.hp-verdict .hp-sentence { font-size: 20px; font-weight: 600; margin: 6px 0 10px; }
+.hp-banner { font-size: 17px; font-weight: 600; padding: 10px 14px; border-radius: 4px;
+             margin-bottom: 8px; color: white; }
+.hp-banner-bad { background: #c0392b; }
+.hp-banner-warn { background: #d35400; }
+.hp-banner-info { background: #1f5f8b; }
+.hp-ok { color: #1e8449; font-weight: 600; }
+pre.hp-sbatch { background: #f4f7fa; border-left: 4px solid #1f5f8b; padding: 8px 12px;
+                font-size: 14px; white-space: pre-wrap; }
+.hp-good { color: #1e8449; }
+.hp-bad { color: #c0392b; }
+.hp-neutral { color: #1f2d3a; }
+.hp-scroll { max-height: 360px; overflow-y: auto; }
+table.hp-nodes td { padding: 3px 12px 3px 0; white-space: nowrap; }
+table.hp-nodes th { font-size: 13px; }
+tr.hp-idle-row td { background: #fdf1ef; }
+.hp-idle { color: #c0392b; font-weight: 700; }
+td.hp-best { background: #e9f7ef; color: #1e8449; font-weight: 600; }
+td.hp-worst { background: #fdf1ef; color: #c0392b; font-weight: 600; }
+td.hp-diff { background: #fef9e7; font-weight: 600; }
 .hp-footer { color: #666; font-size: 12px; padding: 6px 10px; border-top: 1px solid #ddd; }
 """
 
@@ -61,6 +84,12 @@ class Fast(_PanelFast):
     """
 
     _resources = {**_PanelFast._resources, "font": {}}
+
+
+def chips(flags: str | None) -> str:
+    """Flag names (``a, b``) as readable, escaped chips (``low cpu efficiency``)."""
+    names = [f.strip() for f in (flags or "").split(",") if f.strip()]
+    return "".join(f'<span class="hp-chip">{escape(n.replace("_", " "))}</span>' for n in names)
 
 
 def nav(active: str | None = None) -> pn.pane.HTML:

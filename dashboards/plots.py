@@ -16,12 +16,16 @@ import holoviews.plotting.bokeh  # noqa: F401  (the backend: .opts() fails witho
 import hvplot.pandas  # noqa: F401  (registers the .hvplot accessor)
 import numpy as np
 import polars as pl
+from bokeh.models import CustomJSTickFormatter
 
 from dashboards.units import plot_scale
+from hpcperfstats.report.presentation import EVENT_SCALE, event_label, event_scale
 
 WIDE_HOSTS = 16
-HEIGHT = 220
+HEIGHT = 300
 MEAN_LABEL = "job mean"
+#: The legend entry of the dashed allocation line.
+ALLOCATED_LABEL = "allocated per node"
 
 
 def _naive(frame: pl.DataFrame) -> pl.DataFrame:
@@ -30,6 +34,25 @@ def _naive(frame: pl.DataFrame) -> pl.DataFrame:
 
 def _ylabel(label: str, axis_unit: str) -> str:
     return f"{label} ({axis_unit})" if axis_unit else label
+
+
+def si_ticks() -> CustomJSTickFormatter:
+    """Axis ticks with SI prefixes (``600k``, ``1.2M``), never ``6.000e+5``; a new model
+    per plot (a Bokeh model lives in one document, and each page view is one)."""
+    return CustomJSTickFormatter(code="""
+        const a = Math.abs(tick);
+        for (const [s, p] of [[1e12, 'T'], [1e9, 'G'], [1e6, 'M'], [1e3, 'k']])
+            if (a >= s) return parseFloat((tick / s).toPrecision(3)) + p;
+        return String(parseFloat(tick.toPrecision(3)));
+    """)
+
+
+def _allocated(times: Any, ycol: str, level: float) -> hv.Curve:
+    """The dashed allocation line across the plotted time, named in the legend."""
+    first, last = times.min(), times.max()
+    return hv.Curve([(first, level), (last, level)], "time", ycol,
+                    label=ALLOCATED_LABEL).opts(color="#777", line_dash="dashed",
+                                                line_width=1.5)
 
 
 def host_lines(
@@ -54,8 +77,11 @@ def host_lines(
         plot = plot * hv.Curve(mean, "time", ycol, label=MEAN_LABEL).opts(
             color="black", line_dash="dotted", line_width=2.5)
     if reference:
-        plot = plot * hv.HLine(reference).opts(color="#777", line_dash="dashed", line_width=1.5)
-    return plot
+        plot = plot * _allocated(frame["time"], ycol, reference)
+    # an overlay takes Bokeh's default (inside, over the data) unless told again
+    if isinstance(plot, hv.Overlay):
+        plot = plot.opts(legend_position="right")
+    return plot.opts(yformatter=si_ticks())
 
 
 def spread(part: pl.DataFrame, label: str, unit: str, *, reference: float | None = None,
@@ -80,9 +106,10 @@ def spread(part: pl.DataFrame, label: str, unit: str, *, reference: float | None
     top = max(float(stats[high].max() or 0.0), reference or 0.0) * 1.08 or 1.0
     layers = [band, mean]
     if reference:
-        layers.append(hv.HLine(reference).opts(color="#777", line_dash="dashed", line_width=1.5))
+        layers.append(_allocated(stats["time"], ycol, reference))
     return hv.Overlay(layers).opts(title=label, ylabel=axis_unit, xlabel=xlabel, responsive=True,
-                                   height=HEIGHT, ylim=(0, top), legend_position="right")
+                                   height=HEIGHT, ylim=(0, top), legend_position="right",
+                                   yformatter=si_ticks())
 
 
 def heatmap(part: pl.DataFrame, label: str, unit: str) -> hv.Element:
@@ -119,12 +146,26 @@ def series_plot(part: pl.DataFrame, label: str, unit: str, *, reference: float |
     return [host_lines(part, label, unit, reference=reference, xlabel=xlabel)]
 
 
+def raw_event(part: pl.DataFrame, type_: str, event: str, unit: str | None
+              ) -> tuple[pl.DataFrame, str, str]:
+    """A raw type's event ready to plot: values in its own scale (load /100), a human
+    title (``NUMA accesses: local node``) and the unit its axis shows."""
+    factor, axis_unit = event_scale(type_, event, unit)
+    if (type_, event) in EVENT_SCALE:  # already in display scale: no unit scaling after
+        return part.with_columns(pl.col("value") / factor), event_label(type_, event), ""
+    return part, event_label(type_, event), unit or ""
+
+
 def job_bands(plot: hv.Element, jobs: list[dict[str, Any]], end: Any) -> hv.Element:
-    """Shade each job's run time on a host plot (alternating colours, labelled)."""
+    """Shade each job's run time on a host plot (alternating colours), each band labelled
+    with its job id and user at the foot of the plot."""
     colours = ["#f5b041", "#5dade2"]
     for i, job in enumerate(jobs):
-        stop = job["end_time"] or end
-        plot = plot * hv.VSpan(job["start_time"].replace(tzinfo=None),
-                               stop.replace(tzinfo=None)).opts(
-            color=colours[i % 2], alpha=0.15)
+        start = job["start_time"].replace(tzinfo=None)
+        stop = (job["end_time"] or end).replace(tzinfo=None)
+        plot = plot * hv.VSpan(start, stop).opts(color=colours[i % 2], alpha=0.15)
+        label = f" {job['jobid']} {job.get('username') or ''}".rstrip()
+        plot = plot * hv.Text(start, 0, label).opts(
+            text_align="left", text_baseline="bottom", text_font_size="9pt",
+            text_color="#444")
     return plot

@@ -28,6 +28,7 @@ from hpcperfstats.hostdata.series import (
     CGROUP_SCHEMA,
     CGROUP_SERIES,
     CGROUP_TYPES,
+    RATE_SERIES,
     SERIES,
     SERIES_SCHEMA,
     derive_cgroup_series,
@@ -211,6 +212,15 @@ def job_window(job: dict[str, Any]) -> tuple[datetime, datetime] | None:
     return start, job.get("end_time") or datetime.now(UTC)
 
 
+def first_rate(start: datetime, interval_s: float | None) -> datetime:
+    """Rates stamped up to here are left off a job's plots: a rate stamped t covers the
+    interval before t, so one stamped within half an interval of the start (the
+    monitor's sample at the job's begin, a second late) measured mostly the time
+    before the job: the node idle or another job, drawn as a ramp from 0 that the
+    job never made. Its metrics weigh such a point by its overlap instead."""
+    return start + timedelta(seconds=(interval_s or 2 * MIN_BUCKET_S) / 2)
+
+
 def stored_job_series(
     conn: psycopg.Connection, jobid: str, start: datetime, end: datetime,
     names: Sequence[str], max_points: int = MAX_POINTS, hosts: Sequence[str] | None = None,
@@ -229,9 +239,10 @@ def stored_job_series(
         "SELECT extract(epoch FROM max(time)), host, series, avg(value) FROM job_series"
         " WHERE jobid = %(j)s AND series = ANY(%(n)s)"
         " AND (%(h)s::text[] IS NULL OR host = ANY(%(h)s))"
+        " AND (series <> ALL(%(rates)s) OR time > %(s)s)"
         " GROUP BY date_bin(%(b)s, time, %(o)s), host, series",
-        {"b": bucket, "o": ORIGIN, "j": jobid, "n": list(names),
-         "h": None if hosts is None else list(hosts)},
+        {"b": bucket, "o": ORIGIN, "j": jobid, "n": list(names), "rates": RATE_SERIES,
+         "s": first_rate(start, interval), "h": None if hosts is None else list(hosts)},
         {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "series": pl.Utf8,
          "value": pl.Float64},
     )
@@ -262,11 +273,12 @@ def job_series(
             return stored
     named = series(conn, hosts, *window, [n for n in names if n in SERIES], max_points)
     wanted = [n for n in names if n in CGROUP_SERIES]
-    if not wanted:
-        return named
-    own = cgroup(conn, hosts, job["jobid"], *window, max_points)
-    own = own.filter(pl.col("series").is_in(wanted)).select(list(SERIES_SCHEMA))
-    return pl.concat([own, named]) if not own.is_empty() else named
+    if wanted:
+        own = cgroup(conn, hosts, job["jobid"], *window, max_points)
+        own = own.filter(pl.col("series").is_in(wanted)).select(list(SERIES_SCHEMA))
+        named = pl.concat([own, named]) if not own.is_empty() else named
+    since = first_rate(window[0], data_interval(conn, job["jobid"]))
+    return named.filter(~pl.col("series").is_in(RATE_SERIES) | (pl.col("time") > since))
 
 
 def with_mean(frame: pl.DataFrame, key: str = "series") -> pl.DataFrame:
@@ -276,4 +288,14 @@ def with_mean(frame: pl.DataFrame, key: str = "series") -> pl.DataFrame:
         .agg(pl.col("value").mean().alias("mean"), pl.col("value").min().alias("min"),
              pl.col("value").max().alias("max"))
         .sort(key, "time")
+    )
+
+
+def per_host_stats(frame: pl.DataFrame) -> pl.DataFrame:
+    """Per host and series over the whole run: min, mean and max (the per-node table)."""
+    return (
+        frame.group_by("host", "series")
+        .agg(pl.col("value").min().alias("min"), pl.col("value").mean().alias("mean"),
+             pl.col("value").max().alias("max"))
+        .sort("host", "series")
     )

@@ -22,6 +22,7 @@ from dashboards.plots import HEIGHT
 from dashboards.units import human, metric_text, plot_scale
 from hpcperfstats.hostdata.series import SERIES
 from hpcperfstats.jobs.metrics import METRICS
+from hpcperfstats.report.presentation import metric_rank
 
 MAX_JOBS = 8
 FACTS = [("User", "username", None), ("State", "state", None), ("Nodes", "nnodes", None),
@@ -34,6 +35,28 @@ def parse_ids(text: str | None) -> list[str]:
     return list(dict.fromkeys(ids))[:MAX_JOBS]
 
 
+#: Values closer than this (relative) are the same for a reader: nothing to highlight.
+SAME = 0.05
+
+
+def highlight(values: dict[str, float], better: str) -> dict[str, str]:
+    """Which cells of a metric row stand out: with a direction, the best (``hp-best``)
+    and the worst (``hp-worst``); without, every value unlike the first job's
+    (``hp-diff``). Nothing when the values are within :data:`SAME` of each other."""
+    if len(values) < 2:
+        return {}
+    low, high = min(values.values()), max(values.values())
+    if high - low <= SAME * max(abs(low), abs(high), 1e-12):
+        return {}
+    if better in ("higher", "lower"):
+        best, worst = (high, low) if better == "higher" else (low, high)
+        return {k: "hp-best" if v == best else "hp-worst" for k, v in values.items()
+                if v in (best, worst)}
+    first = next(iter(values.values()))
+    return {k: "hp-diff" for k, v in values.items()
+            if abs(v - first) > SAME * max(abs(v), abs(first), 1e-12)}
+
+
 def side_by_side(jobs: list[dict], metrics: pl.DataFrame) -> pn.pane.HTML:
     head = "".join(f'<th><a href="job?jobid={quote(j["jobid"], safe="")}">'
                    f'{escape(j["jobid"])}</a><br><span class="hp-note">'
@@ -43,19 +66,25 @@ def side_by_side(jobs: list[dict], metrics: pl.DataFrame) -> pn.pane.HTML:
         cells = "".join(f"<td>{escape(human(j.get(key), unit) if unit else str(j.get(key) or '—'))}"
                         "</td>" for j in jobs)
         rows.append(f"<tr><th>{escape(label)}</th>{cells}</tr>")
-    for metric, spec in METRICS.items():
-        if metrics.filter(pl.col("metric") == metric).is_empty():
-            continue  # computed for none of these jobs: a row of dashes says nothing
+    for metric, spec in sorted(METRICS.items(), key=lambda kv: metric_rank(kv[0])):
+        found = {j["jobid"]: metrics.filter((pl.col("jobid") == j["jobid"])
+                                            & (pl.col("metric") == metric)) for j in jobs}
+        values = {k: m["value"][0] for k, m in found.items() if not m.is_empty()}
+        if all(v is None for v in values.values()):
+            continue  # a value for none of these jobs: a row of dashes says nothing
+        marks = highlight({k: v for k, v in values.items() if v is not None}, spec.better)
         cells = []
         for j in jobs:
-            m = metrics.filter((pl.col("jobid") == j["jobid"]) & (pl.col("metric") == metric))
+            m = found[j["jobid"]]
             if m.is_empty():
                 cells.append("<td>—</td>")
             elif m["value"][0] is None:
                 cells.append(f'<td class="hp-reason">{escape(m["reason"][0] or "n/a")}</td>')
             else:
                 text = metric_text(metric, m["value"][0], m["unit"][0])
-                cells.append(f"<td>{escape(text)}</td>")
+                mark = marks.get(j["jobid"], "")
+                cells.append(f'<td class="{mark}">{escape(text)}</td>' if mark
+                             else f"<td>{escape(text)}</td>")
         rows.append(f"<tr><th>{escape(spec.label)}</th>{''.join(cells)}</tr>")
     return html(f'<table class="hp-facts"><tr><th></th>{head}</tr>{"".join(rows)}</table>')
 

@@ -18,7 +18,7 @@ import polars as pl
 from dashboards import auth, cluster, data, long_range, timeseries
 from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, message, page, query_arg, time_arg
-from dashboards.plots import host_lines, job_bands
+from dashboards.plots import host_lines, job_bands, raw_event
 from dashboards.units import duration
 from hpcperfstats.hostdata.series import SERIES
 
@@ -67,7 +67,7 @@ def host_view(viewer: Viewer, host: str | None, start: datetime | None, end: dat
                                jobs, end))
     for (type_, event, unit), part in extra.group_by("type", "event", "unit",
                                                      maintain_order=True):
-        plots.append(job_bands(host_lines(part, f"{type_}: {event}", unit or ""), jobs, end))
+        plots.append(job_bands(host_lines(*raw_event(part, type_, event, unit)), jobs, end))
     if plots:
         body = pn.pane.HoloViews(hv.Layout(plots).cols(1), sizing_mode="stretch_width",
                                  linked_axes=True)

@@ -22,10 +22,12 @@ from dashboards.advice import advice
 from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, message, page, query_arg
 from dashboards.pages.applications import applications_view
-from dashboards.plots import WIDE_HOSTS, series_plot
+from dashboards.plots import WIDE_HOSTS, heatmap, raw_event, series_plot
 from dashboards.units import duration, human, metric_text
+from hpcperfstats.flags.rules import rule_metrics
 from hpcperfstats.hostdata.series import ALL_SERIES, CGROUP_SERIES, SERIES
-from hpcperfstats.jobs.metrics import METRICS
+from hpcperfstats.jobs.metrics import IDLE_SHARE, METRICS
+from hpcperfstats.report import presentation as pr
 from hpcperfstats.report.presentation import coverage_text, source_note
 
 #: Named series drawn on the job page, in order (totals are references, not plots).
@@ -66,7 +68,8 @@ def facts(job: dict[str, Any], viewer: Viewer) -> pn.pane.HTML:
         ("Partition", _text(job.get("partition"))),
         ("QOS", _text(job.get("qos"))),
         ("State", _text(job.get("state"))),
-        ("Exit code", _text(job.get("exit_code"))),
+        ("Exit code", "— (running)" if job.get("end_time") is None and job.get("start_time")
+         else _text(job.get("exit_code"))),
         ("Submitted", fmt_time(job.get("submit_time"))),
         ("Started", fmt_time(job.get("start_time"))),
         ("Ended", fmt_time(job.get("end_time"))),
@@ -102,47 +105,110 @@ def allocation(metric: str, job: dict[str, Any]) -> tuple[float | None, str]:
     return None, ""
 
 
-def _bar(fraction: float) -> str:
+#: Bar and value colours by a metric's tone (``presentation.metric_tone``).
+TONE_COLOURS = {"good": "#1e8449", "bad": "#c0392b", "neutral": "#1f5f8b"}
+
+
+def _bar(fraction: float, tone: str) -> str:
     shown = max(0.0, min(fraction, 1.0)) * 100
-    colour = "#c0392b" if fraction < 0.25 or fraction > 0.95 else (
-        "#e67e22" if fraction < 0.5 else "#27ae60")
     return (f'<span class="hp-bar" title="{fraction * 100:.0f} % of allocation">'
-            f'<span style="width:{shown:.0f}%;background:{colour}"></span></span>')
+            f'<span style="width:{shown:.0f}%;background:{TONE_COLOURS.get(tone, "#777")}">'
+            "</span></span>")
 
 
-def metrics_table(metrics: pl.DataFrame, job: dict[str, Any]) -> pn.pane.HTML:
+def metrics_table(metrics: pl.DataFrame, job: dict[str, Any], fired: set[str],
+                  provisional: bool = False) -> pn.pane.HTML:
+    """Metrics by importance (CPU, memory, GPU, I/O, network, energy), each coloured
+    by its direction and the flag rules' thresholds; those without a value are
+    folded into one line saying why."""
     if metrics.is_empty():
         return html('<p class="hp-note">No metrics computed for this job yet.</p>')
-    rows = []
-    for row in metrics.iter_rows(named=True):
+    values = dict(zip(metrics["metric"], metrics["value"], strict=True))
+    rows, missing = [], []
+    ordered = sorted(metrics.iter_rows(named=True), key=lambda r: pr.metric_rank(r["metric"]))
+    for row in ordered:
         spec = METRICS.get(row["metric"])
         label = spec.label if spec else row["metric"]
         if row["value"] is None:
-            shown = f'<span class="hp-reason">not available: {escape(_text(row["reason"]))}</span>'
-        else:
-            limit, note = allocation(row["metric"], job)
-            bar = _bar(row["value"] / limit) if limit else ""
-            value = escape(metric_text(row["metric"], row["value"], row["unit"]))
-            shown = (f'{bar}<span class="hp-value">{value}</span> '
-                     f'<span class="hp-note">{escape(note)}</span>')
+            missing.append((label, row["reason"]))
+            continue
+        tone = pr.metric_tone(row["metric"], values, fired, spec.better if spec else "")
+        limit, note = allocation(row["metric"], job)
+        bar = _bar(row["value"] / limit, tone) if limit else ""
+        value = escape(metric_text(row["metric"], row["value"], row["unit"]))
+        shown = (f'{bar}<span class="hp-value hp-{tone}">{value}</span> '
+                 f'<span class="hp-note">{escape(note)}</span>')
         why = f' title="{escape(spec.why)}"' if spec else ""
         rows.append(f"<tr><th{why}>{escape(label)}</th><td>{shown}</td></tr>")
-    return html(f'<table class="hp-facts">{"".join(rows)}</table>')
+    head = ('<p class="hp-note">Provisional: computed now from the samples so far, by '
+            "the same formulas as for finished jobs.</p>" if provisional else "")
+    folded = (f'<p class="hp-reason hp-missing">{escape(pr.missing_line(missing))}</p>'
+              if missing else "")
+    return html(f'{head}<table class="hp-facts">{"".join(rows)}</table>{folded}')
 
 
-def flags_view(flags: pl.DataFrame) -> pn.pane.HTML:
-    if flags.is_empty():
-        return html('<p class="hp-note">No flags: nothing unusual was detected '
-                    "(or the flag rules have not run for this job yet).</p>")
-    items = []
-    for row in flags.iter_rows(named=True):
-        flag = str(row.get("flag") or "")
-        text = _text(row.get("message"))
-        tip = advice(flag, row.get("advice"))
-        tip_html = f'<br><span class="hp-note">What to do: {escape(tip)}</span>' if tip else ""
-        items.append(f'<div class="hp-flag"><b>{escape(flag.replace("_", " "))}</b>: '
-                     f"{escape(text)}{tip_html}</div>")
-    return html("".join(items))
+def ordered_flags(flags: pl.DataFrame, metric_of: dict[str, str]) -> list[dict[str, Any]]:
+    """The job's flags in the order ``hpcperf job`` lists them (risks first)."""
+    rows = list(flags.iter_rows(named=True)) if not flags.is_empty() else []
+    return pr.order_flags(rows, metric_of)
+
+
+def verdict_view(job: dict[str, Any], metrics: pl.DataFrame, fired: list[dict[str, Any]],
+                 provisional: bool = False) -> pn.pane.HTML:
+    """The verdict first: the state banner, the one sentence, the flags in plain words
+    with their advice and the ``#SBATCH`` lines to change: the words of ``hpcperf job``."""
+    values = dict(zip(metrics["metric"], metrics["value"], strict=True))
+    reasons = dict(zip(metrics["metric"], metrics["reason"], strict=True))
+    parts = []
+    banner = pr.state_banner("RUNNING" if provisional else job.get("state"),
+                             job.get("exit_code"))
+    if banner:
+        parts.append(f'<div class="hp-banner hp-banner-{banner[0]}">{escape(banner[1])}</div>')
+    sentence = pr.verdict(job, values, provisional, reasons.get("cpu_efficiency"))
+    parts.append(f'<p class="hp-sentence">{escape(sentence)}</p>')
+    if fired:
+        items = []
+        for row in fired:
+            flag = str(row.get("flag") or "")
+            tip = advice(flag, row.get("advice"))
+            tip_html = f'<br><span class="hp-note">What to do: {escape(tip)}</span>' if tip else ""
+            items.append(f'<div class="hp-flag"><b>{escape(flag.replace("_", " "))}</b>: '
+                         f"{escape(_text(row.get('message')))}{tip_html}</div>")
+        parts.append(f"<p><b>{escape(pr.FLAGS_HEADING)}</b></p>{''.join(items)}")
+    else:
+        parts.append(f'<p class="hp-ok">{escape(pr.NO_FLAGS)}</p>')
+    lines = pr.sbatch_advice(job, values, fired, pr.run_seconds(job))
+    if lines:
+        text = "\n".join(pr.sbatch_text(lines))
+        parts.append(f"<p><b>{escape(pr.SBATCH_HEADING)}</b></p>"
+                     f'<pre class="hp-sbatch">{escape(text)}</pre>')
+    return html(f'<div class="hp-verdict">{"".join(parts)}</div>')
+
+
+def peer_view(job: dict[str, Any], values: dict[str, float | None],
+              peers: dict[str, dict[str, Any] | None]) -> pn.pane.HTML:
+    """Where the job stands among its partition's jobs of the last days (percentiles),
+    or why that is withheld (the pool is too small to hide any one person's job)."""
+    where = (f"jobs in partition {job.get('partition') or '—'} that ended in the "
+             f"{data.PEER_DAYS} days before this one")
+    if not peers:
+        return html(f'<p class="hp-note">No value to compare with the {escape(where)}.</p>')
+    rows = []
+    for metric, peer in peers.items():
+        spec = METRICS[metric]
+        mine = metric_text(metric, values.get(metric), spec.unit)
+        if peer is None:
+            shown = (f'<span class="hp-note">withheld: fewer than {data.MIN_POOL_JOBS} jobs of '
+                     f"{data.MIN_POOL_USERS} users to compare with</span>")
+        else:
+            median = metric_text(metric, peer["median"], spec.unit)
+            shown = (f"this job's {escape(mine)} is above "
+                     f'<b>{float(peer["below"]):.0%}</b> of {peer["jobs"]} jobs of '
+                     f'{peer["users"]} users <span class="hp-note">(median '
+                     f"{escape(median)})</span>")
+        rows.append(f"<tr><th>{escape(spec.label)}</th><td>{shown}</td></tr>")
+    return html(f'<p class="hp-note">Compared with the {escape(where)}.</p>'
+                f'<table class="hp-facts hp-peers">{"".join(rows)}</table>')
 
 
 def _gaps(gaps: Any) -> str:
@@ -228,13 +294,23 @@ def _points(job: dict[str, Any]) -> int:
     return WIDE_POINTS if wide else timeseries.MAX_POINTS
 
 
-def series_plots(job: dict[str, Any], named: pl.DataFrame, extra: pl.DataFrame):
+def open_tab(fired: list[dict[str, Any]], metric_of: dict[str, str]) -> str | None:
+    """The plot tab of the first flag (memory flag -> Memory): the page opens there."""
+    for flag in fired:
+        spec = METRICS.get(metric_of.get(str(flag.get("flag")), ""))
+        if spec and spec.series in TABS:
+            return TABS[spec.series]
+    return None
+
+
+def series_plots(job: dict[str, Any], named: pl.DataFrame, extra: pl.DataFrame,
+                 first: str | None = None):
     """Every collected type, one tab per kind (CPU, memory, network, storage,
     GPU, energy, other types): the job's own cgroup series where reported,
     the node-wide series, then types no named series covers, per event.
 
     Tabs render when first opened, so a wide job's page does not build every
-    plot before it shows the first.
+    plot before it shows the first; ``first`` names the tab to open with.
     """
     if named.is_empty() and extra.is_empty():
         return html('<p class="hp-note">No time series recorded on this job\'s hosts '
@@ -249,7 +325,7 @@ def series_plots(job: dict[str, Any], named: pl.DataFrame, extra: pl.DataFrame):
             series_plot(part, spec.label, spec.unit, reference=references.get(spec.unit)))
     for (type_, event, unit), part in extra.group_by("type", "event", "unit",
                                                      maintain_order=True):
-        groups.setdefault("Other", []).extend(series_plot(part, f"{type_}: {event}", unit or ""))
+        groups.setdefault("Other", []).extend(series_plot(*raw_event(part, type_, event, unit)))
     wide = (named["host"].n_unique() if not named.is_empty() else 0) > WIDE_HOSTS
     note = ("Wide job: the line is the mean over hosts, the band its min-max; the heatmap "
             "shows every host." if wide else "One line per host; dotted: the job-wide mean.")
@@ -257,12 +333,70 @@ def series_plots(job: dict[str, Any], named: pl.DataFrame, extra: pl.DataFrame):
                    "Hover for values, drag to pan, scroll to zoom; time axes in a tab move "
                    f"together. Long runs are averaged into at most {_points(job)} points "
                    "per host.</p>")
-    tabs = pn.Tabs(dynamic=True, sizing_mode="stretch_width")
-    for tab in (t for t in TAB_ORDER if t in groups):
+    names = [t for t in TAB_ORDER if t in groups]
+    tabs = pn.Tabs(dynamic=True, sizing_mode="stretch_width",
+                   active=names.index(first) if first in names else 0)
+    for tab in names:
         layout = hv.Layout(groups[tab]).cols(1)
         tabs.append((tab, pn.pane.HoloViews(layout, sizing_mode="stretch_width",
                                             linked_axes=True)))
     return pn.Column(caption, tabs, sizing_mode="stretch_width")
+
+
+#: What the per-node view summarises: the job's own cgroup where reported, else the node.
+NODE_SERIES = (("cg_cpu", "cpu_busy"), ("cg_mem", "mem_used"))
+
+
+def node_view(job: dict[str, Any], named: pl.DataFrame):
+    """Every node of the job at once: a heatmap of busy cores (hosts by time) and
+    min/mean/max per node, idle nodes marked, so two idle nodes of a four-node
+    job stand out instead of hiding under identical lines."""
+    present = set(named["series"].unique().to_list()) if not named.is_empty() else set()
+    chosen = [next((n for n in pair if n in present), None) for pair in NODE_SERIES]
+    chosen = [n for n in chosen if n]
+    if not chosen:
+        return html('<p class="hp-note">No per-node data for this job.</p>')
+    stats = timeseries.per_host_stats(named.filter(pl.col("series").is_in(chosen)))
+    cpn = cores_per_node(job) or 0.0
+    heads, cells = ["Node"], {}
+    for name in chosen:
+        spec = ALL_SERIES[name]
+        heads += [f"{spec.label}: min", "mean", "max"]
+    heads.append("")
+    for host in sorted(stats["host"].unique().to_list()):
+        row, idle = [escape(host)], False
+        for name in chosen:
+            unit = ALL_SERIES[name].unit
+            part = stats.filter((pl.col("host") == host) & (pl.col("series") == name))
+            if part.is_empty():
+                row += ["—"] * 3
+                continue
+            got = part.row(0, named=True)
+            mean = got["mean"]
+            row += [escape(human(got[k], unit)) for k in ("min", "mean", "max")]
+            if unit in ("cores", "s/s") and cpn and mean < IDLE_SHARE * cpn:
+                idle = True
+        row.append('<span class="hp-idle">idle</span>' if idle else "")
+        cells[host] = (idle, row)
+    head = "".join(f"<th>{escape(h)}</th>" for h in heads)
+    body = "".join(
+        f'<tr class="{"hp-idle-row" if idle else ""}" data-host="{escape(host)}">'
+        + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
+        for host, (idle, row) in cells.items())
+    idle_hosts = [h for h, (idle, _) in cells.items() if idle]
+    note = (f"{len(idle_hosts)} of {len(cells)} node(s) idle: {', '.join(idle_hosts)}."
+            if idle_hosts else f"All {len(cells)} node(s) did work.")
+    table = html(f'<p class="hp-note">{escape(note)} Idle: under {IDLE_SHARE:.0%} of the '
+                 "job's cores on the node busy on average.</p>"
+                 f'<div class="hp-scroll"><table class="hp-facts hp-nodes"><tr>{head}</tr>'
+                 f"{body}</table></div>")
+    cpu = chosen[0] if ALL_SERIES[chosen[0]].unit in ("cores", "s/s") else None
+    if cpu is None or len(cells) < 2:
+        return table
+    part = named.filter(pl.col("series") == cpu)
+    plot = pn.pane.HoloViews(heatmap(part, ALL_SERIES[cpu].label, ALL_SERIES[cpu].unit),
+                             sizing_mode="stretch_width")
+    return pn.Column(table, plot, sizing_mode="stretch_width")
 
 
 def _card(body: Any, title: str) -> pn.Card:
@@ -278,9 +412,13 @@ def job_view(jobid: str | None, viewer: Viewer):
         job = data.job_record(conn, jobid, viewer)
         if job is None:
             return page([message(f"Job {jobid} not found.")], viewer=viewer)
-        metrics = data.job_metrics(conn, jobid)
+        provisional = job.get("end_time") is None and job.get("start_time") is not None
+        metrics = (data.provisional_metrics(conn, jobid) if provisional
+                   else data.job_metrics(conn, jobid))
         flags = data.job_flags(conn, jobid)
         apps = data.job_applications(conn, jobid)
+        values = dict(zip(metrics["metric"], metrics["value"], strict=True))
+        peers = data.peer_context(conn, job, values, viewer)
         coverage = data.job_coverage(conn, jobid)
         sources = data.used_sources(conn, jobid)
         named = timeseries.job_series(conn, job, [*CGROUP_SERIES, *JOB_SERIES],
@@ -296,15 +434,22 @@ def job_view(jobid: str | None, viewer: Viewer):
         f"<p class='hp-note'><a href='compare?jobids={quote(jobid, safe='')}'>Compare with "
         "other jobs</a></p>"
     )
+    metric_of = rule_metrics()
+    fired = ordered_flags(flags, metric_of)
+    verdict = _card(verdict_view(job, metrics, fired, provisional), "Verdict")
+    flagged = {metric_of[f["flag"]] for f in fired if f.get("flag") in metric_of}
+    title = "Metrics so far (provisional)" if provisional else "Metrics (vs allocation)"
     top = pn.Row(_card(facts(job, viewer), "Accounting"),
-                 pn.Column(_card(metrics_table(metrics, job), "Metrics (vs allocation)"),
-                           _card(flags_view(flags), f"Flags ({flags.height})"),
+                 pn.Column(_card(metrics_table(metrics, job, flagged, provisional), title),
+                           _card(peer_view(job, values, peers), "Among comparable jobs"),
                            _card(applications_view(apps), "Applications"),
                            _card(coverage_view(coverage, sources), "Data coverage and sources"),
                            sizing_mode="stretch_width"),
                  sizing_mode="stretch_width")
-    plots = _card(series_plots(job, named, extra), "Time series")
-    return page([pn.Column(heading, top, plots, sizing_mode="stretch_width")], viewer=viewer)
+    nodes = _card(node_view(job, named), "Per node")
+    plots = _card(series_plots(job, named, extra, open_tab(fired, metric_of)), "Time series")
+    return page([pn.Column(heading, verdict, top, nodes, plots, sizing_mode="stretch_width")],
+                viewer=viewer)
 
 
 if __name__.startswith("bokeh"):

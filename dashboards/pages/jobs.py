@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime, time
+from html import escape
 from urllib.parse import quote
 
 import panel as pn
@@ -18,7 +19,7 @@ from bokeh.models.widgets.tables import NumberFormatter
 
 from dashboards import auth, data, export
 from dashboards.auth import Viewer
-from dashboards.layout import page, query_arg, time_arg
+from dashboards.layout import CHIP_CSS, chips, page, query_arg, time_arg
 from dashboards.units import plot_scale
 from hpcperfstats.jobs.metrics import METRICS
 
@@ -28,40 +29,76 @@ PAGE_SIZES = [25, 50, 100, 200]
 EXPORT_LIMIT = 100_000
 
 TITLES = {
-    "jobid": "Job", "user": "User", "account": "Account", "partition": "Partition",
-    "name": "Name", "state": "State", "start": "Start (UTC)", "end": "End (UTC)",
-    "nodes": "Nodes", "runtime": "Run time (h)", "cpu_eff": "CPU efficiency %",
-    "mem_hwm": "Memory peak (GiB)", "flags": "Flags",
+    "jobid": "Job", "state": "State", "user": "User / account · partition", "name": "Name",
+    "end": "End (UTC) / hours", "nodes": "Nodes", "cpu_eff": "CPU eff. %",
+    "trend": "CPU over time", "mem_share": "Mem. % of req.", "flags": "Flags",
 }
+#: Columns shown, in order; the rest of the frame feeds them (links, tooltips, CSV).
+SHOWN = list(TITLES)
 
-# Narrow columns get fixed widths; the rest share what is left.
-WIDTHS = {"jobid": 80, "nodes": 65, "runtime": 95, "state": 105, "partition": 90,
-          "start": 135, "end": 135, "cpu_eff": 130, "mem_hwm": 110}
+# Narrow columns get fixed widths (measured at 1400 px: no cell cut); the name takes the rest.
+WIDTHS = {"jobid": 80, "state": 96, "user": 124, "end": 100, "nodes": 88, "cpu_eff": 72,
+          "trend": 76, "mem_share": 80, "flags": 156}
 
+_PROGRESS = {"type": "progress", "min": 0, "max": 100, "legend": True,
+             "legendColor": "#000000"}
 FORMATTERS = {
     "jobid": {"type": "link", "urlField": "link", "target": "_self"},
-    "cpu_eff": {
-        "type": "progress", "min": 0, "max": 100, "legend": True,
-        "color": ["#c0392b", "#e67e22", "#27ae60"], "legendColor": "#000000",
-    },
+    # efficiency: red under the flag's 50 %, green above; memory: green until the
+    # request is nearly full (a share of what was asked for, not of the node)
+    "cpu_eff": {**_PROGRESS, "color": ["#c0392b", "#c0392b", "#27ae60", "#27ae60"]},
+    "mem_share": {**_PROGRESS, "color": ["#27ae60"] * 9 + ["#c0392b"]},
+    "user": {"type": "html"}, "end": {"type": "html"}, "trend": {"type": "html"},
+    "flags": {"type": "html"},
+    # a name wraps instead of being cut to a few characters with an ellipsis
+    "name": {"type": "textarea"},
     "nodes": NumberFormatter(format="0"),
-    "runtime": NumberFormatter(format="0.00"),
-    "mem_hwm": NumberFormatter(format="0.0"),
 }
 
 
-def table_frame(jobs: pl.DataFrame):
-    """The page frame as Tabulator shows it: readable times, percent, link column."""
+def sparkline(values: list[float] | None, width: int = 64, height: int = 18) -> str:
+    """An inline SVG line of CPU efficiency over the run (0 at the bottom, 100 % at
+    the top), with a faint 100 % line; empty when there is nothing to draw."""
+    if not values:
+        return ""
+    n = max(1, len(values) - 1)
+    points = " ".join(f"{i * width / n:.1f},{height - 1 - min(max(v, 0.0), 1.0) * (height - 2):.1f}"
+                      for i, v in enumerate(values))
+    mean = sum(values) / len(values)
+    return (f'<svg class="hp-spark" width="{width}" height="{height}" role="img" '
+            f'aria-label="CPU efficiency over the run, mean {mean:.0%}">'
+            f'<line x1="0" y1="1" x2="{width}" y2="1" stroke="#ccc" stroke-width="1"/>'
+            f'<polyline fill="none" stroke="#1f5f8b" stroke-width="1.5" points="{points}"/>'
+            "</svg>")
+
+
+_CHIP_CSS = (CHIP_CSS + ".tabulator-row .tabulator-cell[tabulator-field=flags],"
+             ".tabulator-row .tabulator-cell[tabulator-field=user],"
+             ".tabulator-row .tabulator-cell[tabulator-field=jobid]"
+             "{white-space:normal !important;overflow-wrap:anywhere}")
+
+
+def table_frame(jobs: pl.DataFrame, trends: dict[str, list[float]] | None = None):
+    """The page frame as Tabulator shows it: readable times, percent, chips, sparklines."""
+    trends = trends or {}
     shown = jobs.with_columns(
-        pl.col("start").dt.strftime("%Y-%m-%d %H:%M"),
-        pl.col("end").dt.strftime("%Y-%m-%d %H:%M"),
-        (pl.col("runtime") / 3600).round(2),
+        pl.struct("end", "runtime").map_elements(
+            lambda r: f'{r["end"].strftime("%m-%d %H:%M") if r["end"] else "running"}<br>'
+                      f'<span style="color:#666">{(r["runtime"] or 0) / 3600:.1f} h</span>',
+            return_dtype=pl.Utf8).alias("end"),
         (pl.col("cpu_eff") * 100).round(1),
-        (pl.col("mem_hwm") / 2**30).round(1),
+        (pl.col("mem_hwm") / pl.col("mem_req") * 100).round(0).alias("mem_share"),
         pl.col("jobid").map_elements(lambda j: "job?jobid=" + quote(j, safe=""),
                                      return_dtype=pl.Utf8).alias("link"),
+        pl.struct("user", "account", "partition").map_elements(
+            lambda r: f'{escape(r["user"] or "")}<br><span style="color:#666">'
+                      f'{escape(r["account"] or "")} · {escape(r["partition"] or "")}</span>',
+            return_dtype=pl.Utf8),
+        pl.col("jobid").map_elements(lambda j: sparkline(trends.get(j)), return_dtype=pl.Utf8
+                                     ).alias("trend"),
+        pl.col("flags").map_elements(chips, return_dtype=pl.Utf8),
     )
-    return shown.to_pandas()
+    return shown.select(*SHOWN, "link").to_pandas()
 
 
 def export_csv(jobs: pl.DataFrame) -> io.StringIO:
@@ -131,10 +168,14 @@ class JobSearch:
         self.table = pn.widgets.Tabulator(
             table_frame(pl.DataFrame(schema=data.JOB_LIST_SCHEMA)),
             titles=TITLES, formatters=FORMATTERS, hidden_columns=["link"], widths=WIDTHS,
-            show_index=False, disabled=True, selectable=False, pagination=None,
+            show_index=False, disabled=True, selectable="checkbox", pagination=None,
             layout="fit_columns", sizing_mode="stretch_width", min_height=200,
-            configuration={"placeholder": "No jobs match these filters"},
+            configuration={"placeholder": "No jobs match these filters",
+                           "columnDefaults": {"headerWordWrap": True}},
+            stylesheets=[_CHIP_CSS],
         )
+        self.compare = pn.pane.HTML("", margin=(12, 10))
+        self.table.param.watch(self._selected, "selection")
         for widget in (self.user, self.account, self.name, self.partition, self.state,
                        self.since, self.until, self.min_nodes, self.max_nodes, self.min_hours,
                        self.max_hours, self.metric, self.metric_min, self.metric_max, self.flag,
@@ -190,6 +231,18 @@ class JobSearch:
             return first.get("field", "end"), first.get("dir") != "asc"
         return "end", True
 
+    def _selected(self, *_: object) -> None:
+        """A "compare selected" link for the ticked rows (two or more)."""
+        frame = self.table.value
+        ids = [str(frame["jobid"].iloc[i]) for i in self.table.selection if i < len(frame)]
+        if len(ids) < 2:
+            self.compare.object = ('<span class="hp-note">Tick two or more jobs to compare '
+                                   "them.</span>")
+            return
+        href = "compare?jobids=" + quote(",".join(ids), safe=",")
+        self.compare.object = (f'<a class="hp-compare" href="{escape(href)}">Compare selected '
+                               f"({len(ids)})</a>")
+
     def _filters_changed(self, *_: object) -> None:
         self.offset = 0
         self.refresh()
@@ -213,7 +266,10 @@ class JobSearch:
                 conn, self.filters(), self.viewer, sort=sort, descending=descending,
                 limit=int(self.page_size.value), offset=self.offset,
             )
-        self.table.value = table_frame(jobs)
+            trends = data.efficiency_sparklines(conn, jobs["jobid"].to_list())
+        self.table.value = table_frame(jobs, trends)
+        self.table.selection = []
+        self._selected()
         first = self.offset + 1 if len(jobs) else 0
         total = (f"more than {data.COUNT_LIMIT:,}" if self.total > data.COUNT_LIMIT
                  else str(self.total))
@@ -222,8 +278,8 @@ class JobSearch:
         self.next.disabled = self.offset + len(jobs) >= self.total
 
     def view(self):
-        pager = pn.Row(self.prev, self.next, self.status, pn.layout.HSpacer(), self.download,
-                       sizing_mode="stretch_width")
+        pager = pn.Row(self.prev, self.next, self.status, self.compare, pn.layout.HSpacer(),
+                       self.download, sizing_mode="stretch_width")
         sidebar = [
             pn.pane.Markdown("### Search jobs"), self.user, self.account, self.name,
             self.partition, self.state, self.since, self.until,

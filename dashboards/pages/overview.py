@@ -20,8 +20,8 @@ import polars as pl
 
 from dashboards import auth, cluster, data, long_range, timeseries
 from dashboards.auth import Viewer
-from dashboards.layout import fmt_time, html, page, time_arg
-from dashboards.plots import HEIGHT
+from dashboards.layout import chips, fmt_time, html, page, time_arg
+from dashboards.plots import HEIGHT, raw_event, si_ticks
 from dashboards.units import duration, human, plot_scale
 from hpcperfstats.hostdata.series import SERIES
 
@@ -44,10 +44,12 @@ def cluster_plots(named: pl.DataFrame, extra: pl.DataFrame,
         frames.append(named.with_columns(
             pl.col("series").replace_strict({k: v.label for k, v in SERIES.items()},
                                             default=pl.col("series")).alias("label")))
-    if not extra.is_empty():
-        frames.append(extra.with_columns(
-            (pl.col("type") + ": " + pl.col("event")).alias("label")).select(
-            "time", "host", pl.col("label").alias("series"), "value", "unit", "label"))
+    for (type_, event, unit), part in (extra.group_by("type", "event", "unit", maintain_order=True)
+                                       if not extra.is_empty() else []):
+        part, label, unit = raw_event(part, type_, event, unit)
+        frames.append(part.with_columns(pl.lit(label).alias("label"), pl.lit(unit).alias("unit"))
+                      .select("time", "host", pl.col("label").alias("series"), "value", "unit",
+                              "label"))
     if not frames:
         return html('<p class="hp-note">No samples in this range.</p>')
     both = pl.concat([f.select("time", "host", "value", "unit", "label") for f in frames])
@@ -66,7 +68,7 @@ def cluster_plots(named: pl.DataFrame, extra: pl.DataFrame,
                             (pl.col("value") / factor).alias(ycol), "hosts").to_pandas()
         plots.append(hv.Curve(frame, "time", [ycol, "hosts"]).opts(
             title=f"{label}, cluster total", ylabel=axis_unit, responsive=True, height=HEIGHT,
-            tools=["hover"], color="#1f5f8b", line_width=2))
+            tools=["hover"], color="#1f5f8b", line_width=2, yformatter=si_ticks()))
     return pn.pane.HoloViews(hv.Layout(plots).cols(2), sizing_mode="stretch_width",
                              linked_axes=True)
 
@@ -77,7 +79,7 @@ def flagged_table(flagged: pl.DataFrame) -> pn.pane.HTML:
     rows = "".join(
         f'<tr><td><a href="job?jobid={quote(r["jobid"], safe="")}">{escape(r["jobid"])}</a></td>'
         f'<td>{escape(r["user"] or "")}</td><td>{escape(r["name"] or "")}</td>'
-        f'<td>{r["flags"]}</td><td>{escape(r["which"] or "")}</td></tr>'
+        f'<td>{r["flags"]}</td><td>{chips(r["which"])}</td></tr>'
         for r in flagged.iter_rows(named=True))
     return html('<table class="hp-facts"><tr><th>Job</th><th>User</th><th>Name</th>'
                 f"<th>Flags</th><th>Which</th></tr>{rows}</table>")
@@ -86,7 +88,7 @@ def flagged_table(flagged: pl.DataFrame) -> pn.pane.HTML:
 def freshness_table(fresh: pl.DataFrame, staff: bool) -> pn.pane.HTML:
     if fresh.is_empty():
         return html('<p class="hp-note">No host has reported yet.</p>')
-    ordered = fresh.sort(["silent", "age_s", "host"], descending=[True, True, False])
+    ordered = fresh.sort(["age_s", "host"], descending=[True, False])  # stalest first
     rows = []
     for r in ordered.head(500).iter_rows(named=True):
         host = escape(r["host"])

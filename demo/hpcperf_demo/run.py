@@ -114,6 +114,26 @@ def progress_line(conn: psycopg.Connection, url: str | None, queue: str) -> tupl
     return line, done
 
 
+#: The assets a loaded demo has materialised at least once (``--exit-when-done``).
+DEMO_ASSETS = ("raw_stats_archive", "host_data", "slurm_jobs", "job_series", "job_metrics",
+               "job_coverage", "job_flags")
+
+
+def dagster_settled(instance) -> tuple[bool, str]:
+    """Whether Dagster has nothing left to do for the demo: every asset of
+    :data:`DEMO_ASSETS` materialised and no run queued or in progress (a run
+    still writing job_flags must not be cut short by stopping the servers)."""
+    from dagster import AssetKey, DagsterRunStatus, RunsFilter
+
+    busy = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+            DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+    active = instance.get_runs_count(RunsFilter(statuses=busy))
+    missing = [a for a in DEMO_ASSETS
+               if instance.get_latest_materialization_event(AssetKey(a)) is None]
+    line = f"runs in progress {active} | assets not yet materialised {len(missing)}"
+    return active == 0 and not missing, line
+
+
 def start(cmd: list[str], log: Path, env: dict) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(log, "ab"),
@@ -194,9 +214,15 @@ def main(argv: list[str]) -> int:
     try:
         deadline = time.monotonic() + args.timeout
         last = ""
-        with psycopg.connect(url, autocommit=True) as conn:
+        from dagster import DagsterInstance
+        from dagster._core.instance.ref import InstanceRef
+
+        with psycopg.connect(url, autocommit=True) as conn, DagsterInstance.from_ref(
+                InstanceRef.from_dir(str(dagster_home))) as instance:
             while True:
                 line, done = progress_line(conn, amqp, cfg.queue)
+                settled, runs = dagster_settled(instance)
+                line, done = f"{line} | {runs}", done and settled
                 if line != last:
                     say(line)
                     last = line

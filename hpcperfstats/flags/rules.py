@@ -99,6 +99,17 @@ def load_rules(path: Path | None = None) -> list[Rule]:
     return parse_rules(path.read_text(), str(path))
 
 
+def rule_metrics(rules: list[Rule] | None = None) -> dict[str, str]:
+    """Flag name -> the metric its rule judges (the shipped rules when none given;
+    none when the rules file cannot be read: the caller shows flags unordered)."""
+    if rules is None:
+        try:
+            rules = load_rules()
+        except (OSError, ValueError):
+            rules = []
+    return {rule.name: rule.when.metric for rule in rules}
+
+
 def rules_version(path: Path | None = None) -> str:
     """One hash of the whole rules file: the ``job_flags`` asset's code version."""
     path = path or rules_path()

@@ -13,13 +13,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import psycopg
 
 from hpcperfstats.config import cluster_name, env
 from hpcperfstats.db.load import read_frame
+from hpcperfstats.db.tables import JOB_METRICS
 from hpcperfstats.hostdata.series import CGROUP_SCHEMA, SERIES_SCHEMA, cgroup_series, host_series
 from hpcperfstats.jobs.accounting import COLUMNS as JOB_COLUMNS
 from hpcperfstats.jobs.coverage import job_coverage
@@ -55,17 +56,41 @@ def jobs_ended(conn: psycopg.Connection, start: datetime, end: datetime,
     """Jobs that ended in [start, end), with ``shared``: another job ran on one of
     their nodes at the same time (whatever day it ended), so node totals are not
     theirs alone."""
-    cols = ", ".join(f"j.{c}" for c in JOB_FIELDS)
     return read_frame(
         conn,
-        f"SELECT {cols}, EXISTS (SELECT 1 FROM job_data o WHERE o.cluster = j.cluster"
-        " AND o.jobid <> j.jobid AND o.hosts && j.hosts AND o.start_time < j.end_time"
-        " AND coalesce(o.end_time, 'infinity') > j.start_time) AS shared"
-        " FROM job_data j WHERE j.cluster = %s AND j.end_time >= %s AND j.end_time < %s"
+        f"{_SELECT_JOBS} WHERE j.cluster = %s AND j.end_time >= %s AND j.end_time < %s"
         " ORDER BY j.hosts[1] NULLS FIRST, j.start_time NULLS FIRST, j.jobid",
-        (cluster_name(cluster), start, end),
-        {**{k: JOB_COLUMNS[k] for k in JOB_FIELDS}, "shared": pl.Boolean},
+        (cluster_name(cluster), start, end), _JOBS_SCHEMA,
     )
+
+
+#: Jobs as the metrics read them, with ``shared`` (a running job overlaps until now).
+_SELECT_JOBS = (
+    f"SELECT {', '.join(f'j.{c}' for c in JOB_FIELDS)}, EXISTS (SELECT 1 FROM job_data o"
+    " WHERE o.cluster = j.cluster AND o.jobid <> j.jobid AND o.hosts && j.hosts"
+    " AND o.start_time < coalesce(j.end_time, 'infinity')"
+    " AND coalesce(o.end_time, 'infinity') > j.start_time) AS shared FROM job_data j"
+)
+_JOBS_SCHEMA = {**{k: JOB_COLUMNS[k] for k in JOB_FIELDS}, "shared": pl.Boolean}
+
+
+def provisional_metrics(conn: psycopg.Connection, jobid: str,
+                        now: datetime | None = None) -> pl.DataFrame:
+    """Metrics so far of a job still running (JOB_METRICS rows), computed now by the
+    same ``compute_job_metrics`` as ``job_metrics``, its end taken as ``now``.
+
+    ``job_metrics`` is built once a job has ended; until then the job page
+    shows these, marked provisional. Empty for a job that ended or never started.
+    """
+    jobs = read_frame(conn, f"{_SELECT_JOBS} WHERE j.cluster = %s AND j.jobid = %s"
+                      " AND j.end_time IS NULL AND j.start_time IS NOT NULL",
+                      (cluster_name(), jobid), _JOBS_SCHEMA)
+    if jobs.is_empty():
+        return pl.DataFrame(schema=JOB_METRICS.schema)
+    now = now or datetime.now(UTC)
+    jobs = jobs.with_columns(pl.lit(now).cast(jobs.schema["end_time"]).alias("end_time"))
+    series, cgroup = read_inputs(conn, jobs)
+    return compute_job_metrics(jobs, series, cgroup)
 
 
 def chunks(jobs: pl.DataFrame, max_hosts: int) -> Iterator[pl.DataFrame]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from hpcperfstats.jobs.accounting import format_duration
 
@@ -46,6 +47,8 @@ _PLOT_SCALE: dict[str, tuple[float, str]] = {
     "cores": (1.0, "cores"),
     "s/s": (1.0, "cores"),
     "1": (0.01, "%"),
+    # a count per second: "/s", never "1/s" (the 1 is no unit a person reads)
+    "1/s": (1.0, "/s"),
 }
 
 
@@ -302,3 +305,188 @@ def sbatch_advice(job: Mapping, values: Mapping[str, float | None],
                         "why": f"was {ngpus}; used {util:.0%} on average"
                                + ("" if want else ": use a CPU partition")})
     return [a for a in out if a]
+
+
+# --- the verdict: what a person reads first -------------------------------------
+
+#: Metrics in order of importance (CPU, memory, GPU, I/O, network, energy, bookkeeping):
+#: the job page's table and ``hpcperf job`` list them in this order, not alphabetically.
+METRIC_ORDER: tuple[str, ...] = (
+    "cpu_efficiency", "cpu_cores_avg", "idle_nodes", "cpu_imbalance", "cpu_freq_hz",
+    "flops_avg", "mem_hwm_bytes", "mem_hwm_fraction", "mem_requested_ratio", "mem_bw_avg",
+    "gpu_util", "gpu_mem_hwm_bytes", "lustre_read_bw_avg", "lustre_write_bw_avg",
+    "lustre_md_ops_avg", "block_bw_avg", "net_bw_avg", "ib_bw_avg", "ib_packet_bytes",
+    "power_avg_w", "energy_j", "hosts_with_data", "time_limit_ratio",
+)  # fmt: skip
+
+
+def metric_rank(metric: str) -> int:
+    """Position of a metric in :data:`METRIC_ORDER` (unknown ones last)."""
+    return METRIC_ORDER.index(metric) if metric in METRIC_ORDER else len(METRIC_ORDER)
+
+
+#: A metric without a flag rule of its own is judged by the share it is an amount of
+#: (1.2 busy cores per node is bad exactly when the CPU efficiency is).
+TONE_OF: dict[str, str] = {"cpu_cores_avg": "cpu_efficiency", "mem_hwm_bytes": "mem_hwm_fraction"}
+
+
+def metric_tone(metric: str, values: Mapping[str, float | None], fired: set[str],
+                better: str = "") -> str:
+    """``bad``, ``good``, ``neutral`` or ``none`` (no value): the colour of a metric.
+
+    ``fired``: the metrics some flag rule fired on for this job (the rules'
+    thresholds, so the colour and the flags never disagree). A metric with a
+    direction (``better``) that no rule fired on is good: 100 % CPU efficiency
+    is green, never red; one without a direction is neutral.
+    """
+    if _missing(values.get(metric)):
+        return "none"
+    judged = TONE_OF.get(metric, metric)
+    if judged in fired:
+        return "bad"
+    return "good" if better or judged != metric else "neutral"
+
+
+#: The banner a finished job's state earns: (tone, sentence). ``{exit}``: its exit code.
+STATE_BANNERS: dict[str, tuple[str, str]] = {
+    "FAILED": ("bad", "Failed: the job ended with exit code {exit}."),
+    "TIMEOUT": ("bad", "Timed out: Slurm stopped the job at its time limit before it finished."),
+    "OUT_OF_MEMORY": ("bad", "Out of memory: the job was killed when it used more memory "
+                             "than it requested."),
+    "NODE_FAIL": ("bad", "Node failure: a node of the job failed; the job did not finish."),
+    "PREEMPTED": ("warn", "Preempted: a higher-priority job took the nodes."),
+    "CANCELLED": ("warn", "Cancelled (exit code {exit}) before it finished."),
+    "RUNNING": ("info", "Running: the numbers below are provisional, computed from the "
+                        "samples so far."),
+}
+
+
+def state_banner(state: str | None, exit_code: str | None = None) -> tuple[str, str] | None:
+    """(tone, sentence) for a state worth a banner (``CANCELLED by 123`` counts as
+    CANCELLED); None for a job that completed normally."""
+    key = (state or "").split(" ")[0].upper()
+    if key not in STATE_BANNERS:
+        return None
+    tone, text = STATE_BANNERS[key]
+    return tone, text.format(exit=exit_code or "unknown")
+
+
+def _count(value: float) -> str:
+    """Cores as people say them: whole when (nearly) whole, else one decimal."""
+    return f"{value:.0f}" if value >= 10 or abs(value - round(value)) < 0.05 else f"{value:.1f}"
+
+
+def verdict(job: Mapping, values: Mapping[str, float | None], running: bool = False,
+            reason: str | None = None) -> str:
+    """The one sentence at the top of the job page and of ``hpcperf job``.
+
+    ``used 2 of 32 cores; 30 of 32 requested cores idle; ...``: what was used
+    of what was allocated, in that order: cores, nodes, memory, GPUs.
+    ``reason``: why there is nothing to say, when there is nothing.
+    """
+    ncpus, nnodes = job.get("ncpus") or 0, max(1, job.get("nnodes") or 1)
+    parts = []
+    eff = values.get("cpu_efficiency")
+    if not _missing(eff) and ncpus:
+        busy = eff * ncpus
+        parts.append(f"used {_count(busy)} of {ncpus} cores")
+        idle = ncpus - busy
+        if idle >= 0.25 * ncpus:
+            parts.append(f"{_count(idle)} of {ncpus} requested cores idle")
+    idle_nodes = values.get("idle_nodes")
+    if not _missing(idle_nodes) and idle_nodes >= 1:
+        parts.append(f"{idle_nodes:.0f} of {nnodes} nodes did no work")
+    hwm, frac = values.get("mem_hwm_bytes"), values.get("mem_hwm_fraction")
+    if not _missing(hwm):
+        req = (job.get("req_mem_bytes") or 0) / nnodes
+        text = f"peak memory {human(hwm, 'B')}"
+        if req:
+            text += f" of {human(req, 'B')} requested per node"
+        if not _missing(frac) and frac > 0.9:
+            text += f" ({frac:.0%} of the node)"
+        parts.append(text)
+    util = values.get("gpu_util")
+    if not _missing(util) and job.get("ngpus"):
+        parts.append(f"{job['ngpus']} GPU(s) busy {util:.0%} of the time")
+    if not parts:
+        return f"No measurements yet: {reason or 'no data'}."
+    sentence = "; ".join(parts)
+    sentence = ("So far: " + sentence) if running else sentence[0].upper() + sentence[1:]
+    return sentence + "."
+
+
+def missing_line(rows: Sequence[tuple[str, str | None]]) -> str:
+    """The metrics that have no value, folded into one line grouped by why:
+    ``No value: GPU utilisation, GPU memory — no GPUs allocated; FLOPS — no data.``"""
+    if not rows:
+        return ""
+    by_reason: dict[str, list[str]] = {}
+    for label, reason in rows:
+        by_reason.setdefault(reason or "not computed", []).append(label)
+    parts = [f"{', '.join(labels)} — {reason}" for reason, labels in by_reason.items()]
+    return "No value: " + "; ".join(parts) + "."
+
+
+#: The headings around flags and advice, the same in ``hpcperf job`` and on the page.
+FLAGS_HEADING = "What to look at:"
+NO_FLAGS = "No problems found."
+SBATCH_HEADING = "Next time, change these lines in your job script:"
+
+
+def run_seconds(job: Mapping) -> float | None:
+    """Seconds from start to end (datetimes or ISO text), else sacct's elapsed."""
+    start, end = job.get("start_time"), job.get("end_time")
+    if start and end:
+        start, end = (datetime.fromisoformat(t) if isinstance(t, str) else t
+                      for t in (start, end))
+        return (end - start).total_seconds()
+    return job.get("elapsed_s")
+
+
+def sbatch_text(lines: Sequence[Mapping]) -> list[str]:
+    """``#SBATCH --nodes=2            # was 4: ...``: advice as it is pasted into a script."""
+    return [f"{a['line']:<28} # {a['why']}" for a in lines]
+
+
+#: Flags that warn of a job about to fail (killed for memory, stopped at its limit) come
+#: before the ones about waste; within each group, by the importance of their metric.
+RISK_FLAGS = ("memory_near_limit", "time_limit_reached")
+
+
+def order_flags(flags: Sequence[Mapping], metric_of: Mapping[str, str]) -> list[Mapping]:
+    """Flags in the order they are shown (and the plot tab the job page opens on):
+    risks first, then by :func:`metric_rank` of the metric each flag's rule judges."""
+    def key(flag: Mapping) -> tuple[bool, int, str]:
+        name = str(flag.get("flag") or "")
+        return name not in RISK_FLAGS, metric_rank(metric_of.get(name, "")), name
+
+    return sorted(flags, key=key)
+
+
+# --- names of raw types and events on plots -------------------------------------
+
+#: What each monitor type is, for people (plot titles of types no named series covers).
+TYPE_NAMES: dict[str, str] = {
+    "cpu": "CPU", "mem": "Memory", "numa": "NUMA accesses", "net": "Network",
+    "block": "Block devices", "ps": "Processes", "vm": "Virtual memory", "vfs": "File handles",
+    "sysv_shm": "Shared memory", "tmpfs": "tmpfs", "llite": "Lustre client", "nfs": "NFS client",
+    "rapl": "Energy (RAPL)", "pmc": "Performance counters", "imc": "Memory controller",
+    "ib": "InfiniBand", "ib_ext": "InfiniBand", "opa": "Omni-Path", "nvidia_gpu": "GPU",
+    "nvidia_mig": "GPU (MIG)", "cgroup": "Job cgroup",
+}
+#: Events the raw format stores scaled: (divide by, unit shown). ``load`` is x100.
+EVENT_SCALE: dict[tuple[str, str], tuple[float, str]] = {
+    ("ps", "load_1"): (100.0, ""), ("ps", "load_5"): (100.0, ""),
+    ("ps", "load_15"): (100.0, ""),
+}
+
+
+def event_label(type_: str, event: str) -> str:
+    """``NUMA accesses: local node`` for ``numa``/``local_node``."""
+    return f"{TYPE_NAMES.get(type_, type_)}: {event.replace('_', ' ')}"
+
+
+def event_scale(type_: str, event: str, unit: str | None) -> tuple[float, str]:
+    """Divisor and axis unit of a raw event: its own scale where the format has one
+    (load x100, no unit), else its stored unit's (:func:`plot_scale`)."""
+    return EVENT_SCALE.get((type_, event)) or plot_scale(unit)

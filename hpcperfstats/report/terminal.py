@@ -13,20 +13,31 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from datetime import datetime
 
 import psycopg
 
 from hpcperfstats.config import cluster_name
+from hpcperfstats.flags.rules import rule_metrics
 from hpcperfstats.jobs.metrics import METRICS
 from hpcperfstats.report.presentation import (
     BAR,
+    FLAGS_HEADING,
+    NO_FLAGS,
+    SBATCH_HEADING,
     GiB,
     bar,
     coverage_text,
+    metric_rank,
     metric_text,
+    order_flags,
+    run_seconds,
     sbatch_advice,
+    sbatch_text,
     source_note,
+    state_banner,
+    verdict,
 )
 from hpcperfstats.report.presentation import slurm_duration as format_duration
 
@@ -77,20 +88,27 @@ def load_report(conn: psycopg.Connection, jobid: str, cluster: str | None = None
             "SELECT flag, value, threshold, message, advice, rule_version FROM job_flags "
             "WHERE cluster = %s AND jobid = %s ORDER BY flag", (c, jid))
     ]
+    flags = order_flags(flags, rule_metrics())
     report = {"job": job, "metrics": metrics, "coverage": coverage, "flags": flags}
     report["advice"] = advice(report)
+    report["banner"] = state_banner(job["state"], job["exit_code"])
+    report["verdict"] = verdict_of(report)
     return report
+
+
+def verdict_of(report: dict) -> str:
+    """The one sentence (``presentation.verdict``) for a loaded report."""
+    values = {m: v.get("value") for m, v in report["metrics"].items()}
+    reason = (report["metrics"].get("cpu_efficiency") or {}).get("reason")
+    running = report["job"]["end_time"] is None and report["job"]["start_time"] is not None
+    return verdict(report["job"], values, running, reason)
 
 
 def _value(report: dict, metric: str) -> float | None:
     return (report["metrics"].get(metric) or {}).get("value")
 
 
-def _run_s(job: dict) -> float | None:
-    if job["start_time"] and job["end_time"]:
-        start, end = (datetime.fromisoformat(job[k]) for k in ("start_time", "end_time"))
-        return (end - start).total_seconds()
-    return job["elapsed_s"]
+_run_s = run_seconds
 
 
 def advice(report: dict) -> list[dict]:
@@ -114,6 +132,9 @@ def render_text(report: dict) -> str:
         f"{format_duration(int(run)) if run else '-'} of {format_duration(job['timelimit_s'])}",
         "",
     ]
+    if report.get("banner"):
+        lines.append(report["banner"][1])
+    lines += [*textwrap.wrap(report.get("verdict") or verdict_of(report), 96), ""]
 
     def row(label: str, fraction: float | None, text: str) -> None:
         shown = bar(fraction) if fraction is not None else " " * (BAR + 2)
@@ -152,17 +173,17 @@ def render_text(report: dict) -> str:
              "lustre_write_bw_avg", "lustre_md_ops_avg", "block_bw_avg", "flops_avg",
              "mem_bw_avg", "gpu_mem_hwm_bytes", "power_avg_w", "energy_j")
     cells = [f"{METRICS[k].label}: {metric_text(k, m[k]['value'], m[k]['unit'])}"
-             for k in shown if k in m and m[k]["value"] is not None]
+             for k in sorted(shown, key=metric_rank) if k in m and m[k]["value"] is not None]
     lines += [f"  {c}" for c in cells]
     lines.append("")
     if report["flags"]:
-        lines.append("What to look at:")
+        lines.append(FLAGS_HEADING)
         lines += [f"  ! {f['message']}" for f in report["flags"]]
     else:
-        lines.append("No problems found.")
+        lines.append(NO_FLAGS)
     if report["advice"]:
-        lines += ["", "Next time, change these lines in your job script:"]
-        lines += [f"  {a['line']:<28} # {a['why']}" for a in report["advice"]]
+        lines += ["", SBATCH_HEADING]
+        lines += [f"  {line}" for line in sbatch_text(report["advice"])]
     return "\n".join(lines) + "\n"
 
 

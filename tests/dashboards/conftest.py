@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dashboard_dataset import load
@@ -147,3 +148,37 @@ def screenshots() -> Path:
     path = root / "screenshots"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _demo_loader():
+    """``load_demo`` from tests/jobs/demo_db.py (the pipeline's own code path), by file."""
+    import importlib.util
+
+    path = REPO / "tests" / "jobs" / "demo_db.py"
+    spec = importlib.util.spec_from_file_location("demo_db_for_pages", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module.load_demo
+
+
+@pytest.fixture(scope="module")
+def demo_web(pg_server: str, tmp_path_factory) -> Iterator[tuple[str, Any]]:
+    """The dashboards over the default demo cluster, loaded by the pipeline's code into a
+    database of its own (other modules empty the session database between tests).
+    Yields (base URL, the loaded ``DemoDB``: plan and ground truth)."""
+    import psycopg
+
+    from hpcperfstats.db.schema import ensure_schema
+
+    name = "demo_pages"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = pg_server.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(url) as conn:
+        ensure_schema(conn)
+    folder = tmp_path_factory.mktemp("demo-pages")
+    demo = _demo_loader()(url, folder)
+    for base in _serve(url, folder, {"HPCPERF_AUTH": "none"}):
+        yield base, demo

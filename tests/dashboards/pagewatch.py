@@ -53,5 +53,14 @@ class PageWatch:
         self.page.wait_for_timeout(500)
         return {p["title"]: p for p in self.page.evaluate(PLOTS_JS)}
 
+    def plots_with(self, prefix: str, timeout: int = 30_000) -> dict[str, dict]:
+        """Wait for a plot whose title starts with ``prefix`` (a tab opened); title -> plot."""
+        self.page.wait_for_function(
+            "p => window.Bokeh && [...window.Bokeh.documents].some(d => [...d.all_models]"
+            ".some(m => m.renderers && m.title && String(m.title.text).startsWith(p)))",
+            arg=prefix, timeout=timeout)
+        self.page.wait_for_timeout(300)
+        return {p["title"]: p for p in self.page.evaluate(PLOTS_JS)}
+
     def close(self) -> None:
         self.context.close()

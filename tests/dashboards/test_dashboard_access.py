@@ -79,7 +79,7 @@ def test_staff_see_every_job(web_basic, browser, screenshots):
         watch.open(f"{web_basic}/jobs")
         assert sorted(job_rows(page)) == ["1001", "1002", "1003"]
         watch.open(f"{web_basic}/job?jobid=1002")
-        page.get_by_text("not available: job too short").wait_for(timeout=30_000)
+        page.get_by_text("No value: CPU efficiency — job too short.").wait_for(timeout=30_000)
         assert page.get_by_text("Signed in as staffer (staff); you see all jobs.").count() == 1
         page.screenshot(path=str(screenshots / "access-staff.png"), full_page=True)
         assert watch.errors == [], watch.errors

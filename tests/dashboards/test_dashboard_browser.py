@@ -22,6 +22,12 @@ def watch(browser, request):
     w.close()
 
 
+def _seconds(text: str) -> int:
+    """``272d 00h 23m ago`` -> seconds (the freshness table's ages)."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    return sum(int(part[:-1]) * units[part[-1]] for part in text.replace(" ago", "").split())
+
+
 def rows(page):
     table = page.locator(".tabulator")
     table.locator(".tabulator-row").first.wait_for(timeout=30_000)
@@ -72,17 +78,21 @@ def test_job_detail_metrics_coverage_and_plots_per_host(web, watch, screenshots)
     page.locator(".tabulator a", has_text="1001").click()
     page.wait_for_url("**/job?jobid=1001")
     plots = watch.plots(2)  # the CPU tab: the job's cgroup and the node counters
-    assert set(plots) == {SERIES["cpu_busy"].label, CGROUP_SERIES["cg_cpu"].label}, plots
-    for tab in ("Memory", "Network", "Other"):
+    own = CGROUP_SERIES["cg_cpu"].label  # and the per-node heatmap of the job's own cores
+    assert set(plots) == {SERIES["cpu_busy"].label, own, f"{own}: per host"}, plots
+    for tab, first in (("Memory", SERIES["mem_used"].label), ("Network", SERIES["net_bw"].label),
+                       ("Other", "NUMA accesses: ")):
         page.locator(".bk-tab", has_text=tab).click()  # tabs render when first opened
-        plots |= watch.plots(1)
+        plots |= watch.plots_with(first)
     page.locator(".bk-tab", has_text="CPU").click()
     for name in ("cpu_busy", "mem_used", "net_bw", "ib_bw"):
         plot = plots[SERIES[name].label]
-        assert plot["lines"] == len(HOSTS) + 1, plot  # each host and the job mean
-        assert plot["labels"] == sorted([*HOSTS, "job mean"])
-    assert plots[CGROUP_SERIES["cg_cpu"].label]["lines"] == len(HOSTS) + 1
-    assert any(t.startswith("numa: ") for t in plots), plots  # a type no series names
+        # each host and the job mean; the allocation (cores, memory) named in the legend
+        allocated = ["allocated per node"] if name in ("cpu_busy", "mem_used") else []
+        assert plot["lines"] == len(HOSTS) + 1 + len(allocated), plot
+        assert plot["labels"] == sorted([*HOSTS, "job mean", *allocated])
+    assert plots[CGROUP_SERIES["cg_cpu"].label]["lines"] == len(HOSTS) + 2
+    assert any(t.startswith("NUMA accesses: ") for t in plots), plots  # a type no series names
     sizes = [c.bounding_box() for c in page.locator("canvas").all()]
     assert any(b and b["width"] > 300 and b["height"] > 150 for b in sizes), sizes
     # Accounting and metrics in human units, next to what was allocated
@@ -117,7 +127,8 @@ def test_job_detail_escapes_name_flag_and_shows_missing_reason(web, watch, scree
     watch.open(f"{web}/job?jobid=1002")
     page = watch.page
     page.get_by_text(EVIL_NAME).first.wait_for(timeout=30_000)
-    page.get_by_text("not available: job too short").wait_for(timeout=10_000)
+    page.get_by_text("No value: CPU efficiency — job too short.").wait_for(timeout=10_000)
+    assert page.get_by_text("Failed: the job ended with exit code", exact=False).count() == 1
     page.get_by_text("Memory <b>reached</b> 95% of a node.").wait_for(timeout=10_000)
     page.wait_for_timeout(300)
     assert watch.dialogs == []
@@ -144,6 +155,14 @@ def test_overview_tiles_use_flagged_and_freshness(web, watch, screenshots):
     assert page.get_by_text("jobs finished in range").count() == 1
     assert page.locator("a", has_text="1003").count() >= 1  # most flagged
     assert page.locator("a", has_text="w007").count() == 1  # freshness lists every host
+    # raw types in words and units a person reads: no "numa: local_node", no "1/s"
+    assert "NUMA accesses: local node, cluster total" in plots, plots
+    axis = page.evaluate("""() => [...window.Bokeh.documents].flatMap(d => [...d.all_models])
+        .filter(m => m.type === 'LinearAxis' && m.axis_label).map(m => m.axis_label)""")
+    assert "/s" in axis and "1/s" not in axis, axis
+    # freshness: stalest host first (c001's last sample is the oldest)
+    ages = page.locator("td", has_text=" ago").all_inner_texts()
+    assert ages and ages == sorted(ages, key=lambda a: _seconds(a), reverse=True), ages
     page.screenshot(path=str(screenshots / "overview.png"), full_page=True)
     assert watch.errors == [], watch.errors
 
@@ -157,6 +176,8 @@ def test_host_view_with_job_bands(web, watch, screenshots):
     assert page.locator("a", has_text="1001").count() == 1
     assert page.locator("a", has_text="1002").count() == 1
     assert page.get_by_text("Jobs (2)").count() == 1
+    # each band is labelled with its job id and user (Text glyphs on the plot)
+    assert plots[SERIES["cpu_busy"].label]["glyphs"].count("Text") == 2, plots
     page.screenshot(path=str(screenshots / "host.png"), full_page=True)
     assert watch.errors == [], watch.errors
 
@@ -180,6 +201,9 @@ def test_compare_side_by_side(web, watch, screenshots):
     page = watch.page
     assert page.get_by_text("Not found: nope").count() == 1
     assert page.get_by_text("31.0 %", exact=True).count() == 1
+    # CPU efficiency (higher is better): 1001's 76.6 % best, 1003's 31.0 % worst
+    assert page.locator("td.hp-best").all_inner_texts() == ["76.6 %"]
+    assert page.locator("td.hp-worst").all_inner_texts() == ["31.0 %"]
     page.screenshot(path=str(screenshots / "compare.png"), full_page=True)
     assert watch.errors == [], watch.errors
 

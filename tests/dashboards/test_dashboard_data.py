@@ -113,7 +113,7 @@ def test_shared_accounts_open_the_accounts_jobs(conn):
         conn.execute("INSERT INTO job_data (jobid, username, account, cluster) VALUES "
                      "('2001', 'carol', 'proj-ml', %s)", (cluster_name(),))
     share = Viewer("carol", staff=False, share_accounts=True)
-    assert ids(conn, viewer=share) == ["1002", "2001"]  # no end time: last
+    assert ids(conn, viewer=share) == ["2001", "1002"]  # no end time (running, pending): first
     assert ids(conn, viewer=Viewer("carol", staff=False)) == ["2001"]
 
 
@@ -163,12 +163,13 @@ def test_job_series_per_host_bucketed(conn):
     job = data.job_record(conn, "1001")
     series = timeseries.job_series(conn, job, ["cpu_busy", "mem_used", "ib_bw"])
     cpu = series.filter(series["series"] == "cpu_busy")
-    assert cpu.group_by("host").len().sort("host").rows() == [("c001", 12), ("c002", 12)]
+    # the rate stamped at the job's start covers the interval before it: left off the plot
+    assert cpu.group_by("host").len().sort("host").rows() == [("c001", 11), ("c002", 11)]
     first = cpu.filter(cpu["host"] == "c002").sort("time")["value"][0]
-    assert first == pytest.approx(26.0)  # user+nice+system+irq+softirq; idle excluded
+    assert first == pytest.approx(27.0)  # user+nice+system+irq+softirq; idle excluded
     mem = series.filter(series["series"] == "mem_used").sort("host", "time")
-    assert mem["value"][0] == pytest.approx(25 * GIB)  # MemUsed - FilePages - Slab
-    assert series.filter(series["series"] == "ib_bw")["value"].min() == pytest.approx(3e8)
+    assert mem["value"][0] == pytest.approx(25 * GIB)  # a gauge: the start's own reading
+    assert series.filter(series["series"] == "ib_bw")["value"].min() == pytest.approx(3.1e8)
     # at most max_points buckets per host, each the mean of its samples
     coarse = timeseries.job_series(conn, job, ["cpu_busy"], max_points=3)
     assert coarse.group_by("host").len()["len"].max() <= 4
@@ -260,8 +261,9 @@ def test_item9_short_job_bucketed_by_its_own_interval(conn):
     assert timeseries.bucket_seconds(start, end, interval_s=10.0) == 10
     assert timeseries.bucket_seconds(start, end) == timeseries.MIN_BUCKET_S  # unknown interval
     frame = timeseries.stored_job_series(conn, "9001", start, end, ["cg_cpu"])
-    assert frame["time"].to_list() == times
-    assert frame["value"].to_list() == [float(i) for i in range(7)]
+    # the rate stamped at 3 s covers -7 s .. 3 s, mostly before the job: not drawn
+    assert frame["time"].to_list() == times[1:]
+    assert frame["value"].to_list() == [float(i) for i in range(1, 7)]
 
 
 def test_search_by_application_is_scoped_like_every_job_query(conn):
@@ -310,3 +312,37 @@ def test_a_jobs_applications_for_its_page(conn):
     assert apps["application"].to_list() == ["Python", "unknown"]
     assert apps["executables"].to_list() == ["/usr/bin/python3.11", "/home/bob/bin/train"]
     assert data.job_applications(conn, "9999").is_empty()
+
+
+def test_peer_percentiles_are_shown_to_a_researcher_only_over_20_jobs_of_5_users(conn):
+    job = data.job_record(conn, "1001")
+    values = {"cpu_efficiency": 0.766}
+    # staff: the partition's two jobs; 1001 ties itself (half) and is above 1003 (0.31)
+    peer = data.peer_context(conn, job, values, data.STAFF)["cpu_efficiency"]
+    assert (peer["jobs"], peer["users"]) == (2, 1)
+    assert float(peer["below"]) == pytest.approx(0.75)
+    assert peer["median"] == pytest.approx((0.766 + 0.31) / 2)
+    assert data.peer_context(conn, job, values, ALICE) == {"cpu_efficiency": None}
+    # 18 more jobs of five other users (efficiency 0, 0.05, ... 0.85) make 20 jobs of 6
+    end = job["end_time"] - timedelta(hours=1)
+    for i in range(18):
+        jobid = str(2000 + i)
+        conn.execute("INSERT INTO job_data (jobid, username, account, partition, state,"
+                     " start_time, end_time, nnodes, ncpus, cluster) VALUES (%s, %s, 'p',"
+                     " 'normal', 'COMPLETED', %s, %s, 1, 4, %s)",
+                     (jobid, f"u{i % 5}", end - timedelta(hours=1), end, cluster_name()))
+        conn.execute("INSERT INTO job_metrics (jobid, metric, value, unit, day, cluster) VALUES"
+                     " (%s, 'cpu_efficiency', %s, '1', %s, %s)",
+                     (jobid, i / 20, end.date(), cluster_name()))
+    peer = data.peer_context(conn, job, values, ALICE)["cpu_efficiency"]
+    # below 0.766: 1003 and i/20 for i <= 15 (16 jobs); itself half: 17.5 of 20
+    assert (peer["jobs"], peer["users"]) == (20, 6)
+    assert float(peer["below"]) == pytest.approx(17.5 / 20)
+    # one job fewer (19): withheld again; a job of another partition is no peer
+    conn.execute("UPDATE job_data SET partition = 'gpu' WHERE jobid = '2017'")
+    assert data.peer_context(conn, job, values, ALICE) == {"cpu_efficiency": None}
+    # a job that ended more than 30 days before is no peer either
+    conn.execute("UPDATE job_data SET partition = 'normal', end_time = end_time - interval "
+                 "'31 days' WHERE jobid = '2017'")
+    assert data.peer_context(conn, job, values, ALICE) == {"cpu_efficiency": None}
+    conn.rollback()

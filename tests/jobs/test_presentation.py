@@ -63,3 +63,71 @@ def test_item4_memory_advice_moves_in_the_flags_direction():
     near = [("memory_near_limit", "memory")]
     full = {"mem_hwm_bytes": 15.5 * GiB, "mem_hwm_fraction": 15.5 / 16}
     assert lines(JOB, full, near, 600) == ["#SBATCH --mem=0"]
+
+
+# --- the verdict (issue 19): the same words on the job page and in `hpcperf job` ---
+
+
+def test_verdict_says_what_was_used_of_what_was_allocated():
+    job = {"ncpus": 32, "nnodes": 1, "req_mem_bytes": 64 * GiB}
+    # 2/32 busy: 2 of 32 cores used, 30 idle; 3.2 GiB of 64 GiB per node
+    assert pr.verdict(job, {"cpu_efficiency": 2 / 32, "mem_hwm_bytes": 3.2 * GiB}) == (
+        "Used 2 of 32 cores; 30 of 32 requested cores idle; "
+        "peak memory 3.20 GiB of 64.0 GiB requested per node.")
+    four = {"ncpus": 64, "nnodes": 4, "req_mem_bytes": 160 * GiB}
+    # two of four 16-core nodes fully busy: 32 of 64; memory 160 GiB / 4 nodes = 40 GiB
+    assert pr.verdict(four, {"cpu_efficiency": 0.5, "idle_nodes": 2.0,
+                             "mem_hwm_bytes": 25.6 * GiB, "mem_hwm_fraction": 0.4}) == (
+        "Used 32 of 64 cores; 32 of 64 requested cores idle; 2 of 4 nodes did no work; "
+        "peak memory 25.6 GiB of 40.0 GiB requested per node.")
+    # a busy job has no "idle" clause; a near-full node says its share
+    assert pr.verdict({"ncpus": 8, "nnodes": 1}, {"cpu_efficiency": 0.95,
+                                                  "mem_hwm_bytes": 60 * GiB,
+                                                  "mem_hwm_fraction": 0.94}) == (
+        "Used 7.6 of 8 cores; peak memory 60.0 GiB (94% of the node).")
+    assert pr.verdict(four, {}, running=True, reason="still running") == (
+        "No measurements yet: still running.")
+    assert pr.verdict(four, {"cpu_efficiency": 0.25}, running=True).startswith(
+        "So far: used 16 of 64 cores; 48 of 64")
+
+
+def test_colour_follows_direction_and_the_flag_thresholds_not_the_bar_length():
+    higher = "higher"
+    # 100 % CPU efficiency is good (it used to be red: "over 95 % of the allocation")
+    assert pr.metric_tone("cpu_efficiency", {"cpu_efficiency": 1.0}, set(), higher) == "good"
+    assert pr.metric_tone("cpu_efficiency", {"cpu_efficiency": 0.3}, {"cpu_efficiency"},
+                          higher) == "bad"
+    # busy cores per node are judged with the efficiency they are an amount of
+    values = {"cpu_cores_avg": 1.2, "cpu_efficiency": 0.04}
+    assert pr.metric_tone("cpu_cores_avg", values, {"cpu_efficiency"}, higher) == "bad"
+    assert pr.metric_tone("mem_hwm_bytes", {"mem_hwm_bytes": 9.0}, set()) == "good"
+    assert pr.metric_tone("net_bw_avg", {"net_bw_avg": 1e6}, set()) == "neutral"
+    assert pr.metric_tone("gpu_util", {"gpu_util": None}, set(), higher) == "none"
+
+
+def test_metrics_by_importance_and_missing_ones_folded_by_reason():
+    from hpcperfstats.jobs.metrics import METRICS
+
+    assert sorted(pr.METRIC_ORDER) == sorted(METRICS)  # every metric has its place
+    order = sorted(["energy_j", "net_bw_avg", "gpu_util", "mem_hwm_bytes", "cpu_efficiency",
+                    "lustre_read_bw_avg"], key=pr.metric_rank)
+    assert order == ["cpu_efficiency", "mem_hwm_bytes", "gpu_util", "lustre_read_bw_avg",
+                     "net_bw_avg", "energy_j"]
+    assert pr.missing_line([("GPU utilisation", "no GPUs allocated"),
+                            ("FLOPS per node", "no data"),
+                            ("GPU memory", "no GPUs allocated")]) == (
+        "No value: GPU utilisation, GPU memory — no GPUs allocated; FLOPS per node — no data.")
+    assert pr.missing_line([]) == ""
+
+
+def test_state_banners_and_flag_order():
+    assert pr.state_banner("FAILED", "1:0") == (
+        "bad", "Failed: the job ended with exit code 1:0.")
+    assert pr.state_banner("CANCELLED by 1234", "0:15")[0] == "warn"
+    assert pr.state_banner("COMPLETED", "0:0") is None
+    metric_of = {"low_cpu_efficiency": "cpu_efficiency", "memory_near_limit": "mem_hwm_fraction",
+                 "idle_nodes": "idle_nodes", "time_limit_overestimated": "time_limit_ratio"}
+    flags = [{"flag": f} for f in ("time_limit_overestimated", "low_cpu_efficiency",
+                                   "memory_near_limit", "idle_nodes")]
+    assert [f["flag"] for f in pr.order_flags(flags, metric_of)] == [
+        "memory_near_limit", "low_cpu_efficiency", "idle_nodes", "time_limit_overestimated"]
