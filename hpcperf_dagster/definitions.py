@@ -1,35 +1,25 @@
-"""The code location: assets, checks, jobs, sensors and resources in one place."""
+"""The code location: assets, jobs, sensors, schedules and resources in one place."""
 
 from __future__ import annotations
 
 from dagster import Definitions
 
 from hpcperf_dagster.assets.aggregates import host_aggregates
-from hpcperf_dagster.assets.archive import import_archive_job, raw_stats_archive
+from hpcperf_dagster.assets.archive import raw_stats_archive
 from hpcperf_dagster.assets.host_data import host_data
 from hpcperf_dagster.assets.job_flags import job_flags
 from hpcperf_dagster.assets.job_tables import job_tables
 from hpcperf_dagster.assets.jobs import slurm_jobs
-from hpcperf_dagster.assets.offsite import archive_day, archive_day_job, archive_day_schedule
+from hpcperf_dagster.assets.offsite import archive_day
+from hpcperf_dagster.jobs import JOBS, SCHEDULES, sensors
 from hpcperf_dagster.resources import resources
-from hpcperf_dagster.schedules import job_day_schedule
-from hpcperf_dagster.sensors import (
-    accounting_sensor,
-    drain_job,
-    host_data_job,
-    host_data_sensor,
-    job_metrics_job,
-    job_metrics_sensor,
-    rabbitmq_sensor,
-    slurm_jobs_job,
-)
+from hpcperfstats.config import settings
 
 defs = Definitions(
-    assets=[raw_stats_archive, host_data, slurm_jobs, job_tables, job_flags,
-            archive_day, host_aggregates],
-    jobs=[drain_job, host_data_job, import_archive_job, slurm_jobs_job, job_metrics_job,
-          archive_day_job],
-    sensors=[rabbitmq_sensor, host_data_sensor, job_metrics_sensor, accounting_sensor],
-    schedules=[job_day_schedule, archive_day_schedule],
+    assets=[raw_stats_archive, host_data, host_aggregates, slurm_jobs, job_tables, job_flags,
+            archive_day],
+    jobs=JOBS,
+    sensors=sensors(settings().sensor_interval),
+    schedules=SCHEDULES,
     resources=resources(),
 )

@@ -18,7 +18,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate-demo": ("hpcperfstats.demo.cli", "write raw stats and accounting of a demo cluster"),
     "job": ("hpcperfstats.report", "one job's report: metrics vs allocation, flags, advice"),
     "import-archive": ("hpcperfstats.importer", "copy an existing <host>/<epoch> archive in, "
-                       "indexed; mark its hours for host_data"),
+                       "indexed; report its hours to Dagster (host_data follows)"),
+    "backfill": ("hpcperf_dagster.backfill", "rebuild assets over a range of hours or days "
+                 "(a Dagster backfill; progress in the UI or with --wait)"),
 }
 
 

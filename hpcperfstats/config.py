@@ -82,7 +82,14 @@ REGISTRY: tuple[Setting, ...] = (
     _S("RATE_LOOKBACK_S", "float", "3600",
        "how far back a partition reads for the previous sample"),
     _S("RETRY_AFTER_S", "float", "600",
-       "seconds before a sensor asks again for a partition whose run failed"),
+       "seconds before Dagster's automation asks again for a partition whose run failed "
+       "(whole minutes)"),
+    _S("DAGSTER_URL", "url", "http://127.0.0.1:3000",
+       "the Dagster webserver `hpcperf backfill` submits to (compose: "
+       "`http://pipeline-web:3000/dagster`)"),
+    _S("HOURS_PER_RUN", "int", "6",
+       "most hours one host_data run builds: a catch-up or backfill is split into runs "
+       "this size, run side by side"),
     _S("EPOCH_EARLIEST", "datetime", "2000-01-01",
        "a live sample's epoch is not before this ([docs/raw-format.md](docs/raw-format.md))"),
     _S("EPOCH_MAX_AHEAD_S", "float", str(EPOCH_MAX_AHEAD_S),
@@ -186,6 +193,7 @@ class Settings:
     rate_lookback_s: float
     message_max_bytes: int
     retry_after_s: float
+    hours_per_run: int
     #: bytes of raw text parsed at once (a message, an archive slice, a piece
     #: of an imported or damaged file): bounds memory per chunk
     chunk_max_bytes: int
@@ -205,11 +213,6 @@ class Settings:
     @property
     def accounting_dir(self) -> Path:
         return Path(env("ACCOUNTING_DIR") or self.home / "accounting")
-
-    @property
-    def state_dir(self) -> Path:
-        """Pending-work markers between pipeline stages."""
-        return self.home / "state"
 
     @property
     def pgdata_dir(self) -> Path:
@@ -253,6 +256,7 @@ def settings() -> Settings:
         rate_lookback_s=float(env("RATE_LOOKBACK_S")),
         message_max_bytes=int(env("MESSAGE_MAX_BYTES") or chunk_max_bytes),
         retry_after_s=float(env("RETRY_AFTER_S")),
+        hours_per_run=int(env("HOURS_PER_RUN")),
         chunk_max_bytes=chunk_max_bytes,
         epoch_earliest=_epoch(env("EPOCH_EARLIEST")),
         epoch_max_ahead_s=float(env("EPOCH_MAX_AHEAD_S")),

@@ -1,30 +1,34 @@
-"""``host_data``: hourly per-interval rates and gauges from the archive."""
+"""``host_data``: hourly per-interval rates and gauges from the archive.
 
-import time
+Follows ``raw_stats_archive`` by declarative automation: any hour whose
+archive partition was materialised since its last build is rebuilt, late
+hours included. Each materialisation names the job days its rows touch
+(``job_days`` metadata), which ``job_days_sensor`` turns into job-table runs.
+"""
 
 import psycopg
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
-    BackfillPolicy,
     Failure,
     MaterializeResult,
     asset,
 )
 
 from hpcperf_dagster.assets.archive import raw_stats_archive
+from hpcperf_dagster.automation import FOLLOWS_UPSTREAM, HOURLY_RUNS
 from hpcperf_dagster.partitions import hourly
 from hpcperf_dagster.resources import Database, Paths
 from hpcperfstats.config import settings
 from hpcperfstats.host_load import build_host_data, job_days_touched, window_checks
-from hpcperfstats.pending import Pending
 
 
 @asset(
     group_name="ingest",
     partitions_def=hourly,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=HOURLY_RUNS,
+    automation_condition=FOLLOWS_UPSTREAM,
     deps=[raw_stats_archive],
     description="Per-interval rates (counters) and gauges per host, one row per "
     "(host, time, type, device, event); rebuilt by hour from the archive.",
@@ -40,7 +44,6 @@ from hpcperfstats.pending import Pending
 )
 def host_data(context: AssetExecutionContext, db: Database, paths: Paths):
     window = context.partition_time_window
-    started_ns = time.time_ns()
     try:
         with db.connect() as conn:
             result = build_host_data(conn, paths.archive, window.start, window.end,
@@ -48,16 +51,13 @@ def host_data(context: AssetExecutionContext, db: Database, paths: Paths):
             negative, duplicates = window_checks(conn, window.start, window.end)
             days = job_days_touched(conn, window.start, window.end)
     except psycopg.OperationalError as exc:
-        # nothing was committed and the hours stay pending: the sensor retries
+        # nothing was committed; the failed partitions are retried by the automation
         raise Failure(
             description=f"database unavailable while loading host_data {window.start} - "
-            f"{window.end}: {str(exc).strip()}. Nothing was written; the hours stay "
-            "pending and are retried.",
+            f"{window.end}: {str(exc).strip()}. Nothing was written; the hours show as "
+            "failed and are retried after HPCPERF_RETRY_AFTER_S.",
             allow_retries=True,
         ) from exc
-    Pending(paths.state, "job_metrics").mark(days)
-    keys = context.partition_keys
-    Pending(paths.state, "host_data").clear(keys, marked_before_ns=started_ns)
     context.log.info(f"{result.rows} rows from {result.samples} samples of {result.hosts} hosts")
     yield MaterializeResult(
         metadata={
@@ -67,7 +67,7 @@ def host_data(context: AssetExecutionContext, db: Database, paths: Paths):
             "parse_issues": result.issues,
             "seconds": round(result.seconds, 3),
             "rows_per_s": round(result.rows / result.seconds) if result.seconds else 0,
-            "job_days_marked": sorted(days),
+            "job_days": sorted(days),
         }
     )
     yield AssetCheckResult(check_name="no_negative_rates", passed=negative == 0,

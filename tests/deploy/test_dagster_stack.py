@@ -152,7 +152,7 @@ def _until(what: str, check, stack: Stack, timeout: float):
 
 LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries {
   name locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
-DRAIN_RUNS = """{ runsOrError(filter: {pipelineName: "drain"}) {
+DRAIN_RUNS = """{ runsOrError(filter: {pipelineName: "drain_job"}) {
   ... on Runs { results { runId status tags { key value } } } } }"""
 SENSOR_TICKS = """{ sensorOrError(sensorSelector: {repositoryLocationName: "hpcperfstats",
   repositoryName: "__repository__", sensorName: "rabbitmq_sensor"}) {

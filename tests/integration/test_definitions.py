@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from dagster import AssetKey, DefaultSensorStatus
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -26,6 +28,34 @@ def test_definitions_hold_every_stage():
 
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     assert {"raw_stats_archive", "host_data", "slurm_jobs", "job_metrics"} <= keys
-    sensors = {s.name for s in defs.sensors}
-    assert {"rabbitmq_sensor", "host_data_sensor", "job_metrics_sensor",
-            "accounting_sensor"} <= sensors
+    sensors = {s.name: s for s in defs.sensors}
+    assert set(sensors) == {"rabbitmq_sensor", "automation_sensor", "accounting_sensor",
+                            "job_days_sensor"}
+    # every trigger runs without a click in `dagster-daemon` and the demo
+    assert all(s.default_status == DefaultSensorStatus.RUNNING for s in sensors.values())
+    assert {s.name for s in defs.schedules} == {"job_tables_schedule", "archive_day_schedule"}
+    names = [j.name for j in defs.jobs]
+    assert all(name.endswith("_job") for name in names), names
+
+
+def test_job_metrics_is_an_asset_a_person_can_select_alone():
+    from hpcperf_dagster.definitions import defs
+
+    job_tables = defs.resolve_assets_def("job_metrics")
+    assert job_tables.can_subset
+    assert job_tables.subset_for({AssetKey("job_metrics")}, selected_asset_check_keys=None
+                                 ).keys == {AssetKey("job_metrics")}
+
+
+#: the one exception: it checks dagster.yaml with the instance-config schema and
+#: the run queue's tag-limit counter, which Dagster does not export
+INTERNALS_ALLOWED = {"tests/deploy/test_dagster_config.py", "tests/integration/test_definitions.py"}
+
+
+def test_no_import_from_dagster_internals():
+    sources = [p for d in ("hpcperf_dagster", "hpcperfstats", "dashboards", "tests", "benchmarks",
+                           "monitor") for p in (REPO / d).rglob("*.py")
+               if "node_modules" not in p.parts]
+    offenders = [str(p.relative_to(REPO)) for p in sources
+                 if "dagster._" in p.read_text(errors="replace")]
+    assert sorted(set(offenders) - INTERNALS_ALLOWED) == []
