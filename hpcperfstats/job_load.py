@@ -109,7 +109,7 @@ def build_job_day(conn: psycopg.Connection, start: datetime, end: datetime,
                   result: JobDayResult, tables: tuple[str, ...] = JOB_DAY_TABLES) -> None:
     """Replace ``tables`` (of :data:`JOB_DAY_TABLES`) for jobs that ended in [start, end).
 
-    A subset (``dagster asset materialize --select job_metrics``) replaces
+    A subset (``hpcperf backfill job_metrics``) replaces
     only those tables; the others keep their rows.
     """
     jobs = jobs_ended(conn, start, end)

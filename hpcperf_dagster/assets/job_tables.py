@@ -3,7 +3,7 @@
 The three tables come from the same read of the jobs' host data, so they
 are one multi-asset (one read, one transaction per day) with three keys the
 UI shows and the dashboards read. It is subsettable (``can_subset``):
-``dagster asset materialize --select job_metrics --partition 2026-11-28``
+``hpcperf backfill job_metrics 2026-11-28 2026-11-28``
 rebuilds that table alone. ``job_days_sensor`` requests the days whose jobs
 a new ``host_data`` hour or accounting dump touches (their ``job_days``
 metadata, ``host_load.job_days_touched``), which reach further back than the

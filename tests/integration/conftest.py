@@ -69,10 +69,11 @@ class Pipeline:
         return {key: set(result.get_requested_partitions(key)) for key in keys
                 if result.get_num_requested(key)}
 
-    def follow(self) -> list:
-        """Run what one automation tick requests: host_data hours in runs of at most
-        ``HPCPERF_HOURS_PER_RUN`` consecutive hours, as the daemon's backfill does."""
-        requested = self.automate()
+    def follow(self, requested: dict[AssetKey, set[str]] | None = None) -> list:
+        """Run what an automation tick requests (this one's, or a new tick's): host_data
+        hours in runs of at most ``HPCPERF_HOURS_PER_RUN`` consecutive hours, as the
+        daemon's backfill does."""
+        requested = dict(self.automate() if requested is None else requested)
         hours = set().union(*(requested.pop(key, set()) for key in HOURLY))
         assert not requested, f"unexpected automation requests: {requested}"
         job = self.defs.resolve_job_def("host_data_job")

@@ -1,4 +1,9 @@
-"""The code location loads as Dagster loads it: ``dagster definitions validate``."""
+"""The code location loads as Dagster's processes load it, with nothing to ignore.
+
+(``dagster definitions validate`` is superseded in Dagster 1.13 and says so on
+stderr; the real webserver and daemon are started, and their logs checked
+for warnings, in ``tests/deploy/test_dagster_stack.py``.)
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,25 @@ from dagster import AssetKey, DefaultSensorStatus
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_dagster_definitions_validate(tmp_path):
-    dagster = Path(sys.executable).parent / "dagster"
+LOAD = """
+from hpcperf_dagster.definitions import defs
+repo = defs.get_repository_def()
+graph = defs.resolve_asset_graph()
+print(len(repo.get_all_jobs()), len(repo.sensor_defs), len(repo.schedule_defs),
+      len(graph.get_all_asset_keys()))
+"""
+
+
+def test_code_location_loads_without_warnings(tmp_path):
+    """Every definition built in a fresh process, as a code server does: stderr is empty."""
     out = subprocess.run(
-        [str(dagster), "definitions", "validate", "-w", str(REPO / "workspace.yaml")],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", LOAD], cwd=REPO, capture_output=True, text=True, timeout=300,
         env={"PATH": str(Path(sys.executable).parent), "DAGSTER_HOME": str(tmp_path),
              "HPCPERF_HOME": str(tmp_path / "home")},
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "All code locations passed validation" in out.stderr + out.stdout
+    assert out.stdout.split() == ["7", "4", "2", "9"]  # 6 jobs + the implicit asset job
+    assert out.stderr == ""
 
 
 def test_definitions_hold_every_stage():

@@ -51,10 +51,10 @@ def test_fixture_through_queue_sensor_and_dagster(pipeline, stampede_text, pg_ur
     assert sorted(e.partition for e in drained.get_asset_materialization_events()) == hours
 
     # the automation asks for exactly those hours of host_data and its aggregates
-    assert pipeline.automate() == {AssetKey("host_data"): set(hours),
-                                   AssetKey("host_aggregates"): set(hours)}
-    pipeline.automation_cursor = None  # the same tick again, now run
-    (built,) = pipeline.follow()  # one run: the range 20:00-21:00
+    requested = pipeline.automate()
+    assert requested == {AssetKey("host_data"): set(hours),
+                         AssetKey("host_aggregates"): set(hours)}
+    (built,) = pipeline.follow(requested)  # one run: the range 20:00-21:00
     assert sorted(e.partition for e in built.get_asset_materialization_events()
                   if e.asset_key == AssetKey("host_data")) == hours
     assert pipeline.automate() == {}  # both hours loaded: nothing stale
