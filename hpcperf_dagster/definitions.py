@@ -15,11 +15,12 @@ from hpcperf_dagster.jobs import JOBS, SCHEDULES, sensors
 from hpcperf_dagster.resources import resources
 from hpcperfstats.config import settings
 
+_cfg = settings()
 defs = Definitions(
     assets=[raw_stats_archive, host_data, host_aggregates, slurm_jobs, job_tables, job_flags,
             archive_day],
     jobs=JOBS,
-    sensors=sensors(settings().sensor_interval),
+    sensors=sensors(_cfg.sensor_interval, _cfg.automation_interval),
     schedules=SCHEDULES,
     resources=resources(),
 )

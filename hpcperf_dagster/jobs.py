@@ -15,8 +15,9 @@ What starts what (every trigger's state lives in Dagster's storage):
 - ``job_tables_schedule`` (nightly) and ``archive_day_schedule``.
 
 Job names end in ``_job``, sensors in ``_sensor``, schedules in
-``_schedule``. Intervals come from ``HPCPERF_SENSOR_INTERVAL``, read when the
-definitions are built (``definitions.py``), not at import.
+``_schedule``. Intervals come from ``HPCPERF_SENSOR_INTERVAL`` and
+``HPCPERF_AUTOMATION_INTERVAL``, read when the definitions are built
+(``definitions.py``), not at import.
 """
 
 from __future__ import annotations
@@ -166,8 +167,10 @@ def job_days_tick(context: SensorEvaluationContext):
     return SensorResult(run_requests=requests, cursor=json.dumps(after))
 
 
-def sensors(interval: int) -> list[SensorDefinition]:
-    """Every sensor, ticking at most every ``interval`` seconds, running by default."""
+def sensors(interval: int, automation_interval: int) -> list[SensorDefinition]:
+    """Every sensor, running by default: the automation ticks every
+    ``automation_interval`` seconds (fewer, longer host_data runs while drains go
+    on), the others every ``interval``."""
     running = DefaultSensorStatus.RUNNING
     return [
         sensor(name="rabbitmq_sensor", job=drain_job, minimum_interval_seconds=interval,
@@ -185,7 +188,7 @@ def sensors(interval: int) -> list[SensorDefinition]:
                )(job_days_tick),
         AutomationConditionSensorDefinition(
             "automation_sensor", target=AssetSelection.all(), default_status=running,
-            minimum_interval_seconds=interval,
+            minimum_interval_seconds=automation_interval,
             description="Declarative automation: rebuilds every host_data hour (and its "
             "aggregates) whose raw archive partition is newer; retries failed partitions."),
     ]

@@ -73,6 +73,9 @@ REGISTRY: tuple[Setting, ...] = (
     _S("DRAIN_MAX_MESSAGES", "int", "50000", "messages one drain run takes at most"),
     _S("DRAIN_MAX_SECONDS", "float", "120", "seconds one drain run takes at most"),
     _S("SENSOR_INTERVAL", "int", "30", "seconds between sensor ticks", "`30` (demo: `5`)"),
+    _S("AUTOMATION_INTERVAL", "int", "120",
+       "seconds between ticks of Dagster's automation: the live hour is rebuilt at most this "
+       "often, the drains in between share one host_data run", "`120` (demo: `5`)"),
     _S("CHUNK_MAX_BYTES", "int", CHUNK_DEFAULT,
        "raw text parsed at once: bounds memory per chunk ([docs/ingest.md](docs/ingest.md))",
        "16 MiB"),
@@ -189,6 +192,7 @@ class Settings:
     drain_max_messages: int
     drain_max_seconds: float
     sensor_interval: int
+    automation_interval: int
     partition_start: datetime
     rate_lookback_s: float
     message_max_bytes: int
@@ -252,6 +256,7 @@ def settings() -> Settings:
         drain_max_messages=int(env("DRAIN_MAX_MESSAGES")),
         drain_max_seconds=float(env("DRAIN_MAX_SECONDS")),
         sensor_interval=int(env("SENSOR_INTERVAL")),
+        automation_interval=int(env("AUTOMATION_INTERVAL")),
         partition_start=_utc(env("PARTITION_START")),
         rate_lookback_s=float(env("RATE_LOOKBACK_S")),
         message_max_bytes=int(env("MESSAGE_MAX_BYTES") or chunk_max_bytes),

@@ -167,7 +167,8 @@ def main(argv: list[str]) -> int:
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
     env = dict(os.environ, HPCPERF_HOME=str(home), HPCPERF_DATABASE_URL=url,
-               HPCPERF_SENSOR_INTERVAL=interval, DAGSTER_HOME=str(dagster_home))
+               HPCPERF_SENSOR_INTERVAL=interval, HPCPERF_AUTOMATION_INTERVAL=interval,
+               DAGSTER_HOME=str(dagster_home))
     from dagster import DagsterInstance
 
     instance = DagsterInstance.from_config(str(dagster_home))

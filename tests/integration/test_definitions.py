@@ -47,6 +47,9 @@ def test_definitions_hold_every_stage():
                             "job_days_sensor"}
     # every trigger runs without a click in `dagster-daemon` and the demo
     assert all(s.default_status == DefaultSensorStatus.RUNNING for s in sensors.values())
+    # the automation ticks less often than the drain's sensor: fewer host_data runs
+    assert sensors["automation_sensor"].minimum_interval_seconds == 120
+    assert sensors["rabbitmq_sensor"].minimum_interval_seconds == 30
     assert {s.name for s in defs.schedules} == {"job_tables_schedule", "archive_day_schedule"}
     names = [j.name for j in defs.jobs]
     assert all(name.endswith("_job") for name in names), names
