@@ -1,19 +1,20 @@
 """``host_aggregates``: 5-minute and hourly totals per host and cluster, after host_data.
 
-Runs in the same job as ``host_data`` (the sensor's hourly runs and the
-backfills), so the buckets of an hour are rebuilt whenever its rows are.
+Follows ``host_data`` by the same automation, requested in the same tick and
+so in the same run (and in ``host_data_job``'s backfills): the buckets of an
+hour are rebuilt whenever its rows are.
 """
 
 import psycopg
 from dagster import (
     AssetExecutionContext,
-    BackfillPolicy,
     Failure,
     MaterializeResult,
     asset,
 )
 from hpcperf_assets.host_data import host_data
 
+from hpcperf_dagster.automation import FOLLOWS_UPSTREAM, HOURLY_RUNS
 from hpcperf_dagster.partitions import hourly
 from hpcperf_dagster.resources import Database
 from hpcperfstats.config import settings
@@ -23,7 +24,8 @@ from hpcperfstats.hostdata.aggregates import refresh
 @asset(
     group_name="ingest",
     partitions_def=hourly,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=HOURLY_RUNS,
+    automation_condition=FOLLOWS_UPSTREAM,
     deps=[host_data],
     description="host_agg and cluster_agg: host_data averaged per 5 min and per hour, "
     "per host and summed over the cluster (portable SQL); the overview reads them for "

@@ -1,24 +1,27 @@
-"""``host_data``: hourly per-interval rates and gauges from the archive."""
+"""``host_data``: hourly per-interval rates and gauges from the archive.
 
-import time
+Follows ``raw_stats_archive`` by declarative automation: any hour whose
+archive partition was materialised since its last build is rebuilt, late
+hours included. Each materialisation names the job days its rows touch
+(``job_days`` metadata), which ``job_days_sensor`` turns into job-table runs.
+"""
 
 import psycopg
 from dagster import (
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
-    BackfillPolicy,
     Failure,
     MaterializeResult,
     asset,
 )
 from hpcperf_assets.archive import raw_stats_archive
 
+from hpcperf_dagster.automation import FOLLOWS_UPSTREAM, HOURLY_RUNS
 from hpcperf_dagster.partitions import hourly
 from hpcperf_dagster.resources import Database, Paths
 from hpcperfstats.config import settings
 from hpcperfstats.hostdata.load import build_host_data, job_days_touched, window_checks
-from hpcperfstats.ingest.pending import Pending
 
 #: run tag asking for a full rebuild of the run's hours (every row replaced,
 #: e.g. a backfill after a rate rule changed); without it only what changed
@@ -30,7 +33,8 @@ REBUILD_TAG = "hpcperf/rebuild"
 @asset(
     group_name="ingest",
     partitions_def=hourly,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=HOURLY_RUNS,
+    automation_condition=FOLLOWS_UPSTREAM,
     deps=[raw_stats_archive],
     description="Per-interval rates (counters) and gauges per host, one row per "
     "(host, time, type, device, event); loaded by hour from the archive, only what "
@@ -47,7 +51,6 @@ REBUILD_TAG = "hpcperf/rebuild"
 )
 def host_data(context: AssetExecutionContext, db: Database, paths: Paths):
     window = context.partition_time_window
-    started_ns = time.time_ns()
     try:
         with db.connect() as conn:
             cluster = settings().cluster
@@ -58,16 +61,13 @@ def host_data(context: AssetExecutionContext, db: Database, paths: Paths):
             negative, duplicates = window_checks(conn, window.start, window.end, cluster)
             days = job_days_touched(conn, window.start, window.end, cluster)
     except psycopg.OperationalError as exc:
-        # nothing was committed and the hours stay pending: the sensor retries
+        # nothing was committed; the failed partitions are retried by the automation
         raise Failure(
             description=f"database unavailable while loading host_data {window.start} - "
-            f"{window.end}: {str(exc).strip()}. Nothing was written; the hours stay "
-            "pending and are retried.",
+            f"{window.end}: {str(exc).strip()}. Nothing was written; the hours show as "
+            "failed and are retried after HPCPERF_RETRY_AFTER_S.",
             allow_retries=True,
         ) from exc
-    Pending(paths.state, "job_metrics").mark(days)
-    keys = context.partition_keys
-    Pending(paths.state, "host_data").clear(keys, marked_before_ns=started_ns)
     context.log.info(f"{result.rows} rows written, {result.rows_deleted} deleted, from "
                      f"{result.samples} samples of {result.hosts} hosts in {result.pieces} pieces")
     yield MaterializeResult(
@@ -84,7 +84,7 @@ def host_data(context: AssetExecutionContext, db: Database, paths: Paths):
             "parse_issues": result.issues,
             "seconds": round(result.seconds, 3),
             "rows_per_s": round(result.rows / result.seconds) if result.seconds else 0,
-            "job_days_marked": sorted(days),
+            "job_days": sorted(days),
         }
     )
     yield AssetCheckResult(check_name="no_negative_rates", passed=negative == 0,

@@ -9,11 +9,11 @@ of the single rule that produced it.
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    BackfillPolicy,
     MaterializeResult,
     asset,
 )
 
+from hpcperf_dagster.automation import DAILY_RUNS, RETRIES_FAILED
 from hpcperf_dagster.partitions import daily
 from hpcperf_dagster.resources import Database
 from hpcperfstats.config import settings
@@ -24,7 +24,8 @@ from hpcperfstats.flags.rules import load_rules, rules_path, rules_version
 @asset(
     group_name="jobs",
     partitions_def=daily,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=DAILY_RUNS,
+    automation_condition=RETRIES_FAILED,
     deps=[AssetKey("job_metrics")],
     code_version=rules_version(),
     description="Flags for the researcher (idle nodes, low CPU efficiency, memory near the "

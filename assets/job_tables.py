@@ -3,13 +3,12 @@
 The three tables come from the same read of the jobs' host data, so they
 are one multi-asset (one read, one transaction per day) with three keys the
 UI shows and the dashboards read. It is subsettable (``can_subset``):
-``dagster asset materialize --select job_metrics --partition 2026-11-28``
-rebuilds that table alone. A late host_data hour marks the job days
-it touches pending (``host_load.job_days_touched``); the job_metrics sensor
-turns those into runs of this asset.
+``hpcperf backfill job_metrics 2026-11-28 2026-11-28``
+rebuilds that table alone. ``job_days_sensor`` requests the days whose jobs
+a new ``host_data`` hour or accounting dump touches (their ``job_days``
+metadata, ``host_load.job_days_touched``), which reach further back than the
+lineage drawn here; a failed day is retried by the automation.
 """
-
-import time
 
 from dagster import (
     AssetCheckResult,
@@ -17,7 +16,6 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetSpec,
-    BackfillPolicy,
     MaterializeResult,
     TimeWindowPartitionMapping,
     multi_asset,
@@ -25,10 +23,10 @@ from dagster import (
 from hpcperf_assets.host_data import host_data
 from hpcperf_assets.jobs import slurm_jobs
 
+from hpcperf_dagster.automation import DAILY_RUNS, RETRIES_FAILED
 from hpcperf_dagster.partitions import daily
-from hpcperf_dagster.resources import Database, Paths
+from hpcperf_dagster.resources import Database
 from hpcperfstats.config import settings
-from hpcperfstats.ingest.pending import Pending
 from hpcperfstats.jobs.load import (
     JOB_DAY_TABLES,
     build_job_days,
@@ -42,23 +40,24 @@ _DEPS = [
     AssetDep(slurm_jobs),
     AssetDep(host_data, partition_mapping=TimeWindowPartitionMapping(start_offset=-1)),
 ]
+_RETRY = RETRIES_FAILED
 
 
 @multi_asset(
     specs=[
-        AssetSpec("job_series", deps=_DEPS, group_name="jobs",
+        AssetSpec("job_series", deps=_DEPS, group_name="jobs", automation_condition=_RETRY,
                   description="Derived series (CPU, memory, network, I/O, GPU...) of each "
                   "job's hosts over its run, tagged with the job id: (jobid, host, series, "
                   "time, value); partitioned by the day the job ended."),
-        AssetSpec("job_metrics", deps=_DEPS, group_name="jobs",
+        AssetSpec("job_metrics", deps=_DEPS, group_name="jobs", automation_condition=_RETRY,
                   description="Per-job metrics with units (CPU efficiency, memory high-water "
                   "mark, bandwidths, GPU, energy, imbalance, idle nodes...); NULL with a reason "
                   "when absent; source 'cgroup' or 'node'."),
-        AssetSpec("job_coverage", deps=_DEPS, group_name="jobs",
+        AssetSpec("job_coverage", deps=_DEPS, group_name="jobs", automation_condition=_RETRY,
                   description="Per job and host: samples expected and present, and the gaps."),
     ],
     partitions_def=daily,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=DAILY_RUNS,
     can_subset=True,
     check_specs=[
         AssetCheckSpec("metrics_within_bounds", asset="job_metrics",
@@ -68,19 +67,15 @@ _DEPS = [
                        description="Every finished job with CPU host data has metrics from it"),
     ],
 )
-def job_tables(context: AssetExecutionContext, db: Database, paths: Paths):
+def job_tables(context: AssetExecutionContext, db: Database):
     window = context.partition_time_window
     selected = {key.to_user_string() for key in context.selected_asset_keys}
     tables = tuple(t for t in JOB_DAY_TABLES if t in selected)
-    started_ns = time.time_ns()
     with db.connect() as conn:
         cluster = settings().cluster
         result = build_job_days(conn, window.start, window.end, tables, cluster)
         violations = metric_bound_violations(conn, window.start, window.end, cluster)
         missing = jobs_missing_metrics(conn, window.start, window.end, cluster)
-    if "job_metrics" in tables:
-        Pending(paths.state, "job_metrics").clear(context.partition_keys,
-                                                  marked_before_ns=started_ns)
     seconds = round(result.seconds, 3)
     rate = round(result.series_rows / result.seconds) if result.seconds else 0
     metadata = {

@@ -1,4 +1,9 @@
-"""``slurm_jobs``: the daily accounting dump parsed into ``job_data``."""
+"""``slurm_jobs``: the daily accounting dump parsed into ``job_data``.
+
+Requested by ``accounting_sensor`` when a day's dump appears or changes. Each
+materialisation names the days its jobs ended (``job_days`` metadata), which
+``job_days_sensor`` turns into job-table runs.
+"""
 
 from collections import Counter
 from datetime import date
@@ -22,7 +27,6 @@ from hpcperf_dagster.resources import Database, Paths
 from hpcperfstats.archive import quarantine
 from hpcperfstats.config import settings
 from hpcperfstats.db.load import upsert_job_data
-from hpcperfstats.ingest.pending import Pending
 from hpcperfstats.jobs.accounting import issues_by_line, parse_accounting
 
 #: bad lines listed in metadata (all of them are in the quarantine)
@@ -72,7 +76,6 @@ def slurm_jobs(context: AssetExecutionContext, db: Database, paths: Paths):
                                    cluster=settings().cluster)
     ended = jobs.filter(jobs["end_time"].is_not_null())["end_time"].dt.strftime("%Y-%m-%d")
     days = set(ended.to_list())
-    Pending(paths.state, "job_metrics").mark(days)
     actions = Counter(r["action"] for r in bad)
     yield MaterializeResult(
         metadata={
@@ -80,7 +83,7 @@ def slurm_jobs(context: AssetExecutionContext, db: Database, paths: Paths):
             "upserted": upserted,
             "bad_lines": len(bad),
             "bad_line_list": _bad_line_table(bad),
-            "job_days_marked": sorted(days),
+            "job_days": sorted(days),
             "file": str(path),
         }
     )

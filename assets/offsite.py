@@ -1,7 +1,8 @@
 """``archive_day``: close a UTC day of the raw archive, compress it, send it off site.
 
 Export state is this asset's daily partitions: a failed export shows as a
-failed partition and is retried by the nightly schedule, which requests
+failed partition and is retried by the nightly ``archive_day_schedule``
+(``hpcperf_dagster/jobs.py``), which requests
 every recent day not yet materialised (or by a backfill); a re-run of an
 exported day finds the day's manifest at the target and sends nothing.
 """
@@ -10,14 +11,8 @@ from datetime import UTC, datetime
 
 from dagster import (
     AssetExecutionContext,
-    AssetSelection,
-    DefaultScheduleStatus,
     MaterializeResult,
-    RunRequest,
-    ScheduleEvaluationContext,
     asset,
-    define_asset_job,
-    schedule,
 )
 
 from hpcperf_dagster.partitions import daily
@@ -56,20 +51,3 @@ def archive_day(context: AssetExecutionContext, paths: Paths) -> MaterializeResu
         "files_sent": res.sent, "verified": res.verified, "removed_locally": res.removed,
         "hosts": len(res.hosts),
     })
-
-
-archive_day_job = define_asset_job("archive_day_job", AssetSelection.assets(archive_day))
-
-
-@schedule(job=archive_day_job, cron_schedule="15 3 * * *", execution_timezone="UTC",
-          default_status=DefaultScheduleStatus.RUNNING,
-          description="Export every closed day of the last two weeks not yet exported.")
-def archive_day_schedule(context: ScheduleEvaluationContext):
-    done = context.instance.get_materialized_partitions(archive_day.key)
-    keys = daily.get_partition_keys(current_time=context.scheduled_execution_time)
-    # the day that ended at midnight is closed once each host has sent after it
-    today = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    stamp = context.scheduled_execution_time.strftime("%Y%m%d")
-    for key in [k for k in keys if k < today][-CATCH_UP_DAYS:]:
-        if key not in done:
-            yield RunRequest(run_key=f"archive_day:{key}:{stamp}", partition_key=key)

@@ -73,7 +73,7 @@ def main() -> None:
             pub = publish(node.url, bodies)
             t0 = time.perf_counter()
             res = drain_queue(node.url, QUEUE, root / "archive", root / "quarantine",
-                              root / "state", max_messages=n, max_seconds=3600)
+                              max_messages=n, max_seconds=3600)
             drain = time.perf_counter() - t0
             assert res.messages == n and res.quarantined == 0, res
             publish(node.url, bodies)

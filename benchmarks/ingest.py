@@ -42,7 +42,7 @@ def main() -> None:
         bodies = [m.text.encode() for m in iter_messages(cfg)]
         mb = sum(map(len, bodies)) / 1e6
         t1 = time.perf_counter()
-        store = store_messages(bodies, root / "archive", root / "quarantine", root / "state")
+        store = store_messages(bodies, root / "archive", root / "quarantine")
         del bodies
         t2 = time.perf_counter()
         print(f"{args.nodes} nodes x {args.hours} h: {store.messages} messages, {mb:.0f} MB; "

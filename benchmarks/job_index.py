@@ -61,8 +61,7 @@ def main() -> None:
     cfg = DemoConfig(nodes=args.nodes, hours=args.hours)
     with tempfile.TemporaryDirectory(prefix="hpcperf-bench-") as tmp:
         root = Path(tmp)
-        store_messages([m.text.encode() for m in iter_messages(cfg)], root / "a", root / "q",
-                       root / "s")
+        store_messages([m.text.encode() for m in iter_messages(cfg)], root / "a", root / "q")
         hours = [cfg.start + timedelta(hours=h) for h in range(cfg.hours)]
         rows = pl.concat([compute_window(root / "a", s, s + timedelta(hours=1), 3600)[0]
                           for s in hours])

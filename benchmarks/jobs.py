@@ -46,7 +46,7 @@ def setup(url: str, root: Path, cfg: DemoConfig) -> None:
     t0 = time.perf_counter()
     plan = make_plan(cfg)
     store_messages((m.text.encode() for m in iter_messages(cfg, plan)), root / "archive",
-                   root / "quarantine", root / "state")
+                   root / "quarantine")
     t1 = time.perf_counter()
     rows = 0
     with psycopg.connect(url) as conn:

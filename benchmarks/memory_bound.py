@@ -50,10 +50,10 @@ E = int(next((tmp / "archive" / "n1").iterdir()).name)
 started = time.monotonic()
 if case == "drain":  # the body in memory, as the broker client hands it over
     res = hpcperfstats.ingest.drain.store_messages([(tmp / "message").read_bytes()], tmp / "a",
-                                            tmp / "q", tmp / "s")
+                                            tmp / "q")
     out = f"quarantined {res.quarantined}"
 elif case == "import":
-    res = hpcperfstats.ingest.importer.import_archive(tmp / "old", tmp / "a", tmp / "q", tmp / "s")
+    res = hpcperfstats.ingest.importer.import_archive(tmp / "old", tmp / "a", tmp / "q")
     out = f"{res.samples} samples, {res.issues} issues"
 else:
     start, end = datetime.fromtimestamp(E, UTC), datetime.fromtimestamp(E + 3600, UTC)

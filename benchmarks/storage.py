@@ -67,7 +67,7 @@ def demo_rows(conn: psycopg.Connection, root: Path, nodes: int) -> int:
     """One demo day through archive and build_host_data, hour by hour."""
     cfg = DemoConfig(nodes=nodes, hours=24)
     store_messages((m.text.encode() for m in iter_messages(cfg)), root / "archive",
-                   root / "quarantine", root / "state")
+                   root / "quarantine")
     rows = 0
     for h in range(cfg.hours):
         start = cfg.start + timedelta(hours=h)

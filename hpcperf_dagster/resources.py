@@ -55,7 +55,7 @@ class Broker(ConfigurableResource):
 
 
 class Paths(ConfigurableResource):
-    """Archive, quarantine, accounting drop and pipeline state directories."""
+    """Archive, quarantine and accounting drop directories."""
 
     home: str = _field("HOME")
     archive_dir: str = _field("ARCHIVE_DIR")
@@ -80,11 +80,6 @@ class Paths(ConfigurableResource):
     @property
     def accounting(self) -> Path:
         return self._under_home(self.accounting_dir, "ACCOUNTING_DIR", "accounting")
-
-    @property
-    def state(self) -> Path:
-        """Pending-work markers between pipeline stages."""
-        return Path(self.home).resolve() / "state" if self.home else settings().state_dir
 
 
 def _configured(name: str) -> str:

@@ -75,6 +75,9 @@ REGISTRY: tuple[Setting, ...] = (
     _S("DRAIN_MAX_MESSAGES", "int", "50000", "messages one drain run takes at most"),
     _S("DRAIN_MAX_SECONDS", "float", "120", "seconds one drain run takes at most"),
     _S("SENSOR_INTERVAL", "int", "30", "seconds between sensor ticks", "`30` (demo: `5`)"),
+    _S("AUTOMATION_INTERVAL", "int", "120",
+       "seconds between ticks of Dagster's automation: the live hour is rebuilt at most this "
+       "often, the drains in between share one host_data run", "`120` (demo: `5`)"),
     _S("CHUNK_MAX_BYTES", "int", CHUNK_DEFAULT,
        "raw text parsed at once by the drain, the import and each piece of a host_data "
        "build: bounds their memory ([docs/ingest.md](docs/ingest.md))",
@@ -85,7 +88,14 @@ REGISTRY: tuple[Setting, ...] = (
     _S("RATE_LOOKBACK_S", "float", "3600",
        "how far back a partition reads for the previous sample"),
     _S("RETRY_AFTER_S", "float", "600",
-       "seconds before a sensor asks again for a partition whose run failed"),
+       "seconds before Dagster's automation asks again for a partition whose run failed "
+       "(whole minutes)"),
+    _S("DAGSTER_URL", "url", "http://127.0.0.1:3000",
+       "the Dagster webserver `hpcperf backfill` submits to (compose: "
+       "`http://pipeline-web:3000/dagster`)"),
+    _S("HOURS_PER_RUN", "int", "6",
+       "most hours one host_data run builds: a catch-up or backfill is split into runs "
+       "this size, run side by side"),
     _S("EPOCH_EARLIEST", "datetime", "2000-01-01",
        "a live sample's epoch is not before this ([docs/raw-format.md](docs/raw-format.md))"),
     _S("EPOCH_MAX_AHEAD_S", "float", str(EPOCH_MAX_AHEAD_S),
@@ -219,10 +229,12 @@ class Settings:
     drain_max_messages: int
     drain_max_seconds: float
     sensor_interval: int
+    automation_interval: int
     partition_start: datetime
     rate_lookback_s: float
     message_max_bytes: int
     retry_after_s: float
+    hours_per_run: int
     #: bytes of raw text parsed at once (a message, an archive slice, a piece
     #: of an imported or damaged file): bounds memory per chunk
     chunk_max_bytes: int
@@ -242,11 +254,6 @@ class Settings:
     @property
     def accounting_dir(self) -> Path:
         return Path(env("ACCOUNTING_DIR") or self.home / "accounting")
-
-    @property
-    def state_dir(self) -> Path:
-        """Pending-work markers between pipeline stages."""
-        return self.home / "state"
 
     @property
     def pgdata_dir(self) -> Path:
@@ -286,10 +293,12 @@ def settings() -> Settings:
         drain_max_messages=int(env("DRAIN_MAX_MESSAGES")),
         drain_max_seconds=float(env("DRAIN_MAX_SECONDS")),
         sensor_interval=int(env("SENSOR_INTERVAL")),
+        automation_interval=int(env("AUTOMATION_INTERVAL")),
         partition_start=_utc(env("PARTITION_START")),
         rate_lookback_s=float(env("RATE_LOOKBACK_S")),
         message_max_bytes=int(env("MESSAGE_MAX_BYTES") or chunk_max_bytes),
         retry_after_s=float(env("RETRY_AFTER_S")),
+        hours_per_run=int(env("HOURS_PER_RUN")),
         chunk_max_bytes=chunk_max_bytes,
         epoch_earliest=_epoch(env("EPOCH_EARLIEST")),
         epoch_max_ahead_s=float(env("EPOCH_MAX_AHEAD_S")),

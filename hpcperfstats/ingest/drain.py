@@ -15,7 +15,7 @@ crash inside one is cut back when the file is next opened).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -33,7 +33,6 @@ from hpcperfstats.archive import quarantine
 from hpcperfstats.archive.safepath import host_folder
 from hpcperfstats.archive.store import ArchiveWriter
 from hpcperfstats.config import Settings, settings
-from hpcperfstats.ingest.pending import Pending
 
 #: the hourly partition key (Dagster HourlyPartitionsDefinition's format)
 HOUR_FORMAT = "%Y-%m-%d-%H:%M"
@@ -52,6 +51,8 @@ class DrainResult:
     #: bytes of torn appends cut back from archive files (kept in quarantine)
     torn_bytes_cut: int = 0
     hosts: set[str] = field(default_factory=set)
+    #: hours (partition keys) of every sample stored, or found already stored:
+    #: a redelivery after a crash before its hours were reported reports them now
     hours: set[str] = field(default_factory=set)
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
@@ -199,6 +200,7 @@ class MessageStore:
         for path, parsed, opens in written:  # counted once every part is stored
             if path is None:  # already archived (a redelivery): nothing written
                 self.result.duplicates += 1
+                self.result.hours.update(hour_key(s.time) for s in parsed.samples)
                 continue
             self.result.headers_only += opens and not parsed.samples
             self.result.samples += len(parsed.samples)
@@ -242,16 +244,19 @@ class MessageStore:
 
 
 def store_messages(
-    bodies: Iterable[bytes], archive_dir: Path, quarantine_dir: Path, state_dir: Path,
+    bodies: Iterable[bytes], archive_dir: Path, quarantine_dir: Path,
     max_bytes: int = 16 * 1024 * 1024,
 ) -> DrainResult:
-    """Archive messages that did not come through a broker (demo, import)."""
+    """Archive messages that did not come through a broker (demo, tests).
+
+    The caller reports ``result.hours`` to Dagster (``raw_stats_archive``
+    partitions) so ``host_data`` follows.
+    """
     started = time.monotonic()
     store = MessageStore(archive_dir, quarantine_dir, max_bytes)
     for n, body in enumerate(bodies):
         store.store(body, f"direct:{n}")
     store.sync()
-    Pending(state_dir, "host_data").mark(store.result.hours)
     store.result.seconds = time.monotonic() - started
     return store.result
 
@@ -261,18 +266,24 @@ def drain_queue(
     queue: str,
     archive_dir: Path,
     quarantine_dir: Path,
-    state_dir: Path,
     max_messages: int,
     max_seconds: float,
     max_bytes: int = 16 * 1024 * 1024,
     batch: int = 500,
     progress=None,
     opener=open,
+    archived: Callable[[set[str]], None] | None = None,
 ) -> DrainResult:
-    """Consume up to ``max_messages`` for up to ``max_seconds``; ack after fsync."""
+    """Consume up to ``max_messages`` for up to ``max_seconds``; ack after fsync.
+
+    ``archived`` is told the hours of each batch after its fsync and before
+    its ack (the Dagster drain reports them as ``raw_stats_archive``
+    partitions): a crash between the two redelivers the batch, whose copies
+    the archive recognises and whose hours are told again.
+    """
     started = time.monotonic()
     store = MessageStore(archive_dir, quarantine_dir, max_bytes, opener)
-    pending = Pending(state_dir, "host_data")
+    told: set[str] = set()
     conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         channel = conn.channel()
@@ -286,7 +297,9 @@ def drain_queue(
             if last_tag is None or unacked == 0:
                 return
             store.sync()
-            pending.mark(store.result.hours)
+            if archived is not None and store.result.hours - told:
+                archived(store.result.hours - told)
+                told.update(store.result.hours)
             channel.basic_ack(delivery_tag=last_tag, multiple=True)
             unacked = 0
             if progress:

@@ -3,9 +3,11 @@
 Each file is streamed once, in pieces of at most ``HPCPERF_CHUNK_MAX_BYTES``
 (memory is bounded whatever the file holds, a 50 MB line included), read
 with the reference reader, copied into our archive under the checked short
-host name (:mod:`safepath`), given its ``.idx`` sample index, fsynced, and
-the hours of its samples are marked pending so ``host_data`` rebuilds them
-(the sensor, or a Dagster backfill over those hours). Bad lines go to
+host name (:mod:`safepath`), given its ``.idx`` sample index and fsynced;
+the hours of its samples are returned, and reported to Dagster as
+``raw_stats_archive`` partitions (by the ``import_archive_job``, or by
+``hpcperf import-archive`` into ``$DAGSTER_HOME``'s instance), so
+``host_data`` rebuilds them. Bad lines go to
 quarantine with file and line number and the rest of the file is imported:
 bad lines, lines over the bound and samples whose epoch lies outside the window
 (``HPCPERF_EPOCH_EARLIEST`` .. import time + ``HPCPERF_EPOCH_MAX_AHEAD_S``) are left
@@ -35,7 +37,6 @@ from hpcperfstats.archive.store import index_path, read_index
 from hpcperfstats.config import settings
 from hpcperfstats.ingest.chunks import Oversized, chunk_max_bytes, iter_lines
 from hpcperfstats.ingest.drain import epoch_problem, epoch_window, hour_key
-from hpcperfstats.ingest.pending import Pending
 
 
 @dataclass
@@ -195,8 +196,7 @@ def import_file(path: Path, host: str, archive_dir: Path, quarantine_dir: Path,
     result.hosts.add(host)
 
 
-def import_archive(src: Path, archive_dir: Path, quarantine_dir: Path,
-                   state_dir: Path) -> ImportResult:
+def import_archive(src: Path, archive_dir: Path, quarantine_dir: Path) -> ImportResult:
     """Copy every ``<host>/<epoch>`` file of ``src`` into the archive, indexed."""
     result = ImportResult()
     for host_dir, files in _source_files(Path(src)):
@@ -214,7 +214,6 @@ def import_archive(src: Path, archive_dir: Path, quarantine_dir: Path,
                 result.rejected += 1
                 quarantine.put(quarantine_dir, str(path).encode(),
                                f"import failed: {type(exc).__name__}: {str(exc)[:300]}", str(path))
-    Pending(state_dir, "host_data").mark(result.hours)
     return result
 
 
@@ -223,9 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("directory", type=Path, help="existing archive: <host>/<epoch> files")
     args = parser.parse_args(argv)
     cfg = settings()
-    res = import_archive(args.directory, cfg.archive_dir, cfg.quarantine_dir, cfg.state_dir)
+    res = import_archive(args.directory, cfg.archive_dir, cfg.quarantine_dir)
     print(f"imported {res.files} files ({res.skipped} already there) of {len(res.hosts)} hosts: "
           f"{res.samples} samples, {res.bytes} bytes, {res.issues} bad lines quarantined, "
-          f"{res.rejected} files set aside; "
-          f"{len(res.hours)} hours marked for host_data")
+          f"{res.rejected} files set aside; {len(res.hours)} hours archived")
+    from hpcperf_dagster.lineage import report_archived_to_instance
+
+    print(report_archived_to_instance(res.hours, f"hpcperf import-archive {args.directory}"))
     return 0

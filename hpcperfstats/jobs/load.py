@@ -136,7 +136,7 @@ def build_job_day(conn: psycopg.Connection, start: datetime, end: datetime,
                   cluster: str | None = None) -> None:
     """Replace ``tables`` (of :data:`JOB_DAY_TABLES`) for jobs that ended in [start, end).
 
-    A subset (``dagster asset materialize --select job_metrics``) replaces
+    A subset (``hpcperf backfill job_metrics``) replaces
     only those tables; the others keep their rows.
     """
     cluster = cluster_name(cluster)

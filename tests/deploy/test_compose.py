@@ -27,7 +27,7 @@ COMPOSE = DEPLOY / "compose.yaml"
 ENV_EXAMPLE = DEPLOY / ".env.example"
 SECRETS = ("HPCPERF_DB_PASSWORD", "HPCPERF_AMQP_PASSWORD", "DAGSTER_PG_PASSWORD",
            "HPCPERF_WEB_SECRET", "HPCPERF_PROXY_SECRET")
-SERVICES = {"web", "pipeline-daemon", "pipeline-web", "proxy", "db", "rabbitmq"}
+SERVICES = {"web", "pipeline-code", "pipeline-daemon", "pipeline-web", "proxy", "db", "rabbitmq"}
 
 _VAR = re.compile(
     r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
@@ -134,6 +134,13 @@ def test_the_services_we_agreed_on():
     assert app["web"]["command"][:3] == ["python", "-m", "dashboards.serve"]
     assert app["pipeline-daemon"]["command"][:2] == ["dagster-daemon", "run"]
     assert app["pipeline-web"]["command"][0] == "dagster-webserver"
+    # one long-lived code server both connect to (deploy/workspace.yaml): the
+    # daemon's workspace reloads no longer replace code servers every 60 s
+    assert services["pipeline-code"]["command"][:3] == ["dagster", "code-server", "start"]
+    assert services["pipeline-code"]["image"] == app["web"]["image"]
+    for name in ("pipeline-daemon", "pipeline-web"):
+        assert app[name]["command"][-1] == "/app/deploy/workspace.yaml"
+        assert app[name]["depends_on"]["pipeline-code"]["condition"] == "service_healthy"
     assert "timescale" in services["db"]["image"]
     assert "management" in services["rabbitmq"]["image"]
     assert "nginx" in services["proxy"]["image"]

@@ -76,12 +76,12 @@ def test_dev_instance_settings(dev_instance):
 
 def test_second_drain_is_held_back_but_other_runs_are_not(dev_instance):
     limits = dev_instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-    running_drain = DagsterRun(job_name="drain", run_id="a" * 8, tags=DRAIN_TAG)
+    running_drain = DagsterRun(job_name="drain_job", run_id="a" * 8, tags=DRAIN_TAG)
     counter = TagConcurrencyLimitsCounter(limits, [running_drain])
-    assert counter.is_blocked(DagsterRun(job_name="drain", run_id="b" * 8, tags=DRAIN_TAG))
+    assert counter.is_blocked(DagsterRun(job_name="drain_job", run_id="b" * 8, tags=DRAIN_TAG))
     assert not counter.is_blocked(DagsterRun(job_name="hourly", run_id="c" * 8, tags={}))
     idle = TagConcurrencyLimitsCounter(limits, [])
-    assert not idle.is_blocked(DagsterRun(job_name="drain", run_id="d" * 8, tags=DRAIN_TAG))
+    assert not idle.is_blocked(DagsterRun(job_name="drain_job", run_id="d" * 8, tags=DRAIN_TAG))
 
 
 @pytest.mark.parametrize("source", [DEV_YAML, PROD_YAML], ids=["dev", "prod"])

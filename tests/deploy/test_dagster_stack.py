@@ -1,13 +1,16 @@
-"""dagster-daemon and dagster-webserver, for real, on deploy/dagster.yaml.
+"""The code server, dagster-daemon and dagster-webserver, for real, on deploy/dagster.yaml.
 
-The two processes run as the ``pipeline-daemon`` and ``pipeline-web``
-services would: the production instance file in DAGSTER_HOME, its
+The three processes run as the ``pipeline-code``, ``pipeline-daemon`` and
+``pipeline-web`` services would (deploy/workspace.yaml): the production
+instance file in DAGSTER_HOME, its
 ``DAGSTER_PG_*`` settings pointing at a fresh database in the session's
 embedded PostgreSQL, the workspace file, and a real RabbitMQ queue holding
 the Stampede3 fixture's samples (one message per sample, the first with the
 header). The test watches through the webserver's GraphQL API: the
 rabbitmq_sensor ticks, a drain run is queued, launched and succeeds, the
-queue ends empty and the archive holds the samples.
+queue ends empty and the archive holds the samples. Then ``hpcperf backfill``
+rebuilds three hours copied into the archive, in runs of at most
+``HPCPERF_HOURS_PER_RUN`` hours, and no process logged a warning.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -64,10 +68,10 @@ def _stop(proc: subprocess.Popen) -> None:
 
 class Stack:
     def __init__(self, web_port: int, home: Path, queue: str, amqp: str, dagster_db: str,
-                 logs: Path):
+                 logs: Path, env: dict):
         self.base = f"http://127.0.0.1:{web_port}"
-        self.home, self.queue, self.amqp, self.dagster_db, self.logs = (
-            home, queue, amqp, dagster_db, logs)
+        self.home, self.queue, self.amqp, self.dagster_db, self.logs, self.env = (
+            home, queue, amqp, dagster_db, logs, env)
 
     def graphql(self, query: str) -> dict:
         request = urllib.request.Request(
@@ -81,6 +85,15 @@ class Stack:
 
     def log_tail(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.logs.glob("*"))
+
+
+def _code_server_healthy(port: int, env: dict, timeout: float = 180) -> None:
+    """Wait as compose's health check does: ``dagster api grpc-health-check``."""
+    deadline = time.monotonic() + timeout
+    check = [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(port)]
+    while subprocess.run(check, env=env, capture_output=True).returncode != 0:
+        assert time.monotonic() < deadline, f"code server not serving within {timeout} s"
+        time.sleep(1)
 
 
 @pytest.fixture
@@ -97,7 +110,7 @@ def stack(tmp_path, pg_server, rabbit) -> Iterator[Stack]:
     logs = tmp_path / "logs"
     logs.mkdir()
     queue = f"deploy{uuid.uuid4().hex[:8]}"
-    web_port = free_port()
+    web_port, code_port = free_port(), free_port()
     env = dict(
         os.environ,
         DAGSTER_HOME=str(dagster_home),
@@ -108,6 +121,8 @@ def stack(tmp_path, pg_server, rabbit) -> Iterator[Stack]:
         DAGSTER_PG_DB=db,
         DAGSTER_MAX_CONCURRENT_RUNS="2",
         DAGSTER_DATA_DIR=str(tmp_path / "dagster_data"),
+        DAGSTER_CODE_HOST="127.0.0.1",
+        DAGSTER_CODE_PORT=str(code_port),
         HPCPERF_HOME=str(home),
         HPCPERF_DATABASE_URL=pg_server,
         HPCPERF_AMQP_URL=rabbit.url,
@@ -115,20 +130,29 @@ def stack(tmp_path, pg_server, rabbit) -> Iterator[Stack]:
         HPCPERF_SENSOR_INTERVAL="2",
         # after the fixture's day: the drain is under test, not host_data
         HPCPERF_PARTITION_START="2026-06-01",
+        # the backfill below: 3 hours in runs of at most 2
+        HPCPERF_HOURS_PER_RUN="2",
     )
-    workspace = str(REPO / "workspace.yaml")
+    workspace = str(REPO / "deploy" / "workspace.yaml")  # the code server's, as in compose
     procs = []
     try:
         for name, cmd in (
+            ("code", [str(BIN / "dagster"), "code-server", "start", "-h", "127.0.0.1",
+                      "-p", str(code_port), "-m", "hpcperf_dagster.definitions",
+                      "--location-name", "hpcperfstats"]),
+            ("wait", None),  # compose: depends_on pipeline-code service_healthy
             ("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace]),
             ("webserver", [str(BIN / "dagster-webserver"), "-h", "127.0.0.1",
                            "-p", str(web_port), "-w", workspace]),
         ):
+            if cmd is None:
+                _code_server_healthy(code_port, env)
+                continue
             with (logs / f"{name}.log").open("w") as out:
                 procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out,
                                               stderr=subprocess.STDOUT,
                                               start_new_session=True))
-        yield Stack(web_port, home, queue, rabbit.url, dagster_url, logs)
+        yield Stack(web_port, home, queue, rabbit.url, dagster_url, logs, env)
     finally:
         for proc in procs:
             _stop(proc)
@@ -152,14 +176,14 @@ def _until(what: str, check, stack: Stack, timeout: float):
 
 LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries {
   name locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
-DRAIN_RUNS = """{ runsOrError(filter: {pipelineName: "drain"}) {
+DRAIN_RUNS = """{ runsOrError(filter: {pipelineName: "drain_job"}) {
   ... on Runs { results { runId status tags { key value } } } } }"""
 SENSOR_TICKS = """{ sensorOrError(sensorSelector: {repositoryLocationName: "hpcperfstats",
   repositoryName: "__repository__", sensorName: "rabbitmq_sensor"}) {
   ... on Sensor { sensorState { status ticks(limit: 20) { status runIds } } } } }"""
 
 
-def test_daemon_drains_the_queue_and_webserver_shows_the_graph(stack):
+def test_daemon_drains_the_queue_and_webserver_shows_the_graph(stack, pg_url):
     messages = fixture_messages()
     assert messages[0].startswith(b"$tacc_stats") and len(messages) == 17
     assert all(m[:1].isdigit() for m in messages[1:])
@@ -207,3 +231,48 @@ def test_daemon_drains_the_queue_and_webserver_shows_the_graph(stack):
         (stored,) = conn.execute(
             "SELECT count(*) FROM runs WHERE run_id = %s", (run["runId"],)).fetchone()
     assert stored == 1
+
+    backfill_from_one_command(stack, pg_url)
+    # nothing at start-up a person must learn to ignore, and no code server replaced
+    # ("No heartbeat received ..." was a WARNING every minute): no warning in any log
+    for name in ("code", "daemon", "webserver"):
+        log = (stack.logs / f"{name}.log").read_text()
+        assert "Warning" not in log and "WARNING" not in log, log[-3000:]
+
+
+BACKFILL_RUNS = """{ partitionBackfillOrError(backfillId: "%s") {
+  ... on PartitionBackfill { status runs(limit: 50) { status tags { key value } } } } }"""
+
+
+def backfill_from_one_command(stack: Stack, pg_url: str) -> None:
+    """Hours copied into the archive outside the pipeline, rebuilt by `hpcperf backfill`."""
+    from hpcperf_demo.cluster import DemoConfig
+    from hpcperf_demo.generate import iter_messages
+
+    from hpcperfstats.ingest.drain import store_messages
+
+    start = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    demo = DemoConfig(nodes=2, hours=3, start=start)  # 2 hosts, 12:00-15:00
+    store_messages((m.text.encode() for m in iter_messages(demo)), stack.home / "archive",
+                   stack.home / "quarantine")
+    out = subprocess.run(
+        [sys.executable, "-m", "hpcperfstats.cli", "backfill", "host_data",
+         "2026-11-20T12", "2026-11-20T14", "--url", stack.base, "--wait", "--timeout", "300"],
+        env=stack.env, capture_output=True, text=True, timeout=360, cwd=REPO)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:] + stack.log_tail()
+    backfill_id = re.search(r"backfill (\w+) submitted", out.stdout).group(1)
+    # progress printed as it went, ending with every hour of both assets done
+    assert "host_aggregates 3/3 done, 0 running, 0 failed; host_data 3/3 done" in out.stdout
+    found = stack.graphql(BACKFILL_RUNS % backfill_id)["partitionBackfillOrError"]
+    assert found["status"] in ("COMPLETED", "COMPLETED_SUCCESS")
+    ranges = sorted((tags["dagster/asset_partition_range_start"],
+                     tags["dagster/asset_partition_range_end"])
+                    for tags in ({t["key"]: t["value"] for t in r["tags"]} for r in found["runs"]))
+    # bounded runs: HPCPERF_HOURS_PER_RUN=2 splits the three hours in two runs
+    assert ranges == [("2026-11-20-12:00", "2026-11-20-13:00"),
+                      ("2026-11-20-14:00", "2026-11-20-14:00")]
+    with psycopg.connect(pg_url) as conn:
+        hosts, hours = conn.execute(
+            "SELECT count(DISTINCT host), count(DISTINCT date_trunc('hour', time)) "
+            "FROM host_data").fetchone()
+    assert (hosts, hours) == (2, 3)

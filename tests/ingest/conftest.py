@@ -53,7 +53,7 @@ def queue(tmp_path: Path) -> str:
 
 @pytest.fixture
 def dirs(tmp_path: Path) -> dict[str, Path]:
-    out = {k: tmp_path / k for k in ("archive", "quarantine", "state")}
+    out = {k: tmp_path / k for k in ("archive", "quarantine")}
     for p in out.values():
         p.mkdir()
     return out

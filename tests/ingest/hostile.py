@@ -7,17 +7,17 @@ from pathlib import Path
 
 from .conftest import START
 
-#: Prelude of a child drain that dies (exit 70) right after a batch's fsync and
-#: pending marks, before its ack. The fault is injected here, in the test, by
-#: wrapping the step the drain takes between the two; the product has no hook.
+#: Prelude of a child drain that dies (exit 70) right after a batch's fsync,
+#: before its hours are reported and before its ack. The fault is injected
+#: here, in the test, by wrapping the fsync step; the product has no hook.
 DIE_AFTER_SYNC = """
 import os
-from hpcperfstats.ingest.pending import Pending
-_mark = Pending.mark
-def _mark_then_die(self, keys):
-    _mark(self, keys)
+from hpcperfstats.ingest.drain import MessageStore
+_sync = MessageStore.sync
+def _sync_then_die(self):
+    _sync(self)
     os._exit(70)
-Pending.mark = _mark_then_die
+MessageStore.sync = _sync_then_die
 """
 
 E = int(START.timestamp())  # 2026-11-20 12:00 UTC

@@ -128,7 +128,7 @@ def test_host_data_job_refreshes_aggregates(hpcperf_env, pg_url):
     with psycopg.connect(pg_url) as conn:
         conn.execute("TRUNCATE host_agg, cluster_agg")
     store_messages(demo_bodies(nodes=2, hours=1), hpcperf_env / "archive",
-                   hpcperf_env / "quarantine", hpcperf_env / "state")
+                   hpcperf_env / "quarantine")
     result = defs.resolve_job_def("host_data_job").execute_in_process(
         partition_key="2026-11-20-12:00")
     assert result.success

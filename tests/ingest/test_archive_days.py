@@ -42,7 +42,7 @@ def messages() -> list[bytes]:
 
 
 def store(dirs, bodies):
-    return store_messages(bodies, dirs["archive"], dirs["quarantine"], dirs["state"])
+    return store_messages(bodies, dirs["archive"], dirs["quarantine"])
 
 
 def all_samples(archive: Path) -> list[tuple[float, dict]]:
@@ -136,7 +136,7 @@ def test_import_archive_reads_compressed_days(dirs, tmp_path):
     src.mkdir(parents=True)
     text = "".join(m.decode() for m in messages())
     (src / f"{D - 600}.gz").write_bytes(gzip.compress(text.encode()))
-    res = import_archive(tmp_path / "src", dirs["archive"], dirs["quarantine"], dirs["state"])
+    res = import_archive(tmp_path / "src", dirs["archive"], dirs["quarantine"])
     assert res.samples == 5 and res.issues == 0
     assert [t for t, _ in all_samples(dirs["archive"])] == [D - 600 + 300 * k for k in range(5)]
 
@@ -190,7 +190,7 @@ def test_import_never_shadows_a_compressed_day(dirs, tmp_path):
     src = tmp_path / "src" / "c1"
     src.mkdir(parents=True)
     (src / str(D - 600)).write_text(HEADER + sample(D - 900, 90))
-    import_archive(tmp_path / "src", dirs["archive"], dirs["quarantine"], dirs["state"])
+    import_archive(tmp_path / "src", dirs["archive"], dirs["quarantine"])
     names = [p.name for _, p in host_files(dirs["archive"] / "c1")]
     assert names == [f"{D - 600}.gz", str(D - 599), str(D)]
     assert len(all_samples(dirs["archive"])) == 6

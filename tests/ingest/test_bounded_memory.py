@@ -58,7 +58,7 @@ def test_item9_lines_over_the_bound_are_skipped_without_being_held():
 def test_item9_drain_caps_message_size(tmp_path, monkeypatch):
     monkeypatch.setenv("HPCPERF_MESSAGE_MAX_BYTES", str(LIMIT))
     big = (header("n5") + sample(E, "n5") + GIANT).encode()
-    res = store_messages([big], tmp_path / "a", tmp_path / "q", tmp_path / "s", max_bytes=LIMIT)
+    res = store_messages([big], tmp_path / "a", tmp_path / "q", max_bytes=LIMIT)
     assert res.quarantined == 1 and res.reasons == {"oversized": 1}
 
 
@@ -74,8 +74,7 @@ def test_item9_import_reads_in_bounded_pieces_and_sets_the_giant_line_aside(
         return read_raw(lines, **kw)
 
     monkeypatch.setattr(importer, "read_raw", spy)
-    res = importer.import_archive(tmp_path / "old", dirs["archive"], dirs["quarantine"],
-                                  dirs["state"])
+    res = importer.import_archive(tmp_path / "old", dirs["archive"], dirs["quarantine"])
     assert (res.files, res.samples, res.issues) == (1, 200, 1)
     # never the whole file at once: pieces end at a sample, so at most the bound + one sample
     assert len(pieces) > 3 and max(pieces) <= LIMIT + len(sample(E, "n5", 199))

@@ -50,7 +50,7 @@ pytestmark = pytest.mark.integration
 
 
 def drain(rabbit, queue, dirs, **kw):
-    return drain_queue(rabbit.url, queue, dirs["archive"], dirs["quarantine"], dirs["state"],
+    return drain_queue(rabbit.url, queue, dirs["archive"], dirs["quarantine"],
                        max_messages=kw.pop("max_messages", 1000), max_seconds=60, **kw)
 
 
@@ -169,9 +169,9 @@ def test_item2_hostile_host_names_never_become_paths(rabbit, queue, dirs, tmp_pa
                                                                       len(bodies) - 1)
     assert result.hosts == {"n1"}
     new = files_under(tmp_path) - before
-    # the archive's n1 folder, quarantine and the hour markers (named by hour, not by input)
+    # only the archive's n1 folder and quarantine
     assert new and all(p.is_relative_to(dirs["archive"] / "n1") or p.is_relative_to(
-        dirs["quarantine"]) or p.parent == dirs["state"] / "pending" / "host_data" for p in new)
+        dirs["quarantine"]) for p in new)
     assert not any(outside.iterdir())
     reasons = [r["reason"] for r in records(dirs)]
     assert sum(r.startswith("bad host") for r in reasons) == len(HOSTILE) + 1
@@ -197,7 +197,7 @@ def test_item2_import_refuses_bad_host_folders(tmp_path, dirs):
     for name in ("...", "n_1", "n2.example.org"):
         (src / name).mkdir(parents=True)
         (src / name / str(E)).write_text(header("n2") + sample(E, "n2"))
-    res = import_archive(src, dirs["archive"], dirs["quarantine"], dirs["state"])
+    res = import_archive(src, dirs["archive"], dirs["quarantine"])
     assert (res.files, res.rejected) == (1, 2)
     assert sorted(p.name for p in dirs["archive"].iterdir()) == ["n2"]
     assert sum("not an RFC 1123 host name" in r["reason"] for r in records(dirs)) == 2
@@ -301,8 +301,8 @@ def test_item4_imported_files_are_never_cut(dirs):
     (host / f"{E}.idx").write_text(f"{E} {start}\n{E + 60} {start + len(sample(E, 'n3'))}\n")
     size = (host / str(E)).stat().st_size
     assert repair(host / str(E), dirs["quarantine"]) == 0
-    store_messages([sample(E + 120, "n3", 2).encode()], dirs["archive"], dirs["quarantine"],
-                   dirs["state"])  # the drain opens it to append: still nothing cut
+    store_messages([sample(E + 120, "n3", 2).encode()], dirs["archive"],
+                   dirs["quarantine"])  # the drain opens it to append: still nothing cut
     data = (host / str(E)).read_bytes()
     assert len(data) == size + len(sample(E + 120, "n3", 2)) and b"cpu 0 12" in data
     assert quarantine.count(dirs["quarantine"]) == 0
@@ -325,8 +325,8 @@ CHILD = DIE_AFTER_SYNC + """
 import sys
 from pathlib import Path
 from hpcperfstats.ingest.drain import drain_queue
-url, queue, archive, quarantine, state = sys.argv[1:]
-drain_queue(url, queue, Path(archive), Path(quarantine), Path(state), max_messages=100,
+url, queue, archive, quarantine = sys.argv[1:]
+drain_queue(url, queue, Path(archive), Path(quarantine), max_messages=100,
             max_seconds=30)
 """
 
@@ -334,7 +334,7 @@ drain_queue(url, queue, Path(archive), Path(quarantine), Path(state), max_messag
 def test_item8_bad_message_redelivered_after_a_crash_is_stored_once(rabbit, queue, dirs):
     bad = [b"\x00\xffbinary", sample("1e20").encode(), (header("..") + sample(E, "..")).encode()]
     publish(rabbit.url, queue, bad)
-    args = [rabbit.url, queue, *(str(dirs[k]) for k in ("archive", "quarantine", "state"))]
+    args = [rabbit.url, queue, *(str(dirs[k]) for k in ("archive", "quarantine"))]
     child = subprocess.run([sys.executable, "-c", CHILD, *args], timeout=120)
     assert child.returncode == 70  # died after storing the three, before acking them
     assert quarantine.count(dirs["quarantine"]) == 3 and queue_depth(rabbit.url, queue) == 3
@@ -349,7 +349,7 @@ def test_item1_importer_sets_out_of_window_samples_aside(tmp_path, dirs):
     good = header("n4") + sample(E, "n4") + sample(E + 60, "n4", 1)
     bad = sample("1e20", "n4", 2) + sample(946684799, "n4", 3)
     (src / str(E)).write_text(good + bad + sample(E + 120, "n4", 4))
-    res = import_archive(tmp_path / "old", dirs["archive"], dirs["quarantine"], dirs["state"])
+    res = import_archive(tmp_path / "old", dirs["archive"], dirs["quarantine"])
     # two bad samples: 2 issues (or more where the reader also reports their data lines)
     assert (res.files, res.samples) == (1, 3) and res.issues >= 2
     copy = dirs["archive"] / "n4" / str(E)

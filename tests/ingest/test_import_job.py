@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from hpcperfstats.ingest.pending import Pending
-
 from .conftest import demo_bodies
 
 
-def test_import_job_copies_indexes_and_marks_hours(tmp_path, monkeypatch):
+def test_import_job_copies_indexes_and_reports_hours(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("HPCPERF_HOME", str(home))
     from hpcperf_dagster.definitions import defs
@@ -24,5 +22,7 @@ def test_import_job_copies_indexes_and_marks_hours(tmp_path, monkeypatch):
     assert result.output_for_node("import_archive_op") == 2  # hours 12:00 and 13:00
     idx = (home / "archive" / "c001-001" / "1795176000.idx").read_text().splitlines()
     assert len(idx) == 24
-    assert sorted(Pending(home / "state", "host_data").items()) == [
-        "2026-11-20-12:00", "2026-11-20-13:00"]
+    # the hours are raw_stats_archive partitions in Dagster: host_data follows them
+    assert [(e.asset_key.to_user_string(), e.partition)
+            for e in result.get_asset_materialization_events()] == [
+        ("raw_stats_archive", "2026-11-20-12:00"), ("raw_stats_archive", "2026-11-20-13:00")]

@@ -111,9 +111,10 @@ def instance():
 
 
 def test_archive_day_asset_fails_then_is_retried(dirs, tmp_path, monkeypatch, instance):
-    from hpcperf_assets.offsite import archive_day, archive_day_schedule
+    from hpcperf_assets.offsite import archive_day
 
     from hpcperf_dagster.definitions import defs
+    from hpcperf_dagster.jobs import archive_day_schedule
     from hpcperf_dagster.resources import Paths
 
     archive = two_days(dirs)

@@ -6,7 +6,12 @@ import json
 
 import psycopg
 import pytest
-from dagster import DagsterInstance, build_sensor_context
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    build_sensor_context,
+    evaluate_automation_conditions,
+)
 
 from hpcperfstats.archive import quarantine
 
@@ -37,11 +42,11 @@ def test_bad_messages_are_quarantined_and_good_ones_loaded(
     publish(rabbit.url, queue, good[:6] + bad_messages(good) + good[6:])
     instance = DagsterInstance.ephemeral()
     request = defs.get_sensor_def("rabbitmq_sensor")(build_sensor_context(instance=instance))
-    result = defs.resolve_job_def("drain").execute_in_process(instance=instance,
-                                                                tags=request.tags)
+    result = defs.resolve_job_def("drain_job").execute_in_process(instance=instance,
+                                                                    tags=request.tags)
     assert result.success  # bad input never stops the drain
-    meta = result.get_asset_materialization_events()[0].materialization.metadata
-    assert (meta["messages"].value, meta["quarantined"].value) == (40, 4)
+    meta = result.output_for_node("drain_queue_op")
+    assert (meta["messages"], meta["quarantined"]) == (40, 4)
     check = result.get_asset_check_evaluations()[0]
     assert not check.passed and check.severity.value == "WARN"
     reasons = check.metadata["reasons"].value
@@ -53,9 +58,9 @@ def test_bad_messages_are_quarantined_and_good_ones_loaded(
     details = " ".join(json.dumps(r["details"]) for r in stored)
     assert "cpu expects 7 values, got 1" in details and "'gpu' has no schema" in details
 
-    # every good message reached host_data
-    assert len(defs.get_sensor_def("host_data_sensor")(
-        build_sensor_context(instance=instance)).run_requests) == 1
+    # every good message reached host_data: the automation asks for their one hour
+    requested = evaluate_automation_conditions(defs=defs, instance=instance)
+    assert requested.get_requested_partitions(AssetKey("host_data")) == {"2026-11-20-12:00"}
     hd = defs.resolve_job_def("host_data_job").execute_in_process(
         instance=instance, partition_key="2026-11-20-12:00")
     assert all(c.passed for c in hd.get_asset_check_evaluations())

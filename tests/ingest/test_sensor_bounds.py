@@ -23,12 +23,12 @@ def test_sensor_looks_only_and_never_starts_a_second_drain(rabbit, queue, dirs, 
     request = sensor(build_sensor_context(instance=instance))
     assert request.tags["hpcperf/queue_depth"] == "24"
     assert queue_depth(rabbit.url, queue) == 24  # looking consumed nothing
-    instance.add_run(DagsterRun(job_name="drain", run_id="a" * 36,
+    instance.add_run(DagsterRun(job_name="drain_job", run_id="a" * 36,
                                 status=DagsterRunStatus.STARTED))
     busy = sensor(build_sensor_context(instance=instance))
     assert isinstance(busy, SkipReason) and "already running" in busy.skip_message
 
-    result = drain_queue(rabbit.url, queue, dirs["archive"], dirs["quarantine"], dirs["state"],
+    result = drain_queue(rabbit.url, queue, dirs["archive"], dirs["quarantine"],
                          max_messages=5, max_seconds=30, batch=2)
     assert result.messages == 5
     assert queue_depth(rabbit.url, queue) == 19  # prefetched but unacked ones went back

@@ -34,7 +34,7 @@ README_CPU = {1795853087.012: 0.018003, 1795853090.016: 0.029961, 1795853100.018
 
 
 def drain(rabbit, queue, dirs):
-    return drain_queue(rabbit.url, queue, dirs["archive"], dirs["quarantine"], dirs["state"],
+    return drain_queue(rabbit.url, queue, dirs["archive"], dirs["quarantine"],
                        max_messages=100, max_seconds=60)
 
 

@@ -59,14 +59,13 @@ def replay(run_dir: Path, pg_server: str, rabbit, work: Path) -> dict:
         pipeline = Pipeline()
         publish(rabbit.url, queue, read_messages(run_dir))
         drains = pipeline.evaluate("rabbitmq_sensor")
-        events = pipeline.execute("drain", drains[0]).get_asset_materialization_events()
-        out = {"drained": events[0].materialization.metadata}
-        for request in pipeline.evaluate("host_data_sensor"):
-            pipeline.execute("host_data_job", request)
+        out = {"drained": pipeline.execute("drain_job", drains[0]).output_for_node(
+            "drain_queue_op")}
+        pipeline.follow()
         shutil.copytree(run_dir / "accounting", home / "accounting")
         for request in pipeline.evaluate("accounting_sensor"):
             pipeline.execute("slurm_jobs_job", request)
-        pipeline.run_sensor("job_metrics_sensor", "job_metrics_job")
+        pipeline.run_sensor("job_days_sensor", "job_tables_job")
         out["archive"] = sorted(p.name for host in (home / "archive").iterdir()
                                 for p in host.iterdir())
         out["metrics"] = {}

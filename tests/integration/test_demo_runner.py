@@ -1,7 +1,8 @@
 """The README's first command, small: ``hpcperf demo`` end to end through Dagster's daemon.
 
-A 4-node, 3-hour demo cluster goes through the real RabbitMQ, ``dagster dev``
-(webserver and daemon running the sensors), the embedded-style test database
+A 4-node, 3-hour demo cluster goes through the real RabbitMQ, Dagster
+(``dagster-webserver`` and ``dagster-daemon`` running the sensors and the
+automation, on by default), the embedded-style test database
 and the dashboards server; the runner must finish on its own and print URLs.
 """
 

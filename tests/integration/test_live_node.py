@@ -63,10 +63,10 @@ def test_live_monitor_through_the_pipeline(pipeline, pg_url, rabbit, tmp_path):
     (cfg.accounting_dir / f"{day}.txt").write_text(
         accounting_text(JOB, iso(started - 1), iso(ended + 1), host, os.cpu_count()))
 
-    assert len(pipeline.run_sensor("rabbitmq_sensor", "drain")) == 1
-    assert len(pipeline.run_sensor("host_data_sensor", "host_data_job")) >= 1
+    assert len(pipeline.run_sensor("rabbitmq_sensor", "drain_job")) == 1
+    assert len(pipeline.follow()) >= 1
     assert len(pipeline.run_sensor("accounting_sensor", "slurm_jobs_job")) == 1
-    assert len(pipeline.run_sensor("job_metrics_sensor", "job_metrics_job")) == 1
+    assert len(pipeline.run_sensor("job_days_sensor", "job_tables_job")) == 1
 
     ncpu = os.cpu_count()
     with psycopg.connect(pg_url) as conn:

@@ -12,6 +12,7 @@ import os
 
 import psycopg
 import pytest
+from dagster import AssetKey
 from hpcperf_monitor.rawformat import read_raw, write_header, write_sample
 
 from .conftest import accounting_text, publish
@@ -41,23 +42,27 @@ def test_fixture_through_queue_sensor_and_dagster(pipeline, stampede_text, pg_ur
 
     drains = pipeline.evaluate("rabbitmq_sensor")
     assert len(drains) == 1
-    meta = pipeline.execute("drain", drains[0]).get_asset_materialization_events()[0]
-    meta = meta.materialization.metadata
-    assert meta["messages"].value == 17 and meta["quarantined"].value == 0
+    drained = pipeline.execute("drain_job", drains[0])
+    meta = drained.output_for_node("drain_queue_op")
+    assert meta["messages"] == 17 and meta["quarantined"] == 0
     assert (home / "archive" / HOST / "1773864970").exists()
+    # the fixture spans 20:16-21:34 UTC: the drain reports two archive hours
+    hours = ["2026-03-18-20:00", "2026-03-18-21:00"]
+    assert sorted(e.partition for e in drained.get_asset_materialization_events()) == hours
 
-    # the fixture spans 20:16-21:34 UTC: two hourly partitions, one contiguous range
-    host_requests = pipeline.evaluate("host_data_sensor")
-    assert [(r.tags["dagster/asset_partition_range_start"],
-             r.tags["dagster/asset_partition_range_end"]) for r in host_requests] == [
-        ("2026-03-18-20:00", "2026-03-18-21:00")]
-    pipeline.execute("host_data_job", host_requests[0])
-    assert pipeline.evaluate("host_data_sensor") == []  # markers cleared
+    # the automation asks for exactly those hours of host_data and its aggregates
+    requested = pipeline.automate()
+    assert requested == {AssetKey("host_data"): set(hours),
+                         AssetKey("host_aggregates"): set(hours)}
+    (built,) = pipeline.follow(requested)  # one run: the range 20:00-21:00
+    assert sorted(e.partition for e in built.get_asset_materialization_events()
+                  if e.asset_key == AssetKey("host_data")) == hours
+    assert pipeline.automate() == {}  # both hours loaded: nothing stale
 
     acct = pipeline.evaluate("accounting_sensor")
     assert [r.partition_key for r in acct] == ["2026-03-18"]
     pipeline.execute("slurm_jobs_job", acct[0])
-    assert len(pipeline.run_sensor("job_metrics_sensor", "job_metrics_job")) == 1
+    assert len(pipeline.run_sensor("job_days_sensor", "job_tables_job")) == 1
 
     with psycopg.connect(pg_url) as conn:
         # 16 intervals of cpu rates (the first sample has no predecessor)

@@ -37,7 +37,7 @@ def load_demo(url: str, root: Path, cfg: DemoConfig | None = None) -> DemoDB:
     cfg = cfg or DemoConfig()
     plan = make_plan(cfg)
     store_messages((m.text.encode() for m in iter_messages(cfg, plan)), root / "archive",
-                   root / "quarantine", root / "state")
+                   root / "quarantine")
     start = cfg.start.replace(minute=0, second=0, microsecond=0)
     with psycopg.connect(url) as conn:
         build_host_data(conn, root / "archive", start, cfg.end + timedelta(hours=1), 3600)

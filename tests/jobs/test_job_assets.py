@@ -11,9 +11,8 @@ from demo_db import load_demo
 from hpcperf_assets.job_flags import job_flags
 from hpcperf_assets.job_tables import job_tables
 
+from hpcperf_dagster.jobs import job_tables_schedule
 from hpcperf_dagster.resources import Database, Paths
-from hpcperf_dagster.schedules import job_day_schedule
-from hpcperfstats.ingest.pending import Pending
 
 
 @pytest.mark.integration
@@ -21,7 +20,6 @@ def test_a_job_day_materialises_with_passing_checks(hpcperf_env, pg_url, tmp_pat
     load_demo(pg_url, tmp_path / "demo")
     with psycopg.connect(pg_url) as conn:
         conn.execute("TRUNCATE job_series, job_metrics, job_coverage, job_flags")
-    Pending(hpcperf_env / "state", "job_metrics").mark(["2026-11-20"])
     result = materialize([job_tables, job_flags], partition_key="2026-11-20",
                          instance=DagsterInstance.ephemeral(),
                          resources={"db": Database(), "paths": Paths()})
@@ -38,7 +36,6 @@ def test_a_job_day_materialises_with_passing_checks(hpcperf_env, pg_url, tmp_pat
         n_flags = conn.execute("SELECT count(*) FROM job_flags").fetchone()[0]
     assert days == [("2026-11-20",)]  # the 21st's jobs wait for their own partition
     assert n_flags == mats["job_flags"]["flags"].value > 0
-    assert Pending(hpcperf_env / "state", "job_metrics").items() == {}
 
 
 def test_nightly_schedule_builds_the_previous_utc_day():
@@ -47,7 +44,7 @@ def test_nightly_schedule_builds_the_previous_utc_day():
     ctx = build_schedule_context(
         scheduled_execution_time=datetime(2026, 11, 21, 2, 30, tzinfo=UTC),
         repository_def=defs.get_repository_def())
-    request = job_day_schedule.evaluate_tick(ctx).run_requests[0]
+    request = job_tables_schedule.evaluate_tick(ctx).run_requests[0]
     assert request.partition_key == "2026-11-20"
 
 

@@ -20,8 +20,8 @@ def _clear(monkeypatch) -> None:
 def test_paths_from_a_directory_handed_in(monkeypatch, tmp_path):
     _clear(monkeypatch)
     paths = Paths(home=str(tmp_path))
-    assert (paths.archive, paths.quarantine, paths.accounting, paths.state) == (
-        tmp_path / "archive", tmp_path / "quarantine", tmp_path / "accounting", tmp_path / "state")
+    assert (paths.archive, paths.quarantine, paths.accounting) == (
+        tmp_path / "archive", tmp_path / "quarantine", tmp_path / "accounting")
     assert Paths(home=str(tmp_path), archive_dir="/srv/raw").archive == Path("/srv/raw")
 
 
@@ -45,11 +45,12 @@ def test_set_variables_become_envvars_resolved_by_the_run(monkeypatch, tmp_path)
 
     @asset
     def probe(paths: Paths, broker: Broker) -> None:
-        seen.update(archive=paths.archive, state=paths.state, queue=broker.queue_name)
+        seen.update(archive=paths.archive, quarantine=paths.quarantine,
+                    queue=broker.queue_name)
 
     monkeypatch.setenv("HPCPERF_HOME", str(tmp_path / "home"))
     result = materialize([probe], instance=DagsterInstance.ephemeral(),
                          resources={"paths": made["paths"], "broker": made["broker"]})
     assert result.success
-    assert seen == {"archive": tmp_path / "raw", "state": tmp_path / "home" / "state",
-                    "queue": "frontera"}
+    assert seen == {"archive": tmp_path / "raw",
+                    "quarantine": tmp_path / "home" / "quarantine", "queue": "frontera"}
