@@ -8,12 +8,12 @@ row records the version it was computed with.
 
 from dagster import (
     AssetExecutionContext,
-    BackfillPolicy,
     MaterializeResult,
     asset,
 )
 from hpcperf_assets.jobs import slurm_jobs
 
+from hpcperf_dagster.automation import DAILY_RUNS, RETRIES_FAILED
 from hpcperf_dagster.partitions import daily
 from hpcperf_dagster.resources import Database, Paths
 from hpcperfstats.apps.load import build_job_applications
@@ -24,7 +24,8 @@ from hpcperfstats.config import env
 @asset(
     group_name="jobs",
     partitions_def=daily,
-    backfill_policy=BackfillPolicy.single_run(),
+    backfill_policy=DAILY_RUNS,  # as the job tables it runs beside (job_tables_job)
+    automation_condition=RETRIES_FAILED,
     deps=[slurm_jobs],
     code_version=app_rules_version(),
     description="Applications each job ran (VASP, GROMACS, LAMMPS, Python, ...) with their "

@@ -247,8 +247,7 @@ def dir_bytes(path: Path) -> int:
 def run_summary(dagster_home: Path) -> tuple[Counter, list[float], int]:
     """(runs per (job, status), launch overheads in s, runs not finished) from the instance."""
     os.environ["DAGSTER_HOME"] = str(dagster_home)
-    from dagster import DagsterEventType, DagsterInstance
-    from dagster._core.storage.dagster_run import DagsterRunStatus
+    from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
     with DagsterInstance.get() as instance:
         records = instance.get_run_records()

@@ -229,10 +229,9 @@ def main(argv: list[str]) -> int:
         deadline = time.monotonic() + args.timeout
         last = ""
         from dagster import DagsterInstance
-        from dagster._core.instance.ref import InstanceRef
 
-        with psycopg.connect(url, autocommit=True) as conn, DagsterInstance.from_ref(
-                InstanceRef.from_dir(str(dagster_home))) as instance:
+        os.environ["DAGSTER_HOME"] = str(dagster_home)  # the instance the servers use
+        with psycopg.connect(url, autocommit=True) as conn, DagsterInstance.get() as instance:
             while True:
                 line, done = progress_line(conn, amqp, cfg.queue, instance)
                 settled, runs = dagster_settled(instance)
