@@ -8,7 +8,7 @@ DEPLOY=$REPO/deploy
 # dockerd log): outside the clone, removed by deploy/ci/down.
 STATE=${HPCPERF_CI_STATE:-/tmp/hpcperf-compose-ci}
 # Compose project name: the CI stack never collides with a site's "hpcperfstats".
-PROJECT=${HPCPERF_CI_PROJECT:-hpcperfci}
+PROJECT=hpcperfci
 
 log() { echo "[ci $(date -u +%H:%M:%S)] $*" >&2; }
 die() { log "error: $*"; exit 1; }
