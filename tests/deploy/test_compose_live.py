@@ -32,6 +32,7 @@ from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
+import pika.exceptions
 import psycopg
 import pytest
 from test_dagster_stack import fixture_messages
@@ -90,6 +91,16 @@ class Stack:
         with psycopg.connect(self.db, connect_timeout=10) as conn:
             return conn.execute(sql, params).fetchall()
 
+    def dagster_runs_in_flight(self) -> int:
+        """Runs queued or running, from Dagster's own database on the same server."""
+        e = self.env
+        url = (f"postgresql://{e['DAGSTER_PG_USER']}:{e['DAGSTER_PG_PASSWORD']}"
+               f"@127.0.0.1:{e['CI_DB_PORT']}/{e['DAGSTER_PG_DB']}")
+        with psycopg.connect(url, connect_timeout=10) as conn:
+            (n,), = conn.execute("SELECT count(*) FROM runs WHERE status IN "
+                                 "('QUEUED', 'NOT_STARTED', 'STARTING', 'STARTED')").fetchall()
+        return n
+
     def opener(self) -> urllib.request.OpenerDirector:
         return urllib.request.build_opener(
             urllib.request.HTTPSHandler(context=self.tls),
@@ -113,7 +124,7 @@ def until(what: str, check: Callable[[], Any], timeout: float, stack: Stack,
     while time.monotonic() < deadline:
         try:
             value = check()
-        except (OSError, psycopg.Error):  # a service restarting: look again
+        except (OSError, psycopg.Error, pika.exceptions.AMQPError):  # restarting: look again
             value = None
         if value:
             return value
@@ -233,8 +244,14 @@ def counts(stack: Stack) -> dict[str, int]:
             for table in ("host_data", "job_data", "job_metrics")}
 
 
+def settled(stack: Stack) -> dict[str, int]:
+    """The tables once the pipeline has nothing left to do (the runs a change set off)."""
+    until("the pipeline idle", lambda: stack.dagster_runs_in_flight() == 0, 600, stack)
+    return counts(stack)
+
+
 def test_restarts_of_broker_database_and_pipeline_lose_nothing(stack):
-    before = counts(stack)
+    before = settled(stack)
     # samples arrive while the pipeline is down; the broker keeps them across its restart
     stack.compose("stop", "--timeout", "20", "pipeline-daemon")
     publish_messages(stack.amqp, stack.queue, messages_for("c571-002"))
@@ -254,7 +271,7 @@ def test_restarts_of_broker_database_and_pipeline_lose_nothing(stack):
 
 
 def test_down_and_up_keep_the_volumes(stack):
-    before = counts(stack)
+    before = settled(stack)
     stack.compose("down", "--timeout", "20")
     assert not stack.compose("ps", "-q").strip()
     stack.compose("up", "--detach", "--no-build", "--wait", "--wait-timeout", "420",
