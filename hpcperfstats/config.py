@@ -110,7 +110,7 @@ REGISTRY: tuple[Setting, ...] = (
        "`~/.cache/hpcperfstats`", "setup"),
     # --- the compose stage of scripts/test (deploy/ci/, deploy/README.md)
     _S("TEST_COMPOSE", "bool", None,
-       "`1`: `scripts/test` ends with the compose stage (also on with `CI=true`)", "off", "setup"),
+       "`1`: `scripts/test` ends with the compose stage (deploy/README.md)", "off", "setup"),
     _S("CI_STATE", "path", None, "the compose stage's per-run files (stack .env, certificate)",
        "`/tmp/hpcperf-compose-ci`", "setup"),
     _S("DEBIAN_MIRROR", "url", None, "Debian mirror for the base images",
