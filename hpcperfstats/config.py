@@ -30,7 +30,8 @@ class Setting:
     no value, or one computed from other settings, which ``shown`` says in
     words); ``kind`` names how it is parsed; ``scope`` says who reads it:
     ``server`` (the pipeline, CLI and dashboards processes), ``setup``
-    (``scripts/setup``) or ``deploy`` (only ``deploy/compose.yaml``).
+    (``scripts/setup`` and the compose stage of ``scripts/test``) or ``deploy``
+    (only ``deploy/compose.yaml``).
     """
 
     name: str
@@ -125,6 +126,19 @@ REGISTRY: tuple[Setting, ...] = (
        "a `vendor/timescaledb-*.tar.gz` beside the checkout, if there", "setup"),
     _S("BUILD_CACHE", "path", None, "where slow builds (TimescaleDB) are cached between clones",
        "`~/.cache/hpcperfstats`", "setup"),
+    # --- the compose stage of scripts/test (deploy/ci/, deploy/README.md)
+    _S("TEST_COMPOSE", "bool", None,
+       "`1`: `scripts/test` ends with the compose stage (deploy/README.md)", "off", "setup"),
+    _S("CI_STATE", "path", None, "the compose stage's per-run files (stack .env, certificate)",
+       "`/tmp/hpcperf-compose-ci`", "setup"),
+    _S("DEBIAN_MIRROR", "url", None, "Debian mirror for the base images",
+       "the host's apt sources", "setup"),
+    _S("EXTRA_CA_DIR", "path", None,
+       "CA certificates (`*.crt`) of a TLS-intercepting proxy, trusted by the app image's "
+       "build stage only", "`/usr/local/share/ca-certificates`", "setup"),
+    _S("DOCKER_DATA_ROOT", "path", None,
+       "data root of the dockerd the compose stage starts: the image cache between runs",
+       "`/var/lib/docker`", "setup"),
     # --- dashboards
     _S("WEB_PORT", "int", "5006", "dashboards port"),
     _S("WEB_ADDRESS", "str", "127.0.0.1", "interface the dashboards listen on"),

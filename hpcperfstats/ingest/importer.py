@@ -217,7 +217,12 @@ def import_archive(src: Path, archive_dir: Path, quarantine_dir: Path) -> Import
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> tuple[Path, ImportResult]:
+    """``hpcperf import-archive``'s work: import the directory named, say what came in.
+
+    Telling Dagster which hours it archived is the command's other half, in
+    ``hpcperf_dagster.import_command`` (the core imports nothing built on it).
+    """
     parser = argparse.ArgumentParser(prog="hpcperf import-archive", description=__doc__)
     parser.add_argument("directory", type=Path, help="existing archive: <host>/<epoch> files")
     args = parser.parse_args(argv)
@@ -226,7 +231,4 @@ def main(argv: list[str] | None = None) -> int:
     print(f"imported {res.files} files ({res.skipped} already there) of {len(res.hosts)} hosts: "
           f"{res.samples} samples, {res.bytes} bytes, {res.issues} bad lines quarantined, "
           f"{res.rejected} files set aside; {len(res.hours)} hours archived")
-    from hpcperf_dagster.lineage import report_archived_to_instance
-
-    print(report_archived_to_instance(res.hours, f"hpcperf import-archive {args.directory}"))
-    return 0
+    return args.directory, res
