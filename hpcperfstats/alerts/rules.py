@@ -8,7 +8,6 @@ hashes the whole rule, extras included. Nothing in the file is executed.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import polars as pl
 import yaml
 
 from hpcperfstats.config import env
-from hpcperfstats.flags.rules import Rule, evaluate_flags, parse_rules
+from hpcperfstats.flags.rules import Rule, evaluate_flags, file_version, parse_rules
 
 DEFAULT_ALERT_RULES = Path(__file__).resolve().with_name("job_alerts.yaml")
 SEVERITIES = ("info", "warning", "severe")
@@ -89,8 +88,7 @@ def load_alert_rules(path: Path | None = None) -> list[AlertRule]:
 
 def alert_rules_version(path: Path | None = None) -> str:
     """One hash of the whole alert rules file: the alert assets' code version."""
-    path = path or alert_rules_path()
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return file_version(path or alert_rules_path())
 
 
 def waste_expr(kind: str | None) -> pl.Expr:

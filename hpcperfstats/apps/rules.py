@@ -9,7 +9,6 @@ history is stale until a backfill recomputes it.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from hpcperfstats.config import env
+from hpcperfstats.flags.rules import file_version
 
 DEFAULT_RULES = Path(__file__).with_name("app_rules.yaml")
 #: processes of this category are node daemons, not the job's work
@@ -91,8 +91,7 @@ def load_app_rules(path: Path | None = None) -> list[AppRule]:
 
 def app_rules_version(path: Path | None = None) -> str:
     """One hash of the whole rules file: the asset's code version and each row's version."""
-    path = path or app_rules_path()
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    return file_version(path or app_rules_path())
 
 
 def classify(rules: list[AppRule], exe: str | None, command: str | None) -> AppRule | None:

@@ -110,10 +110,16 @@ def rule_metrics(rules: list[Rule] | None = None) -> dict[str, str]:
     return {rule.name: rule.when.metric for rule in rules}
 
 
-def rules_version(path: Path | None = None) -> str:
-    """One hash of the whole rules file: the ``job_flags`` asset's code version."""
-    path = path or rules_path()
+def file_version(path: Path) -> str:
+    """One hash of a whole rules file (flags, alerts, applications): the code
+    version of the asset that applies it, so editing the file marks its
+    partitions stale in Dagster."""
     return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def rules_version(path: Path | None = None) -> str:
+    """The flag rules file's version: the ``job_flags`` asset's code version."""
+    return file_version(path or rules_path())
 
 
 def evaluate_flags(metrics: pl.DataFrame, rules: list[Rule]) -> pl.DataFrame:
