@@ -61,7 +61,7 @@ def archive(cfgs: list[DemoConfig], root: Path) -> tuple[int, int]:
                 nbytes += len(body)
                 yield body
 
-        result = store_messages(bodies(), root / "archive", root / "quarantine", root / "state")
+        result = store_messages(bodies(), root / "archive", root / "quarantine")
         messages += result.messages
         say(f"archived {result.messages} messages of {cfg.nodes} {cfg.shape} nodes x "
             f"{cfg.hours} h in {time.perf_counter() - t0:.0f} s")

@@ -53,7 +53,7 @@ def main() -> None:
         root = Path(tmp)
         archive = root / "archive"
         store_messages((m.text.encode() for m in iter_messages(cfg)), archive,
-                       root / "quarantine", root / "state")
+                       root / "quarantine")
         raw = sum(p.stat().st_size for p in archive.rglob("*") if p.is_file())
         gz_s, (files, _) = timed(lambda: compress_day(archive, day))
         size = sum(p.stat().st_size for p in files)

@@ -71,7 +71,7 @@ def run_mode(url: str, pieces: list[list[bytes]], cfg: DemoConfig, full: bool) -
             conn.execute("CHECKPOINT")
             lsn0 = wal_lsn(conn)
             for piece in pieces:
-                store_messages(piece, root / "archive", root / "quarantine", root / "state")
+                store_messages(piece, root / "archive", root / "quarantine")
                 res = build_host_data(conn, root / "archive", cfg.start, cfg.end, 3600,
                                       full=full)
                 written, deleted, seconds = (written + res.rows, deleted + res.rows_deleted,

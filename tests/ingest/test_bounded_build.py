@@ -73,7 +73,7 @@ def big_archive(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bounded")
     cfg = DemoConfig(nodes=100, hours=HOURS, start=START)
     store_messages((m.text.encode() for m in iter_messages(cfg)), root / "archive",
-                   root / "quarantine", root / "state")
+                   root / "quarantine")
     clone_hosts(root / "archive", 5)
     return root / "archive"
 

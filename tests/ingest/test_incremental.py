@@ -37,7 +37,7 @@ def table(conn: psycopg.Connection) -> list[tuple]:
 
 
 def store(dirs: dict[str, Path], bodies: list[bytes]) -> None:
-    res = store_messages(bodies, dirs["archive"], dirs["quarantine"], dirs["state"])
+    res = store_messages(bodies, dirs["archive"], dirs["quarantine"])
     assert res.quarantined == 0
 
 
