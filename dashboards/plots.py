@@ -32,6 +32,26 @@ def _naive(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.col("time").dt.replace_time_zone(None))
 
 
+def _aligned(frame: pl.DataFrame, group: str = "host") -> pl.DataFrame:
+    """Times rounded to the hosts' common step, for what combines hosts.
+
+    Each node samples on its own clock: the same instant is 12:15:00.59 on one
+    host and 12:15:00.83 on another, so grouping by exact time gives every
+    instant one host (a "mean" that jumps between the hosts' values, a
+    heatmap column per host with holes). The step is the median spacing of a
+    host's points (whole seconds); points within half a step become one.
+    """
+    if frame.height < 2:
+        return frame
+    gaps = (frame.sort(group, "time")
+            .select((pl.col("time").diff().over(group).dt.total_seconds()).alias("gap"))
+            .drop_nulls().filter(pl.col("gap") > 0))
+    step = int(round(gaps["gap"].median())) if gaps.height else 0
+    if step < 2:
+        return frame
+    return frame.with_columns(pl.col("time").dt.round(f"{step}s"))
+
+
 def _ylabel(label: str, axis_unit: str) -> str:
     return f"{label} ({axis_unit})" if axis_unit else label
 
@@ -73,7 +93,8 @@ def host_lines(
         responsive=True, height=HEIGHT, legend="right", ylim=(0, top), hover="vline",
     )
     if scaled[group].n_unique() > 1:
-        mean = scaled.group_by("time").agg(pl.col(ycol).mean()).sort("time").to_pandas()
+        mean = (_aligned(scaled, group).group_by("time").agg(pl.col(ycol).mean())
+                .sort("time").to_pandas())
         plot = plot * hv.Curve(mean, "time", ycol, label=MEAN_LABEL).opts(
             color="black", line_dash="dotted", line_width=2.5)
     if reference:
@@ -93,7 +114,7 @@ def spread(part: pl.DataFrame, label: str, unit: str, *, reference: float | None
     # named per series: HoloViews links axes of equally named dimensions
     low, high = f"{ycol} min", f"{ycol} max"
     stats = (
-        _naive(part).group_by("time")
+        _aligned(_naive(part)).group_by("time")
         .agg((pl.col("value").mean() / factor).alias(ycol),
              (pl.col("value").min() / factor).alias(low),
              (pl.col("value").max() / factor).alias(high))
@@ -116,8 +137,8 @@ def heatmap(part: pl.DataFrame, label: str, unit: str) -> hv.Element:
     """Hosts (rows) by time (columns), colour = value: idle or hot nodes stand out."""
     factor, axis_unit = plot_scale(unit)
     wide = (
-        _naive(part).with_columns(pl.col("value") / factor)
-        .pivot(on="host", index="time", values="value").sort("time")
+        _aligned(_naive(part)).with_columns(pl.col("value") / factor)
+        .pivot(on="host", index="time", values="value", aggregate_function="mean").sort("time")
     )
     hosts = sorted(c for c in wide.columns if c != "time")
     grid = wide.select(hosts).to_numpy().T.astype(float)  # hosts x times

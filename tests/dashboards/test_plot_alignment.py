@@ -1,0 +1,44 @@
+"""Plots that combine hosts line their samples up first.
+
+Found by looking at the idle-nodes job's screenshot: each node samples on its
+own clock (12:15:00.59 on one host, 12:15:00.83 on another), so a "job mean"
+grouped by exact time jumped between 16 and 0 cores at every sample and the
+heatmap had a hole in every other column.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import polars as pl
+
+from dashboards.plots import _aligned, heatmap
+
+T0 = datetime(2026, 11, 20, 12, 15, tzinfo=UTC)
+
+
+def two_hosts(samples: int = 6) -> pl.DataFrame:
+    rows = [{"time": T0 + timedelta(seconds=300 * k + off), "host": host, "value": value}
+            for host, off, value in (("busy", 0.59, 16.0), ("idle", 0.83, 0.0))
+            for k in range(samples)]
+    return pl.DataFrame(rows)
+
+
+def test_the_mean_of_two_clocks_is_taken_at_each_instant():
+    mean = _aligned(two_hosts()).group_by("time").agg(pl.col("value").mean(), pl.len())
+    assert mean["len"].to_list() == [2] * 6  # both hosts at every instant, not one
+    assert mean["value"].to_list() == [8.0] * 6  # (16 + 0) / 2, never 16 or 0
+
+
+def test_the_heatmap_has_a_cell_for_every_host_at_every_instant():
+    mesh = heatmap(two_hosts(), "CPU cores busy", "cores")
+    grid = np.asarray(mesh.dimension_values(2, flat=False), dtype=float)
+    assert sorted(grid.shape) == [2, 6]  # two hosts, six instants (not twelve)
+    assert not np.isnan(grid).any()
+    assert sorted(set(grid.ravel().tolist())) == [0.0, 16.0]
+
+
+def test_irregular_or_single_points_are_left_alone():
+    one = two_hosts(1)
+    assert _aligned(one).equals(one)  # no spacing to learn from: times unchanged
