@@ -160,17 +160,9 @@ def job_document(stack: Stack, opener: urllib.request.OpenerDirector, jobid: str
     jar = next(h.cookiejar for h in opener.handlers if hasattr(h, "cookiejar"))
     cookies = "; ".join(f"{c.name}={c.value}" for c in jar)
     port = int(stack.env["HPCPERF_HTTPS_PORT"])
-    ws = _WebSocket(port, "/job/ws", {"Origin": stack.https, "Cookie": cookies,
-                                      "Sec-WebSocket-Protocol": f"bokeh, {token}"})
-    try:
-        assert ws.status == 101, ws.headers
-        assert ws.bokeh_message()[0]["msgtype"] == "ACK"
-        ws.send(json.dumps({"msgid": "1", "msgtype": "PULL-DOC-REQ"}))
-        ws.send("{}")
-        ws.send("{}")
-        return json.dumps(ws.bokeh_message()[1])
-    finally:
-        ws.close()
+    return _WebSocket(port, "/job/ws", {"Origin": stack.https, "Cookie": cookies,
+                                        "Sec-WebSocket-Protocol": f"bokeh, {token}"}
+                      ).pull_document()
 
 
 def test_proxy_redirects_to_https_and_serves_tls(stack):

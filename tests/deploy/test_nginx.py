@@ -364,6 +364,18 @@ class _WebSocket:
         header, _metadata, content = (json.loads(self.receive()) for _ in range(3))
         return header, content
 
+    def pull_document(self) -> str:
+        """The page's document as JSON: Bokeh's ACK, then a PULL-DOC request; closes."""
+        try:
+            assert self.status == 101, self.headers
+            assert self.bokeh_message()[0]["msgtype"] == "ACK"
+            self.send(json.dumps({"msgid": "1", "msgtype": "PULL-DOC-REQ"}))
+            self.send("{}")
+            self.send("{}")
+            return json.dumps(self.bokeh_message()[1])
+        finally:
+            self.close()
+
     def close(self) -> None:
         self.sock.close()
 
@@ -417,17 +429,9 @@ def _pull_jobs(https_port: int) -> str:
     status, _, body = _get(https_port, "/jobs", tls=True)
     assert status == 200, body[:300]
     (token,) = re.findall(r'"token":"([^"]+)"', body.decode())
-    ws = _WebSocket(https_port, "/jobs/ws", {"Origin": f"https://127.0.0.1:{https_port}",
-                                             "Sec-WebSocket-Protocol": f"bokeh, {token}"})
-    try:
-        assert ws.status == 101, ws.headers
-        assert ws.bokeh_message()[0]["msgtype"] == "ACK"
-        ws.send(json.dumps({"msgid": "1", "msgtype": "PULL-DOC-REQ"}))
-        ws.send("{}")
-        ws.send("{}")
-        return json.dumps(ws.bokeh_message()[1])
-    finally:
-        ws.close()
+    return _WebSocket(https_port, "/jobs/ws", {"Origin": f"https://127.0.0.1:{https_port}",
+                                               "Sec-WebSocket-Protocol": f"bokeh, {token}"}
+                      ).pull_document()
 
 
 @needs_nginx
