@@ -4,7 +4,6 @@ without access control, one with basic auth), and a real headless Chromium."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 from dashboard_dataset import load
 
 from dashboards.users import hash_password, save
+from hpcperfstats.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pass", "staffer": "staff-pw"}
@@ -34,12 +34,6 @@ def dataset(pg_url: str) -> str:
     load(pg_url)
     data._CHOICES.clear()
     return pg_url
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180.0,
