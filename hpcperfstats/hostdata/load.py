@@ -18,7 +18,8 @@ import psycopg
 from hpcperfstats.archive.store import HostSamples, range_samples, read_chunks
 from hpcperfstats.config import cluster_name
 from hpcperfstats.db.load import append_host_data, delete_host_data, delete_host_rows_from
-from hpcperfstats.hostdata.rates import epoch_utc, host_rows, host_rows_of_parts, same_boot
+from hpcperfstats.hostdata.frames import WidePart
+from hpcperfstats.hostdata.rates import epoch_utc, host_rows_of_parts, same_boot
 from hpcperfstats.hostdata.textframe import long_frame_of_chunks
 from hpcperfstats.hostdata.types import skipped_types
 from hpcperfstats.ingest.chunks import chunk_max_bytes
@@ -291,18 +292,17 @@ def _piece_rows(archive_dir: Path, slices: list[HostSlice], lookback_s: float) -
          "_append": [s.append for s in slices]},
         schema={"host": pl.Utf8, "_lo": pl.Float64, "_from": pl.Float64, "_end": pl.Float64,
                 "_keep": pl.Int64, "_end_us": pl.Int64, "_append": pl.Boolean})
-    frame, parsed.frame = parsed.frame, None  # the one copy of the values held from here
-    long = frame.join(bounds.select("host", "_lo", "_end"), on="host").filter(
-        (pl.col("time") >= pl.col("_lo")) & (pl.col("time") < pl.col("_end"))).drop("_lo", "_end")
-    del frame
-    redo: set[str] = set()
+    # each host's values from its slice's lookback to its end, on the wide parts
+    # (a piece never holds two slices of one host: one bound per host)
+    window = bounds.select("host", "_lo", "_end")
+    in_slice = (pl.col("time") >= pl.col("_lo")) & (pl.col("time") < pl.col("_end"))
+    parts = [WidePart(p.type, p.events, p.frame.join(window, on="host").filter(in_slice)
+                      .drop("_lo", "_end")) for p in parsed.parts]
+    parsed.parts = []  # the one copy of the values held from here
     appends = bounds.filter("_append").select("host", "_from")
-    if appends.height:  # a counter series first seen after an appended host's last loaded sample
-        fresh = long.filter(pl.col("cumulative")).join(appends, on="host").group_by(
-            "host", "type", "device", "event").agg(pl.col("time").min(), pl.col("_from").first())
-        redo = set(fresh.filter(pl.col("time") >= pl.col("_from"))["host"].to_list())
-    rows = host_rows(long)
-    del long
+    redo = _fresh_series_hosts(parts, appends) if appends.height else set()
+    rows = host_rows_of_parts(parts)
+    del parts
     keep = (pl.col("_us") >= pl.col("_keep")) & (pl.col("_us") < pl.col("_end_us"))
     rows = rows.join(bounds.select("host", "_keep", "_end_us"), on="host").with_columns(
         pl.col("time").dt.epoch("us").alias("_us")).filter(keep).drop(
@@ -317,6 +317,28 @@ def _piece_rows(archive_dir: Path, slices: list[HostSlice], lookback_s: float) -
             "issues": len(parsed.issues) + len(skipped), "redo": redo,
             "redo_samples": samples.filter(redone).height,
             "redo_unloaded": unloaded.filter(redone).height}
+
+
+def _fresh_series_hosts(parts: list[WidePart], appends: pl.DataFrame) -> set[str]:
+    """Appended hosts (``appends``: host, ``_from``) with a counter series
+    (type, device, event) first read at or after ``_from``: one the last
+    loaded sample lacks. A series exists in every row of its part, read or
+    not, as in the long frame."""
+    firsts = []
+    for p in parts:
+        counters = [e.name for e in p.events if e.cumulative]
+        if not counters or not p.frame.height:
+            continue
+        first = p.frame.join(appends, on="host", how="semi").group_by("host", "device").agg(
+            pl.col("time").min())
+        firsts.append(first.with_columns(pl.lit(p.type).alias("type"),
+                                         pl.lit(counters).alias("event")).explode("event"))
+    if not firsts:
+        return set()
+    fresh = (pl.concat(firsts, how="vertical")
+             .group_by("host", "type", "device", "event").agg(pl.col("time").min())
+             .join(appends, on="host").filter(pl.col("time") >= pl.col("_from")))
+    return set(fresh["host"].to_list())
 
 
 def hours(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
