@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
+import numpy as np
 import polars as pl
 from hpcperf_monitor.rawformat import (
     EPOCH_MAX,
@@ -271,7 +272,10 @@ def _fast(chunks: Sequence[Chunk], skip: frozenset[str]
         {"field_0": "type", "field_1": "device", "field_2": "rest"})
     bad |= set(data.filter(~pl.col("rest").str.contains(_VALUES).fill_null(False))
                ["chunk"].to_list())
-    dup = data.select("chunk", pl.struct("sample", "type", "device").is_duplicated().alias("d"))
+    # a (sample, type, device) line twice; by a hash of the three (a collision
+    # only sends a chunk to the reference reader, which decides exactly)
+    key = pl.col("sample").hash(1) ^ pl.col("type").hash(2) ^ pl.col("device").hash(3)
+    dup = data.select("chunk", key.is_duplicated().alias("d"))
     bad |= set(dup.filter("d")["chunk"].to_list())
     out = []
     for (type_,), group in data.partition_by("type", as_dict=True, maintain_order=True).items():
@@ -323,16 +327,19 @@ def _values(type_: str, schema: Schema, part: pl.DataFrame) -> tuple[WidePart, s
     the chunks with a line the reference reader must report."""
     events = schema.events
     keep = [i for i, e in enumerate(events) if not e.control]
-    part = part.with_columns(pl.col("rest").str.split(" ").alias("v"))
-    counted = pl.col("v").list.len() == len(events)
-    wrong = set(part.filter(~counted)["chunk"].to_list())
-    part = part.filter(counted)  # the chunks of the others go to the reference reader
-    cols = [f"v{j}" for j in range(len(keep))]
-    wide = part.select("chunk", "sample", "device", *[
-        pl.col("v").list.get(i).cast(pl.Float64, strict=False).alias(c)
-        for c, i in zip(cols, keep, strict=True)])
-    if cols:
-        unusable = pl.any_horizontal([pl.col(c).is_null() | pl.col(c).is_infinite()
-                                      for c in cols])
-        wrong |= set(wide.filter(unusable)["chunk"].to_list())
+    counted = (pl.col("rest").str.count_matches(" ", literal=True) + 1 == len(events)
+               ).fill_null(False)
+    ok = part.select(counted).to_series()
+    wrong = set(part.filter(~ok)["chunk"].to_list())
+    part = part.filter(ok)  # the chunks of the others go to the reference reader
+    # every value of the type in one cast (not one list.get and cast per
+    # event), then a (lines x events) matrix: a value that is no number is NaN
+    flat = part.select(pl.col("rest").str.split(" ").explode().cast(pl.Float64, strict=False)
+                       ).to_series().to_numpy()
+    values = flat.reshape(part.height, len(events))
+    wide = part.select("chunk", "sample", "device").with_columns(
+        pl.Series(f"v{j}", values[:, i], dtype=pl.Float64) for j, i in enumerate(keep))
+    if keep:
+        unusable = ~np.isfinite(values[:, keep]).all(axis=1)
+        wrong |= set(part.filter(pl.Series(unusable))["chunk"].to_list())
     return WidePart(type_, tuple(events[i] for i in keep), wide), wrong
