@@ -1,6 +1,8 @@
 """Queue -> archive: messages/s of ``drain_queue`` against RabbitMQ's own pace.
 
-``python -m benchmarks.drain [--nodes 1000] [--hours 24]``. On a private
+``python -m benchmarks.drain [--nodes 1000] [--hours 24 | --minutes 10]``
+(``--nodes 10000 --minutes 10``: a batch touches a file per message, the
+case the side-by-side fsyncs of a batch are for). On a private
 RabbitMQ node, the day's messages of ``DemoConfig(nodes, hours)`` are
 published with confirms (baseline 1: the publish rate), drained into a
 temporary archive (validate, append, index, fsync, then ack in batches), then
@@ -11,6 +13,7 @@ published again and consumed with a bare batched ack that stores nothing
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -58,9 +61,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--hours", type=int, default=24)
+    parser.add_argument("--minutes", type=int, help="instead of --hours")
     args = parser.parse_args()
-    bodies = [m.text.encode() for m in iter_messages(DemoConfig(nodes=args.nodes,
-                                                                hours=args.hours))]
+    hours = args.minutes / 60 if args.minutes else args.hours
+    bodies = [m.text.encode() for m in iter_messages(DemoConfig(nodes=args.nodes, hours=hours))]
     n, mb = len(bodies), sum(map(len, bodies)) / 1e6
     rabbitmq.ensure_installed()
     base = Path(tempfile.mkdtemp(prefix="hpcperf-bench-rabbit-"))
@@ -81,7 +85,8 @@ def main() -> None:
     finally:
         node.stop()
         shutil.rmtree(base, ignore_errors=True)
-    print(f"{n} messages ({mb:.0f} MB) of {args.nodes} nodes x {args.hours} h")
+    print(f"{n} messages ({mb:.0f} MB) of {args.nodes} nodes x {hours * 60:.0f} min; "
+          f"load average {os.getloadavg()[0]:.1f}")
     print(f"baseline: publish with confirms {n / pub:9.0f} msg/s")
     print(f"baseline: bare consume + ack    {n / bare:9.0f} msg/s")
     print(f"drain: queue -> archive (fsync) {n / drain:9.0f} msg/s  "
