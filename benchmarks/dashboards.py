@@ -152,6 +152,9 @@ def main() -> None:
     parser.add_argument("--job-only", action="store_true", help="time the job page cases only")
     parser.add_argument("--compress", action="store_true",
                         help="compress every host_data chunk first (TimescaleDB)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print cProfile's top functions of one job page build "
+                             "(stored series and from host_data)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hpcperf-bench-") as tmp:
         pgdata = Path(tmp) / "pgdata"
@@ -264,6 +267,20 @@ def run(url: str, args: argparse.Namespace) -> None:
     for name, fn in cases:
         median, worst = timed(fn, args.repeat)
         print(f"{name:64s} {median * 1000:7.0f}ms {worst * 1000:7.0f}ms")
+    if args.profile:
+        profile("job page (job_series stored)", job_page)
+        profile("job page (from host_data)", running_job_page)
+
+
+def profile(name: str, fn) -> None:
+    """cProfile's 25 most expensive functions (cumulative) of one call of ``fn``."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(fn)
+    print(f"\nprofile: {name}")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
 
 
 if __name__ == "__main__":
