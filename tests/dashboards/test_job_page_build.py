@@ -10,9 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import holoviews as hv
+import panel as pn
 import polars as pl
 import pytest
 from bokeh.document import Document
+from bokeh.models import Plot
 
 from dashboards.pages import job as job_page
 from dashboards.timeseries import EXTRA_SCHEMA
@@ -59,3 +61,19 @@ def test_only_the_open_tab_is_built_with_the_page(built):
     tabs.active = 1
     tabs.active = 0
     assert len(built) == 2  # each tab built once
+
+
+def test_a_wide_job_draws_its_busy_cores_heatmap_once(built):
+    """The per-node view's heatmap of busy cores is not drawn again in the CPU tab."""
+    hosts = [f"w{i:02d}" for i in range(20)]  # wide: more than WIDE_HOSTS
+    times = [T0 + timedelta(minutes=5 * i) for i in range(10)]
+    wide = pl.DataFrame([{"time": t, "host": h, "series": "cpu_busy", "value": float(i % 4),
+                          "unit": "cores"} for h in hosts for i, t in enumerate(times)])
+    job = {"hosts": hosts, "nnodes": 20, "ncpus": 80}
+    view = pn.Column(job_page.node_view(job, wide),
+                     job_page.series_plots(job, wide, pl.DataFrame(schema=EXTRA_SCHEMA)))
+    doc = Document()
+    view.server_doc(doc)
+    titles = [m.title.text for m in doc.models if isinstance(m, Plot) and m.title is not None]
+    label = SERIES["cpu_busy"].label
+    assert sorted(titles) == [label, f"{label}: per host"]  # the band, and one heatmap
