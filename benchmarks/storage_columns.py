@@ -1,6 +1,6 @@
 """Where the compressed bytes of ``host_data`` go, column by column.
 
-``python -m benchmarks.storage_columns [--nodes 20]``. Needs TimescaleDB in
+``python -m benchmarks.storage_columns [--nodes 20] [--levers]``. Needs TimescaleDB in
 the embedded PostgreSQL (``scripts/setup``).
 
 Loads fixture-shaped nodes for one day (``benchmarks.storage.fixture_rows``:
@@ -51,6 +51,7 @@ def column_bytes(conn: psycopg.Connection) -> dict[str, int]:
 def variant(conn: psycopg.Connection, name: str, rows: int) -> None:
     conn.execute("SELECT compress_chunk(c, if_not_compressed => true)"
                  " FROM show_chunks('host_data') c")
+    conn.execute("VACUUM host_data")  # what autovacuum does after the merge of chunks
     total = conn.execute("SELECT hypertable_size('host_data')").fetchone()[0]
     parts = column_bytes(conn)
     shown = ", ".join(f"{c} {b / rows:.2f}" for c, b in sorted(parts.items(), key=lambda x: -x[1])
@@ -63,6 +64,9 @@ def variant(conn: psycopg.Connection, name: str, rows: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", type=int, default=20)
+    parser.add_argument("--levers", action="store_true",
+                        help="also measure the cheaper levers: orderby and segmentby "
+                             "choices, the columns stored redundantly per row")
     args = parser.parse_args()
     if not embedded.timescale_installed():
         raise SystemExit("TimescaleDB is not built into the embedded server: run scripts/setup")
@@ -73,6 +77,8 @@ def main() -> None:
                 rows = fixture_rows(conn, args.nodes)
                 print(f"{args.nodes} fixture-shaped nodes x 1 day: {rows:,} values")
                 variant(conn, "host_data (migration 5)", rows)
+                if args.levers:
+                    cheap_levers(conn, rows)
                 conn.execute("ALTER TABLE host_data ADD COLUMN raw bigint,"
                              " ADD COLUMN factor float8, ADD COLUMN dt float8")
                 scale = "CASE WHEN unit = 's/s' THEN 0.01 ELSE 1 END"
@@ -80,6 +86,31 @@ def main() -> None:
                              f" factor = {scale}, dt = 300, value = NULL WHERE unit LIKE '%/s'")
                 variant(conn, "estimate: counters as bigint raw deltas", rows)
                 exact_variant(conn, rows)
+
+
+def cheap_levers(conn: psycopg.Connection, rows: int) -> None:
+    """Compression settings and per-row columns, each measured; the table is left
+    as it was (the dropped columns are put back)."""
+    def compress(segment: str, order: str) -> None:
+        conn.execute(f"ALTER TABLE host_data SET (timescaledb.compress_segmentby = '{segment}',"
+                     f" timescaledb.compress_orderby = '{order}')")
+
+    compress("cluster, host", "type, event, device, time")
+    variant(conn, "lever: ordered by type, event, device, time", rows)
+    compress("cluster, host, type", "device, event, time")
+    variant(conn, "lever: segmented by cluster, host and type", rows)
+    compress("cluster, host", "type, device, event, time")
+    key = "cluster, host, time, type, device, event"
+    conn.execute(f"CREATE TEMP TABLE kept AS SELECT {key}, unit, jobid FROM host_data")
+    conn.execute("ALTER TABLE host_data DROP COLUMN unit")
+    variant(conn, "lever: no unit per row (it follows from type and event)", rows)
+    conn.execute("ALTER TABLE host_data DROP COLUMN jobid")
+    variant(conn, "lever: no unit and no job id per row", rows)
+    conn.execute("ALTER TABLE host_data ADD COLUMN jobid text, ADD COLUMN unit text")
+    conn.execute(f"UPDATE host_data h SET unit = k.unit, jobid = k.jobid FROM kept k"
+                 f" WHERE ({', '.join('h.' + c for c in key.split(', '))})"
+                 f" = ({', '.join('k.' + c for c in key.split(', '))})")
+    conn.execute("DROP TABLE kept")
 
 
 def exact_variant(conn: psycopg.Connection, rows: int) -> None:
