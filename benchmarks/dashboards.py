@@ -133,14 +133,17 @@ def store_job_series(conn: psycopg.Connection) -> int:
     return frame.height
 
 
-def timed(fn, repeat: int) -> tuple[float, float]:
+def timed(fn, repeat: int) -> tuple[float, float, float]:
+    """Median and max wall time, and the median CPU time of this process (the page
+    build without the database's share: on a loaded machine, steadier than wall time)."""
     fn()  # warm-up: imports, plans, caches
-    times = []
+    times, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), max(times)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(times), max(times), statistics.median(cpu)
 
 
 def main() -> None:
@@ -152,6 +155,9 @@ def main() -> None:
     parser.add_argument("--job-only", action="store_true", help="time the job page cases only")
     parser.add_argument("--compress", action="store_true",
                         help="compress every host_data chunk first (TimescaleDB)")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print cProfile's top functions of one job page build "
+                             "(stored series and from host_data)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hpcperf-bench-") as tmp:
         pgdata = Path(tmp) / "pgdata"
@@ -188,8 +194,10 @@ def run(url: str, args: argparse.Namespace) -> None:
     data._URL = None
     researcher = Viewer("user0001", staff=False)
 
-    def job_page(viewer=data.STAFF):
-        job_view(BIG_JOB, viewer).server_doc(Document())
+    def job_page(viewer=data.STAFF) -> Document:
+        doc = Document()
+        job_view(BIG_JOB, viewer).server_doc(doc)
+        return doc
 
     def job_page_queries(stored: bool = True):
         """The page's database reads alone (``job_view``'s connection block)."""
@@ -238,7 +246,7 @@ def run(url: str, args: argparse.Namespace) -> None:
         for name, fn in (("  job page queries (job_series stored)", job_page_queries),
                          ("  job page queries (from host_data)",
                           lambda: job_page_queries(stored=False))):
-            median, worst = timed(fn, args.repeat)
+            median, worst, _ = timed(fn, args.repeat)
             print(f"{name:64s} {median * 1000:7.0f}ms {worst * 1000:7.0f}ms")
         with psycopg.connect(url, autocommit=True) as conn:
             c0 = time.perf_counter()
@@ -260,10 +268,27 @@ def run(url: str, args: argparse.Namespace) -> None:
     ]
     if args.job_only:
         cases = [c for c in cases if not c[0].startswith("search")]
-    print(f"{'page':64s} {'median':>8s} {'max':>8s}")
+    print(f"{'page':64s} {'median':>8s} {'max':>8s} {'CPU':>8s}")
     for name, fn in cases:
-        median, worst = timed(fn, args.repeat)
-        print(f"{name:64s} {median * 1000:7.0f}ms {worst * 1000:7.0f}ms")
+        median, worst, cpu = timed(fn, args.repeat)
+        print(f"{name:64s} {median * 1000:7.0f}ms {worst * 1000:7.0f}ms {cpu * 1000:7.0f}ms")
+    models = len(job_page().models)
+    print(f"the job page's first build: {models:,} Bokeh models "
+          f"(the open tab's plots; the other tabs' on their first click)")
+    if args.profile:
+        profile("job page (job_series stored)", job_page)
+        profile("job page (from host_data)", running_job_page)
+
+
+def profile(name: str, fn) -> None:
+    """cProfile's 25 most expensive functions (cumulative) of one call of ``fn``."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.runcall(fn)
+    print(f"\nprofile: {name}")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
 
 
 if __name__ == "__main__":

@@ -72,7 +72,7 @@ def demo_rows(conn: psycopg.Connection, root: Path, nodes: int) -> int:
     for h in range(cfg.hours):
         start = cfg.start + timedelta(hours=h)
         rows += build_host_data(conn, root / "archive", start, start + timedelta(hours=1),
-                                3600, CLUSTER).rows
+                                3600, cluster=CLUSTER).rows
     return rows
 
 

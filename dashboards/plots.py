@@ -159,11 +159,12 @@ def heatmap(part: pl.DataFrame, label: str, unit: str) -> hv.Element:
 
 
 def series_plot(part: pl.DataFrame, label: str, unit: str, *, reference: float | None = None,
-                xlabel: str = "") -> list[hv.Element]:
-    """The plots for one series: lines for narrow jobs, spread + heatmap for wide ones."""
+                xlabel: str = "", per_host: bool = True) -> list[hv.Element]:
+    """The plots for one series: lines for narrow jobs, spread + heatmap for wide ones
+    (no heatmap with ``per_host=False``: the page shows that one elsewhere)."""
     if part["host"].n_unique() > WIDE_HOSTS:
-        return [spread(part, label, unit, reference=reference, xlabel=xlabel),
-                heatmap(part, label, unit)]
+        wide = [spread(part, label, unit, reference=reference, xlabel=xlabel)]
+        return [*wide, heatmap(part, label, unit)] if per_host else wide
     return [host_lines(part, label, unit, reference=reference, xlabel=xlabel)]
 
 

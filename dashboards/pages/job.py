@@ -9,6 +9,8 @@ exactly like one that does not exist.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 from html import escape
 from typing import Any
 from urllib.parse import quote
@@ -315,18 +317,22 @@ def series_plots(job: dict[str, Any], named: pl.DataFrame, extra: pl.DataFrame,
     if named.is_empty() and extra.is_empty():
         return html('<p class="hp-note">No time series recorded on this job\'s hosts '
                     "during its run time.</p>")
-    groups: dict[str, list[hv.Element]] = {}
+    # per tab, the plots to build: only the open tab's are built with the page,
+    # the others on their first click (a wide job's plots are most of its build time)
+    groups: dict[str, list[Callable[[], list[hv.Element]]]] = {}
     present = set(named["series"].unique().to_list()) if not named.is_empty() else set()
     references = {"cores": cores_per_node(job), "B": mem_per_node(job)}
+    wide = (named["host"].n_unique() if not named.is_empty() else 0) > WIDE_HOSTS
+    # a wide job's per-node view draws this series' heatmap already: not twice
+    in_node_view = node_heatmap_series(named) if wide else None
     for name in (n for n in [*CGROUP_SERIES, *JOB_SERIES] if n in present):
-        part = named.filter(pl.col("series") == name)
         spec = ALL_SERIES[name]
-        groups.setdefault(TABS.get(name, "Other"), []).extend(
-            series_plot(part, spec.label, spec.unit, reference=references.get(spec.unit)))
+        groups.setdefault(TABS.get(name, "Other"), []).append(partial(
+            series_plot, named.filter(pl.col("series") == name), spec.label, spec.unit,
+            reference=references.get(spec.unit), per_host=name != in_node_view))
     for (type_, event, unit), part in extra.group_by("type", "event", "unit",
                                                      maintain_order=True):
-        groups.setdefault("Other", []).extend(series_plot(*raw_event(part, type_, event, unit)))
-    wide = (named["host"].n_unique() if not named.is_empty() else 0) > WIDE_HOSTS
+        groups.setdefault("Other", []).append(partial(_raw_event_plot, part, type_, event, unit))
     note = ("Wide job: the line is the mean over hosts, the band its min-max; the heatmap "
             "shows every host." if wide else "One line per host; dotted: the job-wide mean.")
     caption = html(f'<p class="hp-note">{note} Dashed: what was allocated per node. '
@@ -337,23 +343,48 @@ def series_plots(job: dict[str, Any], named: pl.DataFrame, extra: pl.DataFrame,
     tabs = pn.Tabs(dynamic=True, sizing_mode="stretch_width",
                    active=names.index(first) if first in names else 0)
     for tab in names:
-        layout = hv.Layout(groups[tab]).cols(1)
-        tabs.append((tab, pn.pane.HoloViews(layout, sizing_mode="stretch_width",
-                                            linked_axes=True)))
+        tabs.append((tab, _lazy_tab(groups[tab])))
     return pn.Column(caption, tabs, sizing_mode="stretch_width")
+
+
+def _raw_event_plot(part: pl.DataFrame, type_: str, event: str, unit: str | None
+                    ) -> list[hv.Element]:
+    return series_plot(*raw_event(part, type_, event, unit))
+
+
+def _lazy_tab(builders: list[Callable[[], list[hv.Element]]]) -> pn.param.ParamFunction:
+    """One tab's plots, one above the other, time axes linked: built when the tab
+    is first shown (``lazy``; the tabs are ``dynamic``), not with the page."""
+
+    def plots() -> pn.pane.HoloViews:
+        layout = hv.Layout([e for build in builders for e in build()]).cols(1)
+        return pn.pane.HoloViews(layout, sizing_mode="stretch_width", linked_axes=True)
+
+    return pn.param.ParamFunction(plots, lazy=True, sizing_mode="stretch_width")
 
 
 #: What the per-node view summarises: the job's own cgroup where reported, else the node.
 NODE_SERIES = (("cg_cpu", "cpu_busy"), ("cg_mem", "mem_used"))
 
 
+def node_series(named: pl.DataFrame) -> list[str]:
+    """The series the per-node view summarises (of :data:`NODE_SERIES`, those present)."""
+    present = set(named["series"].unique().to_list()) if not named.is_empty() else set()
+    chosen = [next((n for n in pair if n in present), None) for pair in NODE_SERIES]
+    return [n for n in chosen if n]
+
+
+def node_heatmap_series(named: pl.DataFrame) -> str | None:
+    """The series of the per-node view's heatmap (busy cores), if it draws one."""
+    chosen = node_series(named)
+    return chosen[0] if chosen and ALL_SERIES[chosen[0]].unit in ("cores", "s/s") else None
+
+
 def node_view(job: dict[str, Any], named: pl.DataFrame):
     """Every node of the job at once: a heatmap of busy cores (hosts by time) and
     min/mean/max per node, idle nodes marked, so two idle nodes of a four-node
     job stand out instead of hiding under identical lines."""
-    present = set(named["series"].unique().to_list()) if not named.is_empty() else set()
-    chosen = [next((n for n in pair if n in present), None) for pair in NODE_SERIES]
-    chosen = [n for n in chosen if n]
+    chosen = node_series(named)
     if not chosen:
         return html('<p class="hp-note">No per-node data for this job.</p>')
     stats = timeseries.per_host_stats(named.filter(pl.col("series").is_in(chosen)))
@@ -390,7 +421,7 @@ def node_view(job: dict[str, Any], named: pl.DataFrame):
                  "job's cores on the node busy on average.</p>"
                  f'<div class="hp-scroll"><table class="hp-facts hp-nodes"><tr>{head}</tr>'
                  f"{body}</table></div>")
-    cpu = chosen[0] if ALL_SERIES[chosen[0]].unit in ("cores", "s/s") else None
+    cpu = node_heatmap_series(named)
     if cpu is None or len(cells) < 2:
         return table
     part = named.filter(pl.col("series") == cpu)
