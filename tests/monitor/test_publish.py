@@ -40,6 +40,18 @@ def drain(url: str, queue: str) -> list[tuple[pika.BasicProperties, str]]:
             out.append((props, body.decode()))
 
 
+def waiting(url: str, queue: str) -> int:
+    """Messages in ``queue`` now; 0 while the monitor has not declared it yet."""
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        return conn.channel().queue_declare(queue, passive=True).method.message_count
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
 @pytest.fixture
 def queue() -> str:
     return f"monitor-test-{uuid.uuid4().hex[:8]}"
@@ -88,7 +100,11 @@ def test_unreachable_broker_spools_then_replays_in_order(
 def test_daemon_sends_header_once(rabbit, queue: str, tmp_path: Path, start_monitor, tree4):
     proc = start_monitor("--amqp-url", rabbit.url, "--cluster", queue, "--interval", "1",
                          "--root", str(tree4), "--state-dir", str(tmp_path))
-    time.sleep(2.6)
+    # Wait for three samples rather than a fixed time: a loaded machine starts the
+    # monitor slowly, and the assertion is about the header, not the clock.
+    deadline = time.monotonic() + 60
+    while waiting(rabbit.url, queue) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
