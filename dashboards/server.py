@@ -15,7 +15,9 @@ execs. Before Panel builds its routes this module:
 - replaces Panel's plain-text basic login with bcrypt hashes and a brake on
   guessing (``dashboards.users``);
 - logs the route table at start, so what the server exposes can be audited
-  (and is, by the tests).
+  (and is, by the tests);
+- answers ``/healthz`` without any identity (``HealthHandler``), so a
+  container's health check works in every ``HPCPERF_AUTH`` mode.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from panel.command.serve import Serve
 from panel.io.state import state
 from tornado.escape import url_escape
 from tornado.ioloop import IOLoop
-from tornado.web import HTTPError
+from tornado.web import HTTPError, RequestHandler
 
 from dashboards import api, auth, users
 
@@ -228,6 +230,20 @@ class GuardedAutoloadJsHandler(pn_server.AutoloadJsHandler):
         _ = self.current_user
 
 
+class HealthHandler(RequestHandler):
+    """``GET /healthz``: "ok" while the server answers; needs no identity, reveals nothing.
+
+    The container health check (deploy/compose.yaml) asks the server itself,
+    not through the proxy: in header mode every page answers 403 without the
+    proxy's secret, and the secret does not belong in a health check's argv.
+    """
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.write("ok\n")
+
+
 def install_guards() -> None:
     """Swap Panel's per-page handlers for the guarded ones (before routes are built)."""
     guarded = {pn_server.WSHandler: GuardedWSHandler, pn_server.DocHandler: GuardedDocHandler,
@@ -273,7 +289,8 @@ class GuardedServe(Serve):
         if not kwargs.get("sign_sessions"):
             raise SystemExit("sessions must be signed (--session-ids signed, BOKEH_SECRET_KEY)")
         # the data API: same server, same identity and access rule (dashboards.api)
-        kwargs["extra_patterns"] = [*kwargs.get("extra_patterns", []), *api.patterns()]
+        kwargs["extra_patterns"] = [*kwargs.get("extra_patterns", []), *api.patterns(),
+                                    (r"/healthz", HealthHandler)]
         return kwargs
 
     def customize_server(self, server):

@@ -10,7 +10,12 @@ skip the proxy.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import yaml
 from bokeh.util.token import generate_jwt_token, generate_session_id
 from bokeh_client import get, page_document, pull_document, token_of
 from conftest import PROXY
@@ -148,3 +153,15 @@ def test_expired_or_mismatched_token_signed_with_the_servers_key_is_refused(web_
     log = web_header.log.read_text()
     assert "session token expired" in log
     assert "Traceback" not in log  # every refusal is a clean 403 and one log line
+
+
+def test_health_check_needs_no_identity_and_reveals_nothing(web_header):
+    """The compose file's own health check of ``web`` passes in header mode."""
+    compose = Path(__file__).resolve().parents[2] / "deploy" / "compose.yaml"
+    check = yaml.safe_load(compose.read_text())["services"]["web"]["healthcheck"]["test"]
+    assert check[:3] == ["CMD", "python", "-c"]
+    code = check[3].replace("127.0.0.1:5006", web_header.removeprefix("http://"))
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+    health = get(f"{web_header}/healthz")
+    assert (health.status, health.body) == (200, "ok\n")
+    assert get(f"{web_header}/jobs").status == 403  # the rest still needs the proxy

@@ -58,6 +58,8 @@ def test_fallback_images_pin_their_base_and_keep_upstream_conventions():
                 assert (IMAGES / name / source).exists(), f"{name} copies missing {source}"
     db = (IMAGES / "timescaledb" / "Dockerfile").read_text()
     assert "STOPSIGNAL SIGINT" in db  # fast shutdown; SIGTERM waits for every client
+    # compiled on every core, without the clang and LLVM the -dev package asks for
+    assert 'make -C build -j"$(nproc)"' in db and "!~ /^(clang|llvm)/" in db
     entry = (IMAGES / "timescaledb" / "docker-entrypoint.sh").read_text()
     assert "/docker-entrypoint-initdb.d/" in entry and "shared_preload_libraries" in entry
     mq = (IMAGES / "rabbitmq" / "Dockerfile").read_text()

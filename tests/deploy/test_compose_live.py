@@ -128,7 +128,7 @@ def until(what: str, check: Callable[[], Any], timeout: float, stack: Stack,
             value = None
         if value:
             return value
-        time.sleep(3)
+        time.sleep(1)  # each check is one query or one HTTP request: cheap
     raise AssertionError(f"{what}: not within {timeout:.0f} s\n{stack.logs(*services)}")
 
 

@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+import yaml
 
 from hpcperfstats.ingest.drain import queue_depth
 from hpcperfstats.ingest.publish import publish_messages
@@ -88,9 +89,18 @@ class Stack:
 
 
 def _code_server_healthy(port: int, env: dict, timeout: float = 180) -> None:
-    """Wait as compose's health check does: ``dagster api grpc-health-check``."""
+    """Wait with compose's own health check of ``pipeline-code`` (the gRPC health
+    service, as ``dagster api grpc-health-check`` asks it), on this server's port."""
     deadline = time.monotonic() + timeout
-    check = [str(BIN / "dagster"), "api", "grpc-health-check", "-p", str(port)]
+    compose = yaml.safe_load((REPO / "deploy" / "compose.yaml").read_text())
+    test = compose["services"]["pipeline-code"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"] and "127.0.0.1:4000" in test[3]
+    def check_of(p: int) -> list[str]:
+        return [sys.executable, "-c", test[3].replace("127.0.0.1:4000", f"127.0.0.1:{p}")]
+
+    # it can fail: nothing serves on a fresh port
+    assert subprocess.run(check_of(free_port()), env=env, capture_output=True).returncode != 0
+    check = check_of(port)
     while subprocess.run(check, env=env, capture_output=True).returncode != 0:
         assert time.monotonic() < deadline, f"code server not serving within {timeout} s"
         time.sleep(1)
