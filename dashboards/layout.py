@@ -103,6 +103,36 @@ def nav(active: str | None = None) -> pn.pane.HTML:
     )
 
 
+_SELECT_CSS = """
+.hp-cluster { color: white; font-size: 0.95em; }
+.hp-cluster select { margin-left: 0.4em; font-size: 1em; }
+"""
+
+#: the selector's script: remember the choice (the cookie keeps it across the
+#: site's links) and reload the page on that cluster
+_ON_CHANGE = ("document.cookie='" + auth.CLUSTER_COOKIE + "='+encodeURIComponent(this.value)"
+              "+';path=/;SameSite=Lax';var u=new URL(window.location.href);"
+              "u.searchParams.set('cluster',this.value);window.location.href=u.toString();")
+
+
+def cluster_selector(viewer: Viewer) -> pn.pane.HTML:
+    """The cluster every query of the page reads (``Viewer.cluster``): a select of the
+    clusters the deployment serves (``hpcperfstats.clusters``)."""
+    from dashboards.data import viewer_cluster
+    from hpcperfstats.clusters import cluster_names
+
+    current = viewer_cluster(viewer)
+    names = cluster_names()
+    if current not in names:  # a name from a stale link: shown, so the empty page says why
+        names = [*names, current]
+    options = "".join(f'<option value="{escape(n)}"{" selected" if n == current else ""}>'
+                      f"{escape(n)}</option>" for n in names)
+    return pn.pane.HTML(
+        f'<label class="hp-cluster">Cluster<select name="cluster" aria-label="Cluster" '
+        f'onchange="{escape(_ON_CHANGE)}">{options}</select></label>',
+        stylesheets=[_SELECT_CSS], margin=(12, 10, 0, 10))
+
+
 def html(body: str, **kwargs: Any) -> pn.pane.HTML:
     """An HTML pane with the site's styles. ``body`` must already be escaped."""
     return pn.pane.HTML(body, stylesheets=[CSS], sizing_mode="stretch_width", **kwargs)
@@ -158,7 +188,7 @@ def page(main: list[Any], sidebar: list[Any] | None = None, active: str | None =
     viewer = viewer or auth.current()
     return pn.template.FastListTemplate(
         title=TITLE,
-        header=[nav(active)],
+        header=[nav(active), cluster_selector(viewer)],
         main=[*invalid_note(), *main, footer(viewer)],
         sidebar=sidebar or [],
         design=Fast,
