@@ -103,19 +103,19 @@ def nav(active: str | None = None) -> pn.pane.HTML:
     )
 
 
-_SELECT_CSS = """
-.hp-cluster { color: white; font-size: 0.95em; }
-.hp-cluster select { margin-left: 0.4em; font-size: 1em; }
-"""
+#: the header's white text would hide the chosen cluster's name
+_SELECT_CSS = "select { color: #1f2d3a !important; background: white !important; }"
 
 #: the selector's script: remember the choice (the cookie keeps it across the
 #: site's links) and reload the page on that cluster
-_ON_CHANGE = ("document.cookie='" + auth.CLUSTER_COOKIE + "='+encodeURIComponent(this.value)"
-              "+';path=/;SameSite=Lax';var u=new URL(window.location.href);"
-              "u.searchParams.set('cluster',this.value);window.location.href=u.toString();")
+_ON_CHANGE = ("document.cookie = '" + auth.CLUSTER_COOKIE + "=' + encodeURIComponent(cb_obj.value)"
+              " + '; path=/; SameSite=Lax';"
+              " const u = new URL(window.location.href);"
+              " u.searchParams.set('cluster', cb_obj.value);"
+              " window.location.href = u.toString();")
 
 
-def cluster_selector(viewer: Viewer) -> pn.pane.HTML:
+def cluster_selector(viewer: Viewer) -> pn.widgets.Select:
     """The cluster every query of the page reads (``Viewer.cluster``): a select of the
     clusters the deployment serves (``hpcperfstats.clusters``)."""
     from dashboards.data import viewer_cluster
@@ -125,12 +125,11 @@ def cluster_selector(viewer: Viewer) -> pn.pane.HTML:
     names = cluster_names()
     if current not in names:  # a name from a stale link: shown, so the empty page says why
         names = [*names, current]
-    options = "".join(f'<option value="{escape(n)}"{" selected" if n == current else ""}>'
-                      f"{escape(n)}</option>" for n in names)
-    return pn.pane.HTML(
-        f'<label class="hp-cluster">Cluster<select name="cluster" aria-label="Cluster" '
-        f'onchange="{escape(_ON_CHANGE)}">{options}</select></label>',
-        stylesheets=[_SELECT_CSS], margin=(12, 10, 0, 10))
+    select = pn.widgets.Select(name="Cluster", options=names, value=current, width=170,
+                               css_classes=["hp-cluster"], margin=(4, 10, 0, 10),
+                               stylesheets=[_SELECT_CSS])
+    select.jscallback(value=_ON_CHANGE)
+    return select
 
 
 def html(body: str, **kwargs: Any) -> pn.pane.HTML:

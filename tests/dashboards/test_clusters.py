@@ -146,7 +146,7 @@ def test_pages_show_the_selected_clusters_jobs_only(web_two):
     alice = basic_sign_in(web_two, "alice")
     status, here = page_document(web_two, "jobs", alice)
     assert status == 101
-    assert "hp-cluster" in here and OTHER in here  # the selector lists both clusters
+    assert "hp-cluster" in here and f'"{OTHER}"' in here  # the selector lists both clusters
     assert "cfd-run" in here and "alice-on-frontera" not in here
     status, there = page_document(web_two, f"jobs?cluster={OTHER}", alice)
     assert "alice-on-frontera" in there and "cfd-run" not in there
@@ -188,3 +188,28 @@ def test_clusters_file_is_what_the_selector_lists(tmp_path: Path, monkeypatch):
     assert cluster_names() == ["ls6", "frontera"]
     assert auth.on_cluster(ALICE, "frontera").cluster == "frontera"
     assert auth.on_cluster(ALICE, None).cluster == cluster_name()
+
+
+@pytest.mark.browser
+def test_the_selector_switches_every_page_to_the_other_cluster(web_two, browser, screenshots):
+    from test_dashboard_access import job_rows, signed_in
+
+    watch = signed_in(browser, web_two, "staffer")
+    try:
+        page = watch.page
+        watch.open(f"{web_two}/jobs")
+        assert sorted(job_rows(page)) == ["1001", "1002", "1003"]
+        page.locator(".hp-cluster select").select_option(OTHER)  # reloads on frontera
+        page.wait_for_url(f"**/jobs?cluster={OTHER}", timeout=30_000)
+        page.get_by_text("md-run").first.wait_for(timeout=30_000)
+        assert sorted(job_rows(page)) == ["1001", "1002"]
+        assert page.locator(".hp-cluster select").input_value() == OTHER
+        page.screenshot(path=str(screenshots / "cluster-selector.png"), full_page=True)
+        # the next page, opened from the navigation without ?cluster=, stays there
+        watch.open(f"{web_two}/applications?start=2026-02-01&end=2026-03-31")
+        page.get_by_text("GROMACS").first.wait_for(timeout=30_000)
+        assert page.get_by_text("OpenFOAM").count() == 0
+        page.screenshot(path=str(screenshots / "cluster-applications.png"), full_page=True)
+        assert watch.errors == [], watch.errors
+    finally:
+        watch.close()
