@@ -20,14 +20,18 @@ from hpcperf_dagster.partitions import daily
 from hpcperf_dagster.resources import Database
 from hpcperfstats.config import settings
 from hpcperfstats.flags.load import build_job_flags
-from hpcperfstats.flags.rules import cluster_rules, rules_path, rules_version
+from hpcperfstats.flags.rules import cluster_rules, load_rules, rules_path, rules_version
 
 
 def _version() -> str:
-    """The rules file's hash, and this cluster's own thresholds (the clusters file)."""
-    rules = cluster_rules()
+    """The rules file's hash, and this cluster's own thresholds where it has any (the
+    clusters file): a changed threshold marks that cluster's flag days stale."""
+    shared = {r.name: r.version for r in load_rules()}
+    mine = {r.name: r.version for r in cluster_rules()}
+    if mine == shared:
+        return rules_version()
     return rules_version() + "+" + hashlib.sha256(
-        ",".join(f"{r.name}@{r.version}" for r in rules).encode()).hexdigest()[:8]
+        ",".join(f"{k}@{v}" for k, v in sorted(mine.items())).encode()).hexdigest()[:8]
 
 
 @asset(

@@ -211,7 +211,10 @@ def test_the_selector_switches_every_page_to_the_other_cluster(web_two, browser,
         assert page.locator(".hp-cluster select").input_value() == OTHER
         page.screenshot(path=str(screenshots / "cluster-selector.png"), full_page=True)
         # the next page, opened from the navigation without ?cluster=, stays there
+        page.wait_for_load_state("networkidle")
+        assert watch.errors == [], watch.errors
         watch.open(f"{web_two}/applications?start=2026-02-01&end=2026-03-31")
+        watch.errors.clear()  # what the page left had in flight, cancelled
         page.get_by_text("GROMACS").first.wait_for(timeout=30_000)
         assert page.get_by_text("OpenFOAM").count() == 0
         page.screenshot(path=str(screenshots / "cluster-applications.png"), full_page=True)
