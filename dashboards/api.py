@@ -35,6 +35,7 @@ from tornado.ioloop import IOLoop
 from tornado.web import HTTPError, RequestHandler
 
 from dashboards import auth, cluster, data, export, timeseries, tokens
+from hpcperfstats.clusters import cluster_names
 from hpcperfstats.jobs.metrics import METRICS
 from hpcperfstats.report.terminal import load_report
 
@@ -197,7 +198,7 @@ def _visible_job(conn, viewer: auth.Viewer, jobid: str) -> dict:
 
 def one_job(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]):
     job = _visible_job(conn, viewer, path["jobid"])
-    return load_report(conn, job["jobid"])
+    return load_report(conn, job["jobid"], job["cluster"])
 
 
 def series_points(requested: int, hosts: int, series: int) -> int:
@@ -242,14 +243,15 @@ def account_summary(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[
 
 
 def hosts(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]):
-    frame = cluster.freshness(conn)
+    frame = cluster.freshness(conn, cluster=viewer.cluster)
     if args.get("format") == "csv":
         return frame
     return {"hosts": frame.to_dicts()}
 
 
 def whoami(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]):
-    return {"user": viewer.user, "staff": viewer.staff}
+    return {"user": viewer.user, "staff": viewer.staff, "cluster": data.viewer_cluster(viewer),
+            "clusters": cluster_names()}
 
 
 def openapi_doc(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]):
@@ -301,6 +303,9 @@ def openapi() -> dict:
                 schema["enum"] = list(p.enum)
             params.append({"name": p.name, "in": "query", "required": False,
                            "description": p.doc or p.name, "schema": schema})
+        params.append({"name": "cluster", "in": "query", "required": False,
+                       "description": "the cluster to read (default: the deployment's own; "
+                       "one of /me's clusters)", "schema": {"type": "string"}})
         if len(ep.formats) > 1:
             params.append({"name": "format", "in": "query", "required": False,
                            "schema": {"type": "string", "enum": list(ep.formats)}})
@@ -378,7 +383,10 @@ class ApiHandler(RequestHandler):
 
     def _answer(self, path: dict[str, str], args: dict[str, str]) -> tuple[int, Any]:
         with data.connection() as conn:
-            viewer = self._viewer(conn)
+            # ?cluster= (else the selector's cookie, else the default): every query of
+            # the endpoint sees that cluster only (data.scope_clause)
+            viewer = auth.on_cluster(self._viewer(conn), args.get("cluster") or (
+                auth.cookies_of(self.request).get(auth.CLUSTER_COOKIE)))
             if self.endpoint.staff_only and not viewer.staff:
                 raise ApiError(403, "staff only")
             return 200, self.endpoint.run(conn, viewer, path, args)

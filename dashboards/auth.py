@@ -34,10 +34,10 @@ import logging
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from hpcperfstats.config import env
+from hpcperfstats.config import cluster_name, env
 
 MODES = ("none", "basic", "oauth", "header")
 #: The secret file made on first start when HPCPERF_WEB_SECRET is not set.
@@ -55,6 +55,10 @@ class Viewer:
     user: str | None
     staff: bool
     share_accounts: bool = False
+    #: the cluster the viewer looks at (the selector, ``?cluster=``); empty: the
+    #: deployment's default (``HPCPERF_CLUSTER``). Every query through
+    #: ``data.scope_clause`` sees this cluster's rows only.
+    cluster: str = ""
 
     @property
     def label(self) -> str:
@@ -253,13 +257,31 @@ def viewer_of(identity: Identity | None) -> Viewer:
     return resolve(identity.user, identity.groups)
 
 
+#: cookie the cluster selector sets, so links between pages keep the cluster
+CLUSTER_COOKIE = "hpcperf_cluster"
+
+
+def on_cluster(viewer: Viewer, asked: str | None) -> Viewer:
+    """``viewer`` looking at cluster ``asked`` (``?cluster=`` or the selector's cookie).
+
+    A name the deployment does not serve is kept as asked, so it matches no
+    row (an empty page), never silently another cluster's."""
+    asked = (asked or "").strip()
+    if not asked or len(asked) > 64 or not asked.isprintable():
+        return replace(viewer, cluster=cluster_name())
+    return replace(viewer, cluster=asked)
+
+
 def current() -> Viewer:
-    """The viewer of the current Panel session, from its signed token payload."""
+    """The viewer of the current Panel session, from its signed token payload, on the
+    cluster the address (``?cluster=``) or else the selector's cookie names."""
     import panel as pn
 
     headers = dict(pn.state.headers or {})
     cookies = dict(pn.state.cookies or {})
+    raw = (pn.state.session_args or {}).get("cluster")
+    asked = raw[0].decode("utf-8", "replace") if raw else cookies.get(CLUSTER_COOKIE)
     try:
-        return viewer_of(identify(headers, cookies, live=False))
+        return on_cluster(viewer_of(identify(headers, cookies, live=False)), asked)
     except Refused:
         return Viewer(None, staff=False)

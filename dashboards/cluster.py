@@ -16,6 +16,8 @@ from psycopg import sql
 
 from dashboards.auth import Viewer
 from dashboards.data import scope_clause
+from hpcperfstats.clusters import DEFAULT_INTERVAL_S, cluster_config
+from hpcperfstats.config import cluster_name
 
 #: A host is silent when its last sample is older than this many intervals.
 SILENT_INTERVALS = 2
@@ -26,24 +28,32 @@ FRESHNESS_SCHEMA = {
 }
 
 
-def freshness(conn: psycopg.Connection, now: datetime | None = None) -> pl.DataFrame:
-    """Last sample per host, its sampling interval and whether it has gone silent."""
+def freshness(conn: psycopg.Connection, now: datetime | None = None,
+              cluster: str | None = None) -> pl.DataFrame:
+    """Last sample per host of ``cluster``, its sampling interval and whether it has
+    gone silent (a host that sent one sample only: the cluster's declared interval)."""
     now = now or datetime.now(UTC)
+    try:
+        interval = cluster_config(cluster).sampling_interval_s
+    except KeyError:  # a cluster nobody declared (a stale link): nothing to find anyway
+        interval = DEFAULT_INTERVAL_S
     rows = conn.execute(
         """
         WITH RECURSIVE hosts(host) AS (
-            (SELECT host FROM host_data ORDER BY host LIMIT 1)
+            (SELECT host FROM host_data WHERE cluster = %(c)s ORDER BY host LIMIT 1)
             UNION ALL
-            SELECT (SELECT d.host FROM host_data d WHERE d.host > h.host
+            SELECT (SELECT d.host FROM host_data d WHERE d.cluster = %(c)s AND d.host > h.host
                     ORDER BY d.host LIMIT 1)
             FROM hosts h WHERE h.host IS NOT NULL)
         SELECT host, last,
                extract(epoch FROM last - (SELECT max(d.time) FROM host_data d
-                                          WHERE d.host = l.host AND d.time < l.last))
-        FROM (SELECT host, (SELECT max(time) FROM host_data d WHERE d.host = hosts.host) AS last
+                                          WHERE d.cluster = %(c)s AND d.host = l.host
+                                          AND d.time < l.last))
+        FROM (SELECT host, (SELECT max(time) FROM host_data d WHERE d.cluster = %(c)s
+                            AND d.host = hosts.host) AS last
               FROM hosts WHERE host IS NOT NULL) l
         ORDER BY host
-        """
+        """, {"c": cluster_name(cluster)}
     ).fetchall()
     frame = pl.DataFrame(
         rows, schema={"host": pl.Utf8, "last": pl.Datetime("us", "UTC"),
@@ -51,7 +61,8 @@ def freshness(conn: psycopg.Connection, now: datetime | None = None) -> pl.DataF
     )
     age = (pl.lit(now).cast(pl.Datetime("us", "UTC")) - pl.col("last")).dt.total_seconds()
     return frame.with_columns(age.cast(pl.Float64).alias("age_s")).with_columns(
-        (pl.col("age_s") > SILENT_INTERVALS * pl.col("interval_s").fill_null(600.0))
+        (pl.col("age_s") > SILENT_INTERVALS
+         * pl.col("interval_s").fill_null(interval))
         .alias("silent")
     ).select(list(FRESHNESS_SCHEMA))
 
@@ -88,7 +99,7 @@ def most_flagged(
     query = sql.SQL(
         """
         SELECT j.jobid, j.username, j.jobname, count(*), string_agg(DISTINCT f.flag, ', ')
-        FROM job_flags f JOIN job_data j ON j.jobid = f.jobid
+        FROM job_flags f JOIN job_data j ON j.cluster = f.cluster AND j.jobid = f.jobid
         WHERE j.end_time >= %(s)s AND j.end_time <= %(e)s AND {scope}
         GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1 LIMIT %(n)s
         """

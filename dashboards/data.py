@@ -7,7 +7,10 @@ only ever travels as query parameters; the SQL chosen at run time (sort
 order, metric names) comes from fixed allow-lists here.
 
 Who may see which job is decided in ``scope_clause`` and nowhere else:
-every query that returns a job goes through it.
+every query that returns a job goes through it. It also keeps a query to the
+viewer's cluster (``Viewer.cluster``, the selector): job ids and host names
+repeat between clusters, so every join to another job table is on
+``(cluster, jobid)`` and every per-job read takes the job's cluster.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 from dashboards.auth import Viewer
-from hpcperfstats.config import env
+from hpcperfstats.config import cluster_name
 from hpcperfstats.db.connect import connect, database_url
 from hpcperfstats.jobs.metrics import METRICS
 
@@ -49,7 +52,7 @@ SORT_KEYS: dict[str, str] = {
 # Sorting by a metric joins it once (a hash join) instead of looking it up per row.
 _WITH_EFFICIENCY = sql.SQL(
     "(SELECT j.*, se.value AS eff_sort FROM job_data j LEFT JOIN job_metrics se"
-    " ON se.jobid = j.jobid AND se.metric = 'cpu_efficiency')"
+    " ON se.cluster = j.cluster AND se.jobid = j.jobid AND se.metric = 'cpu_efficiency')"
 )
 
 #: Matches are counted up to this many; past it the page says "more than".
@@ -113,6 +116,18 @@ MIN_POOL_JOBS = 20
 MIN_POOL_USERS = 5
 
 
+def viewer_cluster(viewer: Viewer) -> str:
+    """The cluster ``viewer`` looks at (the deployment's default when none chosen)."""
+    return viewer.cluster or cluster_name()
+
+
+def cluster_clause(viewer: Viewer, alias: str = "j") -> tuple[sql.Composable, dict[str, Any]]:
+    """``alias`` rows of the viewer's cluster: part of ``scope_clause``; a pooled
+    aggregate (whose ``scope_clause`` is a HAVING) puts it in its WHERE."""
+    return (sql.SQL("{a}.cluster = %(scope_cluster)s").format(a=sql.Identifier(alias)),
+            {"scope_cluster": viewer_cluster(viewer)})
+
+
 def scope_clause(
     viewer: Viewer, alias: str = "j", *, pooled: bool = False
 ) -> tuple[sql.Composable, dict[str, Any]]:
@@ -124,25 +139,36 @@ def scope_clause(
     a researcher only when the group holds ``MIN_POOL_JOBS`` jobs of
     ``MIN_POOL_USERS`` users; nobody never. Host names and cluster-wide
     series are staff-only and never pooled for researchers.
+
+    The WHERE form also keeps the rows to the viewer's cluster
+    (``cluster_clause``): a username is one person on every cluster, and a
+    researcher sees a cluster's jobs only where they ran there.
     """
-    if viewer.staff:
-        return sql.SQL("TRUE"), {}
-    if viewer.user is None:
-        return sql.SQL("FALSE"), {}
     if pooled:
+        if viewer.staff:
+            return sql.SQL("TRUE"), {}
+        if viewer.user is None:
+            return sql.SQL("FALSE"), {}
         return sql.SQL(
             "(count(*) >= %(pool_jobs)s AND count(DISTINCT {a}.username) >= %(pool_users)s)"
         ).format(a=sql.Identifier(alias)), {"pool_jobs": MIN_POOL_JOBS,
                                            "pool_users": MIN_POOL_USERS}
+    on_cluster, params = cluster_clause(viewer, alias)
+    if viewer.staff:
+        return on_cluster, params
+    if viewer.user is None:
+        return sql.SQL("FALSE"), params
     a = sql.Identifier(alias)
-    if viewer.share_accounts:
+    if viewer.share_accounts:  # the accounts they ran under on this cluster
         clause = sql.SQL(
             "({a}.username = %(scope_user)s OR {a}.account IN "
-            "(SELECT DISTINCT account FROM job_data WHERE username = %(scope_user)s))"
+            "(SELECT DISTINCT account FROM job_data WHERE cluster = %(scope_cluster)s"
+            " AND username = %(scope_user)s))"
         ).format(a=a)
     else:
         clause = sql.SQL("{a}.username = %(scope_user)s").format(a=a)
-    return clause, {"scope_user": viewer.user}
+    return sql.SQL("{c} AND {u}").format(c=on_cluster, u=clause), params | {
+        "scope_user": viewer.user}
 
 
 def _like_prefix(text: str) -> str:
@@ -231,20 +257,21 @@ def job_filter_clause(
     if filt.max_runtime_s is not None:
         add("j.elapsed_s <= %(max_rt)s", "max_rt", float(filt.max_runtime_s))
     if filt.metric in METRICS and (filt.metric_min is not None or filt.metric_max is not None):
-        add("EXISTS (SELECT 1 FROM job_metrics fm WHERE fm.jobid = j.jobid"
+        add("EXISTS (SELECT 1 FROM job_metrics fm WHERE fm.cluster = j.cluster"
+            " AND fm.jobid = j.jobid"
             " AND fm.metric = %(metric)s"
             " AND fm.value >= coalesce(%(mmin)s::float8, '-infinity')"
             " AND fm.value <= coalesce(%(mmax)s::float8, 'infinity'))", "metric", filt.metric)
         params["mmin"] = None if filt.metric_min is None else float(filt.metric_min)
         params["mmax"] = None if filt.metric_max is None else float(filt.metric_max)
     if filt.flag:
-        add("EXISTS (SELECT 1 FROM job_flags ff WHERE ff.jobid = j.jobid"
+        add("EXISTS (SELECT 1 FROM job_flags ff WHERE ff.cluster = j.cluster"
+            " AND ff.jobid = j.jobid"
             " AND ff.flag = %(flag)s)", "flag", filt.flag)
     if filt.application:
-        add("EXISTS (SELECT 1 FROM job_applications fa WHERE fa.jobid = j.jobid"
-            " AND fa.cluster = %(app_cluster)s AND fa.application = %(application)s)",
+        add("EXISTS (SELECT 1 FROM job_applications fa WHERE fa.cluster = j.cluster"
+            " AND fa.jobid = j.jobid AND fa.application = %(application)s)",
             "application", filt.application)
-        params["app_cluster"] = env("CLUSTER")
     return sql.SQL(" AND ").join(clauses), params
 
 
@@ -275,15 +302,15 @@ def list_jobs(
     nulls = sql.SQL("NULLS FIRST" if sort == "end" and descending else "NULLS LAST")
     base = _WITH_EFFICIENCY if sort == "cpu_eff" else sql.SQL("job_data")
     flags = sql.SQL("(SELECT string_agg(DISTINCT f.flag, ', ') FROM job_flags f"
-                    " WHERE f.jobid = j.jobid)")
+                    " WHERE f.cluster = j.cluster AND f.jobid = j.jobid)")
     query = sql.SQL(
         """
         SELECT j.jobid, j.username, j.account, j.partition, j.jobname, j.state,
                j.start_time, j.end_time, j.nnodes, j.elapsed_s,
-               (SELECT value FROM job_metrics m WHERE m.jobid = j.jobid
-                AND m.metric = 'cpu_efficiency'),
-               (SELECT value FROM job_metrics m WHERE m.jobid = j.jobid
-                AND m.metric = 'mem_hwm_bytes'),
+               (SELECT value FROM job_metrics m WHERE m.cluster = j.cluster
+                AND m.jobid = j.jobid AND m.metric = 'cpu_efficiency'),
+               (SELECT value FROM job_metrics m WHERE m.cluster = j.cluster
+                AND m.jobid = j.jobid AND m.metric = 'mem_hwm_bytes'),
                {flags}, j.req_mem_bytes::float8 / greatest(j.nnodes, 1)
         FROM (SELECT * FROM {base} j WHERE {where}
               ORDER BY {order} {nulls}, j.jobid DESC
@@ -329,8 +356,11 @@ def job_states(conn: psycopg.Connection, viewer: Viewer = STAFF) -> list[str]:
     return distinct_values(conn, "state", viewer)
 
 
-def flag_names(conn: psycopg.Connection) -> list[str]:
-    return [r[0] for r in conn.execute("SELECT DISTINCT flag FROM job_flags ORDER BY 1")]
+def flag_names(conn: psycopg.Connection, cluster: str | None = None) -> list[str]:
+    """Flags raised on ``cluster`` (the search form's choices)."""
+    return [r[0] for r in conn.execute(
+        "SELECT DISTINCT flag FROM job_flags WHERE cluster = %s ORDER BY 1",
+        (cluster_name(cluster),))]
 
 
 def job_record(
@@ -349,21 +379,23 @@ def job_record(
         return cur.execute(query, params | {"jobid": jobid}).fetchone()
 
 
-def job_metrics(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
+def job_metrics(conn: psycopg.Connection, jobid: str, cluster: str | None = None
+                ) -> pl.DataFrame:
     """Every metric computed for a job: metric, value (None = not computable), unit, reason.
 
-    Call only for a job ``job_record`` returned for the viewer.
+    Call only for a job ``job_record`` returned for the viewer (its ``cluster``).
     """
     rows = conn.execute(
-        "SELECT metric, value, unit, reason FROM job_metrics WHERE jobid = %s ORDER BY metric",
-        (jobid,),
+        "SELECT metric, value, unit, reason FROM job_metrics WHERE cluster = %s AND jobid = %s"
+        " ORDER BY metric", (cluster_name(cluster), jobid),
     ).fetchall()
     schema = {"metric": pl.Utf8, "value": pl.Float64, "unit": pl.Utf8, "reason": pl.Utf8}
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def efficiency_sparklines(conn: psycopg.Connection, jobids: list[str],
-                          points: int = 24) -> dict[str, list[float]]:
+                          points: int = 24, cluster: str | None = None
+                          ) -> dict[str, list[float]]:
     """Busy cores over the allocation, in ``points`` steps of each job's run time, from
     ``job_series`` (the job list's sparkline). Call only with jobs the viewer may see;
     a job without stored series (running, or not built yet) is absent."""
@@ -375,17 +407,18 @@ def efficiency_sparklines(conn: psycopg.Connection, jobids: list[str],
         SELECT s.jobid, least(%(n)s - 1, floor(%(n)s * extract(epoch FROM s.time - j.start_time)
                  / greatest(extract(epoch FROM j.end_time - j.start_time), 1)))::int AS k,
                sum(s.value) / count(DISTINCT s.time) / greatest(j.ncpus, 1)
-        FROM job_series s JOIN job_data j ON j.jobid = s.jobid
-        WHERE s.jobid = ANY(%(ids)s) AND s.series = 'cpu_busy'
+        FROM job_series s JOIN job_data j ON j.cluster = s.cluster AND j.jobid = s.jobid
+        WHERE s.cluster = %(c)s AND s.jobid = ANY(%(ids)s) AND s.series = 'cpu_busy'
         GROUP BY s.jobid, k, j.ncpus ORDER BY s.jobid, k
-        """, {"ids": ids, "n": points}).fetchall()
+        """, {"ids": ids, "n": points, "c": cluster_name(cluster)}).fetchall()
     out: dict[str, list[float]] = {}
     for jobid, _, value in rows:
         out.setdefault(jobid, []).append(float(value or 0.0))
     return out
 
 
-def provisional_metrics(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
+def provisional_metrics(conn: psycopg.Connection, jobid: str, cluster: str | None = None
+                        ) -> pl.DataFrame:
     """A running job's metrics so far (same columns as ``job_metrics``), computed now by
     the pipeline's own metric functions (``job_load.provisional_metrics``).
 
@@ -393,7 +426,7 @@ def provisional_metrics(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
     """
     from hpcperfstats.jobs.load import provisional_metrics as so_far
 
-    return so_far(conn, jobid).select("metric", "value", "unit", "reason").sort("metric")
+    return so_far(conn, jobid, cluster).select("metric", "value", "unit", "reason").sort("metric")
 
 
 def metrics_for_jobs(conn: psycopg.Connection, jobids: list[str], viewer: Viewer) -> pl.DataFrame:
@@ -401,7 +434,8 @@ def metrics_for_jobs(conn: psycopg.Connection, jobids: list[str], viewer: Viewer
     scope, params = scope_clause(viewer)
     query = sql.SQL(
         "SELECT m.jobid, m.metric, m.value, m.unit, m.reason FROM job_metrics m"
-        " JOIN job_data j ON j.jobid = m.jobid WHERE m.jobid = ANY(%(ids)s) AND {s}"
+        " JOIN job_data j ON j.cluster = m.cluster AND j.jobid = m.jobid"
+        " WHERE m.jobid = ANY(%(ids)s) AND {s}"
     ).format(s=scope)
     ids = [i for i in jobids if valid_text(i)]
     rows = conn.execute(query, params | {"ids": ids}).fetchall()
@@ -410,28 +444,30 @@ def metrics_for_jobs(conn: psycopg.Connection, jobids: list[str], viewer: Viewer
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
-def _optional_table(conn: psycopg.Connection, table: str, jobid: str, order: str) -> pl.DataFrame:
-    """Every column of a later stage's table for one job (empty before that stage ran)."""
+def _optional_table(conn: psycopg.Connection, table: str, jobid: str, order: str,
+                    cluster: str | None) -> pl.DataFrame:
+    """Every column of a later stage's table for one job of ``cluster`` (empty before
+    that stage ran)."""
     with conn.cursor(row_factory=dict_row) as cur:
-        query = sql.SQL("SELECT * FROM {t} WHERE jobid = %s").format(t=sql.Identifier(table))
-        rows = cur.execute(query, (jobid,)).fetchall()
+        query = sql.SQL("SELECT * FROM {t} WHERE cluster = %s AND jobid = %s").format(
+            t=sql.Identifier(table))
+        rows = cur.execute(query, (cluster_name(cluster), jobid)).fetchall()
     if not rows:
         return pl.DataFrame()
     frame = pl.DataFrame(rows, infer_schema_length=None)
     return frame.sort(order) if order in frame.columns else frame
 
 
-def job_flags(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
+def job_flags(conn: psycopg.Connection, jobid: str, cluster: str | None = None
+              ) -> pl.DataFrame:
     """Flags raised for a job (jobid, flag, message, ..., rule_version); may be empty."""
-    return _optional_table(conn, "job_flags", jobid, "flag")
+    return _optional_table(conn, "job_flags", jobid, "flag", cluster)
 
 
-def job_applications(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
+def job_applications(conn: psycopg.Connection, jobid: str, cluster: str | None = None
+                     ) -> pl.DataFrame:
     """Applications of a job (one row per application and executable); may be empty."""
-    frame = _optional_table(conn, "job_applications", jobid, "application")
-    if frame.is_empty():
-        return frame
-    return frame.filter(pl.col("cluster") == env("CLUSTER"))
+    return _optional_table(conn, "job_applications", jobid, "application", cluster)
 
 
 APP_SUMMARY_SCHEMA = {
@@ -455,16 +491,16 @@ def application_summary(
     scope, params = scope_clause(viewer)
     if application is not None and not valid_text(application):
         return pl.DataFrame(schema=APP_SUMMARY_SCHEMA)
-    params |= {"since": since, "until": until, "cluster": env("CLUSTER"), "app": application}
+    params |= {"since": since, "until": until, "app": application}
     jobs = sql.SQL(
         """
         SELECT a.application, a.category, a.share, j.jobid, j.username, j.elapsed_s,
                j.ncpus, j.ngpus
         FROM (SELECT jobid, application, min(category) AS category, sum(share) AS share
-              FROM job_applications WHERE cluster = %(cluster)s
+              FROM job_applications WHERE cluster = %(scope_cluster)s
               AND (%(app)s::text IS NULL OR application = %(app)s)
               GROUP BY jobid, application) a
-        JOIN job_data j ON j.jobid = a.jobid
+        JOIN job_data j ON j.cluster = %(scope_cluster)s AND j.jobid = a.jobid
         WHERE {scope} AND j.end_time >= %(since)s AND j.end_time < %(until)s
         """
     ).format(scope=scope)
@@ -475,14 +511,16 @@ def application_summary(
                sum(coalesce(aj.share, 0) * aj.elapsed_s * aj.ncpus) / 3600.0,
                sum(coalesce(aj.share, 0) * aj.elapsed_s * coalesce(aj.ngpus, 0)) / 3600.0,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY m.value)
-        FROM aj LEFT JOIN job_metrics m ON m.jobid = aj.jobid AND m.metric = 'cpu_efficiency'
+        FROM aj LEFT JOIN job_metrics m ON m.cluster = %(scope_cluster)s
+             AND m.jobid = aj.jobid AND m.metric = 'cpu_efficiency'
         GROUP BY aj.application
         """
     ).format(jobs=jobs)
     rows = conn.execute(query, params).fetchall()
     flags = conn.execute(sql.SQL(
         "WITH aj AS ({jobs}) SELECT aj.application, f.flag, count(DISTINCT f.jobid)"
-        " FROM aj JOIN job_flags f ON f.jobid = aj.jobid GROUP BY 1, 2"
+        " FROM aj JOIN job_flags f ON f.cluster = %(scope_cluster)s AND f.jobid = aj.jobid"
+        " GROUP BY 1, 2"
     ).format(jobs=jobs), params).fetchall()
     top: dict[str, list[tuple[int, str]]] = {}
     for app, flag, n in flags:
@@ -498,14 +536,15 @@ def application_names(conn: psycopg.Connection, viewer: Viewer = STAFF) -> list[
     scope, params = scope_clause(viewer)
     rows = conn.execute(sql.SQL(
         "SELECT DISTINCT a.application FROM job_applications a JOIN job_data j"
-        " ON j.jobid = a.jobid WHERE a.cluster = %(cluster)s AND {scope} ORDER BY 1"
-    ).format(scope=scope), params | {"cluster": env("CLUSTER")}).fetchall()
+        " ON j.cluster = a.cluster AND j.jobid = a.jobid WHERE {scope} ORDER BY 1"
+    ).format(scope=scope), params).fetchall()
     return [r[0] for r in rows]
 
 
-def job_coverage(conn: psycopg.Connection, jobid: str) -> pl.DataFrame:
+def job_coverage(conn: psycopg.Connection, jobid: str, cluster: str | None = None
+                 ) -> pl.DataFrame:
     """Per-host data coverage of a job from ``job_coverage``; may be empty."""
-    return _optional_table(conn, "job_coverage", jobid, "host")
+    return _optional_table(conn, "job_coverage", jobid, "host", cluster)
 
 
 def user_summary(
@@ -525,7 +564,8 @@ def user_summary(
                sum(j.elapsed_s * j.ncpus * m.value) / nullif(sum(j.elapsed_s * j.ncpus)
                    FILTER (WHERE m.value IS NOT NULL), 0) AS cpu_efficiency
         FROM job_data j
-        LEFT JOIN job_metrics m ON m.jobid = j.jobid AND m.metric = 'cpu_efficiency'
+        LEFT JOIN job_metrics m ON m.cluster = j.cluster AND m.jobid = j.jobid
+             AND m.metric = 'cpu_efficiency'
         WHERE {where}
         """
     ).format(where=where)
@@ -540,6 +580,8 @@ def cluster_summary(
     core-hour weighted CPU efficiency; None when withheld from this viewer
     (``scope_clause(pooled=True)``: too few jobs or users to hide any one)."""
     guard, params = scope_clause(viewer, pooled=True)
+    on_cluster, cluster_params = cluster_clause(viewer)
+    params |= cluster_params
     query = sql.SQL(
         """
         SELECT count(*) AS jobs, count(DISTINCT j.username) AS users,
@@ -547,11 +589,12 @@ def cluster_summary(
                sum(j.elapsed_s * j.ncpus * m.value) / nullif(sum(j.elapsed_s * j.ncpus)
                    FILTER (WHERE m.value IS NOT NULL), 0) AS cpu_efficiency
         FROM job_data j
-        LEFT JOIN job_metrics m ON m.jobid = j.jobid AND m.metric = 'cpu_efficiency'
-        WHERE j.end_time >= %(since)s AND j.end_time <= %(until)s
+        LEFT JOIN job_metrics m ON m.cluster = j.cluster AND m.jobid = j.jobid
+             AND m.metric = 'cpu_efficiency'
+        WHERE {on_cluster} AND j.end_time >= %(since)s AND j.end_time <= %(until)s
         HAVING {guard}
         """
-    ).format(guard=guard)
+    ).format(guard=guard, on_cluster=on_cluster)
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params | {"since": since, "until": until}).fetchone()
 
@@ -574,18 +617,22 @@ def peer_context(conn: psycopg.Connection, job: dict[str, Any], values: dict[str
     """
     end = job.get("end_time") or datetime.now(UTC)
     guard, params = scope_clause(viewer, pooled=True)
+    on_cluster, cluster_params = cluster_clause(viewer)
+    params |= cluster_params
     query = sql.SQL(
         """
         SELECT count(*) AS jobs, count(DISTINCT j.username) AS users,
                avg(CASE WHEN m.value < %(v)s THEN 1.0 WHEN m.value = %(v)s THEN 0.5
                    ELSE 0.0 END) AS below,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY m.value) AS median
-        FROM job_data j JOIN job_metrics m ON m.jobid = j.jobid AND m.metric = %(metric)s
-        WHERE j.partition IS NOT DISTINCT FROM %(partition)s AND m.value IS NOT NULL
+        FROM job_data j JOIN job_metrics m ON m.cluster = j.cluster AND m.jobid = j.jobid
+             AND m.metric = %(metric)s
+        WHERE {on_cluster} AND j.partition IS NOT DISTINCT FROM %(partition)s
+          AND m.value IS NOT NULL
           AND j.end_time > %(since)s AND j.end_time <= %(until)s
         HAVING count(*) > 0 AND {guard}
         """
-    ).format(guard=guard)
+    ).format(guard=guard, on_cluster=on_cluster)
     out: dict[str, dict[str, Any] | None] = {}
     with conn.cursor(row_factory=dict_row) as cur:
         for metric in PEER_METRICS:
@@ -598,10 +645,11 @@ def peer_context(conn: psycopg.Connection, job: dict[str, Any], values: dict[str
     return out
 
 
-def used_sources(conn: psycopg.Connection, jobid: str) -> dict[str, str]:
+def used_sources(conn: psycopg.Connection, jobid: str, cluster: str | None = None
+                 ) -> dict[str, str]:
     """Which CPU/memory source fed a job's metrics."""
     rows = conn.execute(
-        "SELECT metric, source FROM job_metrics WHERE jobid = %s AND source IS NOT NULL",
-        (jobid,),
+        "SELECT metric, source FROM job_metrics WHERE cluster = %s AND jobid = %s"
+        " AND source IS NOT NULL", (cluster_name(cluster), jobid),
     ).fetchall()
     return {metric: source for metric, source in rows}

@@ -103,6 +103,35 @@ def nav(active: str | None = None) -> pn.pane.HTML:
     )
 
 
+#: the header's white text would hide the chosen cluster's name
+_SELECT_CSS = "select { color: #1f2d3a !important; background: white !important; }"
+
+#: the selector's script: remember the choice (the cookie keeps it across the
+#: site's links) and reload the page on that cluster
+_ON_CHANGE = ("document.cookie = '" + auth.CLUSTER_COOKIE + "=' + encodeURIComponent(cb_obj.value)"
+              " + '; path=/; SameSite=Lax';"
+              " const u = new URL(window.location.href);"
+              " u.searchParams.set('cluster', cb_obj.value);"
+              " window.location.href = u.toString();")
+
+
+def cluster_selector(viewer: Viewer) -> pn.widgets.Select:
+    """The cluster every query of the page reads (``Viewer.cluster``): a select of the
+    clusters the deployment serves (``hpcperfstats.clusters``)."""
+    from dashboards.data import viewer_cluster
+    from hpcperfstats.clusters import cluster_names
+
+    current = viewer_cluster(viewer)
+    names = cluster_names()
+    if current not in names:  # a name from a stale link: shown, so the empty page says why
+        names = [*names, current]
+    select = pn.widgets.Select(name="Cluster", options=names, value=current, width=170,
+                               css_classes=["hp-cluster"], margin=(4, 10, 0, 10),
+                               stylesheets=[_SELECT_CSS])
+    select.jscallback(value=_ON_CHANGE)
+    return select
+
+
 def html(body: str, **kwargs: Any) -> pn.pane.HTML:
     """An HTML pane with the site's styles. ``body`` must already be escaped."""
     return pn.pane.HTML(body, stylesheets=[CSS], sizing_mode="stretch_width", **kwargs)
@@ -158,7 +187,7 @@ def page(main: list[Any], sidebar: list[Any] | None = None, active: str | None =
     viewer = viewer or auth.current()
     return pn.template.FastListTemplate(
         title=TITLE,
-        header=[nav(active)],
+        header=[nav(active), cluster_selector(viewer)],
         main=[*invalid_note(), *main, footer(viewer)],
         sidebar=sidebar or [],
         design=Fast,

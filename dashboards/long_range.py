@@ -56,14 +56,14 @@ def _source(host: str | None) -> tuple[str, str, str]:
 
 def cluster_series(conn: psycopg.Connection, start: datetime, end: datetime,
                    names: Sequence[str], max_points: int, host: str | None = None,
-                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
+                   cluster: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Named series of the whole cluster (host ``*``), or of ``host``, and the
     hosts reporting per bucket (cluster only; empty for a host)."""
     bucket, width = bucket_and_width(start, end, max_points)
     specs = [SERIES[n] for n in names]
     table, mean, who = _source(host)
     args = {"b": timedelta(seconds=bucket), "o": ORIGIN, "w": width, "s": start, "e": end,
-            "c": CLUSTER, "h": host, "cl": cluster_name()}
+            "c": CLUSTER, "h": host, "cl": cluster_name(cluster)}
     frame = _fetch(
         conn,
         f"SELECT extract(epoch FROM date_bin(%(b)s, bucket, %(o)s)), {who}, type, event,"
@@ -86,7 +86,8 @@ def cluster_series(conn: psycopg.Connection, start: datetime, end: datetime,
 
 
 def cluster_extra(conn: psycopg.Connection, start: datetime, end: datetime,
-                  max_points: int, host: str | None = None) -> pl.DataFrame:
+                  max_points: int, host: str | None = None, cluster: str | None = None
+                  ) -> pl.DataFrame:
     """Types no named series covers, cluster-wide (host ``*``) or of ``host`` (EXTRA_SCHEMA)."""
     bucket, width = bucket_and_width(start, end, max_points)
     known = sorted({t for s in SERIES.values() for t in s.types} | set(CGROUP_TYPES))
@@ -102,7 +103,7 @@ def cluster_extra(conn: psycopg.Connection, start: datetime, end: datetime,
         "   AND NOT (type = ANY(%(known)s)) GROUP BY 1, 2, 3, 4, 5) d"
         " GROUP BY 1, 2, 3, 4, 5",
         {"b": timedelta(seconds=bucket), "o": ORIGIN, "w": width, "s": start, "e": end,
-         "c": CLUSTER, "h": host, "known": known, "cl": cluster_name()},
+         "c": CLUSTER, "h": host, "known": known, "cl": cluster_name(cluster)},
         EXTRA_SCHEMA,
     )
     return top_events(frame)

@@ -90,18 +90,20 @@ def bucket_seconds(start: datetime, end: datetime, max_points: int = MAX_POINTS,
     return max(1, floor, math.ceil(span / max_points))
 
 
-def data_interval(conn: psycopg.Connection, jobid: str) -> float | None:
+def data_interval(conn: psycopg.Connection, jobid: str, cluster: str | None = None
+                  ) -> float | None:
     """The job's sampling interval as job_coverage measured it (None if unknown)."""
-    row = conn.execute("SELECT min(interval_s) FROM job_coverage WHERE jobid = %s",
-                       (jobid,)).fetchone()
+    row = conn.execute("SELECT min(interval_s) FROM job_coverage WHERE cluster = %s"
+                       " AND jobid = %s", (cluster_name(cluster), jobid)).fetchone()
     return row[0] if row else None
 
 
 def series(
     conn: psycopg.Connection, hosts: Sequence[str], start: datetime, end: datetime,
-    names: Sequence[str] | None = None, max_points: int = MAX_POINTS,
+    names: Sequence[str] | None = None, max_points: int = MAX_POINTS, cluster: str | None = None,
 ) -> pl.DataFrame:
-    """Named series of ``hosts`` over [start, end], bucket-averaged (SERIES_SCHEMA)."""
+    """Named series of ``hosts`` of ``cluster`` over [start, end], bucket-averaged
+    (SERIES_SCHEMA)."""
     names = list(names or PLOTTED_SERIES)
     specs = [SERIES[n] for n in names]
     if not hosts or not specs:
@@ -110,7 +112,8 @@ def series(
     frame = _fetch(
         conn,
         series_query(cgroup=False, bucketed=True),
-        {"b": bucket, "o": ORIGIN, "c": cluster_name(), "h": list(hosts), "s": start, "e": end,
+        {"b": bucket, "o": ORIGIN, "c": cluster_name(cluster), "h": list(hosts), "s": start,
+         "e": end,
          "types": sorted({t for s in specs for t in s.types}),
          "events": sorted({e for s in specs for e in s.events})},
         _RAW_SCHEMA,
@@ -120,7 +123,7 @@ def series(
 
 def types_present(
     conn: psycopg.Connection, hosts: Sequence[str], start: datetime, end: datetime,
-    sample: int = 2,
+    sample: int = 2, cluster: str | None = None,
 ) -> set[str]:
     """The types the first ``sample`` hosts reported in the window.
 
@@ -132,21 +135,21 @@ def types_present(
     rows = conn.execute(
         "SELECT DISTINCT type FROM host_data WHERE cluster = %s AND host = ANY(%s)"
         " AND time >= %s AND time <= %s",
-        (cluster_name(), list(hosts)[:sample], start, end),
+        (cluster_name(cluster), list(hosts)[:sample], start, end),
     ).fetchall()
     return {r[0] for r in rows}
 
 
 def extra_types(
     conn: psycopg.Connection, hosts: Sequence[str], start: datetime, end: datetime,
-    max_points: int = MAX_POINTS,
+    max_points: int = MAX_POINTS, cluster: str | None = None,
 ) -> pl.DataFrame:
     """Per host and event, the types no named series covers (EXTRA_SCHEMA)."""
     if not hosts:
         return pl.DataFrame(schema=EXTRA_SCHEMA)
     # cgroup rows are per job (device = job id): shown only on that job's page
     known = {t for s in SERIES.values() for t in s.types} | set(CGROUP_TYPES)
-    wanted = sorted(types_present(conn, hosts, start, end) - known)
+    wanted = sorted(types_present(conn, hosts, start, end, cluster=cluster) - known)
     if not wanted:
         return pl.DataFrame(schema=EXTRA_SCHEMA)
     bucket = timedelta(seconds=bucket_seconds(start, end, max_points))
@@ -164,8 +167,8 @@ def extra_types(
                CASE WHEN unit LIKE '%%/s' THEN sum(v) ELSE avg(v) END
         FROM d GROUP BY 1, 2, 3, 4, 5
         """,
-        {"b": bucket, "o": ORIGIN, "c": cluster_name(), "h": list(hosts), "s": start, "e": end,
-         "wanted": wanted},
+        {"b": bucket, "o": ORIGIN, "c": cluster_name(cluster), "h": list(hosts), "s": start,
+         "e": end, "wanted": wanted},
         EXTRA_SCHEMA,
     )
     return top_events(frame)
@@ -185,16 +188,18 @@ def top_events(frame: pl.DataFrame) -> pl.DataFrame:
 
 def cgroup(
     conn: psycopg.Connection, hosts: Sequence[str], jobid: str, start: datetime, end: datetime,
-    max_points: int = MAX_POINTS,
+    max_points: int = MAX_POINTS, cluster: str | None = None,
 ) -> pl.DataFrame:
     """The job's own Slurm cgroup series (CGROUP_SCHEMA), where the monitor reported them."""
-    if not hosts or not set(CGROUP_TYPES) & types_present(conn, hosts, start, end):
+    if not hosts or not set(CGROUP_TYPES) & types_present(conn, hosts, start, end,
+                                                          cluster=cluster):
         return pl.DataFrame(schema=CGROUP_SCHEMA)
     bucket = timedelta(seconds=bucket_seconds(start, end, max_points))
     frame = _fetch(
         conn,
         series_query(cgroup=True, bucketed=True),
-        {"b": bucket, "o": ORIGIN, "c": cluster_name(), "h": list(hosts), "s": start, "e": end,
+        {"b": bucket, "o": ORIGIN, "c": cluster_name(cluster), "h": list(hosts), "s": start,
+         "e": end,
          "devices": [jobid],
          "types": list(CGROUP_TYPES),
          "events": sorted({e for s in CGROUP_SERIES.values() for e in s.events})},
@@ -224,6 +229,7 @@ def first_rate(start: datetime, interval_s: float | None) -> datetime:
 def stored_job_series(
     conn: psycopg.Connection, jobid: str, start: datetime, end: datetime,
     names: Sequence[str], max_points: int = MAX_POINTS, hosts: Sequence[str] | None = None,
+    cluster: str | None = None,
 ) -> pl.DataFrame:
     """A job's series from the pipeline's ``job_series`` table, bucket-averaged.
 
@@ -231,17 +237,18 @@ def stored_job_series(
     of every raw event of every host. Empty when the job's rows are missing
     (a running job, or the daily asset has not run yet).
     """
-    interval = data_interval(conn, jobid)
+    interval = data_interval(conn, jobid, cluster)
     bucket = timedelta(seconds=bucket_seconds(start, end, max_points, interval))
     # each bucket is drawn at its last sample, so a line ends where the data ends
     frame = _fetch(
         conn,
         "SELECT extract(epoch FROM max(time)), host, series, avg(value) FROM job_series"
-        " WHERE jobid = %(j)s AND series = ANY(%(n)s)"
+        " WHERE cluster = %(c)s AND jobid = %(j)s AND series = ANY(%(n)s)"
         " AND (%(h)s::text[] IS NULL OR host = ANY(%(h)s))"
         " AND (series <> ALL(%(rates)s) OR time > %(s)s)"
         " GROUP BY date_bin(%(b)s, time, %(o)s), host, series",
         {"b": bucket, "o": ORIGIN, "j": jobid, "n": list(names), "rates": RATE_SERIES,
+         "c": cluster_name(cluster),
          "s": first_rate(start, interval), "h": None if hosts is None else list(hosts)},
         {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "series": pl.Utf8,
          "value": pl.Float64},
@@ -258,7 +265,9 @@ def job_series(
 ) -> pl.DataFrame:
     """Per-host series over a job's run time: from ``job_series`` where the
     pipeline stored them, else derived from ``host_data``. ``only_hosts``:
-    some of the job's hosts (the data API's ``host=``), filtered in SQL."""
+    some of the job's hosts (the data API's ``host=``), filtered in SQL. The job's
+    own ``cluster`` (its ``job_data`` row) says whose hosts these are."""
+    cluster = job.get("cluster")
     window = job_window(job)
     hosts = list(job.get("hosts") or [])
     if only_hosts is not None:
@@ -268,16 +277,17 @@ def job_series(
     names = list(names or PLOTTED_SERIES)
     if job.get("end_time") is not None:
         stored = stored_job_series(conn, job["jobid"], *window, names, max_points,
-                                   None if only_hosts is None else hosts)
+                                   None if only_hosts is None else hosts, cluster)
         if not stored.is_empty():
             return stored
-    named = series(conn, hosts, *window, [n for n in names if n in SERIES], max_points)
+    named = series(conn, hosts, *window, [n for n in names if n in SERIES], max_points,
+                   cluster)
     wanted = [n for n in names if n in CGROUP_SERIES]
     if wanted:
-        own = cgroup(conn, hosts, job["jobid"], *window, max_points)
+        own = cgroup(conn, hosts, job["jobid"], *window, max_points, cluster)
         own = own.filter(pl.col("series").is_in(wanted)).select(list(SERIES_SCHEMA))
         named = pl.concat([own, named]) if not own.is_empty() else named
-    since = first_rate(window[0], data_interval(conn, job["jobid"]))
+    since = first_rate(window[0], data_interval(conn, job["jobid"], cluster))
     return named.filter(~pl.col("series").is_in(RATE_SERIES) | (pl.col("time") > since))
 
 

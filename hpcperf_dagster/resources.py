@@ -65,8 +65,8 @@ class Paths(ConfigurableResource):
     def _under_home(self, given: str, name: str, folder: str) -> Path:
         if given:
             return Path(given)
-        if not self.home:  # nothing configured here: the registry decides
-            return Path(env(name) or settings().home / folder)
+        if not self.home:  # nothing configured here: the cluster's settings decide
+            return getattr(settings(), f"{folder}_dir")
         return Path(env(name) or Path(self.home).resolve() / folder)
 
     @property

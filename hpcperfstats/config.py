@@ -66,7 +66,12 @@ REGISTRY: tuple[Setting, ...] = (
        "RabbitMQ (the demo without it: its own private node)"),
     _S("CLUSTER", "str", "demo",
        "cluster name = queue name; in every table's key (rows are written and read "
-       "under it)"),
+       "under it); with a clusters file, the cluster this process serves"),
+    _S("CLUSTERS_FILE", "path", None,
+       "YAML file declaring every cluster one deployment serves, each with its own queue, "
+       "folders, partitions, sampling interval, flag thresholds and node peaks "
+       "([docs/operations.md](docs/operations.md#several-clusters))",
+       "none: the one cluster `HPCPERF_CLUSTER`"),
     _S("ARCHIVE_DIR", "path", None, "raw stats archive", "`HPCPERF_HOME/archive`"),
     _S("QUARANTINE_DIR", "path", None, "messages and lines set aside",
        "`HPCPERF_HOME/quarantine`"),
@@ -230,7 +235,7 @@ def _epoch(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        return _utc(text).timestamp()
+        return utc(text).timestamp()
 
 
 @dataclass(frozen=True)
@@ -257,17 +262,23 @@ class Settings:
     epoch_earliest: float = EPOCH_EARLIEST
     epoch_max_ahead_s: float = EPOCH_MAX_AHEAD_S
 
+    def cluster_config(self):
+        """This process's cluster's own settings (``hpcperfstats.clusters``)."""
+        from hpcperfstats.clusters import cluster_config
+
+        return cluster_config(self.cluster)
+
     @property
     def archive_dir(self) -> Path:
-        return Path(env("ARCHIVE_DIR") or self.home / "archive")
+        return self.cluster_config().archive_dir
 
     @property
     def quarantine_dir(self) -> Path:
-        return Path(env("QUARANTINE_DIR") or self.home / "quarantine")
+        return self.cluster_config().quarantine_dir
 
     @property
     def accounting_dir(self) -> Path:
-        return Path(env("ACCOUNTING_DIR") or self.home / "accounting")
+        return self.cluster_config().accounting_dir
 
     @property
     def pgdata_dir(self) -> Path:
@@ -291,15 +302,15 @@ class Settings:
 
     @property
     def queue(self) -> str:
-        """The RabbitMQ queue: one per cluster, named after it."""
-        return self.cluster
+        """The RabbitMQ queue: one per cluster (named after it unless its config says)."""
+        return self.cluster_config().queue
 
 
 def settings() -> Settings:
     """Current settings from the environment."""
     chunk_max_bytes = int(env("CHUNK_MAX_BYTES"))
     return Settings(
-        home=Path(env("HOME") or Path.cwd() / "data").resolve(),
+        home=home_dir(),
         database_url=env("DATABASE_URL"),
         embedded_port=int(env("EMBEDDED_PORT")),
         amqp_url=env("AMQP_URL"),
@@ -308,7 +319,7 @@ def settings() -> Settings:
         drain_max_seconds=float(env("DRAIN_MAX_SECONDS")),
         sensor_interval=int(env("SENSOR_INTERVAL")),
         automation_interval=int(env("AUTOMATION_INTERVAL")),
-        partition_start=_utc(env("PARTITION_START")),
+        partition_start=_partition_start(),
         rate_lookback_s=float(env("RATE_LOOKBACK_S")),
         message_max_bytes=int(env("MESSAGE_MAX_BYTES") or chunk_max_bytes),
         retry_after_s=float(env("RETRY_AFTER_S")),
@@ -317,6 +328,18 @@ def settings() -> Settings:
         epoch_earliest=_epoch(env("EPOCH_EARLIEST")),
         epoch_max_ahead_s=float(env("EPOCH_MAX_AHEAD_S")),
     )
+
+
+def home_dir() -> Path:
+    """``HPCPERF_HOME``, else ``./data``, absolute."""
+    return Path(env("HOME") or Path.cwd() / "data").resolve()
+
+
+def _partition_start() -> datetime:
+    """The first partition: the cluster's own ``partition_start``, else the setting."""
+    from hpcperfstats.clusters import cluster_config
+
+    return cluster_config().partition_start or utc(env("PARTITION_START"))
 
 
 def cluster_name(given: str | None = None) -> str:
@@ -328,7 +351,7 @@ def cluster_name(given: str | None = None) -> str:
     return given or env("CLUSTER")
 
 
-def _utc(text: str) -> datetime:
+def utc(text: str) -> datetime:
     """An ISO date or time; UTC unless it names its own offset."""
     when = datetime.fromisoformat(text)
     return when.replace(tzinfo=when.tzinfo or UTC)

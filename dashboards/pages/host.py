@@ -47,17 +47,19 @@ def host_view(viewer: Viewer, host: str | None, start: datetime | None, end: dat
                     viewer=viewer)
     with data.connection() as conn:
         if end is None:
-            fresh = cluster.freshness(conn)
+            fresh = cluster.freshness(conn, cluster=viewer.cluster)
             row = fresh.filter(pl.col("host") == host)
             end = row["last"][0] if not row.is_empty() else datetime.now(UTC)
         start = start or end - DEFAULT_RANGE
         if long_range.use_aggregates(start, end):  # a long range: host_agg
             named, _ = long_range.cluster_series(conn, start, end, HOST_SERIES,
-                                                 timeseries.MAX_POINTS, host)
-            extra = long_range.cluster_extra(conn, start, end, timeseries.MAX_POINTS, host)
+                                                 timeseries.MAX_POINTS, host, viewer.cluster)
+            extra = long_range.cluster_extra(conn, start, end, timeseries.MAX_POINTS, host,
+                                             viewer.cluster)
         else:
-            named = timeseries.series(conn, [host], start, end, HOST_SERIES)
-            extra = timeseries.extra_types(conn, [host], start, end)
+            named = timeseries.series(conn, [host], start, end, HOST_SERIES,
+                                      cluster=viewer.cluster)
+            extra = timeseries.extra_types(conn, [host], start, end, cluster=viewer.cluster)
         jobs = cluster.host_jobs(conn, viewer, host, start, end)
     plots = []
     present = set(named["series"].to_list()) if not named.is_empty() else set()

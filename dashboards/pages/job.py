@@ -444,19 +444,20 @@ def job_view(jobid: str | None, viewer: Viewer):
         if job is None:
             return page([message(f"Job {jobid} not found.")], viewer=viewer)
         provisional = job.get("end_time") is None and job.get("start_time") is not None
-        metrics = (data.provisional_metrics(conn, jobid) if provisional
-                   else data.job_metrics(conn, jobid))
-        flags = data.job_flags(conn, jobid)
-        apps = data.job_applications(conn, jobid)
+        on = job["cluster"]  # the viewer's cluster (scope_clause): its job of this id
+        metrics = (data.provisional_metrics(conn, jobid, on) if provisional
+                   else data.job_metrics(conn, jobid, on))
+        flags = data.job_flags(conn, jobid, on)
+        apps = data.job_applications(conn, jobid, on)
         values = dict(zip(metrics["metric"], metrics["value"], strict=True))
         peers = data.peer_context(conn, job, values, viewer)
-        coverage = data.job_coverage(conn, jobid)
-        sources = data.used_sources(conn, jobid)
+        coverage = data.job_coverage(conn, jobid, on)
+        sources = data.used_sources(conn, jobid, on)
         named = timeseries.job_series(conn, job, [*CGROUP_SERIES, *JOB_SERIES],
                                       max_points=_points(job))
         window = timeseries.job_window(job)
         hosts = list(job.get("hosts") or [])
-        extra = (timeseries.extra_types(conn, hosts, *window) if window and hosts
+        extra = (timeseries.extra_types(conn, hosts, *window, cluster=on) if window and hosts
                  else pl.DataFrame(schema=timeseries.EXTRA_SCHEMA))
     name = job.get("jobname") or ""
     heading = html(

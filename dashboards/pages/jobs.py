@@ -123,7 +123,7 @@ class JobSearch:
         with data.connection() as conn:
             states = data.distinct_values(conn, "state", self.viewer)
             partitions = data.distinct_values(conn, "partition", self.viewer)
-            flags = data.flag_names(conn)
+            flags = data.flag_names(conn, self.viewer.cluster)
             applications = data.application_names(conn, self.viewer)
         w = {"sizing_mode": "stretch_width"}
         self.user = pn.widgets.TextInput(name="User", placeholder="user name (prefix)",
@@ -266,7 +266,8 @@ class JobSearch:
                 conn, self.filters(), self.viewer, sort=sort, descending=descending,
                 limit=int(self.page_size.value), offset=self.offset,
             )
-            trends = data.efficiency_sparklines(conn, jobs["jobid"].to_list())
+            trends = data.efficiency_sparklines(conn, jobs["jobid"].to_list(),
+                                                cluster=self.viewer.cluster)
         self.table.value = table_frame(jobs, trends)
         self.table.selection = []
         self._selected()

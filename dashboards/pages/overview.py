@@ -121,7 +121,7 @@ def overview(viewer: Viewer, start: datetime | None, end: datetime | None):
     and pooled figures only (no host names, no cluster-wide series)."""
     now = datetime.now(UTC)
     with data.connection() as conn:
-        fresh = cluster.freshness(conn, now)
+        fresh = cluster.freshness(conn, now, viewer.cluster)
         end = end or cluster.latest_sample(fresh) or now
         start = start or end - DEFAULT_RANGE
         counts = cluster.job_counts(conn, viewer, start, end)
@@ -131,11 +131,12 @@ def overview(viewer: Viewer, start: datetime | None, end: datetime | None):
             hosts, reporting = fresh["host"].to_list(), None
             if long_range.use_aggregates(start, end):  # a long range: cluster_agg
                 named, reporting = long_range.cluster_series(
-                    conn, start, end, timeseries.PLOTTED_SERIES, 200)
-                extra = long_range.cluster_extra(conn, start, end, 200)
+                    conn, start, end, timeseries.PLOTTED_SERIES, 200, cluster=viewer.cluster)
+                extra = long_range.cluster_extra(conn, start, end, 200, cluster=viewer.cluster)
             else:
-                named = timeseries.series(conn, hosts, start, end, timeseries.PLOTTED_SERIES, 200)
-                extra = timeseries.extra_types(conn, hosts, start, end, 200)
+                named = timeseries.series(conn, hosts, start, end, timeseries.PLOTTED_SERIES, 200,
+                                          viewer.cluster)
+                extra = timeseries.extra_types(conn, hosts, start, end, 200, viewer.cluster)
     whose = "" if viewer.staff else "your "
     job_tiles = [(str(counts["running"]), f"{whose}jobs running at range end"),
                  (str(counts["finished"]), f"{whose}jobs finished in range")]

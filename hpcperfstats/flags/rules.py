@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import polars as pl
@@ -97,6 +97,31 @@ def parse_rules(text: str, source: str = "rules") -> list[Rule]:
 def load_rules(path: Path | None = None) -> list[Rule]:
     path = path or rules_path()
     return parse_rules(path.read_text(), str(path))
+
+
+def with_thresholds(rules: list[Rule], thresholds: dict[str, float]) -> list[Rule]:
+    """``rules`` with a cluster's own thresholds (rule name -> threshold of its main
+    condition, ``flag_thresholds`` in the clusters file). A changed rule gets a new
+    version, so its rows say which threshold made them; a name no rule has is a
+    ValueError (a typo would otherwise silently keep the shared threshold)."""
+    unknown = set(thresholds) - {r.name for r in rules}
+    if unknown:
+        raise ValueError(f"flag_thresholds name no rule: {sorted(unknown)}")
+    out = []
+    for rule in rules:
+        if rule.name in thresholds and thresholds[rule.name] != rule.when.threshold:
+            value = float(thresholds[rule.name])
+            version = hashlib.sha256(f"{rule.version}:{value!r}".encode()).hexdigest()[:12]
+            rule = replace(rule, when=replace(rule.when, threshold=value), version=version)
+        out.append(rule)
+    return out
+
+
+def cluster_rules(cluster: str | None = None, path: Path | None = None) -> list[Rule]:
+    """The flag rules as they apply on ``cluster``: the shared file with its overrides."""
+    from hpcperfstats.clusters import cluster_config
+
+    return with_thresholds(load_rules(path), cluster_config(cluster).flag_thresholds)
 
 
 def rule_metrics(rules: list[Rule] | None = None) -> dict[str, str]:

@@ -74,7 +74,7 @@ _SELECT_JOBS = (
 _JOBS_SCHEMA = {**{k: JOB_COLUMNS[k] for k in JOB_FIELDS}, "shared": pl.Boolean}
 
 
-def provisional_metrics(conn: psycopg.Connection, jobid: str,
+def provisional_metrics(conn: psycopg.Connection, jobid: str, cluster: str | None = None,
                         now: datetime | None = None) -> pl.DataFrame:
     """Metrics so far of a job still running (JOB_METRICS rows), computed now by the
     same ``compute_job_metrics`` as ``job_metrics``, its end taken as ``now``.
@@ -84,12 +84,12 @@ def provisional_metrics(conn: psycopg.Connection, jobid: str,
     """
     jobs = read_frame(conn, f"{_SELECT_JOBS} WHERE j.cluster = %s AND j.jobid = %s"
                       " AND j.end_time IS NULL AND j.start_time IS NOT NULL",
-                      (cluster_name(), jobid), _JOBS_SCHEMA)
+                      (cluster_name(cluster), jobid), _JOBS_SCHEMA)
     if jobs.is_empty():
         return pl.DataFrame(schema=JOB_METRICS.schema)
     now = now or datetime.now(UTC)
     jobs = jobs.with_columns(pl.lit(now).cast(jobs.schema["end_time"]).alias("end_time"))
-    series, cgroup = read_inputs(conn, jobs)
+    series, cgroup = read_inputs(conn, jobs, cluster_name(cluster))
     return compute_job_metrics(jobs, series, cgroup)
 
 

@@ -146,3 +146,57 @@ def load(url: str) -> None:
         conn.execute("TRUNCATE host_agg, cluster_agg")
         times = [r[0] for r in host_rows()]
         refresh(conn, min(times), max(times) + STEP)
+
+
+#: A second cluster in the same database: job ids 1001 and 1002 and hosts c001 and
+#: c002 again, other people and other numbers. Alice ran 1002 here (bob's id on the
+#: first cluster); carol ran 1001 (alice's id there).
+OTHER = "frontera"
+T1 = T0 + timedelta(days=1)
+OTHER_JOBS = [
+    ("1001", "carol", "proj-md", "normal", "md-run", "COMPLETED",
+     T1, T1 + STEP * (SAMPLES - 1), 2, 112, 256 * GIB, HOSTS),
+    ("1002", "alice", "proj-cfd", "normal", "alice-on-frontera", "COMPLETED",
+     T1, T1 + STEP * (SAMPLES - 1), 1, 56, 128 * GIB, ["c001"]),
+]
+OTHER_METRICS = [
+    ("1001", "cpu_efficiency", 0.25, "1", None, "node"),
+    ("1002", "cpu_efficiency", 0.9, "1", None, "node"),
+]
+OTHER_FLAGS = [
+    ("1001", "low_cpu_efficiency", 0.25, 0.5,
+     "Your job kept 25% of its allocated cores busy (under 50%).", "cores"),
+]
+OTHER_APPLICATIONS = [
+    ("1001", "GROMACS", "molecular dynamics", True, "/opt/apps/gromacs/bin/gmx_mpi", 112,
+     300000.0, 1.0, "cpu"),
+    ("1002", "LAMMPS", "molecular dynamics", True, "/opt/apps/lammps/bin/lmp", 56,
+     150000.0, 1.0, "cpu"),
+]
+
+
+def load_other(url: str, cluster: str = OTHER) -> None:
+    """Add the second cluster's rows beside the data set (``load`` first)."""
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO job_data (jobid, username, account, partition, jobname, state,"
+            " start_time, end_time, nnodes, ncpus, req_mem_bytes, hosts, elapsed_s, cluster)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [(*j, int((j[7] - j[6]).total_seconds()), cluster) for j in OTHER_JOBS])
+        cur.executemany(
+            "INSERT INTO job_metrics (jobid, metric, value, unit, reason, source, day,"
+            " cluster) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+            [(*m, T1.date(), cluster) for m in OTHER_METRICS])
+        cur.executemany(
+            "INSERT INTO job_flags (jobid, flag, value, threshold, message, advice,"
+            " rule_version, day, cluster) VALUES (%s, %s, %s, %s, %s, %s, 'test', %s, %s)",
+            [(*f, T1.date(), cluster) for f in OTHER_FLAGS])
+        cur.executemany(
+            "INSERT INTO job_applications (cluster, jobid, application, category, known,"
+            " executable, processes, cpu_s, share, basis, rule_version, day)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'test', %s)",
+            [(cluster, *a, T1.date()) for a in OTHER_APPLICATIONS])
+        with cur.copy("COPY host_data (time, host, jobid, type, device, event, unit, value,"
+                      " cluster) FROM STDIN") as copy:
+            for row in _samples("1001", T1, HOSTS, extra=False):
+                copy.write_row((*row, cluster))

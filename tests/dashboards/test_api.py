@@ -59,7 +59,8 @@ def test_openapi_document_validates_and_lists_every_route(web_basic, made):
 
 def test_tokens_identify_and_forged_or_revoked_ones_are_refused(web_basic, made, pg_server):
     assert answer(web_basic, "/api/v1/me", bearer(made["alice"])) == (
-        200, {"user": "alice", "staff": False})
+        200, {"user": "alice", "staff": False, "cluster": cluster_name(),
+              "clusters": [cluster_name()]})
     assert answer(web_basic, "/api/v1/me", bearer(made["staffer"]))[1]["staff"] is True
     assert answer(web_basic, "/api/v1/jobs/1002", bearer(made["alice"]))[0] == 404  # bob's
     assert answer(web_basic, "/api/v1/jobs/1002", bearer(made["staffer"]))[0] == 200
@@ -203,7 +204,8 @@ def test_the_token_command_creates_lists_and_revokes(web_basic, pg_server, monke
     assert hpcperf(["api-token", "create", "bob", "--note", "portal"]) == 0
     token = capsys.readouterr().out.strip()
     token_id = token.removeprefix("hpst_").split("_")[0]
-    assert answer(web_basic, "/api/v1/me", bearer(token))[1] == {"user": "bob", "staff": False}
+    assert answer(web_basic, "/api/v1/me", bearer(token))[1] == {
+        "user": "bob", "staff": False, "cluster": cluster_name(), "clusters": [cluster_name()]}
     assert hpcperf(["api-token", "list"]) == 0
     listed = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
     assert [token_id, "bob", "portal"] in [row[:3] for row in listed]
