@@ -345,7 +345,7 @@ PERF_PER_CORE: dict[str, tuple[float, float]] = {
 }
 FILLER_PERF = (2e9, 2e9)
 #: memory-controller traffic of a node's OS (also without a job), bytes/s
-IDLE_MEM_BW = 5e7
+IDLE_MEM_BW = 4e7
 #: the behaviours whose nodes have hardware counters (pmc, imc), InfiniBand port
 #: counters and a Lustre client in the ``demo`` shape: the other nodes stay as they
 #: were, so their jobs keep their "not measured" reasons

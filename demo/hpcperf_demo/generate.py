@@ -421,6 +421,19 @@ def llite_steps(p: _Profiles, iv: int) -> np.ndarray:
 
 #: the core clock and reference clock of a busy CPU, and instructions per cycle
 PERF_CLOCK_HZ, PERF_REF_HZ, PERF_IPC = 2.5e9, 2.1e9, 1.5
+#: FLOPs per cycle of a core (AVX-512: two FMA units x 8 doubles x 2) and the node's
+#: memory bandwidth (2 sockets x 6 DDR4-3200 channels ~ 0.3 TB/s; 0.2 TB/s sustained)
+PERF_FLOPS_PER_CYCLE, PERF_PEAK_MEM_BW = 32, 2e11
+
+
+def peak_settings(cfg: DemoConfig) -> dict[str, str]:
+    """The demo node's peaks as the settings the roofline reads (``hpcperf demo`` sets
+    them unless given): 16 cores x 2.5 GHz x 32 = 1.28 TFLOP/s, 200 GB/s."""
+    flops = cfg.cpus_per_node * PERF_CLOCK_HZ * PERF_FLOPS_PER_CYCLE
+    return {"HPCPERF_NODE_PEAK_FLOPS": f"{flops:.6g}",
+            "HPCPERF_NODE_PEAK_MEM_BW": f"{PERF_PEAK_MEM_BW:.6g}"}
+
+
 #: two memory-controller PMUs per socket (Intel ``uncore_imc_N``), 64-byte CAS each
 IMC_PMUS = ("uncore_imc_0", "uncore_imc_1")
 CAS = 64

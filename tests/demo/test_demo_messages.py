@@ -148,8 +148,8 @@ def test_counter_nodes_count_the_plans_flops_and_memory_bytes(demo: Parsed):
     and their rates, worked out by hand from the plan, on the nodes that have them."""
     (cpu_job,) = demo.plan.by_behaviour("cpu_bound")
     (mem_job,) = demo.plan.by_behaviour("memory_heavy")
-    # compute-bound: 16 busy cores x 8 GFLOP/s, 16 x 1 GB/s + the OS's 50 MB/s
-    # memory-bound: 4 busy cores x 0.25 GFLOP/s, 4 x 10 GB/s + 50 MB/s
+    # compute-bound: 16 busy cores x 8 GFLOP/s, 16 x 1 GB/s + the OS's 40 MB/s
+    # memory-bound: 4 busy cores x 0.25 GFLOP/s, 4 x 10 GB/s + 40 MB/s
     for job, flops, nbytes in ((cpu_job, 16 * 8e9, 16 * 1e9 + IDLE_MEM_BW),
                                (mem_job, 4 * 2.5e8, 4 * 1e10 + IDLE_MEM_BW)):
         for host in job.hosts:
