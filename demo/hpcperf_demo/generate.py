@@ -501,6 +501,28 @@ class _PerfParts:
         return out
 
 
+#: the GPUs of the demo's idle node(s): 2 x 80 GiB at rest (60 W, 33 C, 210 MHz)
+GPUS, GPU_MEM, GPU_IDLE_MW = ("0", "1"), 80 * 2**30, 60_000
+
+
+class _GpuParts:
+    """``nvidia_gpu`` rows of the nodes no job uses (:attr:`DemoPlan.idle_hosts`), as
+    the monitor writes them: GPUs at rest, so overview and host pages show the GPU
+    plots and no job's values move. No random draw."""
+
+    def __init__(self, cfg: DemoConfig, plan: DemoPlan) -> None:
+        self.cols = [plan.hosts.index(h) for h in plan.idle_hosts]
+        self.interval = cfg.interval
+        self.energy_mj = 0
+
+    def advance(self) -> None:
+        self.energy_mj += GPU_IDLE_MW * self.interval  # mW x s = mJ
+
+    def rows(self) -> dict[int, dict[str, dict[str, list[int]]]]:
+        gpu = {d: [0, 0, GPU_MEM, GPU_IDLE_MW, self.energy_mj, 33, 210] for d in GPUS}
+        return {col: {"nvidia_gpu": gpu} for col in self.cols}
+
+
 def _header(cfg: DemoConfig, host: str, uptime: int) -> Header:
     return Header(
         properties={
@@ -532,6 +554,7 @@ def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[Dem
     last_day = [-1] * len(hosts)
     fixture = _FixtureParts(cfg, state) if cfg.shape == "fixture" else None
     perf = _PerfParts(cfg, state, plan)
+    gpus = _GpuParts(cfg, plan)
     apps = [job_app(j, n) for n, j in enumerate(jobs)]
     # per host: the job's busy centiseconds so far and its intervals (procexe rows)
     job_cs, job_iv = [0] * len(hosts), [0] * len(hosts)
@@ -541,11 +564,13 @@ def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[Dem
             if fixture:
                 fixture.advance(k)
             perf.advance(k)
+            gpus.advance()
             for i, p in enumerate(grid.interval_prof[k].tolist()):
                 job_cs[i] += int(state.prof.busy_ticks[p]) if p else 0
                 job_iv[i] += 1 if p else 0
         extra = fixture.rows(k) if fixture else None
         counted = perf.rows()
+        counted.update(gpus.rows())
         mem, ps_gauges = state.gauges(k)
         block = state.block.copy()
         block[:, w32["block"]] %= WRAP

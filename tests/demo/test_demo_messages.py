@@ -45,6 +45,7 @@ def test_every_message_parses_without_issues(demo: Parsed):
         assert datetime.fromtimestamp(rotated.time, UTC).strftime("%H:%M") == "00:00"
         # the nodes of the compute- and the memory-bound job also count FLOPs and bytes
         counted = {"pmc", "imc", "ib_ext", "llite"} if host in perf else set()
+        counted |= {"nvidia_gpu"} if host in demo.plan.idle_hosts else set()  # GPUs at rest
         assert set(samples[0].rows) - {"procexe"} == {
             "block", "cpu", "mem", "net", "numa", "ps", "vm"} | counted
         # the processes of the running job (application detection), on no idle node
@@ -166,6 +167,11 @@ def test_counter_nodes_count_the_plans_flops_and_memory_bytes(demo: Parsed):
             # 2.5 GHz on each busy core: the pipeline's cpu_freq_hz
             assert counter_delta(a, b, "pmc", "cycles") / 300 == pytest.approx(
                 job.busy_cores[host] * 2.5e9)
+    # the idle node's two GPUs rest at 60 W each: energy in mJ over 300 s
+    (idle,) = demo.plan.idle_hosts
+    a, b = demo.samples[idle][5:7]
+    assert counter_delta(a, b, "nvidia_gpu", "energy") / 300 / 1000 == 2 * 60.0
+    assert gauge(b, "nvidia_gpu", "utilization") == 0
     # the half-cores job's nodes have none: its FLOPS stay "not measured"
     (half,) = demo.plan.by_behaviour("half_cores")
     assert all("pmc" not in s.rows for h in half.hosts for s in demo.samples[h])
