@@ -605,11 +605,13 @@ PEER_DAYS = 30
 
 
 def peer_context(conn: psycopg.Connection, job: dict[str, Any], values: dict[str, float | None],
-                 viewer: Viewer) -> dict[str, dict[str, Any] | None]:
+                 viewer: Viewer, metrics: tuple[str, ...] = PEER_METRICS,
+                 ) -> dict[str, dict[str, Any] | None]:
     """Where a job stands among the jobs of its partition that ended in the
     :data:`PEER_DAYS` days before it (XDMoD's percentiles): per metric of
-    :data:`PEER_METRICS` with a value, the share of peers below it (ties count
-    half), their median, and how many jobs and users the pool holds.
+    ``metrics`` with a value, the share of peers below it (ties count half),
+    their median and 10th/25th/75th/90th percentiles (``p10``...: the
+    footprint's norms), and how many jobs and users the pool holds.
 
     The pool is everyone's jobs, so it is an aggregate under the privacy rule
     (``scope_clause(pooled=True)``): a researcher gets None for a metric whose
@@ -624,7 +626,9 @@ def peer_context(conn: psycopg.Connection, job: dict[str, Any], values: dict[str
         SELECT count(*) AS jobs, count(DISTINCT j.username) AS users,
                avg(CASE WHEN m.value < %(v)s THEN 1.0 WHEN m.value = %(v)s THEN 0.5
                    ELSE 0.0 END) AS below,
-               percentile_cont(0.5) WITHIN GROUP (ORDER BY m.value) AS median
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY m.value) AS median,
+               percentile_cont(ARRAY[0.1, 0.25, 0.75, 0.9]) WITHIN GROUP (ORDER BY m.value)
+                   AS quantiles
         FROM job_data j JOIN job_metrics m ON m.cluster = j.cluster AND m.jobid = j.jobid
              AND m.metric = %(metric)s
         WHERE {on_cluster} AND j.partition IS NOT DISTINCT FROM %(partition)s
@@ -635,13 +639,16 @@ def peer_context(conn: psycopg.Connection, job: dict[str, Any], values: dict[str
     ).format(guard=guard, on_cluster=on_cluster)
     out: dict[str, dict[str, Any] | None] = {}
     with conn.cursor(row_factory=dict_row) as cur:
-        for metric in PEER_METRICS:
+        for metric in metrics:
             value = values.get(metric)
             if value is None:
                 continue
-            out[metric] = cur.execute(query, params | {
+            row = cur.execute(query, params | {
                 "v": value, "metric": metric, "partition": job.get("partition"),
                 "since": end - timedelta(days=PEER_DAYS), "until": end}).fetchone()
+            if row is not None:
+                row.update(zip(("p10", "p25", "p75", "p90"), row.pop("quantiles"), strict=True))
+            out[metric] = row
     return out
 
 

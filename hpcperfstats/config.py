@@ -111,6 +111,12 @@ REGISTRY: tuple[Setting, ...] = (
     _S("FLAG_RULES", "path", None, "job flag rules staff edit ([docs/metrics.md](docs/metrics.md))",
        "`hpcperfstats/flags/job_flags.yaml`"),
     _S("JOB_CHUNK_HOSTS", "int", "256", "hosts per chunk when building a job day (bounds memory)"),
+    _S("NODE_PEAK_FLOPS", "float", None,
+       "a compute node's peak FLOP/s (cores x clock x FLOPs per cycle): the roofline's "
+       "compute roof ([docs/dashboards.md](docs/dashboards.md)); unset: not drawn"),
+    _S("NODE_PEAK_MEM_BW", "float", None,
+       "a compute node's peak memory bandwidth, bytes/s (channels x transfer rate x 8 B): "
+       "the roofline's bandwidth roof; unset: not drawn"),
     # --- the raw archive off site ([docs/operations.md](docs/operations.md))
     _S("EXPORT_TARGET", "str", None,
        "off-site archive of closed days: a mounted path or `[user@]host:/path` (rsync over "

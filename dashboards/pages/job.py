@@ -23,12 +23,15 @@ from dashboards import auth, data, timeseries
 from dashboards.advice import advice
 from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, message, page, query_arg
-from dashboards.pages.applications import applications_view
+from dashboards.pages.job_performance import footprint_view, roofline_view
+from dashboards.pages.job_ran import what_ran_view
 from dashboards.plots import WIDE_HOSTS, heatmap, raw_event, series_plot
 from dashboards.units import duration, human, metric_text
 from hpcperfstats.flags.rules import rule_metrics
 from hpcperfstats.hostdata.series import ALL_SERIES, CGROUP_SERIES, SERIES
+from hpcperfstats.jobs.footprint import FOOTPRINT_METRICS
 from hpcperfstats.jobs.metrics import IDLE_SHARE, METRICS
+from hpcperfstats.jobs.roofline import node_peaks
 from hpcperfstats.report import presentation as pr
 from hpcperfstats.report.presentation import coverage_text, source_note
 
@@ -450,7 +453,10 @@ def job_view(jobid: str | None, viewer: Viewer):
         flags = data.job_flags(conn, jobid, on)
         apps = data.job_applications(conn, jobid, on)
         values = dict(zip(metrics["metric"], metrics["value"], strict=True))
-        peers = data.peer_context(conn, job, values, viewer)
+        # one pass over the partition's pools: the peer percentiles and the footprint's norms
+        norms = data.peer_context(conn, job, values, viewer,
+                                  tuple(dict.fromkeys([*data.PEER_METRICS, *FOOTPRINT_METRICS])))
+        peers = {m: norms[m] for m in data.PEER_METRICS if m in norms}
         coverage = data.job_coverage(conn, jobid, on)
         sources = data.used_sources(conn, jobid, on)
         named = timeseries.job_series(conn, job, [*CGROUP_SERIES, *JOB_SERIES],
@@ -474,13 +480,21 @@ def job_view(jobid: str | None, viewer: Viewer):
     top = pn.Row(_card(facts(job, viewer), "Accounting"),
                  pn.Column(_card(metrics_table(metrics, job, flagged, provisional), title),
                            _card(peer_view(job, values, peers), "Among comparable jobs"),
-                           _card(applications_view(apps), "Applications"),
+                           _card(pn.Column(*what_ran_view(job, apps, viewer),
+                                           sizing_mode="stretch_width"), "What ran"),
                            _card(coverage_view(coverage, sources), "Data coverage and sources"),
                            sizing_mode="stretch_width"),
                  sizing_mode="stretch_width")
     nodes = _card(node_view(job, named), "Per node")
+    where = (f"jobs in partition {job.get('partition') or '—'} that ended in the "
+             f"{data.PEER_DAYS} days before this one")
+    peaks = node_peaks(job["cluster"], job.get("partition"))
+    performance = pn.Column(_card(footprint_view(job, values, norms, where), "Footprint"),
+                            _card(roofline_view(named, peaks), "Roofline"),
+                            sizing_mode="stretch_width")
     plots = _card(series_plots(job, named, extra, open_tab(fired, metric_of)), "Time series")
-    return page([pn.Column(heading, verdict, top, nodes, plots, sizing_mode="stretch_width")],
+    return page([pn.Column(heading, verdict, top, nodes, performance, plots,
+                           sizing_mode="stretch_width")],
                 viewer=viewer)
 
 

@@ -336,6 +336,33 @@ def make_plan(cfg: DemoConfig) -> DemoPlan:
     return DemoPlan(config=cfg, hosts=tuple(hosts), jobs=tuple(jobs), wrap_host=hosts[0])
 
 
+#: Floating-point work and memory-controller traffic per busy core, by what a job
+#: does: (FLOP/s, bytes/s). The ground truth of the ``pmc``/``imc`` rows of the nodes
+#: with hardware counters (:func:`perf_hosts`): the compute-bound job makes 8 FLOPs
+#: per byte, the memory-heavy one 1/40, the rest 1.
+PERF_PER_CORE: dict[str, tuple[float, float]] = {
+    "cpu_bound": (8e9, 1e9), "memory_heavy": (2.5e8, 1e10),
+}
+FILLER_PERF = (2e9, 2e9)
+#: memory-controller traffic of a node's OS (also without a job), bytes/s
+IDLE_MEM_BW = 4e7
+#: the behaviours whose nodes have hardware counters (pmc, imc), InfiniBand port
+#: counters and a Lustre client in the ``demo`` shape: the other nodes stay as they
+#: were, so their jobs keep their "not measured" reasons
+PERF_BEHAVIOURS = ("cpu_bound", "memory_heavy")
+
+
+def perf_per_core(job: DemoJob) -> tuple[float, float]:
+    """(FLOP/s, memory bytes/s) per busy core of ``job`` on a node with counters."""
+    return PERF_PER_CORE.get(job.behaviour, FILLER_PERF)
+
+
+def perf_hosts(plan: DemoPlan) -> list[str]:
+    """Nodes with hardware counters: those of the compute- and the memory-bound job."""
+    hosts = {h for b in PERF_BEHAVIOURS for j in plan.by_behaviour(b) for h in j.hosts}
+    return [h for h in plan.hosts if h in hosts]
+
+
 def idle_mem_bytes(cfg: DemoConfig) -> int:
     """Process memory of a node without a job (same rounding as job memory)."""
     unit = 1024 * cfg.numa_nodes

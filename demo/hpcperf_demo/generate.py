@@ -23,11 +23,14 @@ from hpcperf_monitor.rawformat import Header, Sample, procexe_device, write_head
 from hpcperf_demo.cluster import (
     APPS,
     BACKGROUND_NET,
+    IDLE_MEM_BW,
     DemoConfig,
     DemoJob,
     DemoPlan,
     idle_mem_bytes,
     make_plan,
+    perf_hosts,
+    perf_per_core,
 )
 from hpcperfstats.jobs.accounting import format_accounting, format_duration
 
@@ -350,13 +353,7 @@ class _FixtureParts:
         self.nics = np.zeros((h, len(EXTRA_NICS), len(schemas.NET.events)), dtype=np.int64)
         self.nics[:, 1, _col(schemas.NET, "rx_bytes")] = rng.integers(10**5, 10**7, h)
         self.llite = rng.integers(10**6, 10**12, (h, len(LUSTRE), len(schemas.LLITE.events)))
-        p = state.prof
-        self.llite_step = np.zeros((len(p.busy), len(schemas.LLITE.events)), dtype=np.int64)
-        ev = schemas.LLITE.names
-        for name, values in (("read_bytes", 8 * p.read * iv), ("write_bytes", 8 * p.write * iv),
-                             ("open", (p.busy + 1) * iv), ("close", (p.busy + 1) * iv),
-                             ("getattr", (p.busy * 4 + 2) * iv)):  # fmt: skip
-            self.llite_step[:, ev.index(name)] = np.asarray(values, dtype=np.int64)
+        self.llite_step = llite_steps(state.prof, iv)
         self.tmpfs = rng.integers(0, 10**8, (h, len(TMPFS_MOUNTS), 2))
         self.vfs = rng.integers(10**4, 10**6, (h, 3))
         self.shm = rng.integers(0, 10**6, (h, 2))
@@ -371,10 +368,7 @@ class _FixtureParts:
         """Per host, the extra rows of sample k (types the demo node lacks, and
         the extra devices of its block and net)."""
         st = self.state
-        net = st.net[:, 2, :]
-        ev = schemas.NET.names
-        ib = np.stack([net[:, ev.index("tx_bytes")] // 4, net[:, ev.index("rx_bytes")] // 4,
-                       net[:, ev.index("tx_packets")], net[:, ev.index("rx_packets")]], axis=1)
+        ib = ib_port_rows(st.net)
         sp = st.grid.sample_prof[k]
         job_kb = st.prof.proc_kb[sp] // JOB_PROCS
         busy = st.prof.busy[sp]
@@ -403,6 +397,130 @@ class _FixtureParts:
                 "vfs": {"-": vfs[i]},
             })  # fmt: skip
         return out
+
+
+def ib_port_rows(net: np.ndarray) -> np.ndarray:
+    """``ib_ext`` values (h, 4) of the InfiniBand port under IPoIB ``ib0`` (device 2 of
+    ``net``): data in 4-byte words, packets as counted on ib0."""
+    ev = schemas.NET.names
+    ib0 = net[:, 2, :]
+    return np.stack([ib0[:, ev.index("tx_bytes")] // 4, ib0[:, ev.index("rx_bytes")] // 4,
+                     ib0[:, ev.index("tx_packets")], ib0[:, ev.index("rx_packets")]], axis=1)
+
+
+def llite_steps(p: _Profiles, iv: int) -> np.ndarray:
+    """Per-profile increments of the ``llite`` counters over one interval."""
+    step = np.zeros((len(p.busy), len(schemas.LLITE.events)), dtype=np.int64)
+    ev = schemas.LLITE.names
+    for name, values in (("read_bytes", 8 * p.read * iv), ("write_bytes", 8 * p.write * iv),
+                         ("open", (p.busy + 1) * iv), ("close", (p.busy + 1) * iv),
+                         ("getattr", (p.busy * 4 + 2) * iv)):  # fmt: skip
+        step[:, ev.index(name)] = np.asarray(values, dtype=np.int64)
+    return step
+
+
+#: the core clock and reference clock of a busy CPU, and instructions per cycle
+PERF_CLOCK_HZ, PERF_REF_HZ, PERF_IPC = 2.5e9, 2.1e9, 1.5
+#: FLOPs per cycle of a core (AVX-512: two FMA units x 8 doubles x 2) and the node's
+#: memory bandwidth (2 sockets x 6 DDR4-3200 channels ~ 0.3 TB/s; 0.2 TB/s sustained)
+PERF_FLOPS_PER_CYCLE, PERF_PEAK_MEM_BW = 32, 2e11
+
+
+def peak_settings(cfg: DemoConfig) -> dict[str, str]:
+    """The demo node's peaks as the settings the roofline reads (``hpcperf demo`` sets
+    them unless given): 16 cores x 2.5 GHz x 32 = 1.28 TFLOP/s, 200 GB/s."""
+    flops = cfg.cpus_per_node * PERF_CLOCK_HZ * PERF_FLOPS_PER_CYCLE
+    return {"HPCPERF_NODE_PEAK_FLOPS": f"{flops:.6g}",
+            "HPCPERF_NODE_PEAK_MEM_BW": f"{PERF_PEAK_MEM_BW:.6g}"}
+
+
+#: two memory-controller PMUs per socket (Intel ``uncore_imc_N``), 64-byte CAS each
+IMC_PMUS = ("uncore_imc_0", "uncore_imc_1")
+CAS = 64
+
+
+class _PerfParts:
+    """The rows of the nodes with hardware counters (:func:`perf_hosts`): ``pmc`` per
+    CPU and ``imc`` per controller and socket, counted from 0 when the range starts
+    (the monitor's daemon opened its events then), as the monitor writes them; in
+    the ``demo`` shape also the InfiniBand port and a Lustre client. No random
+    draw: the other hosts' data and every job's CPU, memory and network are as
+    before. Ground truth: FLOP/s = busy cores x :func:`perf_per_core`, memory
+    bytes/s = busy cores x its bytes + :data:`IDLE_MEM_BW`, 2/3 read."""
+
+    def __init__(self, cfg: DemoConfig, state: _Cluster, plan: DemoPlan) -> None:
+        self.state, self.cfg = state, cfg
+        self.hosts = perf_hosts(plan)
+        self.cols = [plan.hosts.index(h) for h in self.hosts]
+        rates = [(0.0, 0.0)] + [perf_per_core(j) for j in plan.jobs for _ in j.hosts]
+        self.flops_core = np.array([r[0] for r in rates])  # profile order of _profiles
+        self.bytes_core = np.array([r[1] for r in rates])
+        h, c = len(self.cols), cfg.cpus_per_node
+        self.pmc = np.zeros((h, c, len(schemas.PMC.events)), dtype=np.int64)
+        sockets = 2 if cfg.numa_nodes >= 2 else 1  # the demo's nodes: two sockets
+        step = c // sockets
+        self.imc_devices = [f"{pmu}.{s * step}" for pmu in IMC_PMUS for s in range(sockets)]
+        self.imc = np.zeros((h, len(self.imc_devices), 2), dtype=np.int64)
+        self.llite = np.zeros((h, len(LUSTRE), len(schemas.LLITE.events)), dtype=np.int64)
+        self.llite_step = llite_steps(state.prof, cfg.interval)
+        self.cpus = [str(i) for i in range(c)]
+
+    def advance(self, k: int) -> None:
+        ip = self.state.grid.interval_prof[k][self.cols]
+        iv, c = self.cfg.interval, self.cfg.cpus_per_node
+        busy = self.state.prof.busy[ip]
+        frac = np.clip(busy[:, None] - np.arange(c), 0.0, 1.0)  # as the cpu rows: low CPUs first
+        cycles = np.rint(frac * PERF_CLOCK_HZ * iv).astype(np.int64)
+        ev = schemas.PMC.names
+        self.pmc[:, :, ev.index("cycles")] += cycles
+        self.pmc[:, :, ev.index("instructions")] += np.rint(cycles * PERF_IPC).astype(np.int64)
+        self.pmc[:, :, ev.index("ref_cycles")] += np.rint(frac * PERF_REF_HZ * iv).astype(np.int64)
+        self.pmc[:, :, ev.index("flops")] += np.rint(
+            frac * self.flops_core[ip][:, None] * iv).astype(np.int64)
+        node = (busy * self.bytes_core[ip] + IDLE_MEM_BW) * iv  # bytes this interval
+        lines = np.rint(node / CAS / len(self.imc_devices)).astype(np.int64)
+        read = lines * 2 // 3
+        self.imc[:, :, 0] += (read * CAS)[:, None]
+        self.imc[:, :, 1] += ((lines - read) * CAS)[:, None]
+        self.llite += self.llite_step[ip][:, None, :]
+
+    def rows(self) -> dict[int, dict[str, dict[str, list[int]]]]:
+        """Per host column, its extra types at the current sample."""
+        pmc, imc = self.pmc.tolist(), self.imc.tolist()
+        ib, llite = ib_port_rows(self.state.net[self.cols]).tolist(), self.llite.tolist()
+        out = {}
+        for i, col in enumerate(self.cols):
+            rows: dict[str, dict[str, list[int]]] = {
+                "pmc": dict(zip(self.cpus, pmc[i], strict=True)),
+                "imc": dict(zip(self.imc_devices, imc[i], strict=True)),
+            }
+            if self.cfg.shape == "demo":  # the fixture shape has them on every node
+                rows["ib_ext"] = {IB_PORT: ib[i]}
+                rows["llite"] = dict(zip(LUSTRE, llite[i], strict=True))
+            out[col] = rows
+        return out
+
+
+#: the GPUs of the demo's idle node(s): 2 x 80 GiB at rest (60 W, 33 C, 210 MHz)
+GPUS, GPU_MEM, GPU_IDLE_MW = ("0", "1"), 80 * 2**30, 60_000
+
+
+class _GpuParts:
+    """``nvidia_gpu`` rows of the nodes no job uses (:attr:`DemoPlan.idle_hosts`), as
+    the monitor writes them: GPUs at rest, so overview and host pages show the GPU
+    plots and no job's values move. No random draw."""
+
+    def __init__(self, cfg: DemoConfig, plan: DemoPlan) -> None:
+        self.cols = [plan.hosts.index(h) for h in plan.idle_hosts]
+        self.interval = cfg.interval
+        self.energy_mj = 0
+
+    def advance(self) -> None:
+        self.energy_mj += GPU_IDLE_MW * self.interval  # mW x s = mJ
+
+    def rows(self) -> dict[int, dict[str, dict[str, list[int]]]]:
+        gpu = {d: [0, 0, GPU_MEM, GPU_IDLE_MW, self.energy_mj, 33, 210] for d in GPUS}
+        return {col: {"nvidia_gpu": gpu} for col in self.cols}
 
 
 def _header(cfg: DemoConfig, host: str, uptime: int) -> Header:
@@ -435,6 +553,8 @@ def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[Dem
     headers: list[Header | None] = [None] * len(hosts)
     last_day = [-1] * len(hosts)
     fixture = _FixtureParts(cfg, state) if cfg.shape == "fixture" else None
+    perf = _PerfParts(cfg, state, plan)
+    gpus = _GpuParts(cfg, plan)
     apps = [job_app(j, n) for n, j in enumerate(jobs)]
     # per host: the job's busy centiseconds so far and its intervals (procexe rows)
     job_cs, job_iv = [0] * len(hosts), [0] * len(hosts)
@@ -443,10 +563,14 @@ def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[Dem
             state.advance(k)
             if fixture:
                 fixture.advance(k)
+            perf.advance(k)
+            gpus.advance()
             for i, p in enumerate(grid.interval_prof[k].tolist()):
                 job_cs[i] += int(state.prof.busy_ticks[p]) if p else 0
                 job_iv[i] += 1 if p else 0
         extra = fixture.rows(k) if fixture else None
+        counted = perf.rows()
+        counted.update(gpus.rows())
         mem, ps_gauges = state.gauges(k)
         block = state.block.copy()
         block[:, w32["block"]] %= WRAP
@@ -492,6 +616,8 @@ def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[Dem
             if extra:
                 for type_, devices in extra[i].items():
                     sample.rows[type_] = {**sample.rows.get(type_, {}), **devices}
+            for type_, devices in counted.get(i, {}).items():
+                sample.rows[type_] = {**sample.rows.get(type_, {}), **devices}
             text = write_sample(sample)
             if fresh:
                 text = write_header(headers[i]) + "\n" + text  # type: ignore[arg-type]

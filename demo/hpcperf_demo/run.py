@@ -31,7 +31,12 @@ import psycopg
 
 from hpcperf_demo import rabbitmq
 from hpcperf_demo.cluster import SHAPES, DemoConfig
-from hpcperf_demo.generate import accounting_files, expected_messages, iter_messages
+from hpcperf_demo.generate import (
+    accounting_files,
+    expected_messages,
+    iter_messages,
+    peak_settings,
+)
 from hpcperfstats.config import env as config_env
 from hpcperfstats.config import is_set, settings
 from hpcperfstats.db.connect import database_url
@@ -191,6 +196,8 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ, HPCPERF_HOME=str(home), HPCPERF_DATABASE_URL=url,
                HPCPERF_SENSOR_INTERVAL=interval, HPCPERF_AUTOMATION_INTERVAL=interval,
                DAGSTER_HOME=str(dagster_home))
+    for name, value in peak_settings(demo).items():  # the roofline's roof, unless given
+        env[name] = env.get(name) or value
     from dagster import DagsterInstance
 
     instance = DagsterInstance.from_config(str(dagster_home))

@@ -72,6 +72,16 @@ def _si(value: float, unit: str) -> str:
     return f"{value:.1f} {unit}"
 
 
+def flops_text(value: float | None) -> str:
+    """Floating-point operations per second with an SI prefix: ``128.0 GFLOP/s``."""
+    return "—" if _missing(value) else _si(float(value), "FLOP/s")
+
+
+def intensity_text(value: float | None) -> str:
+    """Arithmetic intensity, FLOPs per byte of memory traffic: ``0.025 FLOP/B``."""
+    return "—" if _missing(value) else f"{float(value):.3g} FLOP/B"
+
+
 def duration(seconds: float | None) -> str:
     """``3h 05m`` style; days for long jobs, seconds only for short ones."""
     if _missing(seconds):

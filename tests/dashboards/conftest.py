@@ -10,11 +10,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dashboard_dataset import load
+from hpcperf_demo.generate import peak_settings
 
 from dashboards.users import hash_password, save
 from hpcperfstats.ports import free_port
@@ -174,5 +176,21 @@ def demo_web(pg_server: str, tmp_path_factory) -> Iterator[tuple[str, Any]]:
         ensure_schema(conn)
     folder = tmp_path_factory.mktemp("demo-pages")
     demo = _demo_loader()(url, folder)
-    for base in _serve(url, folder, {"HPCPERF_AUTH": "none"}):
+    _demo_applications(url, folder / "archive", demo)
+    # the demo node's peaks, as ``hpcperf demo`` sets them: the roofline draws its roof
+    for base in _serve(url, folder, {"HPCPERF_AUTH": "none", **peak_settings(demo.cfg)}):
         yield base, demo
+
+
+def _demo_applications(url: str, archive: Path, demo: Any) -> None:
+    """``job_applications`` of the demo's days, as the asset builds them."""
+    import psycopg
+
+    from hpcperfstats.apps.load import build_job_applications
+    from hpcperfstats.apps.rules import app_rules_version, load_app_rules
+    from hpcperfstats.config import cluster_name
+
+    first = demo.cfg.start.replace(hour=0, minute=0, second=0, microsecond=0)
+    with psycopg.connect(url) as conn:
+        build_job_applications(conn, archive, first, first + timedelta(days=3),
+                               load_app_rules(), app_rules_version(), cluster_name())

@@ -95,10 +95,12 @@ def test_job_detail_metrics_coverage_and_plots_per_host(web, watch, screenshots)
     assert any(t.startswith("NUMA accesses: ") for t in plots), plots  # a type no series names
     sizes = [c.bounding_box() for c in page.locator("canvas").all()]
     assert any(b and b["width"] > 300 and b["height"] > 150 for b in sizes), sizes
-    # Accounting and metrics in human units, next to what was allocated
+    # Accounting and metrics in human units, next to what was allocated (in their
+    # tables: the footprint shows some of the values again)
+    facts = page.locator("table.hp-facts")
     for text in ("alice", "proj-cfd", "76.6 %", "41.5 GiB", "of 64.0 GiB requested per node",
                  "24.50 cores", "of 32 allocated per node", "125.0 MB/s", "55m 00s"):
-        assert page.get_by_text(text, exact=True).count() == 1, text
+        assert facts.get_by_text(text, exact=True).count() == 1, text
     assert page.get_by_text("Hosts with gaps: c002 (83.3 %)").count() == 1
     assert page.get_by_text("CPU efficiency: cgroup", exact=False).count() == 1
     assert page.locator("a", has_text="c002").first.get_attribute("href").startswith(
@@ -218,8 +220,12 @@ def test_application_summary_and_a_jobs_applications(web, watch, screenshots):
         "jobs?application=OpenFOAM")
     page.screenshot(path=str(screenshots / "applications.png"), full_page=True)
     watch.open(f"{web}/job?jobid=1002")
-    page.get_by_text("/home/bob/bin/train").wait_for(timeout=30_000)
-    assert page.get_by_text("70%", exact=True).count() == 1  # Python's share
+    apps = page.locator("table.hp-facts", has_text="Executables")  # What ran: applications
+    apps.get_by_text("/home/bob/bin/train").wait_for(timeout=30_000)
+    assert apps.get_by_text("70%", exact=True).count() == 1  # Python's share
+    # ...its process names, and for staff the executable no rule names
+    assert "python3.11\t" in page.locator("table.hp-procs").inner_text()
+    assert page.locator("ul.hp-unknown").inner_text() == "/home/bob/bin/train"
     assert page.get_by_text("Share of the job's CPU time.").count() == 1
     watch.open(f"{web}/jobs?application=Python")
     assert rows(page).all_inner_texts()[0].startswith("1002")

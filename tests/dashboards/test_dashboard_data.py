@@ -346,6 +346,12 @@ def test_peer_percentiles_are_shown_to_a_researcher_only_over_20_jobs_of_5_users
     # below 0.766: 1003 and i/20 for i <= 15 (16 jobs); itself half: 17.5 of 20
     assert (peer["jobs"], peer["users"]) == (20, 6)
     assert float(peer["below"]) == pytest.approx(17.5 / 20)
+    # the footprint's norms over the sorted 20 (0, 0.05, ..., 0.30, 0.31, 0.35, ..., 0.75,
+    # 0.766, 0.80, 0.85): percentile_cont at (n - 1) x q = 1.9, 4.75, 14.25, 17.1
+    assert peer["p10"] == pytest.approx(0.05 + 0.9 * 0.05)
+    assert peer["p25"] == pytest.approx(0.20 + 0.75 * 0.05)
+    assert peer["p75"] == pytest.approx(0.65 + 0.25 * 0.05)
+    assert peer["p90"] == pytest.approx(0.766 + 0.1 * (0.80 - 0.766))
     # one job fewer (19): withheld again; a job of another partition is no peer
     conn.execute("UPDATE job_data SET partition = 'gpu' WHERE jobid = '2017'")
     assert data.peer_context(conn, job, values, ALICE) == {"cpu_efficiency": None}

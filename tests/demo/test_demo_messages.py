@@ -14,7 +14,7 @@ from demo_helpers import (
     job_samples,
     parse_cluster,
 )
-from hpcperf_demo.cluster import DemoConfig
+from hpcperf_demo.cluster import IDLE_MEM_BW, DemoConfig, make_plan, perf_hosts
 from hpcperf_demo.generate import accounting_files, iter_messages
 
 
@@ -35,14 +35,19 @@ def test_every_message_parses_without_issues(demo: Parsed):
     assert {m.sample_count for m in demo.messages} == {1}
     # a header on each host's first message and its first after UTC midnight
     assert demo.headers == {h: 2 for h in demo.plan.hosts}
+    perf = set(perf_hosts(demo.plan))
+    assert perf == {"c001-001", "c001-002", "c001-005"}
     for host, samples in demo.samples.items():
         assert [s.seq for s in samples] == list(range(1, 289))
         assert {s.host for s in samples} == {host}
         assert samples[0].header is not samples[-1].header
         rotated = [s for s in samples if s.header is samples[-1].header][0]
         assert datetime.fromtimestamp(rotated.time, UTC).strftime("%H:%M") == "00:00"
+        # the nodes of the compute- and the memory-bound job also count FLOPs and bytes
+        counted = {"pmc", "imc", "ib_ext", "llite"} if host in perf else set()
+        counted |= {"nvidia_gpu"} if host in demo.plan.idle_hosts else set()  # GPUs at rest
         assert set(samples[0].rows) - {"procexe"} == {
-            "block", "cpu", "mem", "net", "numa", "ps", "vm"}
+            "block", "cpu", "mem", "net", "numa", "ps", "vm"} | counted
         # the processes of the running job (application detection), on no idle node
         assert all(("procexe" in s.rows) == (s.job is not None) for s in samples)
         assert len(samples[0].rows["cpu"]) == 16 and set(samples[0].rows["net"]) == {
@@ -139,6 +144,39 @@ def test_other_shapes_parse_and_match_ground_truth(cfg):
     assert check_ground_truth(parsed) > 0
 
 
+def test_counter_nodes_count_the_plans_flops_and_memory_bytes(demo: Parsed):
+    """pmc/imc rows as the monitor writes them (per CPU; per controller and socket),
+    and their rates, worked out by hand from the plan, on the nodes that have them."""
+    (cpu_job,) = demo.plan.by_behaviour("cpu_bound")
+    (mem_job,) = demo.plan.by_behaviour("memory_heavy")
+    # compute-bound: 16 busy cores x 8 GFLOP/s, 16 x 1 GB/s + the OS's 40 MB/s
+    # memory-bound: 4 busy cores x 0.25 GFLOP/s, 4 x 10 GB/s + 40 MB/s
+    for job, flops, nbytes in ((cpu_job, 16 * 8e9, 16 * 1e9 + IDLE_MEM_BW),
+                               (mem_job, 4 * 2.5e8, 4 * 1e10 + IDLE_MEM_BW)):
+        for host in job.hosts:
+            a, b = job_samples(demo, job, host)[2:4]
+            assert set(b.rows["pmc"]) == {str(c) for c in range(16)}
+            assert set(b.rows["imc"]) == {"uncore_imc_0.0", "uncore_imc_0.8",
+                                          "uncore_imc_1.0", "uncore_imc_1.8"}
+            assert counter_delta(a, b, "pmc", "flops") / 300 == pytest.approx(flops, rel=1e-9)
+            moved = counter_delta(a, b, "imc", "read_bytes") + counter_delta(
+                a, b, "imc", "write_bytes")
+            assert abs(moved / 300 - nbytes) < 4 * 64 / 300  # whole 64-byte lines per device
+            assert counter_delta(a, b, "imc", "read_bytes") / moved == pytest.approx(2 / 3,
+                                                                                    abs=1e-6)
+            # 2.5 GHz on each busy core: the pipeline's cpu_freq_hz
+            assert counter_delta(a, b, "pmc", "cycles") / 300 == pytest.approx(
+                job.busy_cores[host] * 2.5e9)
+    # the idle node's two GPUs rest at 60 W each: energy in mJ over 300 s
+    (idle,) = demo.plan.idle_hosts
+    a, b = demo.samples[idle][5:7]
+    assert counter_delta(a, b, "nvidia_gpu", "energy") / 300 / 1000 == 2 * 60.0
+    assert gauge(b, "nvidia_gpu", "utilization") == 0
+    # the half-cores job's nodes have none: its FLOPS stay "not measured"
+    (half,) = demo.plan.by_behaviour("half_cores")
+    assert all("pmc" not in s.rows for h in half.hosts for s in demo.samples[h])
+
+
 def test_memory_heavy_job_holds_90_percent_of_node_memory(demo: Parsed):
     (job,) = demo.plan.by_behaviour("memory_heavy")
     (host,) = job.hosts
@@ -195,5 +233,8 @@ def test_fixture_shape_leaves_the_default_demo_alone():
     # a second cluster in the same archive gets its own host names
     assert DemoConfig(nodes=2, first_rack=500).hosts() == ["c500-001", "c500-002"]
     assert DemoConfig(nodes=65).hosts()[-2:] == ["c001-064", "c002-001"]
-    plain = [m.text for m in iter_messages(DemoConfig(nodes=3, hours=1))]
-    assert all("\nllite " not in t and "\nproc " not in t for t in plain)
+    cfg = DemoConfig(nodes=3, hours=1)
+    counted = set(perf_hosts(make_plan(cfg)))  # Lustre only on the nodes with counters
+    plain = [m for m in iter_messages(cfg)]
+    assert all("\nllite " not in m.text for m in plain if m.host not in counted)
+    assert all("\nproc " not in m.text for m in plain)

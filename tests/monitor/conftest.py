@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hpcperf_monitor.control import Control
 
 MONITOR_SRC = Path(__file__).resolve().parents[2] / "monitor"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -73,3 +74,12 @@ def start_monitor():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def daemon_dir(tmp_path: Path) -> Path:
+    """A host state dir whose daemon.pid says this process is the daemon."""
+    state = tmp_path / "state"
+    state.mkdir()
+    Control(state).pid_path.write_text(f"{os.getpid()}\n")
+    return state

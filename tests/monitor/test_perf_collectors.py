@@ -59,15 +59,6 @@ class FakeKernel:
         self.closed.append(handle)
 
 
-@pytest.fixture
-def daemon_dir(tmp_path: Path) -> Path:
-    """A host state dir whose daemon.pid says this process is the daemon."""
-    state = tmp_path / "state"
-    state.mkdir()
-    Control(state).pid_path.write_text(f"{os.getpid()}\n")
-    return state
-
-
 def copy_tree(src: Path, dest: Path) -> Path:
     shutil.copytree(src, dest)
     return dest
