@@ -26,7 +26,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -146,6 +146,8 @@ FILTERS = (
     Param("metric", doc="metric name for metric_min/metric_max", enum=tuple(sorted(METRICS))),
     Param("metric_min", "number"), Param("metric_max", "number"),
     Param("flag", doc="jobs with this flag"),
+    Param("application", doc="jobs that ran this application (its name as the rules give "
+          "it, e.g. from /api/v1/applications)"),
 )
 PAGING = (
     Param("sort", doc="column to sort by", enum=tuple(data.SORT_KEYS)),
@@ -165,7 +167,8 @@ def job_filter(args: dict[str, str]) -> data.JobFilter:
         max_nodes=_int(args, "max_nodes", None, 0, 10**7) if args.get("max_nodes") else None,
         min_runtime_s=_float(args, "min_runtime_s"), max_runtime_s=_float(args, "max_runtime_s"),
         metric=args.get("metric") or None, metric_min=_float(args, "metric_min"),
-        metric_max=_float(args, "metric_max"), flag=args.get("flag") or None)
+        metric_max=_float(args, "metric_max"), flag=args.get("flag") or None,
+        application=args.get("application") or None)
 
 
 def search(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]):
@@ -241,6 +244,30 @@ def account_summary(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[
     return {"account": path["account"], **row}
 
 
+#: the applications summary's default range, as on the applications page
+APPLICATIONS_RANGE = timedelta(days=30)
+
+
+def applications(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]):
+    """Per application: jobs, users, core- and GPU-hours, median CPU efficiency, top flags.
+
+    Staff: every job. Researchers: their own jobs, or with ``scope=cluster``
+    everyone's, for the applications that pass the privacy rule (at least
+    ``data.MIN_POOL_JOBS`` jobs of ``data.MIN_POOL_USERS`` users)."""
+    until = _time(args, "until") or datetime.now(UTC)
+    since = _time(args, "since") or until - APPLICATIONS_RANGE
+    scope = args.get("scope") or "mine"
+    if scope not in ("mine", "cluster"):
+        raise ApiError(400, "scope must be mine or cluster")
+    frame = data.application_summary(conn, viewer, since, until,
+                                     args.get("application") or None,
+                                     pooled=scope == "cluster" and not viewer.staff)
+    if args.get("format") == "csv":
+        return frame
+    return {"since": since, "until": until,
+            "scope": "all" if viewer.staff else scope, "applications": frame.to_dicts()}
+
+
 def hosts(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]):
     frame = cluster.freshness(conn)
     if args.get("format") == "csv":
@@ -278,6 +305,17 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "core-hours, efficiency", user_summary, RANGE, path_params=("user",)),
     Endpoint(f"{PREFIX}/accounts/{{account}}/summary", "An account's jobs in a range",
              account_summary, RANGE, path_params=("account",)),
+    Endpoint(f"{PREFIX}/applications", "Per application: jobs, users, core- and GPU-hours, "
+             "CPU efficiency, common flags (researchers: their own jobs, or pooled)",
+             applications,
+             (Param("since", "date-time", "jobs that ended at or after (default: 30 days "
+                    "before until)"),
+              Param("until", "date-time", "jobs that ended before (default: now)"),
+              Param("application", doc="one application only"),
+              Param("scope", doc="researchers: 'mine' (default) or 'cluster' (only "
+                    "applications with enough jobs of enough users); staff see all",
+                    enum=("mine", "cluster"))),
+             ("json", "csv")),
     Endpoint(f"{PREFIX}/hosts", "Hosts and their latest sample (staff)", hosts, (),
              ("json", "csv"), staff_only=True),
     Endpoint(f"{PREFIX}/openapi.json", "This description", openapi_doc),

@@ -445,14 +445,19 @@ TOP_FLAGS = 3
 
 def application_summary(
     conn: psycopg.Connection, viewer: Viewer, since: datetime, until: datetime,
-    application: str | None = None,
+    application: str | None = None, *, pooled: bool = False,
 ) -> pl.DataFrame:
     """Per application, over the jobs the viewer may see that ended in [since, until):
     jobs, users, core- and GPU-hours (each job's hours times the application's
     share of it, so a job's hours are not counted twice), median CPU efficiency
     of those jobs, and the most common flags (``name (jobs)``). Researchers get
-    their own jobs only (``scope_clause``)."""
-    scope, params = scope_clause(viewer)
+    their own jobs only (``scope_clause``); with ``pooled`` everyone's jobs, but
+    only the applications whose jobs pass the privacy rule
+    (``scope_clause(pooled=True)``: enough jobs of enough users)."""
+    scope, params = scope_clause(STAFF if pooled else viewer)
+    guard, guard_params = scope_clause(viewer, "aj", pooled=True) if pooled else (
+        sql.SQL("TRUE"), {})
+    params |= guard_params
     if application is not None and not valid_text(application):
         return pl.DataFrame(schema=APP_SUMMARY_SCHEMA)
     params |= {"since": since, "until": until, "cluster": env("CLUSTER"), "app": application}
@@ -476,9 +481,9 @@ def application_summary(
                sum(coalesce(aj.share, 0) * aj.elapsed_s * coalesce(aj.ngpus, 0)) / 3600.0,
                percentile_cont(0.5) WITHIN GROUP (ORDER BY m.value)
         FROM aj LEFT JOIN job_metrics m ON m.jobid = aj.jobid AND m.metric = 'cpu_efficiency'
-        GROUP BY aj.application
+        GROUP BY aj.application HAVING {guard}
         """
-    ).format(jobs=jobs)
+    ).format(jobs=jobs, guard=guard)
     rows = conn.execute(query, params).fetchall()
     flags = conn.execute(sql.SQL(
         "WITH aj AS ({jobs}) SELECT aj.application, f.flag, count(DISTINCT f.jobid)"
