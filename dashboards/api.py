@@ -19,6 +19,7 @@ characters) before it reaches SQL. Database work runs off the event loop.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -153,7 +154,9 @@ PAGING = (
     Param("sort", doc="column to sort by", enum=tuple(data.SORT_KEYS)),
     Param("order", doc="asc or desc (default desc)", enum=("asc", "desc")),
     Param("limit", "integer", f"jobs per page, 1..{MAX_LIMIT} (default 50)"),
-    Param("offset", "integer", "jobs to skip (default 0)"),
+    Param("offset", "integer", "jobs to skip (default 0); deep pages: use cursor"),
+    Param("cursor", doc="the next_cursor of the previous page (seek paging: every page "
+          "as fast as the first; same sort and order; no total)"),
 )
 
 
@@ -171,6 +174,36 @@ def job_filter(args: dict[str, str]) -> data.JobFilter:
         application=args.get("application") or None)
 
 
+def make_cursor(sort: str, order: str, key: tuple[Any, str]) -> str:
+    """The opaque ``cursor`` of the page after ``key`` (``data.page_key``)."""
+    value, jobid = key
+    text = json.dumps([sort, order, _jsonable(value), jobid], separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def read_cursor(text: str, sort: str, order: str) -> tuple[Any, str]:
+    """``make_cursor``'s key back; 400 for a cursor of another sort or order, or no cursor."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        c_sort, c_order, value, jobid = json.loads(raw)
+    except (ValueError, TypeError):
+        raise ApiError(400, "cursor is not one this API gave") from None
+    if (c_sort, c_order) != (sort, order) or not isinstance(jobid, str):
+        raise ApiError(400, "cursor belongs to another sort or order")
+    if value is not None and sort in ("start", "end"):
+        try:
+            value = datetime.fromisoformat(value)
+        except (ValueError, TypeError):
+            raise ApiError(400, "cursor is not one this API gave") from None
+    numeric = sort in ("nodes", "runtime", "cpu_eff")
+    kind_ok = (value is None or isinstance(value, datetime)
+               or (numeric and isinstance(value, (int, float)) and not isinstance(value, bool))
+               or (not numeric and isinstance(value, str) and data.valid_text(value)))
+    if not kind_ok or not data.valid_text(jobid):
+        raise ApiError(400, "cursor is not one this API gave")
+    return value, jobid
+
+
 def search(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]):
     limit = _int(args, "limit", 50, 1, MAX_LIMIT)
     offset = _int(args, "offset", 0, 0, 10**9)
@@ -180,14 +213,23 @@ def search(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]
     order = (args.get("order") or "desc").lower()
     if order not in ("asc", "desc"):
         raise ApiError(400, "order must be asc or desc")
+    after = read_cursor(args["cursor"], sort, order) if args.get("cursor") else None
+    if after is not None and offset:
+        raise ApiError(400, "give cursor or offset, not both")
+    # one row more than the page: whether there is a next page, without counting
     frame, total = data.list_jobs(conn, job_filter(args), viewer, sort=sort,
-                                  descending=order == "desc", limit=limit, offset=offset)
+                                  descending=order == "desc", limit=limit + 1, offset=offset,
+                                  count=after is None, after=after)
+    more, frame = frame.height > limit, frame.head(limit)
     if args.get("format") in ("csv", "parquet"):  # bulk export: the page as a table
         return frame
-    more = total > offset + frame.height
-    return {"total": total if total <= data.COUNT_LIMIT else None,
-            "total_at_least": total, "offset": offset, "limit": limit,
-            "next_offset": offset + frame.height if more else None,
+    last = frame.row(-1, named=True) if more else None
+    counted = after is None
+    return {"total": total if counted and total <= data.COUNT_LIMIT else None,
+            "total_at_least": total if counted else None, "offset": offset, "limit": limit,
+            "next_offset": offset + frame.height if more and counted else None,
+            "next_cursor": make_cursor(sort, order, data.page_key(last, sort)) if last
+            else None,
             "jobs": frame.to_dicts()}
 
 

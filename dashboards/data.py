@@ -258,6 +258,7 @@ def list_jobs(
     limit: int = 50,
     offset: int = 0,
     count: bool = True,
+    after: tuple[Any, str] | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """One page of jobs (newest end first by default) and the match count
     (capped at ``COUNT_LIMIT + 1``: counting every one of a million matches
@@ -265,14 +266,24 @@ def list_jobs(
 
     Paged in SQL: a server that holds every job in memory per session does
     not survive a centre with millions of jobs. Metrics and flags are looked
-    up for the page's rows only.
+    up for the page's rows only. ``after``: the page after the row with this
+    sort value and job id (:func:`page_key` of the previous page's last row;
+    seek paging: page 200 costs what page 1 costs, where ``offset`` reads and
+    drops every row before it). Ties are ordered by job id in the sort's
+    direction, so (value, job id) is a row comparison an index can seek to.
     """
     where, params = job_filter_clause(conn, filt or JobFilter(), viewer)
     sort = sort if sort in SORT_KEYS else "end"
-    order = SORT_KEYS[sort].format(dir="DESC" if descending else "ASC")
+    direction = "DESC" if descending else "ASC"
+    order = SORT_KEYS[sort].format(dir=direction)
     # newest end first puts running jobs (no end yet) on top: DESC NULLS FIRST is the
     # end_time index read backwards, so the default order stays an index scan
-    nulls = sql.SQL("NULLS FIRST" if sort == "end" and descending else "NULLS LAST")
+    nulls_first = sort == "end" and descending
+    nulls = sql.SQL("NULLS FIRST" if nulls_first else "NULLS LAST")
+    if after is not None:
+        seek, seek_params = _after_clause(sort, descending, nulls_first, *after)
+        where = sql.SQL("{} AND {}").format(where, seek)
+        params |= seek_params
     base = _WITH_EFFICIENCY if sort == "cpu_eff" else sql.SQL("job_data")
     flags = sql.SQL("(SELECT string_agg(DISTINCT f.flag, ', ') FROM job_flags f"
                     " WHERE f.jobid = j.jobid)")
@@ -286,11 +297,12 @@ def list_jobs(
                 AND m.metric = 'mem_hwm_bytes'),
                {flags}, j.req_mem_bytes::float8 / greatest(j.nnodes, 1)
         FROM (SELECT * FROM {base} j WHERE {where}
-              ORDER BY {order} {nulls}, j.jobid DESC
+              ORDER BY {order} {nulls}, j.jobid {direction}
               LIMIT %(limit)s OFFSET %(offset)s) j
-        ORDER BY {order} {nulls}, j.jobid DESC
+        ORDER BY {order} {nulls}, j.jobid {direction}
         """
-    ).format(where=where, order=sql.SQL(order), flags=flags, base=base, nulls=nulls)
+    ).format(where=where, order=sql.SQL(order), flags=flags, base=base, nulls=nulls,
+             direction=sql.SQL(direction))
     params |= {"limit": max(1, int(limit)), "offset": max(0, int(offset))}
     rows = conn.execute(query, params).fetchall()
     total = -1
@@ -300,6 +312,38 @@ def list_jobs(
         ).format(where=where)
         total = int(conn.execute(total_query, params | {"cap": COUNT_LIMIT + 1}).fetchone()[0])
     return pl.DataFrame(rows, schema=JOB_LIST_SCHEMA, orient="row"), total
+
+
+#: the list's column holding each sort's value (``page_key``)
+SORT_COLUMNS = {"jobid": "jobid", "user": "user", "account": "account",
+                "partition": "partition", "name": "name", "state": "state", "start": "start",
+                "end": "end", "nodes": "nodes", "runtime": "runtime", "cpu_eff": "cpu_eff"}
+
+
+def page_key(row: dict[str, Any], sort: str) -> tuple[Any, str]:
+    """(sort value, job id) of a listed row: ``after`` for the next page."""
+    return row[SORT_COLUMNS[sort]], row["jobid"]
+
+
+def _after_clause(sort: str, descending: bool, nulls_first: bool, value: Any, jobid: str
+                  ) -> tuple[sql.Composable, dict[str, Any]]:
+    """The rows after (value, jobid) in the list's order (``ORDER BY x dir, jobid dir``,
+    NULLs of x first or last)."""
+    cmp = "<" if descending else ">"
+    params: dict[str, Any] = {"after_id": jobid, "after_v": value}
+    if sort == "jobid":  # ordered by length, then text: "999" before "1000"
+        return sql.SQL(f"(length(j.jobid), j.jobid) {cmp} (length(%(after_id)s::text),"
+                       " %(after_id)s)"), params
+    col = SORT_KEYS[sort].split()[0]
+    if value is None:  # within the NULLs: by job id; when they come first, then the rest
+        clause = f"({col} IS NULL AND j.jobid {cmp} %(after_id)s)"
+        if nulls_first:
+            clause = f"({clause} OR {col} IS NOT NULL)"
+    else:
+        clause = f"({col}, j.jobid) {cmp} (%(after_v)s, %(after_id)s)"
+        if not nulls_first:
+            clause = f"({clause} OR {col} IS NULL)"
+    return sql.SQL(clause), params
 
 
 #: Filter choices are cached this long per process: DISTINCT over a million
