@@ -97,6 +97,33 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def frame_json(frame: pl.DataFrame) -> str:
+    """A frame's rows as a JSON array of objects, serialised by polars: a 128-node job's
+    16,000 series points in milliseconds, where Python dicts took most of a second.
+    Times ISO 8601 in UTC, NaN and infinities null (as ``_jsonable``)."""
+    cols = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if isinstance(dtype, pl.Datetime):
+            col = col.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.f+00:00")
+        elif dtype.is_float():
+            col = pl.when(col.is_finite()).then(col)
+        cols.append(col.alias(name))
+    return frame.select(cols).write_json()
+
+
+def dump_json(body: Any) -> str:
+    """The answer's JSON; frames among a dict's values are written by :func:`frame_json`."""
+    if isinstance(body, pl.DataFrame):
+        body = {"rows": body}
+    if isinstance(body, dict) and any(isinstance(v, pl.DataFrame) for v in body.values()):
+        return "{" + ",".join(
+            f"{json.dumps(k)}:"
+            f"{frame_json(v) if isinstance(v, pl.DataFrame) else json.dumps(_jsonable(v))}"
+            for k, v in body.items()) + "}"
+    return json.dumps(_jsonable(body))
+
+
 def _int(args: dict[str, str], name: str, default: int, low: int, high: int) -> int:
     text = args.get(name)
     if text in (None, ""):
@@ -230,7 +257,7 @@ def search(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]
             "next_offset": offset + frame.height if more and counted else None,
             "next_cursor": make_cursor(sort, order, data.page_key(last, sort)) if last
             else None,
-            "jobs": frame.to_dicts()}
+            "jobs": frame}
 
 
 def _visible_job(conn, viewer: auth.Viewer, jobid: str) -> dict:
@@ -267,7 +294,7 @@ def job_series(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, 
         raise ApiError(400, "aggregate must be 'hosts'")
     if args.get("format") in ("csv", "parquet"):
         return frame
-    return {"jobid": job["jobid"], "points_per_series": points, "points": frame.to_dicts()}
+    return {"jobid": job["jobid"], "points_per_series": points, "points": frame}
 
 
 def user_summary(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]):
@@ -307,14 +334,14 @@ def applications(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str
     if args.get("format") == "csv":
         return frame
     return {"since": since, "until": until,
-            "scope": "all" if viewer.staff else scope, "applications": frame.to_dicts()}
+            "scope": "all" if viewer.staff else scope, "applications": frame}
 
 
 def hosts(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]):
     frame = cluster.freshness(conn)
     if args.get("format") == "csv":
         return frame
-    return {"hosts": frame.to_dicts()}
+    return {"hosts": frame}
 
 
 def whoami(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]):
@@ -509,9 +536,8 @@ class ApiHandler(RequestHandler):
                 self.set_header("Content-Disposition", f'attachment; filename="{name}.csv"')
                 self.finish(export.csv(body).getvalue())
                 return
-            body = {"rows": body.to_dicts()}
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(_jsonable(body)))
+        self.finish(dump_json(body))
 
 
 def patterns() -> list[tuple[str, type, dict]]:

@@ -237,7 +237,8 @@ def _host_data_compressed(conn: psycopg.Connection) -> bool:
 #: ``job_series`` per job, host, series and bucket of fixed widths (ROLLUP_WIDTHS in
 #: ``hpcperfstats.jobs.series``): a long job's whole series in one short index range.
 #: Filter and order indexes for the job search over a million jobs: a metric range
-#: (job_metrics by metric and value) and the sorts a portal pages through.
+#: (job_metrics by metric and value) and the sorts a portal pages through by cursor
+#: (value, job id: the seek's row comparison).
 JOB_SERIES_ROLLUP_DDL = """
 CREATE TABLE IF NOT EXISTS job_series_rollup (
     jobid     text NOT NULL,
@@ -254,6 +255,9 @@ CREATE TABLE IF NOT EXISTS job_series_rollup (
 );
 CREATE INDEX IF NOT EXISTS job_series_rollup_day ON job_series_rollup (day);
 CREATE INDEX IF NOT EXISTS job_metrics_metric_value ON job_metrics (metric, value, jobid);
+CREATE INDEX IF NOT EXISTS job_data_start_seek ON job_data (start_time, jobid);
+CREATE INDEX IF NOT EXISTS job_data_runtime_seek ON job_data (elapsed_s, jobid);
+CREATE INDEX IF NOT EXISTS job_data_nodes_seek ON job_data (nnodes, jobid);
 """
 
 #: Steps after 1 say ``IF NOT EXISTS``: databases of this week's builds recorded
@@ -279,7 +283,7 @@ ALTER TABLE job_data ADD COLUMN IF NOT EXISTS submit_line text;
     Migration(7, "applications each job ran (hpcperfstats.apps), per cluster",
               JOB_APPLICATIONS_DDL),
     Migration(8, "job_series rolled up per 10 min, 30 min and 2 h (a long job's whole "
-                 "series fast), and the job search's metric-range index", JOB_SERIES_ROLLUP_DDL),
+                 "series fast), and the job search's metric-range and sort indexes", JOB_SERIES_ROLLUP_DDL),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -308,3 +308,26 @@ def test_hpcperf_job_prints_the_applications_locally_and_remotely(web_basic, mad
     assert hpcperf(["job", "1003"]) == 0
     assert "Applications (share of memory): OpenFOAM 100% (fluid dynamics)" in (
         capsys.readouterr().out.splitlines())
+
+
+def test_frames_serialise_as_the_dicts_would():
+    """frame_json (polars writes the rows) says what _jsonable of the dicts says: ISO times
+    in UTC, NaN and infinities null."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from dashboards.api import _jsonable, dump_json, frame_json
+
+    frame = pl.DataFrame({
+        "time": [datetime(2026, 3, 1, 10, tzinfo=UTC),
+                 datetime(2026, 3, 1, 12, 0, 1, 250_000, tzinfo=timezone(timedelta(hours=2)))],
+        "value": [float("nan"), 1.5], "limit": [float("inf"), None], "host": ["c001", None],
+        "n": [3, None]})
+    got = json.loads(frame_json(frame))
+    want = _jsonable(frame.to_dicts())
+    for row in (*got, *want):
+        row["time"] = datetime.fromisoformat(row["time"])
+    assert got == want
+    assert got[1]["time"] == datetime(2026, 3, 1, 10, 0, 1, 250_000, tzinfo=UTC)
+    assert json.loads(dump_json({"jobid": "1", "points": frame.head(1)})) == {
+        "jobid": "1", "points": [{"time": "2026-03-01T10:00:00+00:00", "value": None,
+                                  "limit": None, "host": "c001", "n": 3}]}
