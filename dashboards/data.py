@@ -248,6 +248,25 @@ def job_filter_clause(
     return sql.SQL(" AND ").join(clauses), params
 
 
+#: One page of the job list: the page's rows from {base} (job_data, or it with the
+#: efficiency to sort by), then their metrics and flags looked up for those rows only.
+_PAGE = """
+    SELECT j.jobid, j.username, j.account, j.partition, j.jobname, j.state,
+           j.start_time, j.end_time, j.nnodes, j.elapsed_s,
+           (SELECT value FROM job_metrics m WHERE m.jobid = j.jobid
+            AND m.metric = 'cpu_efficiency'),
+           (SELECT value FROM job_metrics m WHERE m.jobid = j.jobid
+            AND m.metric = 'mem_hwm_bytes'),
+           (SELECT string_agg(DISTINCT f.flag, ', ') FROM job_flags f
+            WHERE f.jobid = j.jobid),
+           j.req_mem_bytes::float8 / greatest(j.nnodes, 1)
+    FROM (SELECT * FROM {base} j WHERE {where}
+          ORDER BY {order} {nulls}, j.jobid {direction}
+          LIMIT %(limit)s OFFSET %(offset)s) j
+    ORDER BY {order} {nulls}, j.jobid {direction}
+"""
+
+
 def list_jobs(
     conn: psycopg.Connection,
     filt: JobFilter | None = None,
@@ -280,36 +299,46 @@ def list_jobs(
     # end_time index read backwards, so the default order stays an index scan
     nulls_first = sort == "end" and descending
     nulls = sql.SQL("NULLS FIRST" if nulls_first else "NULLS LAST")
-    if after is not None:
-        seek, seek_params = _after_clause(sort, descending, nulls_first, *after)
-        where = sql.SQL("{} AND {}").format(where, seek)
-        params |= seek_params
-    base = _WITH_EFFICIENCY if sort == "cpu_eff" else sql.SQL("job_data")
-    flags = sql.SQL("(SELECT string_agg(DISTINCT f.flag, ', ') FROM job_flags f"
-                    " WHERE f.jobid = j.jobid)")
-    query = sql.SQL(
-        """
-        SELECT j.jobid, j.username, j.account, j.partition, j.jobname, j.state,
-               j.start_time, j.end_time, j.nnodes, j.elapsed_s,
-               (SELECT value FROM job_metrics m WHERE m.jobid = j.jobid
-                AND m.metric = 'cpu_efficiency'),
-               (SELECT value FROM job_metrics m WHERE m.jobid = j.jobid
-                AND m.metric = 'mem_hwm_bytes'),
-               {flags}, j.req_mem_bytes::float8 / greatest(j.nnodes, 1)
-        FROM (SELECT * FROM {base} j WHERE {where}
-              ORDER BY {order} {nulls}, j.jobid {direction}
-              LIMIT %(limit)s OFFSET %(offset)s) j
-        ORDER BY {order} {nulls}, j.jobid {direction}
-        """
-    ).format(where=where, order=sql.SQL(order), flags=flags, base=base, nulls=nulls,
-             direction=sql.SQL(direction))
-    params |= {"limit": max(1, int(limit)), "offset": max(0, int(offset))}
-    rows = conn.execute(query, params).fetchall()
+    counted = where
+    limit, offset = max(1, int(limit)), max(0, int(offset))
+
+    def page(base: sql.Composable, where: sql.Composable, limit: int, offset: int,
+             extra: dict[str, Any]) -> list[tuple]:
+        query = sql.SQL(_PAGE).format(where=where, order=sql.SQL(order), base=base,
+                                      nulls=nulls, direction=sql.SQL(direction))
+        return conn.execute(query, params | extra | {"limit": limit, "offset": offset}
+                            ).fetchall()
+
+    if sort == "cpu_eff" and offset == 0 and (after is None or after[0] is not None):
+        # jobs with an efficiency first, read in order from job_metrics' (metric, value,
+        # jobid) index and stopped at the page; the jobs without one (they sort last)
+        # only when the page reaches them
+        cmp = "<" if descending else ">"
+        seek = sql.SQL(f" AND (se.value, se.jobid) {cmp} (%(after_v)s, %(after_id)s)"
+                       if after else "")
+        inner = sql.SQL(
+            "(SELECT j.*, se.value AS eff_sort FROM job_metrics se JOIN job_data j"
+            " ON j.jobid = se.jobid WHERE se.metric = 'cpu_efficiency'"
+            " AND se.value IS NOT NULL{seek}"
+            " ORDER BY se.value {direction}, se.jobid {direction})").format(
+            seek=seek, direction=sql.SQL(direction))
+        extra = {"after_v": after[0], "after_id": after[1]} if after else {}
+        rows = page(inner, where, limit, 0, extra)
+        if len(rows) < limit:
+            rows += page(_WITH_EFFICIENCY, sql.SQL("{} AND j.eff_sort IS NULL").format(where),
+                         limit - len(rows), 0, {})
+    else:
+        base = _WITH_EFFICIENCY if sort == "cpu_eff" else sql.SQL("job_data")
+        extra: dict[str, Any] = {}
+        if after is not None:
+            seek, extra = _after_clause(sort, descending, nulls_first, *after)
+            where = sql.SQL("{} AND {}").format(where, seek)
+        rows = page(base, where, limit, offset, extra)
     total = -1
     if count:
         total_query = sql.SQL(
             "SELECT count(*) FROM (SELECT 1 FROM job_data j WHERE {where} LIMIT %(cap)s) c"
-        ).format(where=where)
+        ).format(where=counted)
         total = int(conn.execute(total_query, params | {"cap": COUNT_LIMIT + 1}).fetchone()[0])
     return pl.DataFrame(rows, schema=JOB_LIST_SCHEMA, orient="row"), total
 

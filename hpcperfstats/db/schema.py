@@ -283,7 +283,8 @@ ALTER TABLE job_data ADD COLUMN IF NOT EXISTS submit_line text;
     Migration(7, "applications each job ran (hpcperfstats.apps), per cluster",
               JOB_APPLICATIONS_DDL),
     Migration(8, "job_series rolled up per 10 min, 30 min and 2 h (a long job's whole "
-                 "series fast), and the job search's metric-range and sort indexes", JOB_SERIES_ROLLUP_DDL),
+                 "series fast), and the job search's metric-range and sort indexes",
+              JOB_SERIES_ROLLUP_DDL),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

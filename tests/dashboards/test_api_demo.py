@@ -118,6 +118,28 @@ def test_paging_and_filters_agree_with_the_search_page(demo, case):
     assert _pages(base, args, "offset") == expected, (case, sort, descending)
 
 
+@pytest.mark.parametrize("descending", [False, True])
+def test_the_efficiency_sort_pages_through_jobs_with_and_without_one(demo, descending):
+    """Sorted by CPU efficiency, the jobs with one come from job_metrics' index and the
+    rest (NULL, last) after them: the pages by cursor cross from one to the other."""
+    base, url, _ = demo
+    with psycopg.connect(url) as conn:
+        expected, _ = data.list_jobs(conn, sort="cpu_eff", descending=descending, limit=10**6,
+                                     offset=0)
+        everything, _ = data.list_jobs(conn, sort="jobid", limit=10**6)
+        missing = conn.execute("SELECT count(*) FROM job_data j WHERE NOT EXISTS (SELECT 1"
+                               " FROM job_metrics m WHERE m.jobid = j.jobid AND m.metric ="
+                               " 'cpu_efficiency' AND m.value IS NOT NULL)").fetchone()[0]
+    assert 0 < missing < everything.height  # both kinds in the demo
+    assert sorted(expected["jobid"]) == sorted(everything["jobid"])
+    effs = expected["cpu_eff"].to_list()
+    known = [e for e in effs if e is not None]
+    assert effs[:len(known)] == known == sorted(known, reverse=descending)
+    args = {"sort": "cpu_eff", "order": "desc" if descending else "asc"}
+    assert _pages(base, args, "cursor") == expected["jobid"].to_list()
+    assert _pages(base, args, "offset") == expected["jobid"].to_list()
+
+
 def test_the_cursor_is_checked(demo):
     base, _, _ = demo
     first = json.loads(get(f"{base}/api/v1/jobs?limit=2&sort=nodes", {}).body)
