@@ -303,7 +303,7 @@ def list_jobs(
     limit, offset = max(1, int(limit)), max(0, int(offset))
 
     def page(base: sql.Composable, where: sql.Composable, limit: int, offset: int,
-             extra: dict[str, Any]) -> list[tuple]:
+             extra: dict[str, Any], nulls: sql.Composable = nulls) -> list[tuple]:
         query = sql.SQL(_PAGE).format(where=where, order=sql.SQL(order), base=base,
                                       nulls=nulls, direction=sql.SQL(direction))
         return conn.execute(query, params | extra | {"limit": limit, "offset": offset}
@@ -316,14 +316,17 @@ def list_jobs(
         cmp = "<" if descending else ">"
         seek = sql.SQL(f" AND (se.value, se.jobid) {cmp} (%(after_v)s, %(after_id)s)"
                        if after else "")
+        # no ORDER BY inside (the page orders): a sorted subquery is planned on its own,
+        # for all its rows (over a million jobs a hash join and a sort, 2.7 s), where
+        # a flat one lets the page's LIMIT choose the index walk (12 ms)
         inner = sql.SQL(
             "(SELECT j.*, se.value AS eff_sort FROM job_metrics se JOIN job_data j"
             " ON j.jobid = se.jobid WHERE se.metric = 'cpu_efficiency'"
-            " AND se.value IS NOT NULL{seek}"
-            " ORDER BY se.value {direction}, se.jobid {direction})").format(
-            seek=seek, direction=sql.SQL(direction))
+            " AND se.value IS NOT NULL{seek})").format(seek=seek)
         extra = {"after_v": after[0], "after_id": after[1]} if after else {}
-        rows = page(inner, where, limit, 0, extra)
+        # no NULLs here: the direction's own NULLS order is the index's, read either way
+        rows = page(inner, where, limit, 0, extra,
+                    sql.SQL("NULLS FIRST" if descending else "NULLS LAST"))
         if len(rows) < limit:
             rows += page(_WITH_EFFICIENCY, sql.SQL("{} AND j.eff_sort IS NULL").format(where),
                          limit - len(rows), 0, {})

@@ -238,7 +238,8 @@ def _host_data_compressed(conn: psycopg.Connection) -> bool:
 #: ``hpcperfstats.jobs.series``): a long job's whole series in one short index range.
 #: Filter and order indexes for the job search over a million jobs: a metric range
 #: (job_metrics by metric and value) and the sorts a portal pages through by cursor
-#: (value, job id: the seek's row comparison).
+#: (value, job id: the seek's row comparison), in the order the list uses for
+#: "largest first" (DESC NULLS LAST: an index read backwards gives NULLS FIRST).
 JOB_SERIES_ROLLUP_DDL = """
 CREATE TABLE IF NOT EXISTS job_series_rollup (
     jobid     text NOT NULL,
@@ -255,9 +256,12 @@ CREATE TABLE IF NOT EXISTS job_series_rollup (
 );
 CREATE INDEX IF NOT EXISTS job_series_rollup_day ON job_series_rollup (day);
 CREATE INDEX IF NOT EXISTS job_metrics_metric_value ON job_metrics (metric, value, jobid);
-CREATE INDEX IF NOT EXISTS job_data_start_seek ON job_data (start_time, jobid);
-CREATE INDEX IF NOT EXISTS job_data_runtime_seek ON job_data (elapsed_s, jobid);
-CREATE INDEX IF NOT EXISTS job_data_nodes_seek ON job_data (nnodes, jobid);
+CREATE INDEX IF NOT EXISTS job_data_start_seek
+    ON job_data (start_time DESC NULLS LAST, jobid DESC);
+CREATE INDEX IF NOT EXISTS job_data_runtime_seek
+    ON job_data (elapsed_s DESC NULLS LAST, jobid DESC);
+CREATE INDEX IF NOT EXISTS job_data_nodes_seek
+    ON job_data (nnodes DESC NULLS LAST, jobid DESC);
 """
 
 #: Steps after 1 say ``IF NOT EXISTS``: databases of this week's builds recorded
