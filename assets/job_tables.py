@@ -1,7 +1,8 @@
-"""``job_series``, ``job_metrics``, ``job_coverage``: one daily pass per job end day.
+"""``job_series`` (and its rollup), ``job_metrics``, ``job_coverage``: one daily pass
+per job end day.
 
-The three tables come from the same read of the jobs' host data, so they
-are one multi-asset (one read, one transaction per day) with three keys the
+The tables come from the same read of the jobs' host data, so they
+are one multi-asset (one read, one transaction per day) with a key per table the
 UI shows and the dashboards read. It is subsettable (``can_subset``):
 ``hpcperf backfill job_metrics 2026-11-28 2026-11-28``
 rebuilds that table alone. ``job_days_sensor`` requests the days whose jobs
@@ -49,6 +50,11 @@ _RETRY = RETRIES_FAILED
                   description="Derived series (CPU, memory, network, I/O, GPU...) of each "
                   "job's hosts over its run, tagged with the job id: (jobid, host, series, "
                   "time, value); partitioned by the day the job ended."),
+        AssetSpec("job_series_rollup", deps=[AssetDep("job_series")], group_name="jobs",
+                  automation_condition=_RETRY,
+                  description="job_series averaged per job, host, series and 10-minute, "
+                  "30-minute and 2-hour bucket: what a long job's plots and the data API "
+                  "read (built in the same pass as job_series)."),
         AssetSpec("job_metrics", deps=_DEPS, group_name="jobs", automation_condition=_RETRY,
                   description="Per-job metrics with units (CPU efficiency, memory high-water "
                   "mark, bandwidths, GPU, energy, imbalance, idle nodes...); NULL with a reason "
@@ -81,6 +87,7 @@ def job_tables(context: AssetExecutionContext, db: Database):
     metadata = {
         "job_series": {"rows": result.series_rows, "jobs": result.jobs, "rows_per_s": rate,
                        "seconds": seconds},
+        "job_series_rollup": {"rows": result.rollup_rows, "jobs": result.jobs},
         "job_metrics": {"jobs": result.jobs, "jobs_with_data": result.jobs_with_data,
                         "metric_rows": result.metric_rows, "chunks": result.chunks,
                         "seconds": seconds},

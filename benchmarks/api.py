@@ -27,6 +27,7 @@ from pathlib import Path
 import psycopg
 
 from benchmarks.dashboards import BIG_JOB, load_big_job, load_jobs, store_job_series
+from dashboards.api import make_cursor
 from hpcperfstats.db import embedded
 from hpcperfstats.db.schema import ensure_schema
 from hpcperfstats.ports import free_port
@@ -103,6 +104,13 @@ def run(url: str, args: argparse.Namespace, home: Path) -> None:
                 data.list_jobs(conn, data.JobFilter(), Viewer("staffer", staff=True))
 
         api = f"{base}/api/v1"
+        with psycopg.connect(url) as conn:  # the cursor of the 10,001st job in each order
+            deep = {}
+            for sort, order in (("cpu_eff", "asc"), ("end", "desc")):
+                row = data.list_jobs(conn, data.JobFilter(), Viewer("staffer", staff=True),
+                                     sort=sort, descending=order == "desc", limit=1,
+                                     offset=9_999, count=False)[0].row(0, named=True)
+                deep[sort] = make_cursor(sort, order, data.page_key(row, sort))
         cases = [
             ("baseline: /api/v1/me (identity + token)", lambda: fetch(f"{api}/me", staff)),
             ("baseline: list_jobs in-process (staff, newest 50)", in_process),
@@ -112,8 +120,17 @@ def run(url: str, args: argparse.Namespace, home: Path) -> None:
             ("search: name contains + metric range",
              lambda: fetch(f"{api}/jobs?name=run-42&metric=cpu_efficiency&metric_max=0.5",
                            staff)),
-            ("search: page 200 sorted by CPU efficiency",
+            ("search: offset 10,000 sorted by CPU efficiency",
              lambda: fetch(f"{api}/jobs?sort=cpu_eff&order=asc&offset=10000", staff)),
+            ("search: the same page by cursor",
+             lambda: fetch(f"{api}/jobs?sort=cpu_eff&order=asc&cursor={deep['cpu_eff']}",
+                           staff)),
+            ("search: newest first, page 201 by cursor",
+             lambda: fetch(f"{api}/jobs?cursor={deep['end']}", staff)),
+            ("search: partition + state + min nodes",
+             lambda: fetch(f"{api}/jobs?partition=gpu&state=FAILED&min_nodes=8", staff)),
+            ("search: flag, sorted by runtime",
+             lambda: fetch(f"{api}/jobs?flag=low_cpu_efficiency&sort=runtime", staff)),
             (f"one job's series, {args.hosts} nodes x {args.hours} h (JSON)",
              lambda: fetch(f"{api}/jobs/{BIG_JOB}/series", owner)),
             ("same series as Parquet", lambda: fetch(f"{api}/jobs/{BIG_JOB}/series?"

@@ -118,9 +118,14 @@ def load_big_job(conn: psycopg.Connection, hosts: int, hours: int) -> int:
 
 
 def store_job_series(conn: psycopg.Connection) -> int:
-    """What the pipeline's job_series asset stores for the finished big job."""
+    """What the pipeline's job_series asset (and its rollup) stores for the finished big
+    job."""
+    import polars as pl
+
     from dashboards.pages.job import JOB_SERIES
     from hpcperfstats.hostdata.series import SERIES, host_series
+    from hpcperfstats.jobs.series import job_series_rollup
+    from hpcperfstats.jobs.store import copy_day
 
     job = conn.execute("SELECT start_time, end_time, hosts FROM job_data WHERE jobid = %s",
                        (BIG_JOB,)).fetchone()
@@ -130,6 +135,15 @@ def store_job_series(conn: psycopg.Connection) -> int:
     ) as copy:
         for time_, host, series, value, _unit in frame.iter_rows():
             copy.write_row((BIG_JOB, host, series, time_, value, job[1].date(), CLUSTER))
+    # and its rollup, as the same pass of the pipeline builds it (no coverage here: the
+    # sampling interval is unknown, so rates are cut as the plots cut them then)
+    rows = frame.select(pl.lit(BIG_JOB).alias("jobid"), "host", "series", "time", "value")
+    starts = pl.DataFrame({"jobid": [BIG_JOB], "start_time": [job[0]], "interval_s": [None]},
+                          schema={"jobid": pl.Utf8, "start_time": pl.Datetime("us", "UTC"),
+                                  "interval_s": pl.Float64})
+    with conn.cursor() as cur:
+        copy_day(cur, "job_series_rollup", job_series_rollup(rows, starts), job[1].date(),
+                 cluster=CLUSTER)
     return frame.height
 
 

@@ -22,6 +22,7 @@ import psycopg
 
 from hpcperfstats.config import cluster_name
 from hpcperfstats.db.series_sql import series_query
+from hpcperfstats.hostdata.aggregates import ORIGIN  # the rollups' bucket origin too
 from hpcperfstats.hostdata.rates import epoch_utc
 from hpcperfstats.hostdata.series import (
     ALL_SERIES,
@@ -34,6 +35,7 @@ from hpcperfstats.hostdata.series import (
     derive_cgroup_series,
     derive_series,
 )
+from hpcperfstats.jobs.series import ROLLUP_WIDTHS, first_rate
 
 #: Buckets per host and series on a plot: more than a screen shows.
 MAX_POINTS = 240
@@ -50,7 +52,6 @@ EXTRA_SCHEMA = {
     "unit": pl.Utf8, "value": pl.Float64,
 }
 
-ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def _fetch(conn: psycopg.Connection, query: str, params: dict[str, Any],
@@ -217,42 +218,52 @@ def job_window(job: dict[str, Any]) -> tuple[datetime, datetime] | None:
     return start, job.get("end_time") or datetime.now(UTC)
 
 
-def first_rate(start: datetime, interval_s: float | None) -> datetime:
-    """Rates stamped up to here are left off a job's plots: a rate stamped t covers the
-    interval before t, so one stamped within half an interval of the start (the
-    monitor's sample at the job's begin, a second late) measured mostly the time
-    before the job: the node idle or another job, drawn as a ramp from 0 that the
-    job never made. Its metrics weigh such a point by its overlap instead."""
-    return start + timedelta(seconds=(interval_s or 2 * MIN_BUCKET_S) / 2)
-
-
 def stored_job_series(
     conn: psycopg.Connection, jobid: str, start: datetime, end: datetime,
     names: Sequence[str], max_points: int = MAX_POINTS, hosts: Sequence[str] | None = None,
     cluster: str | None = None,
 ) -> pl.DataFrame:
-    """A job's series from the pipeline's ``job_series`` table, bucket-averaged.
+    """A job's series from the pipeline's tables, bucket-averaged: the one read of a
+    finished job's series (job page, compare page, data API).
 
     Already derived and keyed by job, so one index range per series instead
-    of every raw event of every host. Empty when the job's rows are missing
-    (a running job, or the daily asset has not run yet).
+    of every raw event of every host. A bucket of at least the narrowest
+    ``ROLLUP_WIDTHS`` width is rounded up to a multiple of the widest width
+    that fits and made of whole ``job_series_rollup`` buckets (their
+    ``n``-weighted mean: the mean of the rows; a 128-node, 48-hour job reads
+    tens of thousands of rows instead of 368,640); finer buckets, and days
+    built before the rollup, read ``job_series``. Empty when the job's rows
+    are missing (a running job, or the daily asset has not run yet).
     """
     interval = data_interval(conn, jobid, cluster)
-    bucket = timedelta(seconds=bucket_seconds(start, end, max_points, interval))
-    # each bucket is drawn at its last sample, so a line ends where the data ends
-    frame = _fetch(
-        conn,
-        "SELECT extract(epoch FROM max(time)), host, series, avg(value) FROM job_series"
-        " WHERE cluster = %(c)s AND jobid = %(j)s AND series = ANY(%(n)s)"
-        " AND (%(h)s::text[] IS NULL OR host = ANY(%(h)s))"
-        " AND (series <> ALL(%(rates)s) OR time > %(s)s)"
-        " GROUP BY date_bin(%(b)s, time, %(o)s), host, series",
-        {"b": bucket, "o": ORIGIN, "j": jobid, "n": list(names), "rates": RATE_SERIES,
-         "c": cluster_name(cluster),
-         "s": first_rate(start, interval), "h": None if hosts is None else list(hosts)},
-        {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "series": pl.Utf8,
-         "value": pl.Float64},
-    )
+    seconds = bucket_seconds(start, end, max_points, interval)
+    args = {"o": ORIGIN, "j": jobid, "c": cluster_name(cluster), "n": list(names),
+            "rates": RATE_SERIES, "s": first_rate(start, interval), "h": None if hosts is None else list(hosts)}
+    schema = {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "series": pl.Utf8,
+              "value": pl.Float64}
+    frame = pl.DataFrame(schema=schema)
+    if seconds >= ROLLUP_WIDTHS[0]:
+        width = max(w for w in ROLLUP_WIDTHS if w <= seconds)
+        seconds = math.ceil(seconds / width) * width  # the same buckets from job_series
+        # rates before first_rate are not in the rollup (left out when it was built)
+        frame = _fetch(
+            conn,
+            "SELECT extract(epoch FROM max(last_time)), host, series,"
+            " sum(value * n) / nullif(sum(n) FILTER (WHERE value IS NOT NULL), 0)"
+            " FROM job_series_rollup WHERE cluster = %(c)s AND jobid = %(j)s AND width_s = %(w)s"
+            " AND series = ANY(%(n)s) AND (%(h)s::text[] IS NULL OR host = ANY(%(h)s))"
+            " GROUP BY date_bin(%(b)s, bucket, %(o)s), host, series",
+            args | {"b": timedelta(seconds=seconds), "w": width}, schema)
+    if frame.is_empty():
+        # each bucket is drawn at its last sample, so a line ends where the data ends
+        frame = _fetch(
+            conn,
+            "SELECT extract(epoch FROM max(time)), host, series, avg(value) FROM job_series"
+            " WHERE cluster = %(c)s AND jobid = %(j)s AND series = ANY(%(n)s)"
+            " AND (%(h)s::text[] IS NULL OR host = ANY(%(h)s))"
+            " AND (series <> ALL(%(rates)s) OR time > %(s)s)"
+            " GROUP BY date_bin(%(b)s, time, %(o)s), host, series",
+            args | {"b": timedelta(seconds=seconds)}, schema)
     units = {n: s.unit for n, s in ALL_SERIES.items()}
     return frame.with_columns(
         pl.col("series").replace_strict(units, default=None).alias("unit")

@@ -83,7 +83,8 @@ host_data_job = define_asset_job(
 slurm_jobs_job = define_asset_job("slurm_jobs_job", selection=[slurm_jobs])
 job_tables_job = define_asset_job(
     "job_tables_job", selection=[job_tables, job_flags, job_applications],
-    description="job_series, job_metrics, job_coverage, job_flags and job_applications of "
+    description="job_series (and its rollup), job_metrics, job_coverage, job_flags and "
+    "job_applications of "
     "job end days.")
 archive_day_job = define_asset_job("archive_day_job", AssetSelection.assets(archive_day))
 

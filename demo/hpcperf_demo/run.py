@@ -126,7 +126,8 @@ def progress_line(conn: psycopg.Connection, url: str | None, queue: str,
 
 
 #: The assets a loaded demo has materialised at least once (``--exit-when-done``).
-DEMO_ASSETS = ("raw_stats_archive", "host_data", "slurm_jobs", "job_series", "job_metrics",
+DEMO_ASSETS = ("raw_stats_archive", "host_data", "slurm_jobs", "job_series",
+               "job_series_rollup", "job_metrics",
                "job_coverage", "job_flags", "job_applications")
 
 

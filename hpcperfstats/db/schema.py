@@ -234,6 +234,36 @@ def _host_data_compressed(conn: psycopg.Connection) -> bool:
     return bool(row and row[0])
 
 
+#: ``job_series`` per job, host, series and bucket of fixed widths (ROLLUP_WIDTHS in
+#: ``hpcperfstats.jobs.series``): a long job's whole series in one short index range.
+#: Filter and order indexes for the job search over a million jobs: a metric range
+#: (job_metrics by metric and value) and the sorts a portal pages through by cursor
+#: (value, job id: the seek's row comparison), in the order the list uses for
+#: "largest first" (DESC NULLS LAST: an index read backwards gives NULLS FIRST).
+JOB_SERIES_ROLLUP_DDL = """
+CREATE TABLE IF NOT EXISTS job_series_rollup (
+    jobid     text NOT NULL,
+    width_s   integer NOT NULL,
+    series    text NOT NULL,
+    host      text NOT NULL,
+    bucket    timestamptz NOT NULL,
+    last_time timestamptz NOT NULL,
+    value     double precision,
+    n         integer NOT NULL,
+    day       date NOT NULL,
+    cluster   text NOT NULL,
+    PRIMARY KEY (jobid, width_s, series, host, bucket, cluster)
+);
+CREATE INDEX IF NOT EXISTS job_series_rollup_day ON job_series_rollup (day);
+CREATE INDEX IF NOT EXISTS job_metrics_metric_value ON job_metrics (metric, value, jobid);
+CREATE INDEX IF NOT EXISTS job_data_start_seek
+    ON job_data (start_time DESC NULLS LAST, jobid DESC);
+CREATE INDEX IF NOT EXISTS job_data_runtime_seek
+    ON job_data (elapsed_s DESC NULLS LAST, jobid DESC);
+CREATE INDEX IF NOT EXISTS job_data_nodes_seek
+    ON job_data (nnodes DESC NULLS LAST, jobid DESC);
+"""
+
 #: Steps after 1 say ``IF NOT EXISTS``: databases of this week's builds recorded
 #: version 1 but already had these columns (then added at every start).
 MIGRATIONS: tuple[Migration, ...] = (
@@ -256,6 +286,9 @@ ALTER TABLE job_data ADD COLUMN IF NOT EXISTS submit_line text;
                  "search's newest-first index", ALERTS_DDL),
     Migration(7, "applications each job ran (hpcperfstats.apps), per cluster",
               JOB_APPLICATIONS_DDL),
+    Migration(8, "job_series rolled up per 10 min, 30 min and 2 h (a long job's whole "
+                 "series fast), and the job search's metric-range and sort indexes",
+              JOB_SERIES_ROLLUP_DDL),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

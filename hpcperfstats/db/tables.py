@@ -83,6 +83,14 @@ JOB_SERIES = Table("job_series", (
     _C("jobid", TEXT, pl.Utf8), _C("host", TEXT, pl.Utf8), _C("series", TEXT, pl.Utf8),
     _C("time", TIME, UTC_TIME), _C("value", FLOAT, pl.Float64), _DAY, CLUSTER,
 ))
+#: ``job_series`` averaged per job, host, series and bucket of a few fixed widths
+#: (``hpcperfstats.jobs.series.job_series_rollup``): what a long job's plot reads.
+#: ``value`` is the mean of ``n`` values; ``last_time`` the bucket's last sample.
+JOB_SERIES_ROLLUP = Table("job_series_rollup", (
+    _C("jobid", TEXT, pl.Utf8), _C("width_s", INT, pl.Int32), _C("series", TEXT, pl.Utf8),
+    _C("host", TEXT, pl.Utf8), _C("bucket", TIME, UTC_TIME), _C("last_time", TIME, UTC_TIME),
+    _C("value", FLOAT, pl.Float64), _C("n", INT, pl.Int32), _DAY, CLUSTER,
+))
 JOB_COVERAGE = Table("job_coverage", (
     _C("jobid", TEXT, pl.Utf8), _C("host", TEXT, pl.Utf8), _C("interval_s", FLOAT, pl.Float64),
     _C("expected", INT, pl.Int64), _C("present", INT, pl.Int64),
@@ -126,5 +134,6 @@ JOB_APPLICATIONS = Table("job_applications", (
 ))
 
 TABLES: dict[str, Table] = {t.name: t for t in (
-    HOST_DATA, JOB_DATA, JOB_METRICS, JOB_SERIES, JOB_COVERAGE, JOB_FLAGS, ALERT_HISTORY,
+    HOST_DATA, JOB_DATA, JOB_METRICS, JOB_SERIES, JOB_SERIES_ROLLUP, JOB_COVERAGE, JOB_FLAGS,
+    ALERT_HISTORY,
     API_TOKENS, JOB_APPLICATIONS)}

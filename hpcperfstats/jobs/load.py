@@ -3,7 +3,7 @@
 For each day: the jobs that ended in it, in chunks of at most
 ``HPCPERF_JOB_CHUNK_HOSTS`` hosts (memory stays bounded on a 1,000-node day),
 each chunk's derived series read once from host_data and turned into
-job_series rows, job_metrics and job_coverage. The day's rows are replaced
+job_series rows (and their rollup), job_metrics and job_coverage. The day's rows are replaced
 in one transaction. Flags are separate (``flags_load``): they depend only on
 the metrics and the rules, so a rule change recomputes them alone.
 """
@@ -25,7 +25,7 @@ from hpcperfstats.hostdata.series import CGROUP_SCHEMA, SERIES_SCHEMA, cgroup_se
 from hpcperfstats.jobs.accounting import COLUMNS as JOB_COLUMNS
 from hpcperfstats.jobs.coverage import job_coverage
 from hpcperfstats.jobs.metrics import END_GRACE_S, LOOKBACK_S, SHORT_JOB_S, compute_job_metrics
-from hpcperfstats.jobs.series import job_series_rows
+from hpcperfstats.jobs.series import job_series_rollup, job_series_rows
 from hpcperfstats.jobs.store import clear_day, copy_day, day_windows
 
 JOB_FIELDS = ["jobid", "jobid_raw", "start_time", "end_time", "hosts", "ncpus", "nnodes",
@@ -45,6 +45,7 @@ class JobDayResult:
     jobs_with_data: int = 0
     metric_rows: int = 0
     series_rows: int = 0
+    rollup_rows: int = 0
     coverage_rows: int = 0
     chunks: int = 0
     seconds: float = 0.0
@@ -128,7 +129,7 @@ def read_inputs(conn: psycopg.Connection, jobs: pl.DataFrame, cluster: str | Non
 
 
 #: The tables one job day builds from one read of its jobs' host data.
-JOB_DAY_TABLES = ("job_series", "job_metrics", "job_coverage")
+JOB_DAY_TABLES = ("job_series", "job_series_rollup", "job_metrics", "job_coverage")
 
 
 def build_job_day(conn: psycopg.Connection, start: datetime, end: datetime,
@@ -146,8 +147,10 @@ def build_job_day(conn: psycopg.Connection, start: datetime, end: datetime,
         clear_day(cur, list(tables), day, jobs["jobid"].to_list(), cluster=cluster)
         for part in chunks(jobs, chunk_hosts()):
             series, cgroup = read_inputs(conn, part, cluster)
-            if "job_series" in tables:
+            rollup = "job_series_rollup" in tables
+            if "job_series" in tables or rollup:
                 rows = job_series_rows(part, series, cgroup)
+            if "job_series" in tables:
                 result.series_rows += copy_day(cur, "job_series", rows, day, cluster=cluster)
             if "job_metrics" in tables:
                 metrics = compute_job_metrics(part, series, cgroup)
@@ -155,10 +158,18 @@ def build_job_day(conn: psycopg.Connection, start: datetime, end: datetime,
                 result.jobs_with_data += metrics.filter(pl.col("value").is_not_null()
                                                         & (pl.col("source") != "accounting")
                                                         )["jobid"].n_unique()
-            if "job_coverage" in tables:
+            if "job_coverage" in tables or rollup:
                 coverage = job_coverage(part, series)
+            if "job_coverage" in tables:
                 result.coverage_rows += copy_day(cur, "job_coverage", coverage, day,
                                                  cluster=cluster)
+            if rollup:  # the plots' rate cut-off needs each job's interval (coverage's)
+                starts = part.select("jobid", "start_time").join(
+                    coverage.group_by("jobid").agg(pl.col("interval_s").min()),
+                    on="jobid", how="left")
+                result.rollup_rows += copy_day(cur, "job_series_rollup",
+                                               job_series_rollup(rows, starts), day,
+                                               cluster=cluster)
             result.chunks += 1
     result.jobs += jobs.height
     result.days.append(day.isoformat())

@@ -20,7 +20,7 @@ from hpcperfstats.db.tables import TABLES
 
 JOB_TABLES: dict[str, list[str]] = {
     name: TABLES[name].copy_columns
-    for name in ("job_series", "job_metrics", "job_coverage", "job_flags")
+    for name in ("job_series", "job_series_rollup", "job_metrics", "job_coverage", "job_flags")
 }
 
 

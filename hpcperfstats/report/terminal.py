@@ -16,8 +16,10 @@ import sys
 import textwrap
 from datetime import datetime
 
+import polars as pl
 import psycopg
 
+from hpcperfstats.apps.detect import by_application
 from hpcperfstats.config import cluster_name
 from hpcperfstats.flags.rules import rule_metrics
 from hpcperfstats.jobs.metrics import METRICS
@@ -89,11 +91,42 @@ def load_report(conn: psycopg.Connection, jobid: str, cluster: str | None = None
             "WHERE cluster = %s AND jobid = %s ORDER BY flag", (c, jid))
     ]
     flags = order_flags(flags, rule_metrics())
-    report = {"job": job, "metrics": metrics, "coverage": coverage, "flags": flags}
+    report = {"job": job, "metrics": metrics, "coverage": coverage, "flags": flags,
+              "applications": job_applications(conn, c, jid)}
     report["advice"] = advice(report)
     report["banner"] = state_banner(job["state"], job["exit_code"])
     report["verdict"] = verdict_of(report)
     return report
+
+
+def job_applications(conn: psycopg.Connection, cluster: str, jobid: str) -> list[dict]:
+    """The job's applications, largest share first (``detect.by_application``: one entry
+    per application, its executables joined). ``share`` is of the job's CPU time, or of
+    its resident memory where ``basis`` is ``memory`` (no CPU time per process)."""
+    rows = conn.execute(
+        "SELECT application, category, known, executable, processes, share, basis"
+        " FROM job_applications WHERE cluster = %s AND jobid = %s", (cluster, jobid)
+    ).fetchall()
+    if not rows:
+        return []
+    frame = pl.DataFrame(rows, orient="row", schema={
+        "application": pl.Utf8, "category": pl.Utf8, "known": pl.Boolean,
+        "executable": pl.Utf8, "processes": pl.Int64, "share": pl.Float64, "basis": pl.Utf8})
+    basis = frame["basis"][0]
+    return [{**r, "basis": basis} for r in by_application(frame).to_dicts()]
+
+
+def applications_text(apps: list[dict]) -> list[str]:
+    """The report's applications line(s): name, share, category; none recorded said so."""
+    if not apps:
+        return ["Applications: none recorded (no process data, or not computed yet)"]
+    what = "CPU time" if apps[0].get("basis") == "cpu" else "memory"
+    cells = []
+    for a in apps:
+        share = "-" if a["share"] is None else f"{a['share']:.0%}"
+        cells.append(f"{a['application']} {share} ({a['category']})")
+    return textwrap.wrap(f"Applications (share of {what}): " + ", ".join(cells), 96,
+                         subsequent_indent="  ")
 
 
 def verdict_of(report: dict) -> str:
@@ -176,6 +209,7 @@ def render_text(report: dict) -> str:
              for k in sorted(shown, key=metric_rank) if k in m and m[k]["value"] is not None]
     lines += [f"  {c}" for c in cells]
     lines.append("")
+    lines += [*applications_text(report.get("applications") or []), ""]
     if report["flags"]:
         lines.append(FLAGS_HEADING)
         lines += [f"  ! {f['message']}" for f in report["flags"]]

@@ -158,10 +158,11 @@ def _demo_loader():
     return module.load_demo
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def demo_web(pg_server: str, tmp_path_factory) -> Iterator[tuple[str, Any]]:
     """The dashboards over the default demo cluster, loaded by the pipeline's code into a
-    database of its own (other modules empty the session database between tests).
+    database of its own (other modules empty the session database between tests); once
+    per session, shared by the modules that read the demo (pages, data API).
     Yields (base URL, the loaded ``DemoDB``: plan and ground truth)."""
     import psycopg
 

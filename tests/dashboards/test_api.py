@@ -217,3 +217,119 @@ def test_the_token_command_creates_lists_and_revokes(web_basic, pg_server, monke
     assert hpcperf(["api-token", "revoke", token_id]) == 0
     assert hpcperf(["api-token", "revoke", token_id]) == 1  # no live token any more
     assert answer(web_basic, "/api/v1/me", bearer(token))[0] == 401
+
+
+# --- applications (job_applications: the data set's OpenFOAM, shell, Python, unknown) ---
+
+OPENFOAM_1001 = {"application": "OpenFOAM", "category": "fluid dynamics", "known": True,
+                 "share": 0.9, "processes": 64, "basis": "cpu",
+                 "executables": "/opt/apps/openfoam11/bin/simpleFoam"}
+
+
+def test_a_job_carries_its_applications(web_basic, made):
+    status, job = answer(web_basic, "/api/v1/jobs/1001", bearer(made["alice"]))
+    assert status == 200
+    assert job["applications"] == [
+        OPENFOAM_1001,
+        {"application": "shell", "category": "launcher", "known": True, "share": 0.1,
+         "processes": 1, "basis": "cpu", "executables": "/usr/bin/bash"}]
+    status, job = answer(web_basic, "/api/v1/jobs/1003", bearer(made["alice"]))
+    assert [(a["application"], a["share"], a["basis"]) for a in job["applications"]] == [
+        ("OpenFOAM", 1.0, "memory")]
+
+
+@pytest.mark.parametrize(("who", "application", "jobids"), [
+    ("staffer", "OpenFOAM", ["1001", "1003"]), ("staffer", "Python", ["1002"]),
+    ("alice", "OpenFOAM", ["1001", "1003"]), ("alice", "Python", []),  # bob's: not hers
+    ("staffer", "openfoam", []),  # names are exact, as the rules give them
+])
+def test_search_by_application(web_basic, made, who, application, jobids):
+    status, page = answer(web_basic, f"/api/v1/jobs?application={application}&sort=jobid"
+                          "&order=asc", bearer(made[who]))
+    assert status == 200 and [j["jobid"] for j in page["jobs"]] == jobids
+
+
+RANGE_ARGS = "since=2026-03-01T00:00:00Z&until=2026-03-02T00:00:00Z"
+
+
+def test_the_applications_summary_for_staff(web_basic, made):
+    status, body = answer(web_basic, f"/api/v1/applications?{RANGE_ARGS}",
+                          bearer(made["staffer"]))
+    assert status == 200 and body["scope"] == "all"
+    rows = {r["application"]: r for r in body["applications"]}
+    assert set(rows) == {"OpenFOAM", "shell", "Python", "unknown"}
+    # by hand: 1001 ran 55 min on 64 cores, 90 % OpenFOAM; 1003 55 min on 640 cores, all of it
+    assert rows["OpenFOAM"]["jobs"] == 2 and rows["OpenFOAM"]["users"] == 1
+    assert rows["OpenFOAM"]["core_hours"] == pytest.approx(0.9 * 64 * 55 / 60 + 640 * 55 / 60)
+    assert rows["Python"]["core_hours"] == pytest.approx(0.7 * 32 * 55 / 60)  # bob's 1002
+    assert rows["Python"]["top_flags"] == "memory_near_limit (1)"
+    status, one = answer(web_basic, f"/api/v1/applications?{RANGE_ARGS}&application=Python",
+                         bearer(made["staffer"]))
+    assert [r["application"] for r in one["applications"]] == ["Python"]
+
+
+def test_a_researcher_summarises_their_own_jobs_or_the_pooled_cluster(web_basic, made):
+    status, mine = answer(web_basic, f"/api/v1/applications?{RANGE_ARGS}",
+                          bearer(made["alice"]))
+    assert status == 200 and mine["scope"] == "mine"
+    assert {r["application"] for r in mine["applications"]} == {"OpenFOAM", "shell"}
+    # the whole cluster: no application here has 20 jobs of 5 users, so nothing is shown
+    status, pooled = answer(web_basic, f"/api/v1/applications?{RANGE_ARGS}&scope=cluster",
+                            bearer(made["alice"]))
+    assert status == 200 and pooled["applications"] == [] and pooled["scope"] == "cluster"
+    assert answer(web_basic, "/api/v1/applications?scope=all", bearer(made["alice"]))[0] == 400
+
+
+def test_the_pooled_summary_shows_only_applications_over_the_privacy_threshold(
+        web_basic, pg_server, monkeypatch):
+    """With the pool's thresholds at 2 jobs of 1 user: OpenFOAM (alice's two jobs) passes,
+    bob's Python (one job) and the single-job shell do not, though everyone's jobs count."""
+    from datetime import UTC, datetime
+
+    monkeypatch.setattr(data, "MIN_POOL_JOBS", 2)
+    monkeypatch.setattr(data, "MIN_POOL_USERS", 1)
+    with psycopg.connect(pg_server) as conn:
+        frame = data.application_summary(
+            conn, Viewer("bob", staff=False), datetime(2026, 3, 1, tzinfo=UTC),
+            datetime(2026, 3, 2, tzinfo=UTC), pooled=True)
+    assert frame["application"].to_list() == ["OpenFOAM"]
+    assert frame["jobs"].to_list() == [2]
+
+
+def test_hpcperf_job_prints_the_applications_locally_and_remotely(web_basic, made, pg_server,
+                                                                 monkeypatch, capsys):
+    from hpcperfstats.cli import main as hpcperf
+
+    line = "Applications (share of CPU time): OpenFOAM 90% (fluid dynamics), shell 10% (launcher)"
+    monkeypatch.setenv("HPCPERF_API_TOKEN", made["alice"])
+    assert hpcperf(["job", "1001", "--url", web_basic]) == 0
+    assert line in capsys.readouterr().out.splitlines()
+    monkeypatch.setenv("HPCPERF_DATABASE_URL", pg_server)
+    assert hpcperf(["job", "1001"]) == 0
+    assert line in capsys.readouterr().out.splitlines()
+    assert hpcperf(["job", "1003"]) == 0
+    assert "Applications (share of memory): OpenFOAM 100% (fluid dynamics)" in (
+        capsys.readouterr().out.splitlines())
+
+
+def test_frames_serialise_as_the_dicts_would():
+    """frame_json (polars writes the rows) says what _jsonable of the dicts says: ISO times
+    in UTC, NaN and infinities null."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from dashboards.api import _jsonable, dump_json, frame_json
+
+    frame = pl.DataFrame({
+        "time": [datetime(2026, 3, 1, 10, tzinfo=UTC),
+                 datetime(2026, 3, 1, 12, 0, 1, 250_000, tzinfo=timezone(timedelta(hours=2)))],
+        "value": [float("nan"), 1.5], "limit": [float("inf"), None], "host": ["c001", None],
+        "n": [3, None]})
+    got = json.loads(frame_json(frame))
+    want = _jsonable(frame.to_dicts())
+    for row in (*got, *want):
+        row["time"] = datetime.fromisoformat(row["time"])
+    assert got == want
+    assert got[1]["time"] == datetime(2026, 3, 1, 10, 0, 1, 250_000, tzinfo=UTC)
+    assert json.loads(dump_json({"jobid": "1", "points": frame.head(1)})) == {
+        "jobid": "1", "points": [{"time": "2026-03-01T10:00:00+00:00", "value": None,
+                                  "limit": None, "host": "c001", "n": 3}]}

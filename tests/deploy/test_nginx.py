@@ -445,3 +445,41 @@ def test_header_mode_trusts_the_proxy_and_refuses_going_around_it(dashboards_beh
     assert _get(panel_port, "/jobs", tls=False, headers=direct)[0] == 403
     wrong = direct | {"X-HPCPerf-Proxy-Secret": PROXY_SECRET[:-1] + "x"}
     assert _get(panel_port, "/jobs", tls=False, headers=wrong)[0] == 403
+
+
+@needs_nginx
+@pytest.mark.integration
+@pytest.mark.parametrize("dashboards_behind_proxy", ["header"], indirect=True)
+def test_the_data_api_behind_the_proxy_in_header_mode(dashboards_behind_proxy, pg_url):
+    """/api/ through the shipped nginx: the proxy's sign-in (nginx as the SSO names USER
+    and adds its secret) and API tokens both work; a client's own identity headers do
+    not, through the proxy or around it."""
+    from dashboards import tokens
+
+    _, https_port, panel_port = dashboards_behind_proxy
+
+    def api(port: int, path: str, headers: dict | None = None, tls: bool = True):
+        status, _, body = _get(port, f"/api/v1/{path}", tls=tls, headers=headers)
+        return status, json.loads(body)
+
+    assert api(https_port, "me") == (200, {"user": USER, "staff": False})
+    status, job = api(https_port, f"jobs/{JOBID}")
+    assert status == 200 and job["job"]["username"] == USER and job["job"]["jobid"] == JOBID
+    status, page = api(https_port, "jobs")
+    assert status == 200 and [j["jobid"] for j in page["jobs"]] == [JOBID]
+    # what a client claims is replaced by the proxy's user
+    claimed = {"X-Forwarded-User": "root", "X-Forwarded-Groups": "staff",
+               "X-HPCPerf-Proxy-Secret": "a client's guess"}
+    assert api(https_port, "me", claimed) == (200, {"user": USER, "staff": False})
+    # a token names its own user, through the proxy too
+    with psycopg.connect(pg_url) as conn:
+        other = tokens.create(conn, "someone_else", "portal")
+    bearer = {"Authorization": f"Bearer {other}"}
+    assert api(https_port, "me", bearer) == (200, {"user": "someone_else", "staff": False})
+    assert api(https_port, f"jobs/{JOBID}", bearer)[0] == 404  # not theirs
+    assert api(https_port, "me", {"Authorization": f"Bearer {other[:-2]}xx"})[0] == 401
+    # around the proxy: the user header without the proxy's secret, or with a wrong one
+    forged = {"X-Forwarded-User": USER}
+    assert api(panel_port, "me", forged, tls=False)[0] == 403
+    assert api(panel_port, f"jobs/{JOBID}", forged | {
+        "X-HPCPerf-Proxy-Secret": PROXY_SECRET[:-1] + "x"}, tls=False)[0] == 403

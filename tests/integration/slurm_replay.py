@@ -49,7 +49,8 @@ def replay(run_dir: Path, pg_server: str, rabbit, work: Path) -> dict:
         from hpcperfstats.db.schema import ensure_schema
 
         ensure_schema(conn)
-        conn.execute("TRUNCATE host_data, job_data, job_metrics, job_series, job_coverage, "
+        conn.execute("TRUNCATE host_data, job_data, job_metrics, job_series, job_series_rollup, "
+                     "job_coverage, "
                      "job_flags")
         conn.commit()
         mp.setenv("HPCPERF_HOME", str(home))

@@ -33,8 +33,9 @@ def test_code_location_loads_without_warnings(tmp_path):
              "HPCPERF_HOME": str(tmp_path / "home")},
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    # 7 jobs (alerts_job too) + the implicit asset job; 12 assets (applications, alerts)
-    assert out.stdout.split() == ["8", "4", "3", "12"]
+    # 7 jobs (alerts_job too) + the implicit asset job; 13 assets (applications, alerts,
+    # the job_series rollup)
+    assert out.stdout.split() == ["8", "4", "3", "13"]
     assert out.stderr == ""
 
 

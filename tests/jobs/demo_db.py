@@ -31,6 +31,8 @@ class DemoDB:
     plan: DemoPlan
     url: str
     jobs: JobDayResult
+    #: where the archive lies (``root / "archive"``)
+    root: Path | None = None
 
 
 def load_demo(url: str, root: Path, cfg: DemoConfig | None = None) -> DemoDB:
@@ -49,4 +51,4 @@ def load_demo(url: str, root: Path, cfg: DemoConfig | None = None) -> DemoDB:
         last = first + timedelta(days=(cfg.end - first).days + 1)
         result = build_job_days(conn, first, last)
         build_job_flags(conn, first, last, load_rules())
-    return DemoDB(cfg, plan, url, result)
+    return DemoDB(cfg, plan, url, result, root)

@@ -19,7 +19,8 @@ from hpcperf_dagster.resources import Database, Paths
 def test_a_job_day_materialises_with_passing_checks(hpcperf_env, pg_url, tmp_path):
     load_demo(pg_url, tmp_path / "demo")
     with psycopg.connect(pg_url) as conn:
-        conn.execute("TRUNCATE job_series, job_metrics, job_coverage, job_flags")
+        conn.execute("TRUNCATE job_series, job_series_rollup, job_metrics, job_coverage, "
+                     "job_flags")
     result = materialize([job_tables, job_flags], partition_key="2026-11-20",
                          instance=DagsterInstance.ephemeral(),
                          resources={"db": Database(), "paths": Paths()})
@@ -28,7 +29,8 @@ def test_a_job_day_materialises_with_passing_checks(hpcperf_env, pg_url, tmp_pat
     assert checks == {"metrics_within_bounds": True, "jobs_with_data_have_metrics": True}
     mats = {e.asset_key.to_user_string(): e.materialization.metadata
             for e in result.get_asset_materialization_events()}
-    assert set(mats) == {"job_series", "job_metrics", "job_coverage", "job_flags"}
+    assert set(mats) == {"job_series", "job_series_rollup", "job_metrics", "job_coverage",
+                         "job_flags"}
     assert mats["job_flags"]["rules_version"].value == job_flags.code_versions_by_key[
         job_flags.key]
     with psycopg.connect(pg_url) as conn:
@@ -56,7 +58,7 @@ def test_job_metrics_alone_is_selectable(hpcperf_env, pg_url, tmp_path):
 
     load_demo(pg_url, tmp_path / "demo")
     with psycopg.connect(pg_url) as conn:
-        conn.execute("TRUNCATE job_series, job_metrics, job_coverage")
+        conn.execute("TRUNCATE job_series, job_series_rollup, job_metrics, job_coverage")
     result = materialize([job_tables], partition_key="2026-11-20",
                          selection=[AssetKey("job_metrics")],
                          instance=DagsterInstance.ephemeral(),
