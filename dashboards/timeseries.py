@@ -238,7 +238,8 @@ def stored_job_series(
     interval = data_interval(conn, jobid, cluster)
     seconds = bucket_seconds(start, end, max_points, interval)
     args = {"o": ORIGIN, "j": jobid, "c": cluster_name(cluster), "n": list(names),
-            "rates": RATE_SERIES, "s": first_rate(start, interval), "h": None if hosts is None else list(hosts)}
+            "rates": RATE_SERIES, "s": first_rate(start, interval),
+            "h": None if hosts is None else list(hosts)}
     schema = {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "series": pl.Utf8,
               "value": pl.Float64}
     frame = pl.DataFrame(schema=schema)
