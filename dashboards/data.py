@@ -219,7 +219,9 @@ def job_filter_clause(
     if filt.name:
         add("j.jobname ILIKE %(name)s", "name", "%" + _like_escape(filt.name) + "%")
     if filt.since:
-        add("coalesce(j.end_time, 'infinity') >= %(since)s", "since", filt.since)
+        # still running (no end) counts as after; spelt as an OR so the end_time
+        # indexes serve it (coalesce() hides the column from them)
+        add("(j.end_time >= %(since)s OR j.end_time IS NULL)", "since", filt.since)
     if filt.until:
         add("j.start_time < %(until)s", "until", filt.until)
     if filt.min_nodes is not None:
@@ -554,11 +556,12 @@ USER_BREAKDOWN_SCHEMA = {
 
 
 def user_breakdown(conn: psycopg.Connection, filt: JobFilter, viewer: Viewer, *,
-                   order: str = "core_hours", limit: int = 50) -> pl.DataFrame:
+                   order: str = "core_hours", limit: int | None = 50) -> pl.DataFrame:
     """Per user, over the jobs ``filt`` matches that the viewer may see: jobs, failed,
     core-hours, wasted core-hours (allocated core-hours no core used: core-hours x
     (1 - CPU efficiency)) and core-hour weighted CPU efficiency; the ``limit`` users
-    with the most ``order`` (``core_hours`` or ``wasted_core_hours``) first.
+    with the most ``order`` (``core_hours`` or ``wasted_core_hours``) first
+    (``limit`` None: every user, one query for several rankings).
 
     Scoped like every job query (``scope_clause``): a researcher's breakdown holds
     only jobs they may open one by one, so it tells them nothing new."""
@@ -582,7 +585,7 @@ def user_breakdown(conn: psycopg.Connection, filt: JobFilter, viewer: Viewer, *,
         """
     ).format(where=where, core=_CORE_HOURS, wasted=_WASTED, failed=_FAILED,
              order=sql.Identifier(order))
-    rows = conn.execute(query, params | {"limit": int(limit)}).fetchall()
+    rows = conn.execute(query, params | {"limit": limit}).fetchall()
     return pl.DataFrame(rows, schema=USER_BREAKDOWN_SCHEMA, orient="row")
 
 

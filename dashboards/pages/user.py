@@ -75,10 +75,10 @@ class UserPage(JobSearch):
         with data.connection() as conn:
             totals = data.jobs_summary(conn, filt, self.viewer)
             flags = data.flag_counts(conn, filt, self.viewer)
-            per_user = data.user_breakdown(conn, filt, self.viewer, limit=TOP_USERS)
-            wasters = (data.user_breakdown(conn, filt, self.viewer, limit=TOP_USERS,
-                                           order="wasted_core_hours")
-                       if self.viewer.staff and per_user.height > 1 else None)
+            everyone = data.user_breakdown(conn, filt, self.viewer, limit=None)
+        per_user = everyone.head(TOP_USERS)  # most core-hours first
+        wasters = (everyone.sort(["wasted_core_hours", "user"], descending=[True, False])
+                   .head(TOP_USERS) if self.viewer.staff and everyone.height > 1 else None)
         self.summary[:] = self._summary(filt, totals, flags, per_user, wasters)
 
     def _summary(self, filt: data.JobFilter, totals: dict, flags: list[tuple[str, int]],

@@ -256,6 +256,10 @@ ALTER TABLE job_data ADD COLUMN IF NOT EXISTS submit_line text;
                  "search's newest-first index", ALERTS_DDL),
     Migration(7, "applications each job ran (hpcperfstats.apps), per cluster",
               JOB_APPLICATIONS_DDL),
+    # issue 19's number is 12: renumbered to follow this branch's last one
+    Migration(8, "the account page's index: an account's jobs in a range without "
+                 "reading every job", "CREATE INDEX IF NOT EXISTS job_data_account "
+                 "ON job_data (account, end_time)"),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
