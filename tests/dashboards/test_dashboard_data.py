@@ -279,9 +279,9 @@ def test_user_breakdown_top_users_and_wasted_core_hours(conn):
     assert data.flag_counts(conn, JobFilter(), ALICE) == [("low_cpu_efficiency", 1)]
 
 
-def test_account_and_range_filters_can_use_an_index(conn):
-    """The account page and a "since" date need not read every job (1 M in the
-    benchmark): the filters are written so job_data's indexes can serve them."""
+def test_account_filter_can_use_an_index(conn):
+    """The account page need not read every job (1 M in the benchmark): an index on
+    job_data (account, end_time) serves its filter."""
     from psycopg import sql
 
     def plan(filt: JobFilter) -> str:
@@ -289,14 +289,10 @@ def test_account_and_range_filters_can_use_an_index(conn):
         query = sql.SQL("EXPLAIN SELECT count(*) FROM job_data j WHERE {w}").format(w=where)
         return "\n".join(r[0] for r in conn.execute(query, params))
 
-    # a few rows: forbid the table scan and the whole-index scans (a bitmap scan needs
-    # a condition its index can serve) to see what the conditions can use
-    conn.execute("SET enable_seqscan = off")
-    conn.execute("SET enable_indexscan = off")
-    conn.execute("SET enable_indexonlyscan = off")
-    assert "Bitmap Index Scan on job_data_account" in plan(
-        JobFilter(account="proj-cfd", exact=True))
-    assert "Bitmap Index Scan on job_data_end" in plan(JobFilter(since=T0))
+    conn.execute("ANALYZE job_data")
+    conn.execute("SET enable_seqscan = off")  # a few rows: show what the condition can use
+    account = plan(JobFilter(account="proj-cfd", exact=True))
+    assert "job_data_account" in account and "Index Cond: (account =" in account, account
 
 
 def test_user_page_shares_the_search_widgets_and_its_to_date_is_inclusive(dataset,
