@@ -167,6 +167,9 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=48)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--job-only", action="store_true", help="time the job page cases only")
+    parser.add_argument("--browser", action="store_true",
+                        help="also time first meaningful content in Chromium "
+                             "(benchmarks.dashboards_browser)")
     parser.add_argument("--compress", action="store_true",
                         help="compress every host_data chunk first (TimescaleDB)")
     parser.add_argument("--profile", action="store_true",
@@ -268,6 +271,9 @@ def run(url: str, args: argparse.Namespace) -> None:
                                   " FROM show_chunks('host_data') c").fetchone()[0]
             conn.execute("VACUUM ANALYZE host_data")
             print(f"compressed {chunks} host_data chunks in {time.perf_counter() - c0:.1f} s")
+    job = {"start": T0 + timedelta(days=30),
+           "end": T0 + timedelta(days=30) + STEP * (args.hours * 12 - 1)}
+    others = pages_server_side(job)
     cases = [
         (f"job page, {args.hosts} nodes x {args.hours} h (staff)", job_page),
         (f"job page, {args.hosts} nodes x {args.hours} h (owner, scoped)",
@@ -282,6 +288,8 @@ def run(url: str, args: argparse.Namespace) -> None:
     ]
     if args.job_only:
         cases = [c for c in cases if not c[0].startswith("search")]
+    else:
+        cases += others
     print(f"{'page':64s} {'median':>8s} {'max':>8s} {'CPU':>8s}")
     for name, fn in cases:
         median, worst, cpu = timed(fn, args.repeat)
@@ -292,6 +300,10 @@ def run(url: str, args: argparse.Namespace) -> None:
     if args.profile:
         profile("job page (job_series stored)", job_page)
         profile("job page (from host_data)", running_job_page)
+    if args.browser:
+        from benchmarks.dashboards_browser import browser_table
+
+        browser_table(url, job, args.repeat)
 
 
 def profile(name: str, fn) -> None:
@@ -303,6 +315,43 @@ def profile(name: str, fn) -> None:
     profiler.runcall(fn)
     print(f"\nprofile: {name}")
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+
+
+def pages_server_side(job: dict[str, datetime]) -> list[tuple[str, object]]:
+    """Server-side cases of the other pages (overview, host, user, account, compare,
+    applications) over the same data: the big job's range and its first host."""
+    from dashboards import data
+    from dashboards.auth import Viewer
+    from dashboards.pages.applications import applications_page
+    from dashboards.pages.compare import compare_view
+    from dashboards.pages.host import host_view
+    from dashboards.pages.overview import overview
+    from dashboards.pages.user import UserPage
+
+    start, end = job["start"], job["end"]
+    day = end.replace(hour=0, minute=0, second=0)
+    user = Viewer("user0001", staff=False)
+
+    def doc(view) -> None:
+        view.server_doc(Document())
+
+    return [
+        ("overview, the big job's 48 h (staff)", lambda: doc(overview(data.STAFF, start, end))),
+        ("host page, one node of the big job, 48 h",
+         lambda: doc(host_view(data.STAFF, "b0000", start, end))),
+        ("host page, its default (24 h to the last sample)",
+         lambda: doc(host_view(data.STAFF, "b0000", None, None))),
+        ("user page, user0001's last 30 days",
+         lambda: doc(UserPage(data.STAFF, user="user0001", end=day).view())),
+        ("user page, as user0001 (researcher)", lambda: doc(UserPage(user, end=day).view())),
+        ("account page, proj-001, 30 days",
+         lambda: doc(UserPage(data.STAFF, account="proj-001", end=day).view())),
+        ("users page, everyone's 30 days (staff: top users, wasters)",
+         lambda: doc(UserPage(data.STAFF, end=day).view())),
+        ("compare, the big job and two others",
+         lambda: doc(compare_view(data.STAFF, [BIG_JOB, "1000000", "1000001"]))),
+        ("applications, 30 days", lambda: doc(applications_page(data.STAFF, None, None, end))),
+    ]
 
 
 if __name__ == "__main__":

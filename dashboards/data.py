@@ -245,7 +245,9 @@ def job_filter_clause(
     if filt.name:
         add("j.jobname ILIKE %(name)s", "name", "%" + _like_escape(filt.name) + "%")
     if filt.since:
-        add("coalesce(j.end_time, 'infinity') >= %(since)s", "since", filt.since)
+        # still running (no end) counts as after; spelt as an OR so the end_time
+        # indexes serve it (coalesce() hides the column from them)
+        add("(j.end_time >= %(since)s OR j.end_time IS NULL)", "since", filt.since)
     if filt.until:
         add("j.start_time < %(until)s", "until", filt.until)
     if filt.min_nodes is not None:
@@ -635,14 +637,28 @@ def user_summary(
 ) -> dict[str, Any]:
     """Aggregate efficiency of a user's or account's jobs in a range (the viewer's part)."""
     filt = JobFilter(user=user, account=account, since=since, until=until, exact=True)
+    return jobs_summary(conn, filt, viewer)
+
+
+#: Core-hours of a job (run time x allocated cores) and the part no core used: what the
+#: user page sums per user; a job without a CPU efficiency wastes nothing we can show.
+_CORE_HOURS = sql.SQL("j.elapsed_s::float8 * j.ncpus / 3600.0")
+#: States a job counts as failed in (the user page's "failed").
+_FAILED = sql.SQL("j.state IN ('FAILED', 'TIMEOUT', 'OUT_OF_MEMORY', 'NODE_FAIL')")
+_WASTED = sql.SQL("j.elapsed_s::float8 * j.ncpus * greatest(1 - m.value, 0) / 3600.0")
+
+
+def jobs_summary(conn: psycopg.Connection, filt: JobFilter, viewer: Viewer) -> dict[str, Any]:
+    """Counts by outcome, core-hours, wasted core-hours and core-hour weighted CPU
+    efficiency of the jobs ``filt`` matches that the viewer may see."""
     where, params = job_filter_clause(conn, filt, viewer)
     query = sql.SQL(
         """
         SELECT count(*) AS jobs,
                count(*) FILTER (WHERE j.state = 'COMPLETED') AS completed,
-               count(*) FILTER (WHERE j.state IN ('FAILED', 'TIMEOUT', 'OUT_OF_MEMORY',
-                                                  'NODE_FAIL')) AS failed,
-               sum(j.elapsed_s * j.ncpus) / 3600.0 AS core_hours,
+               count(*) FILTER (WHERE {failed}) AS failed,
+               sum({core}) AS core_hours,
+               sum({wasted}) AS wasted_core_hours,
                sum(j.elapsed_s * j.ncpus * m.value) / nullif(sum(j.elapsed_s * j.ncpus)
                    FILTER (WHERE m.value IS NOT NULL), 0) AS cpu_efficiency
         FROM job_data j
@@ -650,9 +666,62 @@ def user_summary(
              AND m.metric = 'cpu_efficiency'
         WHERE {where}
         """
-    ).format(where=where)
+    ).format(where=where, core=_CORE_HOURS, wasted=_WASTED, failed=_FAILED)
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchone()
+
+
+USER_BREAKDOWN_SCHEMA = {
+    "user": pl.Utf8, "jobs": pl.Int64, "failed": pl.Int64, "core_hours": pl.Float64,
+    "wasted_core_hours": pl.Float64, "cpu_efficiency": pl.Float64,
+}
+
+
+def user_breakdown(conn: psycopg.Connection, filt: JobFilter, viewer: Viewer, *,
+                   order: str = "core_hours", limit: int | None = 50) -> pl.DataFrame:
+    """Per user, over the jobs ``filt`` matches that the viewer may see: jobs, failed,
+    core-hours, wasted core-hours (allocated core-hours no core used: core-hours x
+    (1 - CPU efficiency)) and core-hour weighted CPU efficiency; the ``limit`` users
+    with the most ``order`` (``core_hours`` or ``wasted_core_hours``) first
+    (``limit`` None: every user, one query for several rankings).
+
+    Scoped like every job query (``scope_clause``): a researcher's breakdown holds
+    only jobs they may open one by one, so it tells them nothing new."""
+    if order not in ("core_hours", "wasted_core_hours"):
+        raise ValueError(order)
+    where, params = job_filter_clause(conn, filt, viewer)
+    query = sql.SQL(
+        """
+        SELECT j.username, count(*),
+               count(*) FILTER (WHERE {failed}),
+               coalesce(sum({core}), 0) AS core_hours,
+               coalesce(sum({wasted}), 0) AS wasted_core_hours,
+               sum(j.elapsed_s * j.ncpus * m.value) / nullif(sum(j.elapsed_s * j.ncpus)
+                   FILTER (WHERE m.value IS NOT NULL), 0)
+        FROM job_data j
+        LEFT JOIN job_metrics m ON m.cluster = j.cluster AND m.jobid = j.jobid
+             AND m.metric = 'cpu_efficiency'
+        WHERE {where}
+        GROUP BY j.username
+        ORDER BY {order} DESC NULLS LAST, j.username
+        LIMIT %(limit)s
+        """
+    ).format(where=where, core=_CORE_HOURS, wasted=_WASTED, failed=_FAILED,
+             order=sql.Identifier(order))
+    rows = conn.execute(query, params | {"limit": limit}).fetchall()
+    return pl.DataFrame(rows, schema=USER_BREAKDOWN_SCHEMA, orient="row")
+
+
+def flag_counts(conn: psycopg.Connection, filt: JobFilter, viewer: Viewer) -> list[tuple[str, int]]:
+    """Flags raised on the jobs ``filt`` matches that the viewer may see: (flag, jobs),
+    most frequent first."""
+    where, params = job_filter_clause(conn, filt, viewer)
+    query = sql.SQL(
+        "SELECT f.flag, count(DISTINCT f.jobid) FROM job_flags f JOIN job_data j"
+        " ON j.cluster = f.cluster AND j.jobid = f.jobid WHERE {where}"
+        " GROUP BY f.flag ORDER BY 2 DESC, 1"
+    ).format(where=where)
+    return [(flag, int(n)) for flag, n in conn.execute(query, params).fetchall()]
 
 
 def cluster_summary(

@@ -116,25 +116,38 @@ def _number(name: str) -> float | None:
 
 
 class JobSearch:
-    """Filter widgets, pager, table and export of one browser session."""
+    """Filter widgets, pager, table and export of one browser session.
 
-    def __init__(self, viewer: Viewer | None = None) -> None:
+    The one set of search widgets: the user and account pages are this class too
+    (``dashboards.pages.user.UserPage``), with user and account matched exactly and
+    their own URL arguments as ``initial`` values.
+    """
+
+    def __init__(self, viewer: Viewer | None = None, *, exact: bool = False,
+                 initial: dict[str, str | datetime | None] | None = None) -> None:
         self.viewer = viewer or auth.current()
+        self.exact = exact
+        initial = initial or {}
+
+        def arg(name: str):
+            return initial[name] if name in initial else query_arg(name)
         with data.connection() as conn:
             states = data.distinct_values(conn, "state", self.viewer)
             partitions = data.distinct_values(conn, "partition", self.viewer)
             flags = data.flag_names(conn, self.viewer.cluster)
             applications = data.application_names(conn, self.viewer)
         w = {"sizing_mode": "stretch_width"}
-        self.user = pn.widgets.TextInput(name="User", placeholder="user name (prefix)",
-                                         value=query_arg("user") or "", **w)
-        self.account = pn.widgets.TextInput(name="Account", placeholder="account (prefix)",
-                                            value=query_arg("account") or "", **w)
+        how = "" if exact else " (prefix)"
+        self.user = pn.widgets.TextInput(name="User", placeholder=f"user name{how}",
+                                         value=arg("user") or "", **w)
+        self.account = pn.widgets.TextInput(name="Account", placeholder=f"account{how}",
+                                            value=arg("account") or "", **w)
         self.name = pn.widgets.TextInput(name="Job name contains",
-                                         value=query_arg("name") or "", **w)
-        self.partition = self._select("Partition", partitions, query_arg("partition"))
-        self.state = self._select("State", states, query_arg("state"))
-        since, until = time_arg("since"), time_arg("until")
+                                         value=arg("name") or "", **w)
+        self.partition = self._select("Partition", partitions, arg("partition"))
+        self.state = self._select("State", states, arg("state"))
+        since = initial["since"] if "since" in initial else time_arg("since")
+        until = initial["until"] if "until" in initial else time_arg("until")
         self.since = pn.widgets.DatePicker(name="Ran after (UTC)",
                                            value=since.date() if since else None, **w)
         self.until = pn.widgets.DatePicker(name="Ran before (UTC)",
@@ -152,8 +165,8 @@ class JobSearch:
                                         value=metric if metric in METRICS else ANY, **w)
         self.metric_min = pn.widgets.FloatInput(name="≥", value=_number("metric_min"), width=110)
         self.metric_max = pn.widgets.FloatInput(name="≤", value=_number("metric_max"), width=110)
-        self.flag = self._select("Flag", flags, query_arg("flag"))
-        self.application = self._select("Application", applications, query_arg("application"))
+        self.flag = self._select("Flag", flags, arg("flag"))
+        self.application = self._select("Application", applications, arg("application"))
         self.page_size = pn.widgets.Select(name="Jobs per page", options=PAGE_SIZES, value=50,
                                            **w)
         self.prev = pn.widgets.Button(name="◀ Previous", width=110)
@@ -222,7 +235,7 @@ class JobSearch:
             min_runtime_s=hours(self.min_hours.value), max_runtime_s=hours(self.max_hours.value),
             metric=metric, metric_min=scaled(self.metric_min.value),
             metric_max=scaled(self.metric_max.value), flag=choice(self.flag),
-            application=choice(self.application),
+            application=choice(self.application), exact=self.exact,
         )
 
     def _sort(self) -> tuple[str, bool]:
@@ -278,18 +291,26 @@ class JobSearch:
         self.prev.disabled = self.offset == 0
         self.next.disabled = self.offset + len(jobs) >= self.total
 
-    def view(self):
-        pager = pn.Row(self.prev, self.next, self.status, self.compare, pn.layout.HSpacer(),
-                       self.download, sizing_mode="stretch_width")
-        sidebar = [
-            pn.pane.Markdown("### Search jobs"), self.user, self.account, self.name,
-            self.partition, self.state, self.since, self.until,
-            pn.Row(self.min_nodes, self.max_nodes), pn.Row(self.min_hours, self.max_hours),
-            self.metric, pn.Row(self.metric_min, self.metric_max), self.flag, self.application,
+    def sidebar(self) -> list:
+        """The filter widgets, in the order the sidebar shows them."""
+        return [
+            self.user, self.account, self.name, self.partition, self.state, self.since,
+            self.until, pn.Row(self.min_nodes, self.max_nodes),
+            pn.Row(self.min_hours, self.max_hours), self.metric,
+            pn.Row(self.metric_min, self.metric_max), self.flag, self.application,
             self.page_size,
         ]
-        return page(main=[pn.Column(pager, self.table, sizing_mode="stretch_width")],
-                    sidebar=sidebar, active="jobs", viewer=self.viewer)
+
+    def results(self) -> pn.Column:
+        """Pager, compare link, export and the table."""
+        pager = pn.Row(self.prev, self.next, self.status, self.compare, pn.layout.HSpacer(),
+                       self.download, sizing_mode="stretch_width")
+        return pn.Column(pager, self.table, sizing_mode="stretch_width")
+
+    def view(self):
+        return page(main=[self.results()],
+                    sidebar=[pn.pane.Markdown("### Search jobs"), *self.sidebar()],
+                    active="jobs", viewer=self.viewer)
 
 
 if __name__.startswith("bokeh"):

@@ -1,81 +1,129 @@
 """``/user?user=...`` or ``/user?account=...``: one person's or project's jobs over a range.
 
-Aggregate efficiency (core-hour weighted), counts by outcome, the flags
-raised and the jobs themselves. Researchers land on their own jobs; asking
-for someone else's returns nothing, because the queries are scoped.
+The page is the job search (``JobSearch``: the same widgets, pager, table and
+export) with user and account matched exactly, and above the table what the
+matching jobs add up to: counts by outcome, core-hours, wasted core-hours
+(allocated core-hours no core used), core-hour weighted CPU efficiency, the
+flags raised, and a per-user breakdown (an account's users). Staff also see
+the top users by core-hours and by wasted core-hours.
+
+Every figure goes through the one access rule (``data.scope_clause``):
+researchers land on their own jobs, and asking for someone else's returns
+nothing, so a breakdown a researcher sees holds only jobs they may open one
+by one. The "to" date is inclusive: a job that ran on that day is in.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 from html import escape
 from urllib.parse import quote
 
 import panel as pn
+import polars as pl
 
 from dashboards import auth, data
 from dashboards.auth import Viewer
-from dashboards.layout import fmt_time, html, page, printable, query_arg, time_arg
-from dashboards.pages.jobs import FORMATTERS, TITLES, WIDTHS, table_frame
+from dashboards.layout import fmt_time, html, page, query_arg, time_arg
+from dashboards.pages.jobs import JobSearch
 from dashboards.pages.overview import tiles
 from dashboards.units import human
 
 DEFAULT_RANGE = timedelta(days=30)
-MAX_JOBS = 500
+#: Rows of the per-user breakdown and of each staff top list.
+TOP_USERS = 10
 
 
-def user_view(viewer: Viewer, user: str | None, account: str | None,
-              start: datetime | None, end: datetime | None):
-    if not user and not account:
-        user = viewer.user if not viewer.staff else None
-    end = end or datetime.now(UTC)
-    start = start or end - DEFAULT_RANGE
-    form = html(
-        "<form method='get' style='display:flex;gap:10px;align-items:end'>"
-        f"<label>User<br><input name='user' value='{escape(printable(user or ''))}'></label>"
-        "<label>Account<br>"
-        f"<input name='account' value='{escape(printable(account or ''))}'></label>"
-        f"<label>From<br><input name='start' type='date' value='{start.date()}'></label>"
-        f"<label>To<br><input name='end' type='date' value='{end.date()}'></label>"
-        "<button type='submit'>Show</button></form>")
-    if not user and not account:
-        return page([form, html('<p class="hp-note">Give a user or an account.</p>')],
-                    active="user", viewer=viewer)
-    with data.connection() as conn:
-        summary = data.user_summary(conn, viewer, user=user, account=account, since=start,
-                                    until=end)
-        filt = data.JobFilter(user=user, account=account, since=start, until=end, exact=True)
-        jobs, total = data.list_jobs(conn, filt, viewer, limit=MAX_JOBS)
-    who = " / ".join(x for x in (user and f"user {user}", account and f"account {account}") if x)
-    flag_counts = Counter(f.strip() for fl in jobs["flags"].drop_nulls() for f in fl.split(","))
-    flags = ", ".join(f"{name} ({n})" for name, n in flag_counts.most_common()) or "none"
-    summary_tiles = tiles([
-        (str(summary["jobs"]), "jobs"), (str(summary["completed"]), "completed"),
-        (str(summary["failed"]), "failed"),
-        (f"{float(summary['core_hours'] or 0):,.0f}", "core-hours"),
-        (human(summary["cpu_efficiency"], "1"), "CPU efficiency (core-hour weighted)"),
-    ])
-    search = "jobs?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in
-                                (("user", user), ("account", account)) if v)
-    heading = html(
-        f"<h2 style='margin:0'>{escape(printable(who))}</h2>"
-        "<p class='hp-note'>Jobs that ran between "
-        f"{escape(fmt_time(start))} and {escape(fmt_time(end))}. Flags: {escape(flags)}. "
-        f"<a href='{escape(search)}'>Search these jobs</a></p>")
-    table = pn.widgets.Tabulator(
-        table_frame(jobs), titles=TITLES, formatters=FORMATTERS, hidden_columns=["link"],
-        widths=WIDTHS,
-        show_index=False, disabled=True, selectable=False, pagination="local", page_size=25,
-        layout="fit_columns", sizing_mode="stretch_width",
-        configuration={"placeholder": "No jobs in this range"},
-    )
-    shown = html(f'<p class="hp-note">Showing the newest {min(total, MAX_JOBS)} of '
-                 f"{total} jobs.</p>")
-    return page([pn.Column(form, heading, summary_tiles, shown, table,
-                           sizing_mode="stretch_width")], active="user", viewer=viewer)
+def _user_link(user: str | None) -> str:
+    name = user or "?"
+    return f'<a href="user?user={quote(name, safe="")}">{escape(name)}</a>'
+
+
+def breakdown_table(frame: pl.DataFrame, caption: str) -> str:
+    """Per-user rows as an HTML table (names link to the user's page)."""
+    if frame.is_empty():
+        return ""
+    rows = "".join(
+        f"<tr><td>{_user_link(r['user'])}</td><td>{r['jobs']}</td><td>{r['failed']}</td>"
+        f"<td>{r['core_hours']:,.0f}</td><td>{r['wasted_core_hours']:,.0f}</td>"
+        f"<td>{escape(human(r['cpu_efficiency'], '1'))}</td></tr>"
+        for r in frame.iter_rows(named=True))
+    return (f"<table class='hp-facts hp-breakdown'><caption style='text-align:left'>"
+            f"<b>{escape(caption)}</b></caption><tr><th>User</th><th>Jobs</th><th>Failed</th>"
+            "<th>Core-hours</th><th>Wasted core-hours</th><th>CPU efficiency</th></tr>"
+            f"{rows}</table>")
+
+
+class UserPage(JobSearch):
+    """The search widgets and table, plus the summary of what they match."""
+
+    def __init__(self, viewer: Viewer | None = None, *, user: str | None = None,
+                 account: str | None = None, start: datetime | None = None,
+                 end: datetime | None = None) -> None:
+        viewer = viewer or auth.current()
+        if not user and not account and not viewer.staff:
+            user = viewer.user  # a researcher lands on their own jobs
+        end = end or datetime.now(UTC)
+        start = start or end - DEFAULT_RANGE
+        self.summary = pn.Column(sizing_mode="stretch_width")
+        super().__init__(viewer, exact=True, initial={
+            "user": user, "account": account, "since": start, "until": end})
+
+    def refresh(self) -> None:
+        super().refresh()
+        filt = self.filters()
+        with data.connection() as conn:
+            totals = data.jobs_summary(conn, filt, self.viewer)
+            flags = data.flag_counts(conn, filt, self.viewer)
+            everyone = data.user_breakdown(conn, filt, self.viewer, limit=None)
+        per_user = everyone.head(TOP_USERS)  # most core-hours first
+        wasters = (everyone.sort(["wasted_core_hours", "user"], descending=[True, False])
+                   .head(TOP_USERS) if self.viewer.staff and everyone.height > 1 else None)
+        self.summary[:] = self._summary(filt, totals, flags, per_user, wasters)
+
+    def _summary(self, filt: data.JobFilter, totals: dict, flags: list[tuple[str, int]],
+                 per_user: pl.DataFrame, wasters: pl.DataFrame | None) -> list:
+        who = " / ".join(x for x in (filt.user and f"user {filt.user}",
+                                     filt.account and f"account {filt.account}") if x)
+        who = who or ("everyone's jobs" if self.viewer.staff else "your jobs")
+        since = fmt_time(filt.since) if filt.since else "the first job"
+        until = fmt_time(filt.until) if filt.until else "now"
+        flag_text = ", ".join(f"{name} ({n})" for name, n in flags) or "none"
+        search = "jobs?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in
+                                    (("user", filt.user), ("account", filt.account)) if v)
+        heading = html(
+            f"<h2 style='margin:0'>{escape(who)}</h2>"
+            f"<p class='hp-note'>Jobs that ran between {escape(since)} and {escape(until)}. "
+            f"Flags: {escape(flag_text)}. <a href='{escape(search)}'>Search these jobs</a></p>")
+        out = [heading, tiles([
+            (str(totals["jobs"]), "jobs"), (str(totals["completed"]), "completed"),
+            (str(totals["failed"]), "failed"),
+            (f"{float(totals['core_hours'] or 0):,.0f}", "core-hours"),
+            (f"{float(totals['wasted_core_hours'] or 0):,.0f}", "wasted core-hours"),
+            (human(totals["cpu_efficiency"], "1"), "CPU efficiency (core-hour weighted)"),
+        ])]
+        if per_user.height > 1 or filt.account:
+            title = ("Top users by core-hours" if self.viewer.staff and not filt.account
+                     else "Per user")
+            tables = [breakdown_table(per_user, title)]
+            if wasters is not None:
+                tables.append(breakdown_table(wasters, "Top wasted core-hours"))
+            out.append(html("<div style='display:flex;gap:28px;flex-wrap:wrap'>"
+                            + "".join(f"<div style='flex:1;min-width:420px'>{t}</div>"
+                                      for t in tables) + "</div>"))
+        return out
+
+    def view(self):
+        return page(main=[pn.Column(self.summary, self.results(), sizing_mode="stretch_width")],
+                    sidebar=[pn.pane.Markdown("### Users and accounts"), *self.sidebar()],
+                    active="user", viewer=self.viewer)
+
+
+def _day_or_time(name: str, fallback: str) -> datetime | None:
+    return time_arg(name) or time_arg(fallback)
 
 
 if __name__.startswith("bokeh"):
-    user_view(auth.current(), query_arg("user"), query_arg("account"), time_arg("start"),
-              time_arg("end")).servable(title="User · hpcperfstats")
+    UserPage(auth.current(), user=query_arg("user"), account=query_arg("account"),
+             start=_day_or_time("start", "since"), end=_day_or_time("end", "until")
+             ).view().servable(title="User · hpcperfstats")

@@ -18,9 +18,20 @@ from hpcperf_demo.cluster import SHAPES, DemoConfig, make_plan
 from hpcperf_demo.generate import accounting_files, iter_messages
 
 
-def _start(text: str) -> datetime:
+def parse_time(text: str) -> datetime:
+    """An ISO time (UTC if no offset) or ``now``."""
+    if text == "now":
+        return datetime.now(UTC)
     value = datetime.fromisoformat(text)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def demo_config(args: argparse.Namespace, **kw) -> DemoConfig:
+    """The config the arguments name: anchored at ``--end`` when given, else at ``--start``."""
+    common = {"nodes": args.nodes, "hours": args.hours, "seed": args.seed, **kw}
+    if args.end is not None:
+        return DemoConfig.ending_at(args.end, args.shape, **common)
+    return DemoConfig.of_shape(args.shape, start=args.start, **common)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -28,7 +39,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="hpcperf generate-demo", description=__doc__)
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--nodes", type=int, default=d.nodes)
-    p.add_argument("--start", type=_start, default=d.start, help="ISO time (UTC if no offset)")
+    when = p.add_mutually_exclusive_group()
+    when.add_argument("--start", type=parse_time, default=d.start,
+                      help="ISO time (UTC if no offset)")
+    when.add_argument("--end", type=parse_time, default=None,
+                      help="anchor the range's end here instead ('now' or an ISO time): "
+                           "same jobs and values, shifted in time")
     p.add_argument("--hours", type=int, default=d.hours)
     p.add_argument("--interval", type=int, default=d.interval, help="seconds between samples")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -72,8 +88,7 @@ def write_demo(cfg: DemoConfig, out: Path, progress=print) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
-    cfg = DemoConfig.of_shape(args.shape, nodes=args.nodes, start=args.start, hours=args.hours,
-                              interval=args.interval, seed=args.seed)
+    cfg = demo_config(args, interval=args.interval)
     print(f"generate-demo: {cfg.nodes} nodes x {cfg.samples} samples "
           f"({cfg.hours} h at {cfg.interval} s) from {cfg.start.isoformat()} -> {args.out}")
     t0 = time.perf_counter()

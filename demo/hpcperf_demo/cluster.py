@@ -39,12 +39,22 @@ FIRST_JOBID = 1000001
 SHAPES = ("demo", "fixture")
 
 
+#: Start of the default timeline (the tests' cluster). The plan puts its overnight job
+#: where this timeline crosses UTC midnight whatever the anchor, so a demo anchored
+#: elsewhere (``DemoConfig.ending_at``: ending now) has the same jobs, users and values.
+REFERENCE_START = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class DemoConfig:
-    """Size and shape of the demo cluster and the time range it covers."""
+    """Size and shape of the demo cluster and the time range it covers.
+
+    Only times depend on ``start``: job ids, users, placement and every value are
+    the same for any anchor (the timeline is shifted as a whole).
+    """
 
     nodes: int = 16
-    start: datetime = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    start: datetime = REFERENCE_START
     hours: int = 24
     interval: int = 300
     seed: int = 0
@@ -63,6 +73,19 @@ class DemoConfig:
         if shape == "fixture":
             kw = {"cpus_per_node": 128, "numa_nodes": 8, "mem_per_node_bytes": 256 * GiB, **kw}
         return cls(shape=shape, **kw)
+
+    @classmethod
+    def ending_at(cls, end: datetime, shape: str = "demo", **kw) -> DemoConfig:
+        """A config of ``shape`` whose range ends at ``end`` (rounded down to whole
+        intervals since the epoch): its last sample is one interval before, so a demo
+        anchored at now shows every node reporting and fresh data."""
+        if end.tzinfo is None:
+            raise ValueError("the demo's end time must be timezone-aware")
+        interval = kw.get("interval", cls.interval)
+        hours = kw.get("hours", cls.hours)
+        stamp = int(end.timestamp()) // interval * interval
+        start = datetime.fromtimestamp(stamp, UTC) - timedelta(hours=hours)
+        return cls.of_shape(shape, **{**kw, "start": start})
 
     def __post_init__(self) -> None:
         if self.shape not in SHAPES:
@@ -211,10 +234,12 @@ def _special_jobs(cfg: DemoConfig) -> list[tuple[int, list[_Draft]]]:
 
 
 def _midnight_draft(cfg: DemoConfig) -> _Draft | None:
-    """A job from two hours before the first UTC midnight to two hours after."""
-    midnight = datetime.combine(cfg.start.astimezone(UTC).date() + timedelta(days=1),
-                                time(0), UTC)  # fmt: skip
-    km = math.ceil((midnight - cfg.start).total_seconds() / cfg.interval)
+    """A job from two hours before the first UTC midnight of the default timeline
+    (:data:`REFERENCE_START`) to two hours after. Placed by that timeline, not by
+    ``cfg.start``, so the plan does not depend on the anchor; it crosses midnight
+    whenever the anchor's time of day is the default's (the tests' cluster)."""
+    midnight = datetime.combine(REFERENCE_START.date() + timedelta(days=1), time(0), UTC)
+    km = math.ceil((midnight - REFERENCE_START).total_seconds() / cfg.interval)
     span = min(7200 // cfg.interval, km - 1, cfg.samples - 2 - km)
     if span < 1:
         return None

@@ -23,14 +23,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
 import psycopg
 
 from hpcperf_demo import rabbitmq
-from hpcperf_demo.cluster import SHAPES, DemoConfig
+from hpcperf_demo.cli import demo_config, parse_time
+from hpcperf_demo.cluster import REFERENCE_START, SHAPES, DemoConfig
 from hpcperf_demo.generate import (
     accounting_files,
     expected_messages,
@@ -163,12 +164,27 @@ def stop(procs: list[subprocess.Popen]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def partition_start(demo: DemoConfig) -> str:
+    """``HPCPERF_PARTITION_START`` for the demo's servers: the setting where one is set,
+    else the UTC day of the demo's first sample, so Dagster's partitions begin at
+    the data and a loaded demo shows its partitions filled, not "0%" of a year."""
+    if is_set("PARTITION_START"):
+        return str(config_env("PARTITION_START"))
+    return demo.start.astimezone(UTC).strftime("%Y-%m-%d")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="hpcperf demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=16)
     parser.add_argument("--hours", type=int, default=24)
-    parser.add_argument("--start", default="2026-11-20T12:00:00+00:00")
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument("--end", type=parse_time, default=None,
+                      help="where the demo's timeline ends: 'now' (default; nodes look live) "
+                           "or an ISO time; the jobs and values are the same for any end")
+    when.add_argument("--start", type=parse_time, default=None,
+                      help="anchor the timeline's start instead (the tests: "
+                           f"{REFERENCE_START.isoformat()})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shape", choices=SHAPES, default="demo",
                         help="demo: small nodes; fixture: nodes shaped like the Stampede3 fixture")
@@ -182,8 +198,11 @@ def main(argv: list[str]) -> int:
     cfg = settings()
     home = cfg.home
     home.mkdir(parents=True, exist_ok=True)
-    demo = DemoConfig.of_shape(args.shape, nodes=args.nodes, hours=args.hours, seed=args.seed,
-                               start=datetime.fromisoformat(args.start), cluster=cfg.cluster)
+    if args.start is None and args.end is None:
+        args.end = datetime.now(UTC)
+    demo = demo_config(args, cluster=cfg.cluster)
+    # before anything imports the partitions (they read the setting once)
+    os.environ["HPCPERF_PARTITION_START"] = partition_start(demo)
     say(f"data directory {home}")
     url = database_url(cfg)
     with psycopg.connect(url) as conn:

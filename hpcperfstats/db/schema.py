@@ -289,6 +289,9 @@ ALTER TABLE job_data ADD COLUMN IF NOT EXISTS submit_line text;
     Migration(8, "job_series rolled up per 10 min, 30 min and 2 h (a long job's whole "
                  "series fast), and the job search's metric-range and sort indexes",
               JOB_SERIES_ROLLUP_DDL),
+    Migration(9, "the account page's index: an account's jobs in a range without "
+                 "reading every job", "CREATE INDEX IF NOT EXISTS job_data_account "
+                 "ON job_data (account, end_time)"),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

@@ -72,6 +72,27 @@ def test_researcher_is_refused_another_users_job(web_basic, browser, screenshots
         watch.close()
 
 
+def test_researcher_user_page_shows_only_their_own(web_basic, browser, screenshots):
+    watch = signed_in(browser, web_basic, "alice")
+    try:
+        page = watch.page
+        watch.open(f"{web_basic}/user?start=2026-03-01&end=2026-03-01")  # lands on alice
+        assert sorted(job_rows(page)) == ["1001", "1003"]
+        assert page.locator("h2", has_text="user alice").count() == 1
+        assert page.get_by_text("Top wasted core-hours").count() == 0  # staff only
+        page.screenshot(path=str(screenshots / "user-researcher.png"), full_page=True)
+        for other in ("user=bob", "account=proj-ml"):  # bob's jobs: as if there were none
+            watch.open(f"{web_basic}/user?{other}&start=2026-03-01&end=2026-03-01")
+            page.get_by_text("No jobs match these filters").wait_for(timeout=30_000)
+            tiles = page.locator(".hp-tile").all_inner_texts()
+            assert "0\njobs" in tiles and "0\ncore-hours" in tiles, tiles
+            assert page.locator("table.hp-breakdown tr").count() <= 1  # header only
+            assert page.locator(".tabulator-cell", has_text="1002").count() == 0
+        assert watch.errors == [], watch.errors
+    finally:
+        watch.close()
+
+
 def test_staff_see_every_job(web_basic, browser, screenshots):
     watch = signed_in(browser, web_basic, "staffer")
     try:

@@ -172,25 +172,64 @@ def test_overview_tiles_use_flagged_and_freshness(web, watch, screenshots):
 @pytest.mark.parametrize("watch", [1600], indirect=True)
 def test_host_view_with_job_bands(web, watch, screenshots):
     watch.open(f"{web}/host?host=c002&start=2026-03-01T09:30:00Z&end=2026-03-01T12:30:00Z")
-    plots = watch.plots(3)
+    plots = watch.plots(1)
     assert SERIES["cpu_busy"].label in plots
+    assert SERIES["mem_used"].label not in plots  # the Memory tab renders when opened
     page = watch.page
     assert page.locator("a", has_text="1001").count() == 1
     assert page.locator("a", has_text="1002").count() == 1
     assert page.get_by_text("Jobs (2)").count() == 1
+    tabs = page.locator(".bk-tab").all_inner_texts()
+    assert tabs[:3] == ["CPU", "Memory", "Network"] and tabs[-1] == "Other", tabs
     # each band is labelled with its job id and user (Text glyphs on the plot)
     assert plots[SERIES["cpu_busy"].label]["glyphs"].count("Text") == 2, plots
+    page.locator(".bk-tab", has_text="Memory").click()
+    plots = watch.plots_with(SERIES["mem_used"].label)
+    assert plots[SERIES["mem_used"].label]["glyphs"].count("Text") == 2, plots
     page.screenshot(path=str(screenshots / "host.png"), full_page=True)
     assert watch.errors == [], watch.errors
 
 
-def test_user_view_aggregates(web, watch, screenshots):
-    watch.open(f"{web}/user?user=alice&start=2026-02-01&end=2026-03-31")
+#: The search page's filter labels: the user and account pages show the same widgets.
+SEARCH_LABELS = ("User", "Account", "Job name contains", "Partition", "State",
+                 "Ran after (UTC)", "Ran before (UTC)", "Metric", "Flag", "Application")
+
+
+def test_user_and_account_pages(web, watch, screenshots):
+    # both of alice's jobs ran on 2026-03-01: a "to" date of that day keeps them
+    watch.open(f"{web}/user?user=alice&start=2026-03-01&end=2026-03-01")
     page = watch.page
-    assert rows(page).count() == 2
-    assert page.get_by_text("core-hours").count() == 1
+    assert sorted(rows(page).locator("[tabulator-field=jobid]").all_inner_texts()) == [
+        "1001", "1003"]
+    for label in SEARCH_LABELS:
+        assert page.get_by_text(label, exact=True).count() >= 1, label
+    tiles = page.locator(".hp-tile").all_inner_texts()
+    # core-hours 3300 s x (64 + 640) cores = 645; wasted 58.7 x 23.4 % + 586.7 x 69 % = 419
+    assert "645\ncore-hours" in tiles and "419\nwasted core-hours" in tiles, tiles
     assert page.get_by_text("low_cpu_efficiency (1)", exact=False).count() == 1
     page.screenshot(path=str(screenshots / "user.png"), full_page=True)
+    # an account: the per-user breakdown
+    watch.open(f"{web}/user?account=proj-cfd&start=2026-03-01&end=2026-03-01")
+    breakdown = page.locator("table.hp-breakdown")
+    breakdown.first.wait_for(timeout=30_000)
+    # one user in the account: no ranking of wasters next to it
+    assert page.locator("table.hp-breakdown caption").all_inner_texts() == ["Per user"]
+    assert "alice\t2\t0\t645\t419\t35.1 %" in breakdown.first.inner_text()
+    page.screenshot(path=str(screenshots / "account.png"), full_page=True)
+    # staff, everyone's jobs: top users by core-hours and top wasted core-hours
+    watch.open(f"{web}/user?start=2026-03-01&end=2026-03-01")
+    page.get_by_text("Top wasted core-hours").wait_for(timeout=30_000)
+    tops = page.locator("table.hp-breakdown")
+    assert page.locator("table.hp-breakdown caption").all_inner_texts() == [
+        "Top users by core-hours", "Top wasted core-hours"]
+    wasted = tops.nth(1).locator("tr").all_inner_texts()
+    assert wasted[1].startswith("alice\t2\t0\t645\t419") and wasted[2].startswith(
+        "bob\t1\t1\t29\t0"), wasted
+    assert rows(page).count() == 3
+    page.screenshot(path=str(screenshots / "user-staff-top.png"), full_page=True)
+    # the day before the jobs ran: nothing
+    watch.open(f"{web}/user?user=alice&start=2026-02-01&end=2026-02-28")
+    page.get_by_text("No jobs match these filters").wait_for(timeout=30_000)
     assert watch.errors == [], watch.errors
 
 

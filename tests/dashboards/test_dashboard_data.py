@@ -252,6 +252,89 @@ def test_search_page_pages_sorts_and_exports_in_sql(dataset, monkeypatch):
     assert len(export_csv(data.list_jobs(psycopg.connect(dataset))[0]).read().splitlines()) == 34
 
 
+# Core-hours by hand: every job ran 3300 s; 1001 on 64 cores (76.6 % busy), 1003 on
+# 640 (31 %), bob's 1002 on 32 (no efficiency: too short, so no waste shown).
+CH_1001, CH_1003, CH_1002 = 3300 * 64 / 3600, 3300 * 640 / 3600, 3300 * 32 / 3600
+WASTE_1001, WASTE_1003 = CH_1001 * (1 - 0.766), CH_1003 * (1 - 0.31)
+
+
+def test_user_breakdown_top_users_and_wasted_core_hours(conn):
+    staff = data.user_breakdown(conn, JobFilter(), data.STAFF)
+    assert staff["user"].to_list() == ["alice", "bob"]  # most core-hours first
+    alice, bob = staff.to_dicts()
+    assert (alice["jobs"], alice["failed"], bob["jobs"], bob["failed"]) == (2, 0, 1, 1)
+    assert alice["core_hours"] == pytest.approx(CH_1001 + CH_1003)  # 645.33
+    assert alice["wasted_core_hours"] == pytest.approx(WASTE_1001 + WASTE_1003)  # 418.53
+    assert alice["cpu_efficiency"] == pytest.approx(
+        (CH_1001 * 0.766 + CH_1003 * 0.31) / (CH_1001 + CH_1003))  # 35.1 %
+    assert (bob["core_hours"], bob["wasted_core_hours"], bob["cpu_efficiency"]) == (
+        pytest.approx(CH_1002), 0.0, None)
+    wasters = data.user_breakdown(conn, JobFilter(), data.STAFF, order="wasted_core_hours",
+                                  limit=1)
+    assert wasters["user"].to_list() == ["alice"]
+    # the account filter (exact, as the account page asks) and the access rule apply
+    account = JobFilter(account="proj-ml", exact=True)
+    assert data.user_breakdown(conn, account, data.STAFF)["user"].to_list() == ["bob"]
+    assert data.user_breakdown(conn, account, ALICE).is_empty()
+    assert data.user_breakdown(conn, JobFilter(), ALICE)["user"].to_list() == ["alice"]
+    with pytest.raises(ValueError):
+        data.user_breakdown(conn, JobFilter(), data.STAFF, order="username; DROP")
+    totals = data.jobs_summary(conn, JobFilter(), data.STAFF)
+    assert (totals["jobs"], totals["completed"], totals["failed"]) == (3, 2, 1)
+    assert totals["wasted_core_hours"] == pytest.approx(WASTE_1001 + WASTE_1003)
+    assert data.flag_counts(conn, JobFilter(), data.STAFF) == [
+        ("low_cpu_efficiency", 1), ("memory_near_limit", 1)]
+    assert data.flag_counts(conn, JobFilter(), ALICE) == [("low_cpu_efficiency", 1)]
+
+
+def test_account_filter_can_use_an_index(conn):
+    """The account page need not read every job (1 M in the benchmark): an index on
+    job_data (account, end_time) serves its filter."""
+    from psycopg import sql
+
+    def plan(filt: JobFilter) -> str:
+        where, params = data.job_filter_clause(conn, filt, data.STAFF)
+        query = sql.SQL("EXPLAIN SELECT count(*) FROM job_data j WHERE {w}").format(w=where)
+        return "\n".join(r[0] for r in conn.execute(query, params))
+
+    conn.execute("ANALYZE job_data")
+    conn.execute("SET enable_seqscan = off")  # a few rows: show what the condition can use
+    account = plan(JobFilter(account="proj-cfd", exact=True))
+    assert "job_data_account" in account and "Index Cond: (account =" in account, account
+
+
+def test_user_page_shares_the_search_widgets_and_its_to_date_is_inclusive(dataset,
+                                                                           monkeypatch):
+    """The user page is the search page's widgets and table (one class); a "to" date of
+    the day the jobs ran keeps them (the old page cut at that day's midnight)."""
+    from dashboards.pages.jobs import JobSearch
+    from dashboards.pages.user import UserPage
+
+    monkeypatch.setenv("HPCPERF_DATABASE_URL", dataset)
+    monkeypatch.setattr(data, "_URL", None)
+    day = T0.replace(hour=0)
+    page = UserPage(data.STAFF, user="alice", start=day, end=day)
+    assert isinstance(page, JobSearch)
+    assert sorted(page.table.value["jobid"]) == ["1001", "1003"]
+    assert page.filters().until == day + timedelta(days=1) - timedelta(microseconds=1)
+    text = " ".join(str(p.object) for p in page.summary if hasattr(p, "object"))
+    assert "user alice" in text and "low_cpu_efficiency (1)" in text
+    assert f"{CH_1001 + CH_1003:,.0f}" in text and f"{WASTE_1001 + WASTE_1003:,.0f}" in text
+    assert "Top wasted core-hours" not in text  # one user: no ranking
+    page.user.value = ""  # staff, everyone: per-user ranking and top wasters
+    text = " ".join(str(p.object) for p in page.summary if hasattr(p, "object"))
+    assert "Top users by core-hours" in text and "Top wasted core-hours" in text
+    assert sorted(page.table.value["jobid"]) == ["1001", "1002", "1003"]
+    page.until.value = (day - timedelta(days=1)).date()  # the day before: nothing ran
+    assert page.table.value.empty
+    mine = UserPage(ALICE, start=day, end=day)  # a researcher lands on their own jobs
+    assert mine.user.value == "alice" and sorted(mine.table.value["jobid"]) == ["1001", "1003"]
+    mine.user.value = "bob"
+    assert mine.table.value.empty
+    text = " ".join(str(p.object) for p in mine.summary if hasattr(p, "object"))
+    assert "Top wasted" not in text and "bob" in text  # nothing of bob's: 0 jobs
+
+
 def test_item9_short_job_bucketed_by_its_own_interval(conn):
     """A 1-minute job sampled every 10 s: 10 s buckets (not 30 s), each drawn at
     its sample, so the line reaches the job's last sample."""

@@ -79,3 +79,34 @@ def test_small_or_short_clusters_still_plan():
 def test_config_rejects_naive_start():
     with pytest.raises(ValueError):
         DemoConfig(start=datetime(2026, 11, 20))
+
+
+def test_anchoring_at_an_end_shifts_the_plan_and_nothing_else():
+    """``ending_at`` (what `hpcperf demo` uses with now): the range ends at the anchor
+    rounded down to the interval; jobs, users and ground truth are the default plan's,
+    every time moved by the same amount (the values: tests/jobs/test_job_tables.py)."""
+    cfg = DemoConfig.ending_at(datetime(2026, 9, 3, 17, 22, 41, tzinfo=UTC))
+    assert cfg.end == datetime(2026, 9, 3, 17, 20, tzinfo=UTC)
+    assert cfg.time_at(cfg.samples - 1) == datetime(2026, 9, 3, 17, 15, tzinfo=UTC)
+    base, moved = make_plan(DemoConfig()), make_plan(cfg)
+    delta = cfg.start - DemoConfig().start
+    assert [j.jobid for j in moved.jobs] == [j.jobid for j in base.jobs]
+    for a, b in zip(base.jobs, moved.jobs, strict=True):
+        assert b.start - a.start == b.submit - a.submit == delta
+        assert (a.end is None) == (b.end is None)
+        assert (b.user, b.hosts, b.state, b.busy_cores, b.mem_used_bytes, b.elapsed_s) == (
+            a.user, a.hosts, a.state, a.busy_cores, a.mem_used_bytes, a.elapsed_s)
+    with pytest.raises(ValueError):
+        DemoConfig.ending_at(datetime(2026, 9, 3))
+
+
+def test_demo_partitions_start_at_the_data(monkeypatch):
+    """`hpcperf demo` starts Dagster's partitions on the demo's first day (not a year
+    of empty partitions: "0% filled"), unless HPCPERF_PARTITION_START says otherwise."""
+    from hpcperf_demo.run import partition_start
+
+    cfg = DemoConfig.ending_at(datetime(2026, 9, 3, 5, 0, tzinfo=UTC))
+    monkeypatch.delenv("HPCPERF_PARTITION_START", raising=False)
+    assert partition_start(cfg) == "2026-09-02"
+    monkeypatch.setenv("HPCPERF_PARTITION_START", "2026-06-01")
+    assert partition_start(cfg) == "2026-06-01"

@@ -138,6 +138,60 @@ def test_the_rollup_draws_what_the_rows_draw(demo_db: DemoDB):
     assert widths == {3, 20}
 
 
+def _job_tables(url: str) -> tuple[dict, dict, set]:
+    with psycopg.connect(url) as conn:
+        jobs = {r[0]: r[1:] for r in conn.execute(
+            "SELECT jobid, username, account, partition, jobname, state, nnodes, ncpus,"
+            " elapsed_s, hosts, start_time, end_time FROM job_data")}
+        values = {(r[0], r[1]): r[2:] for r in conn.execute(
+            "SELECT jobid, metric, value, reason FROM job_metrics")}
+        raised = set(conn.execute("SELECT jobid, flag FROM job_flags").fetchall())
+    return jobs, values, raised
+
+
+def test_another_anchor_gives_the_same_jobs_metrics_and_flags(demo_db: DemoDB, pg_server,
+                                                              tmp_path):
+    """The demo anchored elsewhere (ending at an odd time of another day, as `hpcperf demo`
+    anchors at now) is the same cluster shifted in time: same job ids, users, states,
+    metrics and flags; every start and end moved by the same amount. (Runs before the
+    rebuild test below, which cuts an hour out of the default load.)"""
+    from demo_db import load_demo
+    from hpcperf_demo.cluster import DemoConfig
+
+    from hpcperfstats.db.schema import ensure_schema
+
+    # in the past: the monitor's format refuses samples from the future
+    shifted = DemoConfig.ending_at(datetime(2026, 10, 7, 7, 41, 13, tzinfo=UTC))
+    assert shifted.start == datetime(2026, 10, 6, 7, 40, tzinfo=UTC)  # rounded to 300 s
+    delta = shifted.start - demo_db.cfg.start
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS demo_anchor")
+        conn.execute("CREATE DATABASE demo_anchor")
+    url = pg_server.rsplit("/", 1)[0] + "/demo_anchor"
+    with psycopg.connect(url) as conn:
+        ensure_schema(conn)
+    other = load_demo(url, tmp_path, shifted)
+    assert [(j.jobid, j.user, j.hosts) for j in other.plan.jobs] == [
+        (j.jobid, j.user, j.hosts) for j in demo_db.plan.jobs]
+    jobs, values, raised = _job_tables(demo_db.url)
+    jobs2, values2, raised2 = _job_tables(url)
+    assert {k: v[:-2] for k, v in jobs2.items()} == {k: v[:-2] for k, v in jobs.items()}
+    for jobid, row in jobs.items():
+        assert jobs2[jobid][-2] - row[-2] == delta
+        assert row[-1] is None or jobs2[jobid][-1] - row[-1] == delta
+    assert len(values) > 100 and values2.keys() == values.keys()
+
+    def same(a: tuple, b: tuple) -> bool:
+        if a[1] != b[1] or (a[0] is None) != (b[0] is None):
+            return False
+        return a[0] is None or b[0] == pytest.approx(a[0], rel=1e-9, abs=1e-12)
+
+    differ = {key: (values[key], values2[key]) for key in values
+              if not same(values[key], values2[key])}
+    assert differ == {}
+    assert raised2 == raised and raised
+
+
 def test_rebuild_is_idempotent_and_a_lost_hour_shows_as_a_gap(demo_db: DemoDB):
     job = demo_db.plan.by_behaviour("cpu_bound")[0]
     host = job.hosts[0]
