@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
@@ -219,16 +219,29 @@ def query_arg(name: str, max_length: int = 200) -> str | None:
     return value or None
 
 
-def time_arg(name: str) -> datetime | None:
-    """A date or ISO time URL argument as an aware UTC datetime (None if absent or bad)."""
-    value = query_arg(name, 40)
+def parse_time(value: str | None, *, to_date: bool = False) -> datetime | None:
+    """A date or ISO time as an aware UTC datetime (None if absent or bad).
+
+    ``to_date``: the value ends a range, and a bare date (``2026-03-31``) means
+    the whole of that day, so the end is the next midnight: a "to" date is
+    inclusive, as on the search page.
+    """
     if not value:
         return None
+    text = value.strip()
     try:
-        parsed = datetime.fromisoformat(value.replace(" ", "T").replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(text.replace(" ", "T").replace("Z", "+00:00"))
     except ValueError:
         return None
-    return parsed.replace(tzinfo=parsed.tzinfo or UTC).astimezone(UTC)
+    parsed = parsed.replace(tzinfo=parsed.tzinfo or UTC).astimezone(UTC)
+    if to_date and len(text) == 10:  # YYYY-MM-DD: no time given
+        parsed += timedelta(days=1)
+    return parsed
+
+
+def time_arg(name: str, *, to_date: bool = False) -> datetime | None:
+    """A date or ISO time URL argument as an aware UTC datetime (``parse_time``)."""
+    return parse_time(query_arg(name, 40), to_date=to_date)
 
 
 def fmt_time(value: Any) -> str:

@@ -70,14 +70,15 @@ def applications_view(rows: pl.DataFrame) -> pn.pane.HTML:
 
 def applications_page(viewer: Viewer, application: str | None, start: datetime | None,
                       end: datetime | None):
-    end = end or datetime.now(UTC)
+    end = end or datetime.now(UTC)  # exclusive: a "to" date's next midnight (time_arg)
     start = start or end - DEFAULT_RANGE
+    last_day = (end - timedelta(microseconds=1)).date()
     form = html(
         "<form method='get' style='display:flex;gap:10px;align-items:end'>"
         "<label>Application<br>"
         f"<input name='application' value='{escape(printable(application or ''))}'></label>"
         f"<label>From<br><input name='start' type='date' value='{start.date()}'></label>"
-        f"<label>To<br><input name='end' type='date' value='{end.date()}'></label>"
+        f"<label>To<br><input name='end' type='date' value='{last_day}'></label>"
         "<button type='submit'>Show</button></form>")
     with data.connection() as conn:
         summary = data.application_summary(conn, viewer, start, end, application or None)
@@ -96,4 +97,4 @@ def applications_page(viewer: Viewer, application: str | None, start: datetime |
 
 if __name__.startswith("bokeh"):
     applications_page(auth.current(), query_arg("application"), time_arg("start"),
-                      time_arg("end")).servable(title="Applications · hpcperfstats")
+                      time_arg("end", to_date=True)).servable(title="Applications · hpcperfstats")
