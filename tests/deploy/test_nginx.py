@@ -462,7 +462,9 @@ def test_the_data_api_behind_the_proxy_in_header_mode(dashboards_behind_proxy, p
         status, _, body = _get(port, f"/api/v1/{path}", tls=tls, headers=headers)
         return status, json.loads(body)
 
-    assert api(https_port, "me") == (200, {"user": USER, "staff": False})
+    # /me also names the cluster served and the deployment's clusters (one here)
+    me = {"staff": False, "cluster": cluster_name(), "clusters": [cluster_name()]}
+    assert api(https_port, "me") == (200, {"user": USER, **me})
     status, job = api(https_port, f"jobs/{JOBID}")
     assert status == 200 and job["job"]["username"] == USER and job["job"]["jobid"] == JOBID
     status, page = api(https_port, "jobs")
@@ -470,12 +472,12 @@ def test_the_data_api_behind_the_proxy_in_header_mode(dashboards_behind_proxy, p
     # what a client claims is replaced by the proxy's user
     claimed = {"X-Forwarded-User": "root", "X-Forwarded-Groups": "staff",
                "X-HPCPerf-Proxy-Secret": "a client's guess"}
-    assert api(https_port, "me", claimed) == (200, {"user": USER, "staff": False})
+    assert api(https_port, "me", claimed) == (200, {"user": USER, **me})
     # a token names its own user, through the proxy too
     with psycopg.connect(pg_url) as conn:
         other = tokens.create(conn, "someone_else", "portal")
     bearer = {"Authorization": f"Bearer {other}"}
-    assert api(https_port, "me", bearer) == (200, {"user": "someone_else", "staff": False})
+    assert api(https_port, "me", bearer) == (200, {"user": "someone_else", **me})
     assert api(https_port, f"jobs/{JOBID}", bearer)[0] == 404  # not theirs
     assert api(https_port, "me", {"Authorization": f"Bearer {other[:-2]}xx"})[0] == 401
     # around the proxy: the user header without the proxy's secret, or with a wrong one
