@@ -147,12 +147,18 @@ def heatmap(part: pl.DataFrame, label: str, unit: str) -> hv.Element:
         times = np.concatenate([times, times + np.timedelta64(1, "s")])
         grid = np.repeat(grid, 2, axis=1)
     zlabel = _ylabel(label, axis_unit)
+    # colours from 0 for a quantity that cannot go below it: scaled to the data's own
+    # range, sixteen busy cores read 15.9999 and 16.0001 as the two ends of the map and
+    # a busy node looked idle in stripes (seen in the compute-bound demo job's screenshot)
+    finite = grid[np.isfinite(grid)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    clim = (0.0, high if high > 0 else 1.0) if low >= 0 else (low, max(high, low + 1e-12))
     height = max(HEIGHT, min(12 * len(hosts), 700))
     step = max(1, math.ceil(len(hosts) * 16 / (height - 60)))  # ticks 16 px apart
     ticks = [(i, h) for i, h in enumerate(hosts)][::step]
     return hv.QuadMesh((times, np.arange(len(hosts)), grid), ["time", "host index"], [zlabel]
                        ).opts(
-        title=f"{label}: per host", cmap="viridis", colorbar=True, tools=["hover"],
+        title=f"{label}: per host", cmap="viridis", colorbar=True, tools=["hover"], clim=clim,
         responsive=True, height=height, yticks=ticks,
         ylabel="host", xlabel="time (UTC)", clabel=axis_unit,
     )

@@ -42,3 +42,17 @@ def test_the_heatmap_has_a_cell_for_every_host_at_every_instant():
 def test_irregular_or_single_points_are_left_alone():
     one = two_hosts(1)
     assert _aligned(one).equals(one)  # no spacing to learn from: times unchanged
+
+
+def test_the_heatmap_colours_start_at_zero_so_float_noise_is_not_a_stripe():
+    """Sixteen busy cores computed from counters read 15.9999 or 16.0001: coloured over
+    the data's own range those were the two ends of the map, and a busy node showed
+    idle-looking stripes. The scale starts at 0 for quantities that cannot go below."""
+    frame = two_hosts().with_columns(
+        pl.when(pl.col("host") == "idle").then(16.0 - 1e-9).otherwise(16.0 + 1e-9)
+        .alias("value"))
+    mesh = heatmap(frame, "CPU cores busy", "cores")
+    low, high = mesh.opts.get().kwargs["clim"]
+    assert low == 0.0 and high == 16.0 + 1e-9
+    signed = two_hosts().with_columns(pl.col("value") - 8.0)  # -8 and 8: the data's range
+    assert heatmap(signed, "x", "").opts.get().kwargs["clim"] == (-8.0, 8.0)
