@@ -98,7 +98,9 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """fsync a file or directory by its path (a directory after a rename or a new
+    entry in it, so the entry survives a crash)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -119,7 +121,7 @@ def compress_file(path: Path, level: int = 6) -> Path:
                 gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=level, mtime=0,
                               filename="") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, gz)
     finally:
         tmp.unlink(missing_ok=True)
@@ -130,7 +132,7 @@ def compress_file(path: Path, level: int = 6) -> Path:
         raise OSError(f"compressed copy {gz} does not match {path}; plain file kept")
     path.unlink()
     idx.unlink(missing_ok=True)
-    _fsync(path.parent)
+    fsync_path(path.parent)
     return gz
 
 

@@ -40,6 +40,7 @@ from hpcperfstats.archive.days import (
     archive_open,
     archive_size,
     carried_header,
+    fsync_path,
     rotation_name,
 )
 from hpcperfstats.archive.safepath import inside
@@ -321,11 +322,7 @@ class ArchiveWriter:
         try:
             with self.opener(tmp, "wb") as fh:
                 fh.write(data)
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            fsync_path(tmp)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -425,23 +422,15 @@ class ArchiveWriter:
 SYNC_THREADS = 32
 
 
-def _fsync(target: Path) -> None:
-    fd = os.open(target, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_all(targets: list[Path]) -> None:
     """fsync every target, ``SYNC_THREADS`` at a time; the first error is raised
     once all have been tried."""
     if len(targets) <= 1:
         for target in targets:
-            _fsync(target)
+            fsync_path(target)
         return
     with ThreadPoolExecutor(min(SYNC_THREADS, len(targets))) as pool:
-        for _ in pool.map(_fsync, targets):
+        for _ in pool.map(fsync_path, targets):
             pass
 
 
