@@ -15,6 +15,7 @@ from dagster import (
 from hpcperf_assets.host_data import host_data
 
 from hpcperf_dagster.automation import FOLLOWS_UPSTREAM, HOURLY_RUNS
+from hpcperf_dagster.location import key_prefix
 from hpcperf_dagster.partitions import hourly
 from hpcperf_dagster.resources import Database
 from hpcperfstats.config import settings
@@ -22,6 +23,7 @@ from hpcperfstats.hostdata.aggregates import refresh
 
 
 @asset(
+    key_prefix=key_prefix(),
     group_name="ingest",
     partitions_def=hourly,
     backfill_policy=HOURLY_RUNS,

@@ -12,7 +12,6 @@ from datetime import timedelta
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetSelection,
     DefaultScheduleStatus,
     Failure,
@@ -25,6 +24,7 @@ from dagster import (
     schedule,
 )
 
+from hpcperf_dagster.location import asset_key, key_prefix, named
 from hpcperf_dagster.partitions import daily
 from hpcperf_dagster.resources import Database
 from hpcperfstats.alerts.deliver import SmtpSettings
@@ -34,9 +34,10 @@ from hpcperfstats.config import settings
 
 
 @asset(
+    key_prefix=key_prefix(),
     group_name="alerts",
     partitions_def=daily,
-    deps=[AssetKey("job_flags")],
+    deps=[asset_key("job_flags")],
     code_version=alert_rules_version(),
     description="Alerts of the jobs that ended this day, from the rules in "
     "HPCPERF_ALERT_RULES, recorded once per job and rule in alert_history.",
@@ -55,6 +56,7 @@ def alerts_to_send(context: AssetExecutionContext, db: Database) -> MaterializeR
 
 
 @asset(
+    key_prefix=key_prefix(),
     group_name="alerts",
     partitions_def=daily,
     deps=[alerts_to_send],
@@ -80,10 +82,12 @@ def alerts_sent(context: AssetExecutionContext, db: Database) -> MaterializeResu
     })
 
 
-alerts_job = define_asset_job("alerts_job", AssetSelection.assets(alerts_to_send, alerts_sent))
+alerts_job = define_asset_job(named("alerts_job"),
+                              AssetSelection.assets(alerts_to_send, alerts_sent))
 
 
-@schedule(job=alerts_job, cron_schedule="30 6 * * *", execution_timezone="UTC",
+@schedule(name=named("alerts_schedule"), job=alerts_job, cron_schedule="30 6 * * *",
+          execution_timezone="UTC",
           default_status=DefaultScheduleStatus.RUNNING,
           description="Alerts and digests of the previous UTC day (after the job tables).")
 def alerts_schedule(context: ScheduleEvaluationContext) -> RunRequest:

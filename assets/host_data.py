@@ -18,6 +18,7 @@ from dagster import (
 from hpcperf_assets.archive import raw_stats_archive
 
 from hpcperf_dagster.automation import FOLLOWS_UPSTREAM, HOURLY_RUNS
+from hpcperf_dagster.location import asset_key, key_prefix
 from hpcperf_dagster.partitions import hourly
 from hpcperf_dagster.resources import Database, Paths
 from hpcperfstats.config import settings
@@ -31,6 +32,7 @@ REBUILD_TAG = "hpcperf/rebuild"
 
 
 @asset(
+    key_prefix=key_prefix(),
     group_name="ingest",
     partitions_def=hourly,
     backfill_policy=HOURLY_RUNS,
@@ -40,11 +42,11 @@ REBUILD_TAG = "hpcperf/rebuild"
     "(host, time, type, device, event); loaded by hour from the archive, only what "
     f"changed unless the run has the tag {REBUILD_TAG}=full.",
     check_specs=[
-        AssetCheckSpec("no_negative_rates", asset="host_data",
+        AssetCheckSpec("no_negative_rates", asset=asset_key("host_data"),
                        description="No counter rate in the window is negative"),
-        AssetCheckSpec("no_duplicate_rows", asset="host_data",
+        AssetCheckSpec("no_duplicate_rows", asset=asset_key("host_data"),
                        description="One row per (host, time, type, device, event)"),
-        AssetCheckSpec("every_sample_loaded", asset="host_data",
+        AssetCheckSpec("every_sample_loaded", asset=asset_key("host_data"),
                        description="Every archived (host, time) sample of the window has rows, "
                        "except the first sample of a series (nothing to difference against)"),
     ],

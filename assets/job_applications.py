@@ -14,6 +14,7 @@ from dagster import (
 from hpcperf_assets.jobs import slurm_jobs
 
 from hpcperf_dagster.automation import DAILY_RUNS, RETRIES_FAILED
+from hpcperf_dagster.location import key_prefix
 from hpcperf_dagster.partitions import daily
 from hpcperf_dagster.resources import Database, Paths
 from hpcperfstats.apps.load import build_job_applications
@@ -22,6 +23,7 @@ from hpcperfstats.config import env
 
 
 @asset(
+    key_prefix=key_prefix(),
     group_name="jobs",
     partitions_def=daily,
     backfill_policy=DAILY_RUNS,  # as the job tables it runs beside (job_tables_job)

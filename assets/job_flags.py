@@ -10,12 +10,12 @@ import hashlib
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     MaterializeResult,
     asset,
 )
 
 from hpcperf_dagster.automation import DAILY_RUNS, RETRIES_FAILED
+from hpcperf_dagster.location import asset_key, key_prefix
 from hpcperf_dagster.partitions import daily
 from hpcperf_dagster.resources import Database
 from hpcperfstats.config import settings
@@ -35,11 +35,12 @@ def _version() -> str:
 
 
 @asset(
+    key_prefix=key_prefix(),
     group_name="jobs",
     partitions_def=daily,
     backfill_policy=DAILY_RUNS,
     automation_condition=RETRIES_FAILED,
-    deps=[AssetKey("job_metrics")],
+    deps=[asset_key("job_metrics")],
     code_version=_version(),
     description="Flags for the researcher (idle nodes, low CPU efficiency, memory near the "
     "limit or far over-requested, idle GPUs, Lustre metadata storms, imbalance, time "

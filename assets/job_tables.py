@@ -25,6 +25,7 @@ from hpcperf_assets.host_data import host_data
 from hpcperf_assets.jobs import slurm_jobs
 
 from hpcperf_dagster.automation import DAILY_RUNS, RETRIES_FAILED
+from hpcperf_dagster.location import asset_key
 from hpcperf_dagster.partitions import daily
 from hpcperf_dagster.resources import Database
 from hpcperfstats.config import settings
@@ -46,36 +47,40 @@ _RETRY = RETRIES_FAILED
 
 @multi_asset(
     specs=[
-        AssetSpec("job_series", deps=_DEPS, group_name="jobs", automation_condition=_RETRY,
+        AssetSpec(asset_key("job_series"), deps=_DEPS, group_name="jobs",
+                  automation_condition=_RETRY,
                   description="Derived series (CPU, memory, network, I/O, GPU...) of each "
                   "job's hosts over its run, tagged with the job id: (jobid, host, series, "
                   "time, value); partitioned by the day the job ended."),
-        AssetSpec("job_series_rollup", deps=[AssetDep("job_series")], group_name="jobs",
+        AssetSpec(asset_key("job_series_rollup"), deps=[AssetDep(asset_key("job_series"))],
+                  group_name="jobs",
                   automation_condition=_RETRY,
                   description="job_series averaged per job, host, series and 10-minute, "
                   "30-minute and 2-hour bucket: what a long job's plots and the data API "
                   "read (built in the same pass as job_series)."),
-        AssetSpec("job_metrics", deps=_DEPS, group_name="jobs", automation_condition=_RETRY,
+        AssetSpec(asset_key("job_metrics"), deps=_DEPS, group_name="jobs",
+                  automation_condition=_RETRY,
                   description="Per-job metrics with units (CPU efficiency, memory high-water "
                   "mark, bandwidths, GPU, energy, imbalance, idle nodes...); NULL with a reason "
                   "when absent; source 'cgroup' or 'node'."),
-        AssetSpec("job_coverage", deps=_DEPS, group_name="jobs", automation_condition=_RETRY,
+        AssetSpec(asset_key("job_coverage"), deps=_DEPS, group_name="jobs",
+                  automation_condition=_RETRY,
                   description="Per job and host: samples expected and present, and the gaps."),
     ],
     partitions_def=daily,
     backfill_policy=DAILY_RUNS,
     can_subset=True,
     check_specs=[
-        AssetCheckSpec("metrics_within_bounds", asset="job_metrics",
+        AssetCheckSpec("metrics_within_bounds", asset=asset_key("job_metrics"),
                        description="CPU use <= allocated cores, fractions in [0, 1], "
                        "nothing negative"),
-        AssetCheckSpec("jobs_with_data_have_metrics", asset="job_metrics",
+        AssetCheckSpec("jobs_with_data_have_metrics", asset=asset_key("job_metrics"),
                        description="Every finished job with CPU host data has metrics from it"),
     ],
 )
 def job_tables(context: AssetExecutionContext, db: Database):
     window = context.partition_time_window
-    selected = {key.to_user_string() for key in context.selected_asset_keys}
+    selected = {key.path[-1] for key in context.selected_asset_keys}  # prefix aside
     tables = tuple(t for t in JOB_DAY_TABLES if t in selected)
     with db.connect() as conn:
         cluster = settings().cluster
@@ -94,16 +99,17 @@ def job_tables(context: AssetExecutionContext, db: Database):
         "job_coverage": {"rows": result.coverage_rows},
     }
     for table in tables:
-        yield MaterializeResult(asset_key=table, metadata=metadata[table])
+        yield MaterializeResult(asset_key=asset_key(table), metadata=metadata[table])
     checks = {key.name for key in context.selected_asset_check_keys}
     if "metrics_within_bounds" in checks:
         yield AssetCheckResult(
-            asset_key="job_metrics", check_name="metrics_within_bounds", passed=not violations,
+            asset_key=asset_key("job_metrics"), check_name="metrics_within_bounds",
+            passed=not violations,
             metadata={"violations": len(violations), "examples": str(violations[:5])},
         )
     if "jobs_with_data_have_metrics" in checks:
         yield AssetCheckResult(
-            asset_key="job_metrics", check_name="jobs_with_data_have_metrics",
+            asset_key=asset_key("job_metrics"), check_name="jobs_with_data_have_metrics",
             passed=not missing, metadata={"missing": len(missing),
                                           "examples": ", ".join(missing[:10])},
         )

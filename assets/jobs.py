@@ -22,6 +22,7 @@ from dagster import (
     asset,
 )
 
+from hpcperf_dagster.location import asset_key, key_prefix
 from hpcperf_dagster.partitions import daily
 from hpcperf_dagster.resources import Database, Paths
 from hpcperfstats.archive import quarantine
@@ -45,12 +46,13 @@ def _bad_line_table(bad: list[dict]) -> MetadataValue:
 
 
 @asset(
+    key_prefix=key_prefix(),
     group_name="jobs",
     partitions_def=daily,
     description="Slurm accounting: one row per job in job_data, from "
     "accounting/<YYYY-MM-DD>.txt dumps (newest dump of a job wins).",
     check_specs=[AssetCheckSpec(
-        "accounting_lines_all_loaded", asset="slurm_jobs",
+        "accounting_lines_all_loaded", asset=asset_key("slurm_jobs"),
         description="Every line of the day's dump loaded whole: none set aside, no field "
         "loaded as NULL, no End before Start, no NNodes unlike the NodeList")],
 )

@@ -15,6 +15,7 @@ from dagster import (
     asset,
 )
 
+from hpcperf_dagster.location import key_prefix
 from hpcperf_dagster.partitions import daily
 from hpcperf_dagster.resources import Paths
 from hpcperfstats.archive.days import compress_day
@@ -30,6 +31,7 @@ def _day(partition_key: str) -> int:
 
 
 @asset(
+    key_prefix=key_prefix(),
     group_name="ingest",
     partitions_def=daily,
     description="Closed day of the raw archive: files gzip-compressed, copied with a "

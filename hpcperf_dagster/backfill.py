@@ -9,6 +9,12 @@ progress here until it ends.
 
     hpcperf backfill host_data 2026-01-01T00 2026-01-07T23 --wait
     hpcperf backfill job_metrics 2026-01-01 2026-01-07
+    hpcperf backfill host_data 2026-01-01T00 2026-01-01T05 --cluster frontera
+
+With a clusters file each cluster is its own code location and the backfill
+targets one: ``--cluster`` (default ``HPCPERF_CLUSTER``) names it, the assets
+are that cluster's (``frontera/host_data``), and no other cluster's
+partitions are touched.
 
 Ranges are inclusive; hours as ``YYYY-MM-DDTHH`` (or the partition key
 ``YYYY-MM-DD-HH:00``), days as ``YYYY-MM-DD``. ``host_data`` brings its
@@ -25,9 +31,7 @@ import time
 import urllib.request
 from datetime import datetime
 
-from hpcperf_assets.host_data import REBUILD_TAG
-
-from hpcperfstats.config import env
+from hpcperfstats.config import cluster_name, env
 
 #: assets that bring others with them (the same run rebuilds both)
 WITH = {"host_data": ["host_aggregates"]}
@@ -69,13 +73,18 @@ def partition_key(text: str, hourly: bool) -> str:
     raise BackfillError(f"{text!r} is not an hour (YYYY-MM-DDTHH) or a day (YYYY-MM-DD)")
 
 
-def selection(assets: list[str]) -> list[tuple[str, bool]]:
-    """(asset, hourly) for each asset named and those it brings along."""
-    from hpcperf_dagster.definitions import defs
+def selection(assets: list[str], cluster: str | None = None) -> list[tuple[str, bool]]:
+    """(asset, hourly) for each asset named and those it brings along, in ``cluster``'s
+    code location (default ``HPCPERF_CLUSTER``'s)."""
+    from hpcperf_dagster.location import key_prefix
+    from hpcperf_dagster.locations import definitions_of
+
+    defs = definitions_of(cluster_name(cluster))
     from hpcperf_dagster.partitions import hourly
 
     graph = defs.resolve_asset_graph()
-    known = {key.to_user_string(): key for key in graph.get_all_asset_keys()}
+    prefix = len(key_prefix())
+    known = {"/".join(key.path[prefix:]): key for key in graph.get_all_asset_keys()}
     out: list[tuple[str, bool]] = []
     for name in [n for a in assets for n in [a, *WITH.get(a, [])]]:
         if name not in known:
@@ -86,15 +95,20 @@ def selection(assets: list[str]) -> list[tuple[str, bool]]:
 
 
 def launch(url: str, assets: list[tuple[str, bool]], first: str, last: str,
-           full: bool = False) -> str:
-    """Submit the backfill; its id. ``full``: its runs replace every host_data row of
-    their hours (the run tag ``hpcperf/rebuild=full``), not only what changed."""
-    by_asset = [{"assetKey": {"path": [name]},
+           full: bool = False, cluster: str | None = None) -> str:
+    """Submit the backfill of ``cluster``'s assets; its id. ``full``: its runs replace
+    every host_data row of their hours (the run tag ``hpcperf/rebuild=full``), not only
+    what changed."""
+    from hpcperf_assets.host_data import REBUILD_TAG
+
+    from hpcperf_dagster.location import key_prefix
+
+    by_asset = [{"assetKey": {"path": [*key_prefix(cluster), name]},
                  "partitions": {"range": {"start": partition_key(first, hourly),
                                           "end": partition_key(last, hourly)}}}
                 for name, hourly in assets]
     params = {"partitionsByAssets": by_asset,
-              "title": f"hpcperf backfill {first} .. {last}",
+              "title": f"hpcperf backfill {first} .. {last} ({cluster_name(cluster)})",
               "tags": [{"key": "hpcperf/backfill", "value": "cli"},
                        *([{"key": REBUILD_TAG, "value": "full"}] if full else [])]}
     result = graphql(url, LAUNCH, {"params": params})["launchPartitionBackfill"]
@@ -142,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("last", help="last hour or day (inclusive)")
     parser.add_argument("--url", default=env("DAGSTER_URL"),
                         help="the Dagster webserver (HPCPERF_DAGSTER_URL)")
+    parser.add_argument("--cluster", default=None,
+                        help="the cluster whose assets to rebuild (default HPCPERF_CLUSTER)")
     parser.add_argument("--wait", action="store_true", help="print progress until it ends")
     parser.add_argument("--full", action="store_true",
                         help="replace every host_data row of the hours (after a rate rule "
@@ -150,15 +166,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds --wait waits at most")
     args = parser.parse_args(argv)
     try:
-        assets = selection(args.assets.split(","))
-        backfill_id = launch(args.url, assets, args.first, args.last, args.full)
+        assets = selection(args.assets.split(","), args.cluster)
+        backfill_id = launch(args.url, assets, args.first, args.last, args.full, args.cluster)
         print(f"backfill {backfill_id} submitted: {', '.join(n for n, _ in assets)} "
               f"{args.first} .. {args.last}; progress: {args.url.rstrip('/')}"
               f"/runs/b/{backfill_id}", flush=True)
         if not args.wait:
             return 0
         state = wait(args.url, backfill_id, args.timeout)
-    except (BackfillError, OSError) as exc:
+    except (BackfillError, OSError, KeyError, RuntimeError) as exc:
         print(f"hpcperf backfill: {exc}", file=sys.stderr)
         return 1
     return 0 if state["status"] in ("COMPLETED", "COMPLETED_SUCCESS") else 1

@@ -1,4 +1,6 @@
-"""The code location: assets, jobs, sensors, schedules and resources in one place."""
+"""The code location of ``HPCPERF_CLUSTER``: assets, jobs, sensors, schedules and
+resources in one place (each cluster's location is this module in its own process:
+``hpcperf_dagster.locations``)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from hpcperf_dagster.resources import resources
 from hpcperfstats.config import settings
 
 _cfg = settings()
+#: the cluster this process's location serves
+CLUSTER = _cfg.cluster
 defs = Definitions(
     assets=[raw_stats_archive, host_data, host_aggregates, slurm_jobs, job_tables, job_flags,
             job_applications, archive_day, alerts_to_send, alerts_sent],

@@ -12,6 +12,6 @@ from hpcperfstats.ingest.importer import run
 
 
 def main(argv: list[str] | None = None) -> int:
-    directory, res = run(argv)
-    print(report_archived_to_instance(res.hours, f"hpcperf import-archive {directory}"))
+    directory, res, cluster = run(argv)
+    print(report_archived_to_instance(res.hours, f"hpcperf import-archive {directory}", cluster))
     return 0

@@ -15,9 +15,10 @@ What starts what (every trigger's state lives in Dagster's storage):
 - ``job_tables_schedule`` (nightly) and ``archive_day_schedule``.
 
 Job names end in ``_job``, sensors in ``_sensor``, schedules in
-``_schedule``. Intervals come from ``HPCPERF_SENSOR_INTERVAL`` and
-``HPCPERF_AUTOMATION_INTERVAL``, read when the definitions are built
-(``definitions.py``), not at import.
+``_schedule``; with a clusters file each begins with the cluster
+(``stampede3_drain_job``: ``hpcperf_dagster.location``). Intervals come from
+``HPCPERF_SENSOR_INTERVAL`` and ``HPCPERF_AUTOMATION_INTERVAL``, read when the
+definitions are built (``definitions.py``), not at import.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from hpcperf_assets.job_tables import job_tables
 from hpcperf_assets.jobs import slurm_jobs
 from hpcperf_assets.offsite import CATCH_UP_DAYS, archive_day
 
+from hpcperf_dagster.location import named
 from hpcperf_dagster.partitions import daily
 from hpcperfstats.config import settings
 from hpcperfstats.ingest.drain import queue_depth
@@ -64,29 +66,30 @@ DRAIN_TAG = "hpcperf/drain"
 EVENTS_PER_TICK = 1000
 
 
-@job(tags={DRAIN_TAG: "true"},
+@job(name=named("drain_job"), tags={DRAIN_TAG: "true"},
      description="Drain the cluster's queue into the raw archive (bounded); report the "
      "hours written as raw_stats_archive partitions.")
 def drain_job():
     drain_queue_op()
 
 
-@job(description="Import an existing HPCPerfStats archive directory (run config: directory).")
+@job(name=named("import_archive_job"),
+     description="Import an existing HPCPerfStats archive directory (run config: directory).")
 def import_archive_job():
     import_archive_op()
 
 
 host_data_job = define_asset_job(
-    "host_data_job", selection=[host_data, host_aggregates],
+    named("host_data_job"), selection=[host_data, host_aggregates],
     description="host_data and host_aggregates over hours (backfills: runs of "
     "HPCPERF_HOURS_PER_RUN hours).")
-slurm_jobs_job = define_asset_job("slurm_jobs_job", selection=[slurm_jobs])
+slurm_jobs_job = define_asset_job(named("slurm_jobs_job"), selection=[slurm_jobs])
 job_tables_job = define_asset_job(
-    "job_tables_job", selection=[job_tables, job_flags, job_applications],
+    named("job_tables_job"), selection=[job_tables, job_flags, job_applications],
     description="job_series (and its rollup), job_metrics, job_coverage, job_flags and "
     "job_applications of "
     "job end days.")
-archive_day_job = define_asset_job("archive_day_job", AssetSelection.assets(archive_day))
+archive_day_job = define_asset_job(named("archive_day_job"), AssetSelection.assets(archive_day))
 
 JOBS = [drain_job, import_archive_job, host_data_job, slurm_jobs_job, job_tables_job,
         archive_day_job]
@@ -176,28 +179,30 @@ def sensors(interval: int, automation_interval: int) -> list[SensorDefinition]:
     on), the others every ``interval``."""
     running = DefaultSensorStatus.RUNNING
     return [
-        sensor(name="rabbitmq_sensor", job=drain_job, minimum_interval_seconds=interval,
+        sensor(name=named("rabbitmq_sensor"), job=drain_job, minimum_interval_seconds=interval,
                default_status=running,
                description="Requests a bounded drain when the cluster's queue holds messages."
                )(rabbitmq_tick),
-        sensor(name="accounting_sensor", job=slurm_jobs_job, minimum_interval_seconds=interval,
+        sensor(name=named("accounting_sensor"), job=slurm_jobs_job,
+               minimum_interval_seconds=interval,
                default_status=running,
                description="Loads each new or changed accounting/<YYYY-MM-DD>.txt dump."
                )(accounting_tick),
-        sensor(name="job_days_sensor", job=job_tables_job, minimum_interval_seconds=interval,
+        sensor(name=named("job_days_sensor"), job=job_tables_job, minimum_interval_seconds=interval,
                default_status=running,
                description="Rebuilds the job days whose jobs new host_data hours or "
                "accounting dumps touch (their job_days metadata)."
                )(job_days_tick),
         AutomationConditionSensorDefinition(
-            "automation_sensor", target=AssetSelection.all(), default_status=running,
+            named("automation_sensor"), target=AssetSelection.all(), default_status=running,
             minimum_interval_seconds=automation_interval,
             description="Declarative automation: rebuilds every host_data hour (and its "
             "aggregates) whose raw archive partition is newer; retries failed partitions."),
     ]
 
 
-@schedule(job=job_tables_job, cron_schedule="30 2 * * *", execution_timezone="UTC",
+@schedule(name=named("job_tables_schedule"), job=job_tables_job, cron_schedule="30 2 * * *",
+          execution_timezone="UTC",
           default_status=DefaultScheduleStatus.RUNNING,
           description="Job series, metrics, coverage, flags and applications of the previous "
           "UTC day.")
@@ -208,7 +213,8 @@ def job_tables_schedule(context: ScheduleEvaluationContext) -> RunRequest:
     return RunRequest(run_key=f"job_day:{day}", partition_key=day)
 
 
-@schedule(job=archive_day_job, cron_schedule="15 3 * * *", execution_timezone="UTC",
+@schedule(name=named("archive_day_schedule"), job=archive_day_job, cron_schedule="15 3 * * *",
+          execution_timezone="UTC",
           default_status=DefaultScheduleStatus.RUNNING,
           description="Export every closed day of the last two weeks not yet exported.")
 def archive_day_schedule(context: ScheduleEvaluationContext):

@@ -34,7 +34,7 @@ from hpcperf_monitor.state import atomic_write
 from hpcperfstats.archive import quarantine
 from hpcperfstats.archive.safepath import host_folder, inside
 from hpcperfstats.archive.store import index_path, read_index
-from hpcperfstats.config import settings
+from hpcperfstats.clusters import cluster_config
 from hpcperfstats.ingest.chunks import Oversized, chunk_max_bytes, iter_lines
 from hpcperfstats.ingest.drain import epoch_problem, epoch_window, hour_key
 
@@ -217,7 +217,7 @@ def import_archive(src: Path, archive_dir: Path, quarantine_dir: Path) -> Import
     return result
 
 
-def run(argv: list[str] | None = None) -> tuple[Path, ImportResult]:
+def run(argv: list[str] | None = None) -> tuple[Path, ImportResult, str]:
     """``hpcperf import-archive``'s work: import the directory named, say what came in.
 
     Telling Dagster which hours it archived is the command's other half, in
@@ -225,10 +225,12 @@ def run(argv: list[str] | None = None) -> tuple[Path, ImportResult]:
     """
     parser = argparse.ArgumentParser(prog="hpcperf import-archive", description=__doc__)
     parser.add_argument("directory", type=Path, help="existing archive: <host>/<epoch> files")
+    parser.add_argument("--cluster", default=None,
+                        help="the cluster whose archive receives it (default HPCPERF_CLUSTER)")
     args = parser.parse_args(argv)
-    cfg = settings()
-    res = import_archive(args.directory, cfg.archive_dir, cfg.quarantine_dir)
+    cluster = cluster_config(args.cluster)
+    res = import_archive(args.directory, cluster.archive_dir, cluster.quarantine_dir)
     print(f"imported {res.files} files ({res.skipped} already there) of {len(res.hosts)} hosts: "
           f"{res.samples} samples, {res.bytes} bytes, {res.issues} bad lines quarantined, "
           f"{res.rejected} files set aside; {len(res.hours)} hours archived")
-    return args.directory, res
+    return args.directory, res, cluster.name
