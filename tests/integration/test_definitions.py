@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
 from dagster import AssetKey, DefaultSensorStatus
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,6 +38,82 @@ def test_code_location_loads_without_warnings(tmp_path):
     # the job_series rollup)
     assert out.stdout.split() == ["8", "4", "3", "13"]
     assert out.stderr == ""
+
+
+#: what Dagster does with a workspace entry ``python_module: hpcperf_dagster.locations,
+#: attribute: <cluster>`` in the location's own process
+LOAD_LOCATION = """
+import sys
+import hpcperf_dagster.locations as locations
+defs = getattr(locations, sys.argv[1])
+repo = defs.get_repository_def()
+graph = defs.resolve_asset_graph()
+print(len(repo.get_all_jobs()), len(repo.sensor_defs), len(repo.schedule_defs),
+      len(graph.get_all_asset_keys()))
+print(" ".join(sorted(k.to_user_string() for k in graph.get_all_asset_keys())))
+print(" ".join(sorted([j.name for j in defs.jobs] + [s.name for s in defs.sensors]
+                      + [s.name for s in defs.schedules])))
+from dagster import AssetKey
+host_data = AssetKey([sys.argv[1].replace("-", "_"), "host_data"])
+print(graph.get(host_data).partitions_def.start.isoformat())
+try:
+    getattr(locations, "stampede3" if sys.argv[1] != "stampede3" else "ls-6")
+except RuntimeError as exc:
+    print("refused:", exc)
+"""
+
+
+def test_each_cluster_is_its_own_code_location(tmp_path):
+    """Two clusters from one clusters file: each location loads alone in its own process,
+    without warnings, with the same definitions under its own prefix and partition start,
+    and refuses to serve a second cluster in the same process."""
+    clusters = tmp_path / "clusters.yaml"
+    clusters.write_text("clusters:\n  stampede3: {}\n"
+                        "  ls-6: {partition_start: 2026-03-01}\n")
+    env = {"PATH": str(Path(sys.executable).parent), "DAGSTER_HOME": str(tmp_path),
+           "HPCPERF_HOME": str(tmp_path / "home"), "HPCPERF_CLUSTERS_FILE": str(clusters),
+           "HPCPERF_PARTITION_START": "2026-01-01"}
+    seen = {}
+    for cluster, prefix, start in (("stampede3", "stampede3", "2026-01-01"),
+                                   ("ls-6", "ls_6", "2026-03-01")):
+        out = subprocess.run([sys.executable, "-c", LOAD_LOCATION, cluster], cwd=REPO,
+                             capture_output=True, text=True, timeout=300, env=env)
+        assert out.returncode == 0, out.stderr[-3000:]
+        assert out.stderr == ""
+        counts, keys, names, first, refused = out.stdout.splitlines()
+        assert counts.split() == ["8", "4", "3", "13"]  # as the single location's
+        keys, names = keys.split(), names.split()
+        assert all(k.startswith(f"{prefix}/") for k in keys)
+        assert {f"{prefix}/host_data", f"{prefix}/raw_stats_archive",
+                f"{prefix}/job_metrics"} <= set(keys)
+        assert all(n.startswith(f"{prefix}_") for n in names)
+        assert {f"{prefix}_drain_job", f"{prefix}_job_days_sensor",
+                f"{prefix}_archive_day_schedule"} <= set(names)
+        assert first.startswith(start)  # the cluster's own partition_start
+        assert refused.startswith("refused: this process already serves cluster")
+        seen[cluster] = set(keys) | set(names)
+    assert not seen["stampede3"] & seen["ls-6"]  # nothing shared in one Dagster instance
+
+
+def test_workspace_lists_one_location_per_cluster(tmp_path, monkeypatch):
+    from hpcperf_dagster.locations import main, workspace
+
+    monkeypatch.delenv("HPCPERF_CLUSTERS_FILE", raising=False)
+    # a single-cluster site: the one location, unprefixed, as the repository's file says
+    single = yaml.safe_load((REPO / "workspace.yaml").read_text())
+    assert workspace() == single
+    clusters = tmp_path / "clusters.yaml"
+    clusters.write_text("clusters:\n  stampede3: {}\n  frontera: {queue: fr}\n")
+    monkeypatch.setenv("HPCPERF_CLUSTERS_FILE", str(clusters))
+    assert workspace()["load_from"] == [
+        {"python_module": {"module_name": "hpcperf_dagster.locations", "attribute": name,
+                           "working_directory": ".", "location_name": name}}
+        for name in ("stampede3", "frontera")]
+    out = tmp_path / "workspace.yaml"
+    assert main(["-o", str(out), "--grpc-host", "pipeline-code", "--grpc-port", "4000"]) == 0
+    assert yaml.safe_load(out.read_text())["load_from"] == [
+        {"grpc_server": {"host": "pipeline-code", "port": 4000, "location_name": "stampede3"}},
+        {"grpc_server": {"host": "pipeline-code", "port": 4001, "location_name": "frontera"}}]
 
 
 def test_definitions_hold_every_stage():
