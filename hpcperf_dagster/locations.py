@@ -59,12 +59,13 @@ def __getattr__(name: str) -> Definitions:
         raise AttributeError(str(exc)) from None
 
 
-def workspace(grpc_ports: dict[str, int] | None = None, grpc_host: str = "127.0.0.1"
-              ) -> dict:
+def workspace(grpc_ports: dict[str, int] | None = None, grpc_host: str = "127.0.0.1",
+              working_directory: str = ".") -> dict:
     """The workspace listing one location per declared cluster: ``python_module``
     entries (Dagster starts each location's process), or ``grpc_server`` entries
     at ``grpc_host`` and each cluster's port in ``grpc_ports``. Without a clusters
-    file: the single location ``hpcperfstats``, unprefixed."""
+    file: the single location ``hpcperfstats``, unprefixed. ``working_directory`` is
+    relative to the workspace file's folder."""
     if clusters_file() is None:
         (name,) = clusters()
         if grpc_ports is not None:
@@ -72,7 +73,7 @@ def workspace(grpc_ports: dict[str, int] | None = None, grpc_host: str = "127.0.
                                      "location_name": SINGLE_LOCATION}}
         else:
             entry = {"python_module": {"module_name": "hpcperf_dagster.definitions",
-                                       "working_directory": ".",
+                                       "working_directory": working_directory,
                                        "location_name": SINGLE_LOCATION}}
         return {"load_from": [entry]}
     entries = []
@@ -82,7 +83,8 @@ def workspace(grpc_ports: dict[str, int] | None = None, grpc_host: str = "127.0.
                                             "location_name": name}})
         else:
             entries.append({"python_module": {"module_name": "hpcperf_dagster.locations",
-                                              "attribute": name, "working_directory": ".",
+                                              "attribute": name,
+                                              "working_directory": working_directory,
                                               "location_name": name}})
     return {"load_from": entries}
 

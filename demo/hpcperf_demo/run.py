@@ -10,6 +10,12 @@
    and the declarative automation, which drain the queue and materialise
    every asset; progress is printed until every finished job has its metrics;
 5. the Panel dashboards are served and the URLs printed.
+
+``--clusters 2``: the demo cluster twice, under two names (the second with
+another seed: the same job ids and host names, another job mix), each with
+its own queue, folders and Dagster code location (a clusters file and a
+workspace written under ``HPCPERF_HOME``), one database and one dashboard
+site with the cluster selector.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import psycopg
+import yaml
 
 from hpcperf_demo import rabbitmq
 from hpcperf_demo.cli import demo_config, parse_time
@@ -38,6 +45,7 @@ from hpcperf_demo.generate import (
     iter_messages,
     peak_settings,
 )
+from hpcperfstats.clusters import ClusterConfig, cluster_config, clusters
 from hpcperfstats.config import env as config_env
 from hpcperfstats.config import is_set, settings
 from hpcperfstats.db.connect import database_url
@@ -97,28 +105,38 @@ def publish(url: str, queue: str, cfg: DemoConfig) -> int:
         progress=lambda sent: say(f"published {sent}/{total} samples to queue {queue!r}"),
     )
 
-def hours_to_load(instance) -> int:
-    """Archived hours (``raw_stats_archive`` partitions) without ``host_data`` yet."""
-    from dagster import AssetKey
-
-    archived = instance.get_materialized_partitions(AssetKey("raw_stats_archive"))
-    return len(archived - instance.get_materialized_partitions(AssetKey("host_data")))
+#: the second cluster's name with ``--clusters 2`` (unless a clusters file names one)
+SECOND_CLUSTER = "frontera"
 
 
-def progress_line(conn: psycopg.Connection, url: str | None, queue: str,
-                  instance) -> tuple[str, bool]:
+def hours_to_load(instance, clusters: list[str] | None = None) -> int:
+    """Archived hours (``raw_stats_archive`` partitions) without ``host_data`` yet, over
+    ``clusters``' code locations (default: ``HPCPERF_CLUSTER``'s)."""
+    from hpcperf_dagster.location import asset_key
+
+    pending = 0
+    for name in clusters or [None]:
+        archived = instance.get_materialized_partitions(asset_key("raw_stats_archive", name))
+        pending += len(archived - instance.get_materialized_partitions(
+            asset_key("host_data", name)))
+    return pending
+
+
+def progress_line(conn: psycopg.Connection, url: str | None, queues: list[str],
+                  instance, clusters: list[str] | None = None) -> tuple[str, bool]:
     depth = 0
     if url:
         try:
-            depth = queue_depth(url, queue)
+            depth = sum(queue_depth(url, queue) for queue in queues)
         except Exception:
             depth = -1
-    pend_h = hours_to_load(instance)
+    pend_h = hours_to_load(instance, clusters)
     rows, hosts = conn.execute("SELECT count(*), count(DISTINCT host) FROM host_data").fetchone()
     finished, with_metrics = conn.execute(
         "SELECT count(*) FILTER (WHERE end_time IS NOT NULL), "
         "count(*) FILTER (WHERE end_time IS NOT NULL AND EXISTS ("
-        "  SELECT 1 FROM job_metrics m WHERE m.jobid = j.jobid)) FROM job_data j"
+        "  SELECT 1 FROM job_metrics m WHERE (m.cluster, m.jobid) = (j.cluster, j.jobid))) "
+        "FROM job_data j"
     ).fetchone()
     done = depth == 0 and pend_h == 0 and finished > 0 and finished == with_metrics
     line = (f"queue {depth} | archived hours not loaded {pend_h} | host_data {rows} rows / "
@@ -132,17 +150,20 @@ DEMO_ASSETS = ("raw_stats_archive", "host_data", "slurm_jobs", "job_series",
                "job_coverage", "job_flags", "job_applications")
 
 
-def dagster_settled(instance) -> tuple[bool, str]:
+def dagster_settled(instance, clusters: list[str] | None = None) -> tuple[bool, str]:
     """Whether Dagster has nothing left to do for the demo: every asset of
-    :data:`DEMO_ASSETS` materialised and no run queued or in progress (a run
-    still writing job_flags must not be cut short by stopping the servers)."""
-    from dagster import AssetKey, DagsterRunStatus, RunsFilter
+    :data:`DEMO_ASSETS` materialised (in each of ``clusters``' locations) and no run
+    queued or in progress (a run still writing job_flags must not be cut short by
+    stopping the servers)."""
+    from dagster import DagsterRunStatus, RunsFilter
+
+    from hpcperf_dagster.location import asset_key
 
     busy = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
             DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
     active = instance.get_runs_count(RunsFilter(statuses=busy))
-    missing = [a for a in DEMO_ASSETS
-               if instance.get_latest_materialization_event(AssetKey(a)) is None]
+    missing = [a for name in clusters or [None] for a in DEMO_ASSETS
+               if instance.get_latest_materialization_event(asset_key(a, name)) is None]
     line = f"runs in progress {active} | assets not yet materialised {len(missing)}"
     return active == 0 and not missing, line
 
@@ -173,6 +194,39 @@ def partition_start(demo: DemoConfig) -> str:
     return demo.start.astimezone(UTC).strftime("%Y-%m-%d")
 
 
+def demo_clusters(count: int, home: Path) -> list[ClusterConfig]:
+    """The clusters the demo loads: ``HPCPERF_CLUSTER`` alone, or with ``count=2`` the
+    first two the clusters file declares, or without a file ``HPCPERF_CLUSTER`` and
+    :data:`SECOND_CLUSTER` in ``home/clusters.yaml`` (set as ``HPCPERF_CLUSTERS_FILE``
+    here and for the servers)."""
+    if count == 1:
+        return [cluster_config()]
+    if not is_set("CLUSTERS_FILE"):
+        first = settings().cluster
+        second = SECOND_CLUSTER if first != SECOND_CLUSTER else f"{SECOND_CLUSTER}2"
+        path = home / "clusters.yaml"
+        path.write_text(f"# written by hpcperf demo --clusters 2\nclusters:\n"
+                        f"  {first}: {{}}\n  {second}: {{}}\n")
+        os.environ["HPCPERF_CLUSTERS_FILE"] = str(path)
+    found = list(clusters().values())
+    if len(found) < count:
+        raise SystemExit(f"hpcperf demo: --clusters {count}, but HPCPERF_CLUSTERS_FILE "
+                         f"declares {len(found)}")
+    return found[:count]
+
+
+def demo_workspace(dagster_home: Path) -> str:
+    """The workspace the demo's Dagster loads: the repository's one location, or with a
+    clusters file one location per cluster (written into ``dagster_home``)."""
+    if not is_set("CLUSTERS_FILE"):
+        return str(REPO / "workspace.yaml")
+    from hpcperf_dagster.locations import workspace
+
+    path = dagster_home / "workspace.yaml"
+    path.write_text(yaml.safe_dump(workspace(working_directory=str(REPO)), sort_keys=False))
+    return str(path)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="hpcperf demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -193,6 +247,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait")
     parser.add_argument("--exit-when-done", action="store_true",
                         help="stop the servers once every asset is materialised")
+    parser.add_argument("--clusters", type=int, choices=(1, 2), default=1,
+                        help="2: the demo cluster twice under two names (same job ids and "
+                        "hosts, another job mix), each its own Dagster code location")
     args = parser.parse_args(argv)
 
     cfg = settings()
@@ -203,6 +260,9 @@ def main(argv: list[str]) -> int:
     demo = demo_config(args, cluster=cfg.cluster)
     # before anything imports the partitions (they read the setting once)
     os.environ["HPCPERF_PARTITION_START"] = partition_start(demo)
+    clusters = demo_clusters(args.clusters, home)
+    demos = {c.name: demo_config(args, cluster=c.name, seed=args.seed + i)
+             for i, c in enumerate(clusters)}
     say(f"data directory {home}")
     url = database_url(cfg)
     with psycopg.connect(url) as conn:
@@ -213,6 +273,7 @@ def main(argv: list[str]) -> int:
     dagster_home = home / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    workspace = demo_workspace(dagster_home)
     env = dict(os.environ, HPCPERF_HOME=str(home), HPCPERF_DATABASE_URL=url,
                HPCPERF_SENSOR_INTERVAL=interval, HPCPERF_AUTOMATION_INTERVAL=interval,
                DAGSTER_HOME=str(dagster_home))
@@ -225,23 +286,25 @@ def main(argv: list[str]) -> int:
     if amqp:
         env["HPCPERF_AMQP_URL"] = amqp
         os.environ["HPCPERF_AMQP_URL"] = amqp
-        say(f"demo cluster: {demo.nodes} nodes, {demo.hours} h at {demo.interval} s "
-            f"from {demo.start.isoformat()} -> RabbitMQ")
-        publish(amqp, cfg.queue, demo)
-    else:
-        from hpcperf_dagster.lineage import report_archived
+    for cluster in clusters:
+        one = demos[cluster.name]
+        if amqp:
+            say(f"demo cluster {cluster.name}: {one.nodes} nodes, {one.hours} h at "
+                f"{one.interval} s from {one.start.isoformat()} -> RabbitMQ")
+            publish(amqp, cluster.queue, one)
+        else:
+            from hpcperf_dagster.lineage import report_archived
 
-        result = store_messages((m.text.encode() for m in iter_messages(demo)),
-                                cfg.archive_dir, cfg.quarantine_dir)
-        report_archived(instance, result.hours, "hpcperf demo (no broker)")
-        say(f"archived {result.samples} samples directly (no broker)")
-    cfg.accounting_dir.mkdir(parents=True, exist_ok=True)
-    for day, text in accounting_files(demo).items():
-        (cfg.accounting_dir / f"{day}.txt").write_text(text)
-    say(f"accounting dumps written to {cfg.accounting_dir}")
+            result = store_messages((m.text.encode() for m in iter_messages(one)),
+                                    cluster.archive_dir, cluster.quarantine_dir)
+            report_archived(instance, result.hours, "hpcperf demo (no broker)", cluster.name)
+            say(f"archived {result.samples} samples of {cluster.name} directly (no broker)")
+        cluster.accounting_dir.mkdir(parents=True, exist_ok=True)
+        for day, text in accounting_files(one).items():
+            (cluster.accounting_dir / f"{day}.txt").write_text(text)
+        say(f"accounting dumps of {cluster.name} written to {cluster.accounting_dir}")
 
     bin_dir = Path(sys.executable).parent
-    workspace = str(REPO / "workspace.yaml")
     procs = [
         start([str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
               home / "logs" / "dagster.log", env),
@@ -260,8 +323,10 @@ def main(argv: list[str]) -> int:
         os.environ["DAGSTER_HOME"] = str(dagster_home)  # the instance the servers use
         with psycopg.connect(url, autocommit=True) as conn, DagsterInstance.get() as instance:
             while True:
-                line, done = progress_line(conn, amqp, cfg.queue, instance)
-                settled, runs = dagster_settled(instance)
+                names = [c.name for c in clusters]
+                line, done = progress_line(conn, amqp, [c.queue for c in clusters],
+                                           instance, names)
+                settled, runs = dagster_settled(instance, names)
                 line, done = f"{line} | {runs}", done and settled
                 if line != last:
                     say(line)
@@ -276,12 +341,15 @@ def main(argv: list[str]) -> int:
                     return 1
                 time.sleep(3)
             jobid = conn.execute(
-                "SELECT j.jobid FROM job_data j JOIN job_metrics m USING (jobid) "
+                "SELECT j.jobid FROM job_data j JOIN job_metrics m USING (cluster, jobid) "
                 "WHERE m.metric = 'cpu_efficiency' AND m.value IS NOT NULL "
-                "ORDER BY j.nnodes DESC, j.jobid LIMIT 1").fetchone()
+                "AND j.cluster = %s ORDER BY j.nnodes DESC, j.jobid LIMIT 1",
+                (clusters[0].name,)).fetchone()
         say("every asset is materialised")
         say(f"Dagster UI:  http://127.0.0.1:{args.dagster_port}")
         say(f"Dashboards:  http://127.0.0.1:{args.web_port}/jobs")
+        for cluster in clusters[1:]:
+            say(f"             http://127.0.0.1:{args.web_port}/jobs?cluster={cluster.name}")
         if jobid:
             say(f"A job:       http://127.0.0.1:{args.web_port}/job?jobid={jobid[0]}")
         if args.exit_when_done:
