@@ -12,7 +12,7 @@
 5. the Panel dashboards are served and the URLs printed.
 
 ``--clusters 2``: the demo cluster twice, under two names (the second with
-another seed: the same job ids and host names, another job mix), each with
+another seed: the same job ids and host names, other values), each with
 its own queue, folders and Dagster code location (a clusters file and a
 workspace written under ``HPCPERF_HOME``), one database and one dashboard
 site with the cluster selector.
@@ -249,7 +249,7 @@ def main(argv: list[str]) -> int:
                         help="stop the servers once every asset is materialised")
     parser.add_argument("--clusters", type=int, choices=(1, 2), default=1,
                         help="2: the demo cluster twice under two names (same job ids and "
-                        "hosts, another job mix), each its own Dagster code location")
+                        "hosts, another seed), each its own Dagster code location")
     args = parser.parse_args(argv)
 
     cfg = settings()

@@ -199,3 +199,17 @@ def test_workspace_loads_the_project_code_location():
     target = origin.loadable_target_origin
     assert target.module_name == pyproject["module_name"] == "hpcperf_dagster.definitions"
     assert target.working_directory == "."  # run dagster from the repository root
+
+
+def test_second_cluster_workspace_loads_two_code_servers_named_after_the_clusters(
+        monkeypatch):
+    """deploy/workspace.second-cluster.yaml, read by Dagster's own loader with the
+    daemon's settings (compose.second-cluster.yaml)."""
+    monkeypatch.setenv("DAGSTER_CODE_HOST", "pipeline-code")
+    monkeypatch.setenv("DAGSTER_CODE_PORT", "4000")
+    monkeypatch.setenv("HPCPERF_CLUSTER", "stampede3")
+    monkeypatch.setenv("HPCPERF_SECOND_CLUSTER", "frontera")
+    origins = location_origins_from_yaml_paths(
+        [str(REPO / "deploy" / "workspace.second-cluster.yaml")])
+    assert [(o.location_name, o.host, o.port) for o in origins] == [
+        ("stampede3", "pipeline-code", 4000), ("frontera", "pipeline-code-second", 4000)]
