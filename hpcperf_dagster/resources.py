@@ -15,6 +15,7 @@ import psycopg
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
+from hpcperfstats.clusters import cluster_config, clusters_file
 from hpcperfstats.config import SETTINGS, env, is_set, settings
 from hpcperfstats.db.connect import database_url
 from hpcperfstats.db.schema import ensure_schema, schema_is_current
@@ -88,7 +89,21 @@ def _configured(name: str) -> str:
 
 
 def resources() -> dict[str, ConfigurableResource]:
-    """The code location's resources, configured from the environment it loads in."""
+    """The code location's resources, configured from the environment it loads in.
+
+    With a clusters file the location serves one of several clusters: its queue
+    and folders are that cluster's entry (``cluster_config``), not the
+    variables every process of a deployment shares (``HPCPERF_ARCHIVE_DIR`` names
+    the first cluster's archive only)."""
+    if clusters_file() is not None:
+        cluster = cluster_config()
+        return {
+            "db": Database(url=_configured("DATABASE_URL")),
+            "broker": Broker(url=_configured("AMQP_URL"), queue=cluster.queue),
+            "paths": Paths(home=_configured("HOME"), archive_dir=str(cluster.archive_dir),
+                           quarantine_dir=str(cluster.quarantine_dir),
+                           accounting_dir=str(cluster.accounting_dir)),
+        }
     return {
         "db": Database(url=_configured("DATABASE_URL")),
         "broker": Broker(url=_configured("AMQP_URL"), queue=_configured("CLUSTER")),

@@ -54,3 +54,27 @@ def test_set_variables_become_envvars_resolved_by_the_run(monkeypatch, tmp_path)
     assert result.success
     assert seen == {"archive": tmp_path / "raw",
                     "quarantine": tmp_path / "home" / "quarantine", "queue": "frontera"}
+
+
+def test_each_clusters_location_gets_its_own_queue_and_folders(monkeypatch, tmp_path):
+    """With a clusters file, a location's resources are its cluster's entry: the second
+    cluster's code server shares HPCPERF_ARCHIVE_DIR and HPCPERF_CLUSTER-named queues
+    with nobody (the variables name the first cluster's)."""
+    _clear(monkeypatch)
+    clusters = tmp_path / "clusters.yaml"
+    clusters.write_text("clusters:\n  stampede3: {}\n  frontera: {queue: fr-stats}\n")
+    monkeypatch.setenv("HPCPERF_CLUSTERS_FILE", str(clusters))
+    monkeypatch.setenv("HPCPERF_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HPCPERF_ARCHIVE_DIR", str(tmp_path / "raw"))  # the first's
+    seen = {}
+    for name in ("stampede3", "frontera"):
+        monkeypatch.setenv("HPCPERF_CLUSTER", name)
+        made = resources()
+        seen[name] = (made["paths"].archive, made["paths"].quarantine,
+                      made["paths"].accounting, made["broker"].queue_name)
+    home = tmp_path / "home"
+    assert seen["stampede3"] == (tmp_path / "raw", home / "quarantine", home / "accounting",
+                                 "stampede3")
+    assert seen["frontera"] == (home / "clusters" / "frontera" / "archive",
+                                home / "clusters" / "frontera" / "quarantine",
+                                home / "clusters" / "frontera" / "accounting", "fr-stats")
