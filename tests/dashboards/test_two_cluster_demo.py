@@ -1,7 +1,7 @@
 """``hpcperf demo --clusters 2``: two clusters, two code locations, one Dagster, one site.
 
 The demo cluster twice (the second under ``frontera``, another seed: the same
-job ids and host names, other values) goes through the real RabbitMQ (a
+job ids and host names, another job mix, other values) goes through the real RabbitMQ (a
 queue each), Dagster's daemon and webserver (a code location each, from the
 same definitions, keys prefixed by the cluster), one database and the
 dashboards. Then, on that running instance, ``hpcperf backfill --cluster``
@@ -128,10 +128,11 @@ def test_two_clusters_load_apart_and_a_backfill_of_one_leaves_the_other(two: Dem
         hosts = {c: {h for h, in conn.execute(
             "SELECT DISTINCT host FROM host_data WHERE cluster = %s", (c,))}
             for c in (two.first, SECOND)}
-        # the same ids and host names, other values (another seed): what tells them
-        # apart is the cluster
+        # the same ids and host names, another job mix and other values (another seed):
+        # what tells them apart is the cluster
         shared = set(jobs[two.first]) & set(jobs[SECOND])
         assert len(shared) >= 3
+        assert any(jobs[two.first][j] != jobs[SECOND][j] for j in shared)
         assert hosts[two.first] == hosts[SECOND] and len(hosts[SECOND]) == 4
         before_rows = _rows(conn, SECOND)
         first_rows = _rows(conn, two.first)
@@ -179,20 +180,30 @@ def test_the_selector_and_an_application_summary_of_each_cluster(two: Demo, brow
         assert options == [two.first, SECOND]
         page.locator(".tabulator .tabulator-row").first.wait_for(timeout=60_000)
         page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(screenshots / "two-clusters-selector.png"), full_page=True)
+        page.screenshot(path=str(screenshots / "two-clusters-jobs-first.png"), full_page=True)
+        # a closed <select> shows one name: shown open, as a list, for the picture
+        select.evaluate("el => { el.size = el.options.length; }")
+        page.locator(".hp-cluster").first.screenshot(
+            path=str(screenshots / "two-clusters-selector.png"))
+        select.evaluate("el => { el.size = 0; }")
         select.select_option(SECOND)
         page.wait_for_url(f"**/jobs?cluster={SECOND}", timeout=90_000)
         page.locator(".tabulator .tabulator-row").first.wait_for(timeout=60_000)
         assert page.locator(".hp-cluster select").input_value() == SECOND
         page.wait_for_load_state("networkidle")
-        page.screenshot(path=str(screenshots / "two-clusters-selector-second.png"),
+        page.screenshot(path=str(screenshots / "two-clusters-jobs-second.png"),
                         full_page=True)
-        for cluster, name in ((two.first, "first"), (SECOND, "second")):
+        # each cluster's application summary: LAMMPS ran on the first only
+        for cluster, name, has, lacks in ((two.first, "first", "LAMMPS", None),
+                                          (SECOND, "second", "GROMACS", "LAMMPS")):
             page.goto(f"{two.web}/applications?cluster={cluster}&start={DAY}&end=2026-11-22",
                       timeout=120_000)
-            page.locator(".tabulator .tabulator-row").first.wait_for(timeout=60_000)
+            table = page.locator("table.hp-facts")
+            table.wait_for(timeout=120_000)
             page.wait_for_load_state("networkidle")
             assert page.locator(".hp-cluster select").input_value() == cluster
+            text = table.inner_text()
+            assert has in text and (lacks is None or lacks not in text), text
             page.screenshot(path=str(screenshots / f"two-clusters-applications-{name}.png"),
                             full_page=True)
     finally:
