@@ -12,7 +12,7 @@
 5. the Panel dashboards are served and the URLs printed.
 
 ``--clusters 2``: the demo cluster twice, under two names (the second with
-another seed: the same job ids and host names, other values), each with
+another seed: the same job ids and host names, another job mix), each with
 its own queue, folders and Dagster code location (a clusters file and a
 workspace written under ``HPCPERF_HOME``), one database and one dashboard
 site with the cluster selector.
