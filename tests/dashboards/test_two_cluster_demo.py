@@ -183,8 +183,8 @@ def test_the_selector_and_an_application_summary_of_each_cluster(two: Demo, brow
         page.screenshot(path=str(screenshots / "two-clusters-jobs-first.png"), full_page=True)
         # a closed <select> shows one name: shown open, as a list, for the picture
         select.evaluate("el => { el.size = el.options.length; }")
-        page.locator(".hp-cluster").first.screenshot(
-            path=str(screenshots / "two-clusters-selector.png"))
+        page.screenshot(path=str(screenshots / "two-clusters-selector.png"),
+                        clip={"x": 0, "y": 0, "width": 1400, "height": 320})
         select.evaluate("el => { el.size = 0; }")
         select.select_option(SECOND)
         page.wait_for_url(f"**/jobs?cluster={SECOND}", timeout=90_000)
