@@ -209,6 +209,8 @@ REGISTRY: tuple[Setting, ...] = (
                    "ACCOUNTING_DROP", "DB_USER", "DB_PASSWORD", "DB_NAME", "DB_SHM_SIZE",
                    "AMQP_USER", "AMQP_PASSWORD", "AMQP_PORT", "RABBITMQ_MGMT_PORT", "IMAGE",
                    "DB_IMAGE", "RABBITMQ_IMAGE", "PROXY_IMAGE", "WEB_PROCS")),
+    *(_S(name, "str", None, "compose.second-cluster.yaml: see deploy/.env.example",
+         scope="deploy") for name in ("SECOND_CLUSTER", "SECOND_ACCOUNTING_DROP")),
 )
 SETTINGS: dict[str, Setting] = {s.name: s for s in REGISTRY}
 
