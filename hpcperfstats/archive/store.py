@@ -247,7 +247,6 @@ class ArchiveWriter:
         host_dir = self._host_dir(host)
         if not host_dir.is_dir():
             return None
-        self._sweep(host_dir)
         for _ in range(2):  # a repair may remove a file holding nothing complete
             files = self._files(host_dir)
             if not files:
@@ -271,18 +270,19 @@ class ArchiveWriter:
         return cur
 
     def _files(self, host_dir: Path) -> list[tuple[int, Path]]:
-        """The host's archive files and its new ones of this batch, by name."""
+        """The host's archive files and its new ones of this batch, by name;
+        new files a crash left unrenamed (never acked: redelivered) are removed."""
         files = dict(host_files(host_dir))
-        files.update((int(p.name), p) for p in self._pending if p.parent == host_dir)
+        for hidden in host_dir.glob(f".*{_NEW}*"):  # .<epoch>.new and .<epoch>.new.idx
+            name = hidden.name[1:].removesuffix(INDEX_SUFFIX)
+            if not (name.endswith(_NEW) and name[:-len(_NEW)].isdigit()):
+                continue
+            final = host_dir / name[:-len(_NEW)]
+            if final in self._pending:
+                files[int(final.name)] = final
+            else:
+                hidden.unlink(missing_ok=True)
         return sorted(files.items())
-
-    def _sweep(self, host_dir: Path) -> None:
-        """Remove new files a crash left unrenamed (never acked: redelivered)."""
-        ours = {t for tmp in self._pending.values() for t in (tmp, index_path(tmp))}
-        for stale in host_dir.glob(f".*{_NEW}*"):
-            if stale not in ours and (stale.name.endswith(_NEW)
-                                      or stale.name.endswith(_NEW + INDEX_SUFFIX)):
-                stale.unlink(missing_ok=True)
 
     def append(self, host: str, text: str, parsed: RawStats, opens: bool,
                received: float) -> Path | None:
