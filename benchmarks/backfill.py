@@ -1,7 +1,7 @@
 """Backfill: rebuild every hour of an archive into host_data, against a bare COPY.
 
 ``python -m benchmarks.backfill [--days 7] [--nodes 1000] [--fixture-nodes 100]
-[--fixture-hours 24] [--workers N]``
+[--fixture-hours 24] [--workers N[,M...]]``
 
 What a site does after fixing a rate rule: rebuild host_data from the raw
 archive. The archive holds ``--days`` of a ``--nodes`` demo-size cluster and,
@@ -11,7 +11,11 @@ validation, fsync, index). Every hour is then rebuilt with
 ``build_host_data`` (archive slice -> parse -> rates -> COPY, what the
 host_data asset runs for a partition) on a private embedded PostgreSQL, by
 ``--workers`` processes side by side (default: every core), the way a
-Dagster backfill of one-hour runs under a concurrency pool would.
+Dagster backfill of one-hour runs under a concurrency pool would. Several
+``--workers`` counts (default ``1,<cores>``) rebuild the same hours one
+count after another, ``host_data`` emptied before each (a build writes only
+what changed, so a second pass over loaded hours would write nothing): the
+1-worker pass is the baseline of the others, in the same run.
 
 Reported: archive MB/s, hours of cluster data rebuilt per minute, rows/s,
 and as the baseline measured in the same run, a bare COPY of exactly the
@@ -118,8 +122,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--fixture-nodes", type=int, default=100)
     parser.add_argument("--fixture-hours", type=int, default=24)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", default=f"1,{os.cpu_count() or 1}",
+                        help="worker counts, comma-separated, each a pass over every hour")
     args = parser.parse_args(argv)
+    counts = [int(n) for n in args.workers.split(",")]
     cfgs = [DemoConfig(nodes=args.nodes, hours=24 * args.days, start=START)]
     if args.fixture_nodes:
         cfgs.append(DemoConfig.of_shape("fixture", nodes=args.fixture_nodes,
@@ -133,21 +139,28 @@ def main(argv: list[str] | None = None) -> None:
         with embedded.running(root / "pg" / "data") as url:
             with psycopg.connect(url) as conn:
                 ensure_schema(conn)
-            rows, wall = rebuild(url, root / "archive", hours, args.workers)
+            passes = []
+            for workers in counts:
+                with psycopg.connect(url) as conn:
+                    conn.execute("TRUNCATE host_data")
+                say(f"rebuild with {workers} workers, load average {os.getloadavg()[0]:.1f}")
+                passes.append((workers, *rebuild(url, root / "archive", hours, workers)))
             bare_rows, bare_s = bare_copy(url, hours)
         mb = nbytes / 1e6
         print()
         print(f"## backfill: {args.days} d x {args.nodes} demo nodes + {args.fixture_hours} h x "
               f"{args.fixture_nodes} fixture-shaped nodes ({messages:,} messages, {mb:.0f} MB "
-              f"archived), {args.workers} workers")
-        print("| measure | value |\n| --- | --- |")
-        print(f"| rebuild wall time | {wall:.1f} s for {len(hours)} hours |")
-        print(f"| archive read | {mb / wall:.1f} MB/s |")
-        print(f"| hours of cluster data per minute | {len(hours) / wall * 60:.1f} |")
-        print(f"| host_data rows | {rows:,} at {rows / wall:,.0f} rows/s |")
-        print(f"| bare COPY of the same rows (one process) | {bare_rows:,} at "
-              f"{bare_rows / bare_s:,.0f} rows/s |")
-        print(f"| rebuild / bare COPY | {rows / wall / (bare_rows / bare_s):.2f}x |")
+              f"archived), {len(hours)} hours, on {os.cpu_count()} CPUs")
+        bare = bare_rows / bare_s
+        base_wall = passes[0][2]
+        print("| workers | wall s | MB/s | hours per minute | host_data rows/s | "
+              f"vs {passes[0][0]} worker(s) | vs bare COPY |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for workers, rows, wall in passes:
+            print(f"| {workers} | {wall:.1f} | {mb / wall:.1f} | {len(hours) / wall * 60:.1f} | "
+                  f"{rows:,} at {rows / wall:,.0f} | {base_wall / wall:.2f}x | "
+                  f"{rows / wall / bare:.2f}x |")
+        print(f"\nbare COPY of the same rows (one process): {bare_rows:,} at {bare:,.0f} rows/s")
         print(f"\nload average after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -216,6 +216,9 @@ class ArchiveWriter:
     _current: dict[str, _Current] = field(default_factory=dict)
     _dirty: set[Path] = field(default_factory=set)
     _dirty_dirs: set[Path] = field(default_factory=set)
+    #: new files of this batch, not visible yet: final path -> the hidden file
+    #: written aside (its index beside it), renamed by ``sync`` once fsynced
+    _pending: dict[Path, Path] = field(default_factory=dict)
     #: writes of the message being stored, to undo if a later part fails
     _undo: list[tuple[str, str, Path, int, int]] = field(default_factory=list)
 
@@ -225,6 +228,11 @@ class ArchiveWriter:
 
     def _host_dir(self, host: str) -> Path:
         return inside(self.root, self.root / host)
+
+    def _at(self, path: Path) -> Path:
+        """Where archive file ``path`` is written now: its hidden twin while it
+        is a new file of this batch, else itself."""
+        return self._pending.get(path, path)
 
     def _repair(self, path: Path) -> None:
         inside(self.root, path)  # a link planted in the archive never gets cut or written
@@ -240,24 +248,41 @@ class ArchiveWriter:
         if not host_dir.is_dir():
             return None
         for _ in range(2):  # a repair may remove a file holding nothing complete
-            files = host_files(host_dir)
+            files = self._files(host_dir)
             if not files:
                 return None
-            self._repair(files[-1][1])
-            if files[-1][1].exists():
+            self._repair(self._at(files[-1][1]))
+            if self._at(files[-1][1]).exists():
                 break
+            self._pending.pop(files[-1][1], None)
         path = files[-1][1]
-        header = read_header(path)
+        at = self._at(path)
+        header = read_header(at)
         if header is None:
             return None
-        idx = index_path(path)
+        idx = index_path(at)
         # samples of the recent files: a redelivery after a rotation is recognised too
         times = {e.time for _, f in files[-1 - LATE_FILES:] for e in
-                 getattr(read_index(f), "entries", ())}
-        cur = _Current(path, header, path.stat().st_size,
+                 getattr(read_index(self._at(f)), "entries", ())}
+        cur = _Current(path, header, at.stat().st_size,
                        idx.stat().st_size if idx.exists() else 0, times)
         self._current[host] = cur
         return cur
+
+    def _files(self, host_dir: Path) -> list[tuple[int, Path]]:
+        """The host's archive files and its new ones of this batch, by name;
+        new files a crash left unrenamed (never acked: redelivered) are removed."""
+        files = dict(host_files(host_dir))
+        for hidden in host_dir.glob(f".*{_NEW}*"):  # .<epoch>.new and .<epoch>.new.idx
+            name = hidden.name[1:].removesuffix(INDEX_SUFFIX)
+            if not (name.endswith(_NEW) and name[:-len(_NEW)].isdigit()):
+                continue
+            final = host_dir / name[:-len(_NEW)]
+            if final in self._pending:
+                files[int(final.name)] = final
+            else:
+                hidden.unlink(missing_ok=True)
+        return sorted(files.items())
 
     def append(self, host: str, text: str, parsed: RawStats, opens: bool,
                received: float) -> Path | None:
@@ -276,8 +301,8 @@ class ArchiveWriter:
         cur = self._load_current(host)
         if cur is None:
             raise ValueError(f"no archive file with a header for host {host!r}")
-        if cur.path.stat().st_size != cur.size:  # a failed append left bytes: cut them
-            self._repair(cur.path)
+        if self._at(cur.path).stat().st_size != cur.size:  # a failed append left bytes
+            self._repair(self._at(cur.path))
             self._current.pop(host)
             cur = self._load_current(host)
             if cur is None:
@@ -290,7 +315,7 @@ class ArchiveWriter:
             return self._next_day(host, cur, new_day, data, header_end, spans, parsed, received)
         lines = "".join(f"{s.time_text} {cur.size + a} {cur.size + b}\n"
                         for s, (a, b) in zip(parsed.samples, spans, strict=True))
-        undo = ("append", host, cur.path, cur.size, cur.idx_size)
+        undo = ("append", host, self._at(cur.path), cur.size, cur.idx_size)
         self._write_both(cur, data, lines.encode())
         self._undo.append(undo)
         cur.times.update(times)
@@ -305,9 +330,11 @@ class ArchiveWriter:
         and the message goes to quarantine whole, so none of it stays archived."""
         for kind, host, path, size, idx_size in reversed(self._undo):
             try:
-                if kind == "new":
-                    path.unlink(missing_ok=True)
-                    index_path(path).unlink(missing_ok=True)
+                if kind == "new":  # never renamed: sync comes between messages
+                    tmp = self._pending.pop(path, path)
+                    self._dirty.discard(tmp)
+                    tmp.unlink(missing_ok=True)
+                    index_path(tmp).unlink(missing_ok=True)
                 else:
                     os.truncate(path, size)
                     os.truncate(index_path(path), idx_size)
@@ -316,26 +343,16 @@ class ArchiveWriter:
             self._current.pop(host, None)  # read back from disk when next needed
         self._undo = []
 
-    def _create(self, path: Path, data: bytes) -> None:
-        """A new file, whole or not at all: written aside, fsynced, renamed."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        try:
-            with self.opener(tmp, "wb") as fh:
-                fh.write(data)
-            fsync_path(tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
     def _write_both(self, cur: _Current, data: bytes, lines: bytes) -> None:
-        idx = index_path(cur.path)
+        at = self._at(cur.path)
+        idx = index_path(at)
         try:
-            with self.opener(cur.path, "ab") as fh:
+            with self.opener(at, "ab") as fh:
                 fh.write(data)
             with self.opener(idx, "ab") as fh:
                 fh.write(lines)
         except Exception:
-            for path, size in ((cur.path, cur.size), (idx, cur.idx_size)):
+            for path, size in ((at, cur.size), (idx, cur.idx_size)):
                 try:  # undo; if this fails too, the next append's repair cuts it
                     os.truncate(path, size)
                 except OSError:
@@ -343,15 +360,16 @@ class ArchiveWriter:
             raise
         cur.size += len(data)
         cur.idx_size += len(lines)
-        self._dirty.add(cur.path)
+        self._dirty.add(at)
 
     def _next_day(self, host: str, cur: _Current, name: int, data: bytes, header_end: int,
                   spans: list[tuple[int, int]], parsed: RawStats, received: float) -> Path | None:
         """Open the new day's file: the host's current header block, then ``data``."""
-        index = read_index(cur.path)
+        at = self._at(cur.path)
+        index = read_index(at)
         head_end = (index.header_end if index and index.header_end is not None
                     else index.entries[0].start if index and index.entries else 0)
-        with open(cur.path, "rb") as fh:
+        with open(at, "rb") as fh:
             head = fh.read(head_end)
         uptime = cur.header.uptime
         boot = (index.entries[0].time - uptime
@@ -369,16 +387,17 @@ class ArchiveWriter:
         host_dir.mkdir(parents=True, exist_ok=True)
         prev = self._load_current(host)  # repaired before it stops being current
         if prev is not None and not parsed.samples and prev.size == len(data) \
-                and prev.path.read_bytes() == data:
+                and self._at(prev.path).read_bytes() == data:
             return None  # the same header-only message again
         times = {s.time for s in parsed.samples}
         if name is None:
             name = int(parsed.samples[0].time) if parsed.samples else int(received)
         while True:
             path = inside(self.root, host_dir / str(name))
-            if not path.exists() and not path.with_name(path.name + GZ).exists():
+            if (path not in self._pending and not path.exists()
+                    and not path.with_name(path.name + GZ).exists()):
                 break
-            index = read_index(path)
+            index = read_index(self._at(path))
             if times and index and index.drain and times <= {e.time for e in index.entries}:
                 return None  # a redelivered header message: already archived
             name += 1  # one header per file: a different file of the same second
@@ -386,13 +405,20 @@ class ArchiveWriter:
                                                                         strict=True)],
                       header_end=header_end)
         text = index.text()
-        try:  # index first: a data file never exists without its index
-            atomic_write(index_path(path), text.encode())
-            self._create(path, data)
+        # written aside, made durable and visible by ``sync`` with the batch's
+        # other new files: a file is whole or absent, never half there
+        tmp = path.with_name(f".{path.name}{_NEW}")
+        try:
+            with self.opener(index_path(tmp), "wb") as fh:
+                fh.write(text.encode())
+            with self.opener(tmp, "wb") as fh:
+                fh.write(data)
         except Exception:
-            path.unlink(missing_ok=True)
-            index_path(path).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
+            index_path(tmp).unlink(missing_ok=True)
             raise
+        self._pending[path] = tmp
+        self._dirty.add(tmp)
         seen = prev.times if prev is not None else set()
         self._current[host] = _Current(path, header or parsed.headers[-1], len(data), len(text),
                                        seen | {e.time for e in index.entries})
@@ -401,23 +427,33 @@ class ArchiveWriter:
         return path
 
     def sync(self) -> None:
-        """Every file written since the last sync, then every directory that
-        gained a file, made durable; raises if any fsync fails (nothing may
-        be acked then).
+        """Every file written since the last sync made durable, the batch's new
+        files renamed into place, then every directory that gained a file made
+        durable; raises if any fsync fails (nothing may be acked then).
 
         The fsyncs run side by side (``SYNC_THREADS`` at once, so at most that
         many descriptors are open): the file system commits concurrent
         fsyncs together, one after another it pays a journal commit each:
-        with 10,000 hosts a batch touches a file per message (measured: about
-        200 fsyncs/s one by one, thousands side by side).
+        with 10,000 hosts a batch touches a file per message, and after
+        00:00 UTC opens one per message (measured: about 200 fsyncs/s one by
+        one, thousands side by side). A new file is renamed only once its
+        bytes and its index's are durable, index first (a data file never
+        exists without its index): a crash before the directories' fsync
+        loses at most the names of files whose messages were not acked.
         """
         files = [t for path in self._dirty for t in (path, index_path(path))]
         _fsync_all(files)
+        for path, tmp in list(self._pending.items()):
+            os.replace(index_path(tmp), index_path(path))
+            os.replace(tmp, path)
+            del self._pending[path]
         _fsync_all(list(self._dirty_dirs))  # after the files they name
         self._dirty.clear()
         self._dirty_dirs.clear()
 
 
+#: suffix of a new archive file written aside (``.<epoch>.new``, ``.<epoch>.new.idx``)
+_NEW = ".new"
 #: fsyncs in flight at once in ``ArchiveWriter.sync`` (each holds one descriptor)
 SYNC_THREADS = 32
 

@@ -251,7 +251,8 @@ def test_daemon_drains_the_queue_and_webserver_shows_the_graph(stack, pg_url):
 
 
 BACKFILL_RUNS = """{ partitionBackfillOrError(backfillId: "%s") {
-  ... on PartitionBackfill { status runs(limit: 50) { status tags { key value } } } } }"""
+  ... on PartitionBackfill { status runs(limit: 50) { status startTime endTime
+  tags { key value } } } } }"""
 
 
 def backfill_from_one_command(stack: Stack, pg_url: str) -> None:
@@ -281,6 +282,10 @@ def backfill_from_one_command(stack: Stack, pg_url: str) -> None:
     # bounded runs: HPCPERF_HOURS_PER_RUN=2 splits the three hours in two runs
     assert ranges == [("2026-11-20-12:00", "2026-11-20-13:00"),
                       ("2026-11-20-14:00", "2026-11-20-14:00")]
+    # side by side (DAGSTER_MAX_CONCURRENT_RUNS=2), as the backfill page's run list shows:
+    # the second run started before the first ended
+    spans = [(r["startTime"], r["endTime"]) for r in found["runs"]]
+    assert max(s for s, _ in spans) < min(e for _, e in spans), spans
     with psycopg.connect(pg_url) as conn:
         hosts, hours = conn.execute(
             "SELECT count(DISTINCT host), count(DISTINCT date_trunc('hour', time)) "

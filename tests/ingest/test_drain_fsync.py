@@ -9,6 +9,7 @@ commits them together. Durability before the ack is unchanged
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -19,7 +20,8 @@ import pytest
 
 from hpcperfstats.archive import store as archive_store
 from hpcperfstats.archive.store import SYNC_THREADS, read_index
-from hpcperfstats.ingest.drain import MessageStore, store_messages
+from hpcperfstats.ingest.drain import MessageStore, drain_queue, queue_depth, store_messages
+from hpcperfstats.ingest.publish import publish_messages
 
 from .hostile import good_messages
 
@@ -86,3 +88,89 @@ def test_a_batch_of_300_hosts_is_stored_under_a_64_descriptor_limit(dirs):
     indexes = sorted(dirs["archive"].glob("*/*.idx"))
     assert len(indexes) == 300
     assert all(len(read_index(p.with_suffix("")).entries) == 3 for p in indexes)
+
+
+def test_a_batch_opening_many_files_syncs_them_side_by_side_then_renames(dirs, monkeypatch):
+    """40 hosts' first messages and an append to each, one batch: nothing is
+    visible before ``sync``; there every new file and index (written aside)
+    is fsynced once, then renamed, index first, then each directory that
+    gained a name is fsynced once. Nothing is fsynced one file at a time
+    while storing (the old way: three fsyncs in a row per new file)."""
+    events: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        with lock:
+            events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        with lock:
+            events.append(("rename", f"{src} {dst}"))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(archive_store.os, "fsync", fsync)
+    monkeypatch.setattr(archive_store.os, "replace", replace)
+    hosts = [f"h{i:02d}" for i in range(40)]
+    ms = MessageStore(dirs["archive"], dirs["quarantine"], 1 << 20)
+    for k, body in enumerate([good_messages(h, 2)[0] for h in hosts]
+                             + [good_messages(h, 2)[1] for h in hosts]):
+        ms.store(body, f"test:{k}")
+    assert ms.result.quarantined == 0 and events == []
+    assert [p for p in dirs["archive"].glob("*/*") if not p.name.startswith(".")] == []
+    ms.sync()
+
+    kinds = [kind for kind, _ in events]
+    files = [p for kind, p in events if kind == "fsync" and not Path(p).is_dir()]
+    directories = [p for kind, p in events if kind == "fsync" and Path(p).is_dir()]
+    renames = [p.split() for kind, p in events if kind == "rename"]
+    # all file fsyncs, then all renames, then all directory fsyncs
+    assert kinds == ["fsync"] * 80 + ["rename"] * 80 + ["fsync"] * 41
+    # each file and its index once, under its hidden name (the renames keep the inode)
+    assert len(set(files)) == 80
+    assert sorted(Path(p).name.startswith(".") for p in files) == [True] * 80
+    assert sorted(directories) == sorted([str(dirs["archive"].resolve())]
+                                         + [str((dirs["archive"] / h).resolve()) for h in hosts])
+    # per file: index renamed, then data
+    for (idx_src, idx_dst), (src, dst) in zip(renames[::2], renames[1::2], strict=True):
+        assert idx_dst == dst + ".idx" and idx_src == src + ".idx"
+        assert Path(src).name == f".{Path(dst).name}.new"
+    for h in hosts:  # both samples in the one file, indexed
+        (data,) = [p for p in (dirs["archive"] / h).iterdir() if p.name.isdigit()]
+        assert len(read_index(data).entries) == 2
+    assert [p for p in dirs["archive"].glob("*/.*")] == []
+
+
+@pytest.mark.integration
+def test_a_disk_failing_in_a_batch_opening_files_acks_nothing_and_a_retry_recovers(
+        rabbit, queue, dirs, monkeypatch):
+    """An fsync error (EIO) while a batch's new files are synced: the drain
+    stops, nothing of the batch is visible or acked; the next drain archives
+    every message once, the files written aside the first time swept."""
+    bodies = [m for h in (f"e{i:02d}" for i in range(25)) for m in good_messages(h, 2)]
+    publish_messages(rabbit.url, queue, bodies)
+    real_fsync, calls = os.fsync, []
+
+    def failing(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 17:
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(archive_store.os, "fsync", failing)
+    with pytest.raises(OSError, match="Input/output"):
+        drain_queue(rabbit.url, queue, dirs["archive"], dirs["quarantine"],
+                    max_messages=100, max_seconds=30, batch=50)
+    monkeypatch.setattr(archive_store.os, "fsync", real_fsync)
+    assert queue_depth(rabbit.url, queue) == 50
+    assert [p for p in dirs["archive"].glob("*/*") if not p.name.startswith(".")] == []
+    assert any(dirs["archive"].glob("*/.*.new"))  # written aside, never renamed
+
+    result = drain_queue(rabbit.url, queue, dirs["archive"], dirs["quarantine"],
+                         max_messages=100, max_seconds=30, batch=50)
+    assert (result.messages, result.quarantined, result.duplicates) == (50, 0, 0)
+    assert queue_depth(rabbit.url, queue) == 0
+    files = [p for p in dirs["archive"].glob("*/*") if p.name.isdigit()]
+    assert len(files) == 25 and all(len(read_index(p).entries) == 2 for p in files)
+    assert list(dirs["archive"].glob("*/.*")) == []
