@@ -32,13 +32,23 @@ class PageWatch:
         self.dialogs: list[str] = []
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("requestfailed", lambda r: self.errors.append(f"request failed: {r.url}"))
+        self.page.on("requestfailed", self._request_failed)
 
         def on_dialog(dialog):
             self.dialogs.append(dialog.message)
             dialog.dismiss()
 
         self.page.on("dialog", on_dialog)
+
+    def _request_failed(self, request) -> None:
+        # Chromium cancels a page's pending requests when it navigates away
+        # (net::ERR_ABORTED): under load a stylesheet still loading when a test
+        # moves on is cancelled, which is not a fault of the page. Any other
+        # failure (refused, reset, timed out) is one.
+        failure = request.failure or ""
+        if "ERR_ABORTED" in failure:
+            return
+        self.errors.append(f"request failed: {request.url} ({failure})")
 
     def open(self, url: str) -> None:
         self.page.goto(url, wait_until="networkidle")
