@@ -59,7 +59,7 @@ def write_demo(cfg: DemoConfig, out: Path, progress=print) -> dict[str, int]:
     raw = out / "raw"
     current: dict[str, Path] = {}
     counts = {"hosts": 0, "samples": 0, "files": 0, "bytes": 0}
-    total = cfg.nodes * cfg.samples
+    total = cfg.all_nodes * cfg.samples
     step = max(1, total // 10)
     for msg in iter_messages(cfg, plan):
         if msg.text.startswith("$") or msg.host not in current:
@@ -89,7 +89,8 @@ def write_demo(cfg: DemoConfig, out: Path, progress=print) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     cfg = demo_config(args, interval=args.interval)
-    print(f"generate-demo: {cfg.nodes} nodes x {cfg.samples} samples "
+    gpu = f" + {cfg.gpu_nodes} GPU node{'s' if cfg.gpu_nodes > 1 else ''}" if cfg.gpu_nodes else ""
+    print(f"generate-demo: {cfg.nodes} nodes{gpu} x {cfg.samples} samples "
           f"({cfg.hours} h at {cfg.interval} s) from {cfg.start.isoformat()} -> {args.out}")
     t0 = time.perf_counter()
     counts = write_demo(cfg, args.out)

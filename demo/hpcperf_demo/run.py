@@ -225,8 +225,8 @@ def main(argv: list[str]) -> int:
     if amqp:
         env["HPCPERF_AMQP_URL"] = amqp
         os.environ["HPCPERF_AMQP_URL"] = amqp
-        say(f"demo cluster: {demo.nodes} nodes, {demo.hours} h at {demo.interval} s "
-            f"from {demo.start.isoformat()} -> RabbitMQ")
+        say(f"demo cluster: {demo.nodes} nodes + {demo.gpu_nodes} GPU, {demo.hours} h at "
+            f"{demo.interval} s from {demo.start.isoformat()} -> RabbitMQ")
         publish(amqp, cfg.queue, demo)
     else:
         from hpcperf_dagster.lineage import report_archived

@@ -16,9 +16,11 @@ def test_generate_demo_writes_raw_files_and_accounting(tmp_path, capsys):
                "--interval", "600", "--start", "2026-11-20T23:00:00"])  # fmt: skip
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "wrote 36 samples of 3 hosts in 6 raw files" in printed
+    # 3 CPU nodes and the GPU node x 12 samples, each in 2 day files
+    assert "3 nodes + 1 GPU node x 12 samples" in printed
+    assert "wrote 48 samples of 4 hosts in 8 raw files" in printed
     hosts = sorted(p.name for p in (out / "raw").iterdir())
-    assert hosts == ["c001-001", "c001-002", "c001-003"]
+    assert hosts == ["c001-001", "c001-002", "c001-003", "g001-001"]
     first = int(datetime(2026, 11, 20, 23, tzinfo=UTC).timestamp())
     midnight = int(datetime(2026, 11, 21, tzinfo=UTC).timestamp())
     for host in hosts:
