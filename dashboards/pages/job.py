@@ -452,6 +452,7 @@ def job_view(jobid: str | None, viewer: Viewer):
                    else data.job_metrics(conn, jobid, on))
         flags = data.job_flags(conn, jobid, on)
         apps = data.job_applications(conn, jobid, on)
+        script = data.job_script(conn, job, viewer)
         values = dict(zip(metrics["metric"], metrics["value"], strict=True))
         # one pass over the partition's pools: the peer percentiles and the footprint's norms
         norms = data.peer_context(conn, job, values, viewer,
@@ -480,7 +481,7 @@ def job_view(jobid: str | None, viewer: Viewer):
     top = pn.Row(_card(facts(job, viewer), "Accounting"),
                  pn.Column(_card(metrics_table(metrics, job, flagged, provisional), title),
                            _card(peer_view(job, values, peers), "Among comparable jobs"),
-                           _card(pn.Column(*what_ran_view(job, apps, viewer),
+                           _card(pn.Column(*what_ran_view(job, apps, viewer, script),
                                            sizing_mode="stretch_width"), "What ran"),
                            _card(coverage_view(coverage, sources), "Data coverage and sources"),
                            sizing_mode="stretch_width"),

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hpcperf_demo.cluster import SHAPES, DemoConfig, make_plan
-from hpcperf_demo.generate import accounting_files, iter_messages
+from hpcperf_demo.generate import accounting_files, iter_messages, script_files
+from hpcperfstats.jobs.scripts import SUFFIX as SCRIPTS_SUFFIX
 
 
 def parse_time(text: str) -> datetime:
@@ -79,6 +80,8 @@ def write_demo(cfg: DemoConfig, out: Path, progress=print) -> dict[str, int]:
     acct = out / "accounting"
     acct.mkdir(parents=True, exist_ok=True)
     dumps = accounting_files(cfg, plan)
+    for day, text in script_files(cfg, plan).items():  # before the dumps, as the dump does
+        (acct / f"{day}{SCRIPTS_SUFFIX}").write_text(text, encoding="utf-8")
     for day, text in dumps.items():
         (acct / f"{day}.txt").write_text(text, encoding="utf-8")
     counts["accounting_days"] = len(dumps)

@@ -36,6 +36,7 @@ from hpcperf_demo.cluster import (
     perf_per_core,
 )
 from hpcperfstats.jobs.accounting import format_accounting, format_duration
+from hpcperfstats.jobs.scripts import format_scripts
 
 UNAME = (
     "Linux x86_64 5.14.0-611.24.1.el9_7.x86_64 #1 SMP PREEMPT_DYNAMIC Fri Jan 23 11:42:43 UTC 2026"
@@ -735,6 +736,45 @@ def accounting_files(cfg: DemoConfig, plan: DemoPlan | None = None) -> dict[str,
         )
         for d, jobs in by_day.items()
     }
+
+
+#: what each demo application's job script runs (after ``module load <app>``)
+APP_COMMANDS = {
+    "lammps": "srun lmp_mpi -in in.lj", "wrf": "srun wrf.exe",
+    "gromacs": "srun gmx_mpi mdrun -deffnm md", "namd": "srun namd3 +ppn 4 apoa1.namd",
+    "vasp": "srun vasp_std", "openfoam": "srun simpleFoam -parallel",
+    "python": "srun python3 train.py --epochs 90 --batch-size 256",
+    "cp2k": "srun cp2k.psmp -i H2O-64.inp",
+}  # fmt: skip
+
+
+def job_script(job: DemoJob, index: int) -> str:
+    """The batch script a demo job was submitted with: ``#SBATCH`` lines of what the
+    accounting records (nodes, tasks, memory, time, GPUs), a module and a command."""
+    app = job_app(job, index)
+    node_mib = job.req_mem_bytes // job.nnodes // 2**20
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={job.jobname}",
+             f"#SBATCH --account={job.account}", f"#SBATCH --partition={job.partition}",
+             f"#SBATCH --nodes={job.nnodes}",
+             f"#SBATCH --ntasks-per-node={job.ncpus // job.nnodes}",
+             f"#SBATCH --mem={node_mib}M", f"#SBATCH --time={format_duration(job.timelimit_s)}"]
+    if job.ngpus:
+        lines.append(f"#SBATCH --gres=gpu:h100:{job.ngpus // job.nnodes}")
+    lines += ["", "module purge", f"module load {app}", APP_COMMANDS[app]]
+    return "\n".join(lines) + "\n"
+
+
+def script_files(cfg: DemoConfig, plan: DemoPlan | None = None) -> dict[str, str]:
+    """``{"YYYY-MM-DD": scripts file}``: the scripts of the jobs that ended that day, as
+    ``hpcperf-sacct-dump --scripts`` writes them beside each accounting dump (a job
+    still running has none yet)."""
+    plan = plan or make_plan(cfg)
+    by_day: dict[str, dict[str, bytes]] = {d.isoformat(): {} for d in accounting_days(cfg)}
+    for index, job in enumerate(plan.jobs):
+        if job.end is not None:
+            day = job.end.astimezone(UTC).date().isoformat()
+            by_day[day][job.jobid] = job_script(job, index).encode()
+    return {day: format_scripts(scripts) for day, scripts in by_day.items()}
 
 
 def expected_messages(cfg: DemoConfig) -> int:

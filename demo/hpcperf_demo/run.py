@@ -37,6 +37,7 @@ from hpcperf_demo.generate import (
     expected_messages,
     iter_messages,
     peak_settings,
+    script_files,
 )
 from hpcperfstats.config import env as config_env
 from hpcperfstats.config import is_set, settings
@@ -44,6 +45,7 @@ from hpcperfstats.db.connect import database_url
 from hpcperfstats.db.schema import ensure_schema
 from hpcperfstats.ingest.drain import queue_depth, store_messages
 from hpcperfstats.ingest.publish import publish_messages
+from hpcperfstats.jobs.scripts import SUFFIX as SCRIPTS_SUFFIX
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -236,6 +238,8 @@ def main(argv: list[str]) -> int:
         report_archived(instance, result.hours, "hpcperf demo (no broker)")
         say(f"archived {result.samples} samples directly (no broker)")
     cfg.accounting_dir.mkdir(parents=True, exist_ok=True)
+    for day, text in script_files(demo).items():  # before the dumps, as the dump does
+        (cfg.accounting_dir / f"{day}{SCRIPTS_SUFFIX}").write_text(text)
     for day, text in accounting_files(demo).items():
         (cfg.accounting_dir / f"{day}.txt").write_text(text)
     say(f"accounting dumps written to {cfg.accounting_dir}")
