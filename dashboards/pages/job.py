@@ -32,6 +32,7 @@ from hpcperfstats.hostdata.series import ALL_SERIES, CGROUP_SERIES, SERIES
 from hpcperfstats.jobs.footprint import FOOTPRINT_METRICS
 from hpcperfstats.jobs.metrics import IDLE_SHARE, METRICS
 from hpcperfstats.jobs.roofline import node_peaks
+from hpcperfstats.jobs.series import first_rate
 from hpcperfstats.report import presentation as pr
 from hpcperfstats.report.presentation import coverage_text, source_note
 
@@ -346,9 +347,12 @@ def series_plots(job: dict[str, Any], named: pl.DataFrame, extra: pl.DataFrame,
     in_node_view = node_heatmap_series(named) if wide else None
     for name in (n for n in [*CGROUP_SERIES, *JOB_SERIES] if n in present):
         spec = ALL_SERIES[name]
-        groups.setdefault(TABS.get(name, "Other"), []).append(partial(
+        tab = TABS.get(name, "Other")
+        # the allocation lines are the node's cores and memory: not a GPU's memory
+        groups.setdefault(tab, []).append(partial(
             series_plot, named.filter(pl.col("series") == name), spec.label, spec.unit,
-            reference=references.get(spec.unit), per_host=name != in_node_view))
+            reference=references.get(spec.unit) if tab != "GPU" else None,
+            per_host=name != in_node_view))
     for event, (label, unit) in timeseries.GPU_EVENTS.items():
         part = gpus.filter(pl.col("event") == event)
         if not part.is_empty():
@@ -486,8 +490,9 @@ def job_view(jobid: str | None, viewer: Viewer):
         hosts = list(job.get("hosts") or [])
         extra = (timeseries.extra_types(conn, hosts, *window, cluster=on) if window and hosts
                  else pl.DataFrame(schema=timeseries.EXTRA_SCHEMA))
-        gpus = (timeseries.gpu_devices(conn, hosts, *window, max_points=_points(job),
-                                       cluster=on)
+        gpus = (timeseries.gpu_devices(
+                    conn, hosts, *window, max_points=_points(job), cluster=on,
+                    since=first_rate(window[0], timeseries.data_interval(conn, jobid, on)))
                 if window and hosts and job.get("ngpus") else None)
     name = job.get("jobname") or ""
     heading = html(

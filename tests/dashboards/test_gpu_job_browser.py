@@ -19,7 +19,7 @@ GiB = 2**30
 
 @pytest.fixture
 def watch(browser):
-    w = PageWatch(browser, 2600)  # tall: the plots in the screenshot
+    w = PageWatch(browser, 4400)  # tall: every plot of the GPU tab in the screenshot
     yield w
     w.close()
 
@@ -51,6 +51,8 @@ def test_gpu_training_job_shows_its_gpus(demo_web, watch, screenshots):
     assert set(gpus) <= set(plots["GPU memory used, each GPU"]["labels"])
     assert set(gpus) <= set(plots["GPU power, each GPU"]["labels"])
     assert any(t.startswith("GPU utilisation, summed") for t in plots)
+    # GPU memory is not measured against the node memory requested: no allocation line
+    assert "allocated per node" not in plots["GPU memory used"]["labels"]
     # what ran: the script the demo stored, its #SBATCH lines as submitted
     script = page.locator("pre.hp-script").inner_text()
     assert script.strip() == job_script(job, demo.plan.jobs.index(job)).strip()

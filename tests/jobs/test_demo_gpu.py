@@ -8,6 +8,7 @@ keeps one at 2 %: 2 % of 200 %.
 
 from __future__ import annotations
 
+import polars as pl
 import psycopg
 import pytest
 from demo_db import DemoDB
@@ -62,3 +63,26 @@ def test_idle_gpus_are_flagged_and_jobs_without_gpus_say_why(demo_db: DemoDB):
     assert fired == [(idle.jobid,)]  # on no other job of the demo
     # a job without GPUs has no GPU metric, with the reason, not 0 %
     assert cpu_m["gpu_util"] == (None, "no GPUs allocated")
+
+
+def test_each_gpus_lines_are_the_plans(demo_db: DemoDB):
+    """What the job page's GPU tab draws per GPU: GPU 0 at 92 %, 60 GiB, 400 W ... over the
+    whole run; power from the first interval inside the job (no ramp from rest)."""
+    from dashboards import timeseries
+    from hpcperfstats.jobs.series import first_rate
+
+    (train,) = demo_db.plan.by_behaviour("gpu_training")
+    with psycopg.connect(demo_db.url) as conn:
+        since = first_rate(train.start, timeseries.data_interval(conn, train.jobid))
+        frame = timeseries.gpu_devices(conn, train.hosts, train.start, train.end, since=since)
+    got = {(r["host"], r["event"]): (r["min"], r["max"]) for r in frame.group_by(
+        "host", "event").agg(pl.col("value").min().alias("min"),
+                             pl.col("value").max().alias("max")).iter_rows(named=True)}
+    for gpu, use in train.gpus.items():
+        name = f"g001-001 GPU {gpu}"
+        assert got[(name, "utilization")] == (use.util_pct, use.util_pct)
+        assert got[(name, "mem_used")] == (use.mem_bytes, use.mem_bytes)
+        low, high = got[(name, "energy")]  # W: mJ/s as stored, in J/s
+        assert low == pytest.approx(use.power_w, rel=1e-6)
+        assert high == pytest.approx(use.power_w, rel=1e-6)
+    assert len(got) == 4 * 3
