@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fixture-hours", type=int, default=24)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
-    cfgs = [DemoConfig(nodes=args.nodes, hours=24 * args.days, start=START)]
+    cfgs = [DemoConfig(gpu_nodes=0, nodes=args.nodes, hours=24 * args.days, start=START)]
     if args.fixture_nodes:
         cfgs.append(DemoConfig.of_shape("fixture", nodes=args.fixture_nodes,
                                         hours=args.fixture_hours, start=START, first_rack=500))

@@ -64,7 +64,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=int, help="instead of --hours")
     args = parser.parse_args()
     hours = args.minutes / 60 if args.minutes else args.hours
-    bodies = [m.text.encode() for m in iter_messages(DemoConfig(nodes=args.nodes, hours=hours))]
+    cfg = DemoConfig(gpu_nodes=0, nodes=args.nodes, hours=hours)
+    bodies = [m.text.encode() for m in iter_messages(cfg)]
     n, mb = len(bodies), sum(map(len, bodies)) / 1e6
     rabbitmq.ensure_installed()
     base = Path(tempfile.mkdtemp(prefix="hpcperf-bench-rabbit-"))
