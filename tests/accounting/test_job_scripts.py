@@ -88,6 +88,16 @@ def test_parses_sacct_batch_script_answers():
     assert b"\nBatch Script for 3025\n" + RULE.encode() in hostile.script
 
 
+def test_parses_answers_captured_from_slurm_22_05():
+    """``sacct --batch-script --jobs=N`` of a real Slurm 22.05.8 (``record-slurm-run``)."""
+    real = ANSWERS / "real-slurm-22.05"
+    busy = parse_batch_script((real / "1.out").read_bytes())
+    assert busy == BatchScript("1", b'#!/bin/sh\n# This script was created by sbatch --wrap.'
+                                    b'\n\ntimeout "$DUR" sh -c "while :; do :; done" || true\n')
+    idle = parse_batch_script((real / "2.out").read_bytes())
+    assert idle.jobid == "2" and idle.script.endswith(b"\n\nsleep 30\n")
+
+
 @pytest.mark.parametrize("out", [
     b"", b"sacct: error: Problem talking to the database\n",
     b"Batch Script for 12\n#!/bin/bash\n",  # no rule
