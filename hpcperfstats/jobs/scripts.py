@@ -41,7 +41,7 @@ HEADER = "Batch Script for "
 RULE = "-" * 80
 #: what sacct prints for a job whose script it does not have (not a batch job,
 #: or stored before AccountingStoreFlags=job_script)
-NO_SCRIPT = b"NONE\n"
+NONE_ANSWER = b"NONE\n"
 SUFFIX = ".scripts.jsonl"
 
 
@@ -74,7 +74,7 @@ def parse_batch_script(out: bytes) -> BatchScript:
     if not body.endswith(b"\n"):
         raise ValueError("output cut short: no newline after the script")
     body = body[:-1]  # the newline sacct prints after every script
-    return BatchScript(jobid, None if body == NO_SCRIPT else body)
+    return BatchScript(jobid, None if body == NONE_ANSWER else body)
 
 
 def scripts_path(dump: Path) -> Path:
