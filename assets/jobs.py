@@ -29,6 +29,7 @@ from hpcperfstats.archive import quarantine
 from hpcperfstats.config import settings
 from hpcperfstats.db.load import upsert_job_data
 from hpcperfstats.jobs.accounting import issues_by_line, parse_accounting
+from hpcperfstats.jobs.scripts import load_job_scripts, scripts_path
 
 #: bad lines listed in metadata (all of them are in the quarantine)
 LISTED = 500
@@ -50,7 +51,8 @@ def _bad_line_table(bad: list[dict]) -> MetadataValue:
     group_name="jobs",
     partitions_def=daily,
     description="Slurm accounting: one row per job in job_data, from "
-    "accounting/<YYYY-MM-DD>.txt dumps (newest dump of a job wins).",
+    "accounting/<YYYY-MM-DD>.txt dumps (newest dump of a job wins), and the jobs' "
+    "scripts in job_scripts where the dump came with <YYYY-MM-DD>.scripts.jsonl.",
     check_specs=[AssetCheckSpec(
         "accounting_lines_all_loaded", asset=asset_key("slurm_jobs"),
         description="Every line of the day's dump loaded whole: none set aside, no field "
@@ -76,6 +78,9 @@ def slurm_jobs(context: AssetExecutionContext, db: Database, paths: Paths):
     with db.connect() as conn:
         upserted = upsert_job_data(conn, jobs, date.fromisoformat(day),
                                    cluster=settings().cluster)
+        # a script that cannot be stored is quarantined; the rest of the day loads
+        scripts = load_job_scripts(conn, scripts_path(path), date.fromisoformat(day),
+                                   settings().cluster, paths.quarantine)
     ended = jobs.filter(jobs["end_time"].is_not_null())["end_time"].dt.strftime("%Y-%m-%d")
     days = set(ended.to_list())
     actions = Counter(r["action"] for r in bad)
@@ -87,6 +92,9 @@ def slurm_jobs(context: AssetExecutionContext, db: Database, paths: Paths):
             "bad_line_list": _bad_line_table(bad),
             "job_days": sorted(days),
             "file": str(path),
+            "scripts_stored": scripts["stored"],
+            "scripts_truncated": scripts["truncated"],
+            "scripts_set_aside": scripts["set_aside"] + scripts["bad_lines"],
         }
     )
     yield AssetCheckResult(

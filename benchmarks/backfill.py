@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="worker counts, comma-separated, each a pass over every hour")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.workers.split(",")]
-    cfgs = [DemoConfig(nodes=args.nodes, hours=24 * args.days, start=START)]
+    cfgs = [DemoConfig(gpu_nodes=0, nodes=args.nodes, hours=24 * args.days, start=START)]
     if args.fixture_nodes:
         cfgs.append(DemoConfig.of_shape("fixture", nodes=args.fixture_nodes,
                                         hours=args.fixture_hours, start=START, first_rack=500))

@@ -141,7 +141,8 @@ def main() -> None:
     parser.add_argument("--src", default="", help="with --rounds: a checkout to compare with")
     args = parser.parse_args()
     hours = args.minutes / 60 if args.minutes else args.hours
-    bodies = [m.text.encode() for m in iter_messages(DemoConfig(nodes=args.nodes, hours=hours))]
+    cfg = DemoConfig(gpu_nodes=0, nodes=args.nodes, hours=hours)
+    bodies = [m.text.encode() for m in iter_messages(cfg)]
     n, mb = len(bodies), sum(map(len, bodies)) / 1e6
     rabbitmq.ensure_installed()
     base = Path(tempfile.mkdtemp(prefix="hpcperf-bench-rabbit-"))

@@ -47,7 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     if not sshd.available():
         raise SystemExit("openssh-server and rsync are needed (scripts/setup installs them)")
-    cfg = DemoConfig(nodes=args.nodes, start=DAY, hours=25)  # hour 25 closes the day
+    cfg = DemoConfig(gpu_nodes=0, nodes=args.nodes, start=DAY, hours=25)  # hour 25 closes the day
     day = int(DAY.timestamp())
     with tempfile.TemporaryDirectory(prefix="hpcperf-export-") as tmp:
         root = Path(tmp)

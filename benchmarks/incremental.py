@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=60)
     parser.add_argument("--late", type=float, default=0.02)
     args = parser.parse_args()
-    cfg = DemoConfig(nodes=args.nodes, hours=1, interval=args.interval)
+    cfg = DemoConfig(gpu_nodes=0, nodes=args.nodes, hours=1, interval=args.interval)
     pieces = drain_pieces(cfg, args.late)
     print(json.dumps({"nodes": args.nodes, "interval_s": args.interval, "late": args.late,
                       "messages": sum(map(len, pieces)), "drains": PIECES}), flush=True)

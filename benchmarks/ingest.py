@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--hours", type=int, default=24)
     args = parser.parse_args()
-    cfg = DemoConfig(nodes=args.nodes, hours=args.hours)
+    cfg = DemoConfig(gpu_nodes=0, nodes=args.nodes, hours=args.hours)
     with tempfile.TemporaryDirectory(prefix="hpcperf-bench-") as tmp:
         root = Path(tmp)
         t0 = time.perf_counter()

@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=200)
     parser.add_argument("--hours", type=int, default=6)
     args = parser.parse_args()
-    cfg = DemoConfig(nodes=args.nodes, hours=args.hours)
+    cfg = DemoConfig(gpu_nodes=0, nodes=args.nodes, hours=args.hours)
     with tempfile.TemporaryDirectory(prefix="hpcperf-bench-") as tmp:
         root = Path(tmp)
         store_messages([m.text.encode() for m in iter_messages(cfg)], root / "a", root / "q")

@@ -69,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["HPCPERF_JOB_CHUNK_HOSTS"] = str(args.chunk_hosts)
     day = datetime(2026, 11, 20, tzinfo=UTC)
-    cfg = DemoConfig(nodes=args.nodes, start=day, hours=24)
+    cfg = DemoConfig(gpu_nodes=0, nodes=args.nodes, start=day, hours=24)
     with tempfile.TemporaryDirectory(prefix="hpcperf-bench-jobs-") as tmp:
         root = Path(tmp)
         with embedded.running(root / "pg") as url:

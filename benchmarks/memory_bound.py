@@ -113,7 +113,8 @@ def host_data_case(src: str, nodes: int, hours: int, chunk: int | None) -> dict:
         raise SystemExit("--nodes: up to 100, or a multiple of 100 up to 2300")
     with tempfile.TemporaryDirectory(prefix="hpcperf-membench-") as tmp:
         root = Path(tmp)
-        cfg = DemoConfig(nodes=base, hours=hours, start=datetime(2026, 11, 20, 12, tzinfo=UTC))
+        cfg = DemoConfig(gpu_nodes=0, nodes=base, hours=hours,
+                         start=datetime(2026, 11, 20, 12, tzinfo=UTC))
         store_messages((m.text.encode() for m in iter_messages(cfg)), root / "archive",
                        root / "q", root / "s")
         if nodes > base:

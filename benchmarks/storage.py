@@ -65,7 +65,7 @@ CLUSTER = "bench"
 
 def demo_rows(conn: psycopg.Connection, root: Path, nodes: int) -> int:
     """One demo day through archive and build_host_data, hour by hour."""
-    cfg = DemoConfig(nodes=nodes, hours=24)
+    cfg = DemoConfig(gpu_nodes=0, nodes=nodes, hours=24)
     store_messages((m.text.encode() for m in iter_messages(cfg)), root / "archive",
                    root / "quarantine")
     rows = 0

@@ -548,6 +548,31 @@ def job_applications(conn: psycopg.Connection, jobid: str, cluster: str | None =
     return _optional_table(conn, "job_applications", jobid, "application", cluster)
 
 
+def may_read_script(job: dict[str, Any], viewer: Viewer) -> bool:
+    """A job script is its owner's data: the owner and staff read it, nobody else (an
+    account-mate who may see the job under ``HPCPERF_SHARE_ACCOUNTS`` does not)."""
+    return viewer.staff or (viewer.user is not None and viewer.user == job.get("username"))
+
+
+def job_script(conn: psycopg.Connection, job: dict[str, Any], viewer: Viewer
+               ) -> dict[str, Any] | None:
+    """The job's stored script (script, size_bytes, truncated, problem), or None: none
+    stored, or ``viewer`` may not read it. The rule is applied in SQL too (the job's
+    row in the viewer's scope, and its owner the viewer unless staff)."""
+    if not may_read_script(job, viewer):
+        return None
+    scope, params = scope_clause(viewer)
+    query = sql.SQL(
+        "SELECT s.script, s.size_bytes, s.truncated, s.problem FROM job_scripts s"
+        " JOIN job_data j ON j.cluster = s.cluster AND j.jobid = s.jobid"
+        " WHERE s.cluster = %(c)s AND s.jobid = %(jobid)s AND {s}"
+        " AND (%(staff)s OR j.username = %(reader)s)").format(s=scope)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(query, params | {
+            "c": job["cluster"], "jobid": job["jobid"], "staff": viewer.staff,
+            "reader": viewer.user}).fetchone()
+
+
 APP_SUMMARY_SCHEMA = {
     "application": pl.Utf8, "category": pl.Utf8, "jobs": pl.Int64, "users": pl.Int64,
     "core_hours": pl.Float64, "gpu_hours": pl.Float64, "median_cpu_efficiency": pl.Float64,

@@ -154,9 +154,11 @@ def footer(viewer: Viewer) -> pn.pane.HTML:
     return html(f'<div class="hp-footer">{escape(text)}</div>')
 
 
-def printable(text: str) -> str:
-    """Text safe to show and log: control characters as ``\\xNN`` escapes."""
-    return "".join(ch if ch >= " " and ch != "\x7f" else f"\\x{ord(ch):02x}" for ch in text)
+def printable(text: str, keep: str = "") -> str:
+    """Text safe to show and log: control characters as ``\\xNN`` escapes, but for those
+    in ``keep`` (a job script keeps its newlines and tabs)."""
+    return "".join(ch if (ch >= " " and ch != "\x7f") or ch in keep else f"\\x{ord(ch):02x}"
+                   for ch in text)
 
 
 def invalid_args() -> list[str]:

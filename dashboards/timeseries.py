@@ -175,6 +175,45 @@ def extra_types(
     return top_events(frame)
 
 
+#: The GPU events drawn per GPU on the job page's GPU tab (label, unit): the node's
+#: sums (``gpu_util``, ``gpu_mem``, ``gpu_power``) hide an idle GPU among busy ones.
+GPU_EVENTS: dict[str, tuple[str, str]] = {
+    "utilization": ("GPU utilisation, each GPU", "%"),
+    "mem_used": ("GPU memory used, each GPU", "B"),
+    "energy": ("GPU power, each GPU", "W"),
+}
+GPU_SCHEMA = {"time": pl.Datetime("us", "UTC"), "host": pl.Utf8, "event": pl.Utf8,
+              "value": pl.Float64}
+
+
+def gpu_devices(
+    conn: psycopg.Connection, hosts: Sequence[str], start: datetime, end: datetime,
+    max_points: int = MAX_POINTS, cluster: str | None = None, since: datetime | None = None,
+) -> pl.DataFrame:
+    """Each GPU's :data:`GPU_EVENTS` over [start, end], bucket-averaged (GPU_SCHEMA):
+    the per-GPU ``nvidia_gpu`` rows ``host_data`` keeps beside the node's sum (device
+    ``''``), one line each, named ``<host> GPU <n>``. Power (a rate of the energy
+    counter) only after ``since`` (``first_rate``: the rate sampled at the job's start
+    is the interval before it). Empty without GPUs."""
+    if not hosts or "nvidia_gpu" not in types_present(conn, hosts, start, end,
+                                                      cluster=cluster):
+        return pl.DataFrame(schema=GPU_SCHEMA)
+    bucket = timedelta(seconds=bucket_seconds(start, end, max_points))
+    frame = _fetch(
+        conn,
+        "SELECT extract(epoch FROM date_bin(%(b)s, time, %(o)s)), host || ' GPU ' || device,"
+        " event, avg(value) FROM host_data"
+        " WHERE cluster = %(c)s AND host = ANY(%(h)s) AND time >= %(s)s AND time <= %(e)s"
+        " AND type = 'nvidia_gpu' AND device <> '' AND event = ANY(%(ev)s)"
+        " AND (event <> 'energy' OR %(since)s::timestamptz IS NULL OR time > %(since)s)"
+        " GROUP BY 1, 2, 3",
+        {"b": bucket, "o": ORIGIN, "c": cluster_name(cluster), "h": list(hosts), "s": start,
+         "e": end, "ev": list(GPU_EVENTS), "since": since},
+        GPU_SCHEMA,
+    )
+    return frame.sort("event", "host", "time")
+
+
 def top_events(frame: pl.DataFrame) -> pl.DataFrame:
     """The :data:`EXTRA_EVENTS_PER_TYPE` largest events of each type (EXTRA_SCHEMA rows)."""
     if frame.is_empty():

@@ -110,6 +110,10 @@ REGISTRY: tuple[Setting, ...] = (
        "(docs/applications.md))", "`hpcperfstats/apps/app_rules.yaml`"),
     _S("FLAG_RULES", "path", None, "job flag rules staff edit ([docs/metrics.md](docs/metrics.md))",
        "`hpcperfstats/flags/job_flags.yaml`"),
+    _S("JOB_SCRIPT_MAX_BYTES", "int", "1048576",
+       "longest job script stored whole (`hpcperf-sacct-dump --scripts`); a longer one keeps "
+       "its first this many bytes, marked truncated ([docs/operations.md](docs/operations.md"
+       "#job-scripts))", "1 MiB"),
     _S("JOB_CHUNK_HOSTS", "int", "256", "hosts per chunk when building a job day (bounds memory)"),
     _S("NODE_PEAK_FLOPS", "float", None,
        "a compute node's peak FLOP/s (cores x clock x FLOPs per cycle): the roofline's "

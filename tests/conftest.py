@@ -64,7 +64,7 @@ def pg_url(pg_server: str) -> str:
     with psycopg.connect(pg_server) as conn:
         ensure_schema(conn)
         conn.execute("TRUNCATE host_data, job_data, job_metrics, job_series, job_coverage, "
-                     "job_flags")
+                     "job_flags, job_scripts")
     return pg_server
 
 

@@ -32,6 +32,7 @@ from hpcperfstats.hostdata.series import ALL_SERIES, CGROUP_SERIES, SERIES
 from hpcperfstats.jobs.footprint import FOOTPRINT_METRICS
 from hpcperfstats.jobs.metrics import IDLE_SHARE, METRICS
 from hpcperfstats.jobs.roofline import node_peaks
+from hpcperfstats.jobs.series import first_rate
 from hpcperfstats.report import presentation as pr
 from hpcperfstats.report.presentation import coverage_text, source_note
 
@@ -84,9 +85,22 @@ def facts(job: dict[str, Any], viewer: Viewer) -> pn.pane.HTML:
         ("Cores", _text(job.get("ncpus"))),
         ("Memory requested", human(job.get("req_mem_bytes"), "B")),
         ("GPUs", _text(job.get("ngpus"))),
+        ("GPU-hours", gpu_hours_text(job)),
     ]
     pairs = [(k, escape(v)) for k, v in plain] + [("Hosts", _host_links(job, viewer))]
     return html(_rows(pairs))
+
+
+def gpu_hours(job: dict[str, Any]) -> float | None:
+    """GPUs allocated x run time in hours (what the job held, busy or not); None
+    without GPUs."""
+    ngpus, elapsed = job.get("ngpus"), job.get("elapsed_s")
+    return ngpus * elapsed / 3600 if ngpus and elapsed is not None else None
+
+
+def gpu_hours_text(job: dict[str, Any]) -> str:
+    hours = gpu_hours(job)
+    return "—" if hours is None else f"{hours:,.1f}"
 
 
 def cores_per_node(job: dict[str, Any]) -> float | None:
@@ -309,15 +323,18 @@ def open_tab(fired: list[dict[str, Any]], metric_of: dict[str, str]) -> str | No
 
 
 def series_plots(job: dict[str, Any], named: pl.DataFrame, extra: pl.DataFrame,
-                 first: str | None = None):
+                 first: str | None = None, gpus: pl.DataFrame | None = None):
     """Every collected type, one tab per kind (CPU, memory, network, storage,
     GPU, energy, other types): the job's own cgroup series where reported,
-    the node-wide series, then types no named series covers, per event.
+    the node-wide series, then types no named series covers, per event; in the
+    GPU tab also each GPU's utilisation, memory and power (``gpus``:
+    ``timeseries.gpu_devices``), so one idle GPU among busy ones shows.
 
     Tabs render when first opened, so a wide job's page does not build every
     plot before it shows the first; ``first`` names the tab to open with.
     """
-    if named.is_empty() and extra.is_empty():
+    gpus = gpus if gpus is not None else pl.DataFrame(schema=timeseries.GPU_SCHEMA)
+    if named.is_empty() and extra.is_empty() and gpus.is_empty():
         return html('<p class="hp-note">No time series recorded on this job\'s hosts '
                     "during its run time.</p>")
     # per tab, the plots to build: only the open tab's are built with the page,
@@ -330,9 +347,16 @@ def series_plots(job: dict[str, Any], named: pl.DataFrame, extra: pl.DataFrame,
     in_node_view = node_heatmap_series(named) if wide else None
     for name in (n for n in [*CGROUP_SERIES, *JOB_SERIES] if n in present):
         spec = ALL_SERIES[name]
-        groups.setdefault(TABS.get(name, "Other"), []).append(partial(
+        tab = TABS.get(name, "Other")
+        # the allocation lines are the node's cores and memory: not a GPU's memory
+        groups.setdefault(tab, []).append(partial(
             series_plot, named.filter(pl.col("series") == name), spec.label, spec.unit,
-            reference=references.get(spec.unit), per_host=name != in_node_view))
+            reference=references.get(spec.unit) if tab != "GPU" else None,
+            per_host=name != in_node_view))
+    for event, (label, unit) in timeseries.GPU_EVENTS.items():
+        part = gpus.filter(pl.col("event") == event)
+        if not part.is_empty():
+            groups.setdefault("GPU", []).append(partial(series_plot, part, label, unit))
     for (type_, event, unit), part in extra.group_by("type", "event", "unit",
                                                      maintain_order=True):
         groups.setdefault("Other", []).append(partial(_raw_event_plot, part, type_, event, unit))
@@ -452,6 +476,7 @@ def job_view(jobid: str | None, viewer: Viewer):
                    else data.job_metrics(conn, jobid, on))
         flags = data.job_flags(conn, jobid, on)
         apps = data.job_applications(conn, jobid, on)
+        script = data.job_script(conn, job, viewer)
         values = dict(zip(metrics["metric"], metrics["value"], strict=True))
         # one pass over the partition's pools: the peer percentiles and the footprint's norms
         norms = data.peer_context(conn, job, values, viewer,
@@ -465,6 +490,10 @@ def job_view(jobid: str | None, viewer: Viewer):
         hosts = list(job.get("hosts") or [])
         extra = (timeseries.extra_types(conn, hosts, *window, cluster=on) if window and hosts
                  else pl.DataFrame(schema=timeseries.EXTRA_SCHEMA))
+        gpus = (timeseries.gpu_devices(
+                    conn, hosts, *window, max_points=_points(job), cluster=on,
+                    since=first_rate(window[0], timeseries.data_interval(conn, jobid, on)))
+                if window and hosts and job.get("ngpus") else None)
     name = job.get("jobname") or ""
     heading = html(
         f"<h2 style='margin:0'>Job {escape(jobid)} "
@@ -480,7 +509,7 @@ def job_view(jobid: str | None, viewer: Viewer):
     top = pn.Row(_card(facts(job, viewer), "Accounting"),
                  pn.Column(_card(metrics_table(metrics, job, flagged, provisional), title),
                            _card(peer_view(job, values, peers), "Among comparable jobs"),
-                           _card(pn.Column(*what_ran_view(job, apps, viewer),
+                           _card(pn.Column(*what_ran_view(job, apps, viewer, script),
                                            sizing_mode="stretch_width"), "What ran"),
                            _card(coverage_view(coverage, sources), "Data coverage and sources"),
                            sizing_mode="stretch_width"),
@@ -492,7 +521,8 @@ def job_view(jobid: str | None, viewer: Viewer):
     performance = pn.Column(_card(footprint_view(job, values, norms, where), "Footprint"),
                             _card(roofline_view(named, peaks), "Roofline"),
                             sizing_mode="stretch_width")
-    plots = _card(series_plots(job, named, extra, open_tab(fired, metric_of)), "Time series")
+    plots = _card(series_plots(job, named, extra, open_tab(fired, metric_of), gpus),
+                  "Time series")
     return page([pn.Column(heading, verdict, top, nodes, performance, plots,
                            sizing_mode="stretch_width")],
                 viewer=viewer)

@@ -2,10 +2,11 @@
 
 Everything comes from tables the pipeline already fills: ``job_applications``
 (the processes of the job's ``proc``/``procexe`` rows, named by the
-application rules) and ``job_data`` (``submit_line``; the job script only
-where the site's accounting dump carries one). Researchers see their
-applications and the process names; the full paths of executables no rule
-names are for staff, who write the rules (``app_rules.yaml``).
+application rules), ``job_data`` (``submit_line``) and ``job_scripts`` (where
+the site stores job scripts: ``hpcperf-sacct-dump --scripts``). Researchers see
+their applications and the process names; the full paths of executables no
+rule names are for staff, who write the rules (``app_rules.yaml``). A job script
+is shown to its owner and staff only (``data.may_read_script``), as text.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ from typing import Any
 import polars as pl
 
 from dashboards.auth import Viewer
+from dashboards.data import may_read_script
 from dashboards.layout import html, printable
 from dashboards.pages.applications import applications_view
+from dashboards.units import human
 
-#: what the section says where the site keeps no job scripts
-NO_SCRIPT = ("Job script: not stored. This site's accounting dump does not carry job "
-             "scripts (Slurm keeps them with AccountingStoreFlags=job_script; "
-             "sacct --batch-script prints one).")
+#: what the section says where no script of the job is stored
+NO_SCRIPT = ("Job script: not stored. Slurm keeps job scripts with "
+             "AccountingStoreFlags=job_script and hpcperf-sacct-dump --scripts collects "
+             "them (not a batch job, or a job from before that: none).")
+#: what an account-mate who may see the job reads instead of its script
+NOT_YOURS = "Job script: only the job's owner and staff can read it."
 
 
 def processes(apps: pl.DataFrame) -> pl.DataFrame:
@@ -41,17 +46,36 @@ def _share(share: float | None) -> str:
     return "–" if share is None else f"{share:.0%}"
 
 
-def _script(job: dict[str, Any]) -> str:
-    script = job.get("batch_script")
-    if script:
-        return (f"<p><b>Job script</b></p><pre class='hp-script'>"
-                f"{escape(printable(str(script)))}</pre>")
-    return f'<p class="hp-note hp-script-missing">{escape(NO_SCRIPT)}</p>'
+def _note(cls: str, text: str) -> str:
+    return f'<p class="hp-note {cls}">{escape(text)}</p>'
 
 
-def what_ran_view(job: dict[str, Any], apps: pl.DataFrame, viewer: Viewer):
+def script_view(job: dict[str, Any], script: dict[str, Any] | None, viewer: Viewer) -> str:
+    """The job script as text (every character escaped, control characters but newline
+    and tab shown as ``\\xNN``), or why there is none to show."""
+    if not may_read_script(job, viewer):
+        return _note("hp-script-hidden", NOT_YOURS)
+    if script is None:
+        return _note("hp-script-missing", NO_SCRIPT)
+    if script.get("problem"):
+        return _note("hp-script-set-aside",
+                     f"Job script: set aside, not shown: it {script['problem']} (staff: the "
+                     "quarantine keeps it as received).")
+    note = ""
+    if script.get("truncated"):
+        shown = len(str(script["script"]).encode())
+        note = _note("hp-script-truncated",
+                     f"Only the first {human(shown, 'B')} of {human(script['size_bytes'], 'B')}"
+                     " are stored (HPCPERF_JOB_SCRIPT_MAX_BYTES).")
+    return (f"<p><b>Job script</b></p>{note}<pre class='hp-script'>"
+            f"{escape(printable(str(script['script']), keep=chr(10) + chr(9)))}</pre>")
+
+
+def what_ran_view(job: dict[str, Any], apps: pl.DataFrame, viewer: Viewer,
+                  script: dict[str, Any] | None = None):
     """Applications (name, category, share), the processes seen, for staff the
-    executables no rule names, the submit command and the job script."""
+    executables no rule names, the submit command and the job script (``script``:
+    ``data.job_script``'s row)."""
     procs = processes(apps)
     parts = []
     if procs.height:
@@ -72,5 +96,5 @@ def what_ran_view(job: dict[str, Any], apps: pl.DataFrame, viewer: Viewer):
     if line:
         parts.append(f"<p><b>Submitted with</b></p><pre class='hp-submit'>"
                      f"{escape(printable(str(line)))}</pre>")
-    parts.append(_script(job))
+    parts.append(script_view(job, script, viewer))
     return [applications_view(apps), html("".join(parts))]

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hpcperf_demo.cluster import SHAPES, DemoConfig, make_plan
-from hpcperf_demo.generate import accounting_files, iter_messages
+from hpcperf_demo.generate import accounting_files, iter_messages, script_files
+from hpcperfstats.jobs.scripts import SUFFIX as SCRIPTS_SUFFIX
 
 
 def parse_time(text: str) -> datetime:
@@ -59,7 +60,7 @@ def write_demo(cfg: DemoConfig, out: Path, progress=print) -> dict[str, int]:
     raw = out / "raw"
     current: dict[str, Path] = {}
     counts = {"hosts": 0, "samples": 0, "files": 0, "bytes": 0}
-    total = cfg.nodes * cfg.samples
+    total = cfg.all_nodes * cfg.samples
     step = max(1, total // 10)
     for msg in iter_messages(cfg, plan):
         if msg.text.startswith("$") or msg.host not in current:
@@ -79,6 +80,8 @@ def write_demo(cfg: DemoConfig, out: Path, progress=print) -> dict[str, int]:
     acct = out / "accounting"
     acct.mkdir(parents=True, exist_ok=True)
     dumps = accounting_files(cfg, plan)
+    for day, text in script_files(cfg, plan).items():  # before the dumps, as the dump does
+        (acct / f"{day}{SCRIPTS_SUFFIX}").write_text(text, encoding="utf-8")
     for day, text in dumps.items():
         (acct / f"{day}.txt").write_text(text, encoding="utf-8")
     counts["accounting_days"] = len(dumps)
@@ -89,7 +92,8 @@ def write_demo(cfg: DemoConfig, out: Path, progress=print) -> dict[str, int]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     cfg = demo_config(args, interval=args.interval)
-    print(f"generate-demo: {cfg.nodes} nodes x {cfg.samples} samples "
+    gpu = f" + {cfg.gpu_nodes} GPU node{'s' if cfg.gpu_nodes > 1 else ''}" if cfg.gpu_nodes else ""
+    print(f"generate-demo: {cfg.nodes} nodes{gpu} x {cfg.samples} samples "
           f"({cfg.hours} h at {cfg.interval} s) from {cfg.start.isoformat()} -> {args.out}")
     t0 = time.perf_counter()
     counts = write_demo(cfg, args.out)

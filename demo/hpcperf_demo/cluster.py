@@ -65,13 +65,17 @@ class DemoConfig:
     shape: str = "demo"
     #: number of the first rack in host names (two clusters in one archive need two)
     first_rack: int = 1
+    #: GPU nodes (``g<rack>-NNN``, after the CPU nodes) running the GPU jobs
+    #: (:data:`GPU_JOBS`); ``fixture`` shape: none unless given
+    gpu_nodes: int = 1
 
     @classmethod
     def of_shape(cls, shape: str, **kw) -> DemoConfig:
         """A config of ``shape`` (:data:`SHAPES`): ``fixture`` also sets the
         fixture node's CPUs, NUMA nodes and memory unless given."""
         if shape == "fixture":
-            kw = {"cpus_per_node": 128, "numa_nodes": 8, "mem_per_node_bytes": 256 * GiB, **kw}
+            kw = {"cpus_per_node": 128, "numa_nodes": 8, "mem_per_node_bytes": 256 * GiB,
+                  "gpu_nodes": 0, **kw}
         return cls(shape=shape, **kw)
 
     @classmethod
@@ -94,6 +98,8 @@ class DemoConfig:
             raise ValueError("DemoConfig.start must be timezone-aware")
         if self.nodes < 1 or self.interval < 1 or self.hours <= 0:
             raise ValueError("nodes, interval and hours must be positive")
+        if self.gpu_nodes < 0:
+            raise ValueError("gpu_nodes must not be negative")
         if self.cpus_per_node < 1 or not 1 <= self.numa_nodes <= self.cpus_per_node:
             raise ValueError("need 1 <= numa_nodes <= cpus_per_node")
 
@@ -110,9 +116,32 @@ class DemoConfig:
     def time_at(self, k: int) -> datetime:
         return self.start + timedelta(seconds=k * self.interval)
 
-    def hosts(self) -> list[str]:
+    def cpu_hosts(self) -> list[str]:
         """Host names ``c001-001`` ... (64 nodes to a rack, like TACC's)."""
         return [f"c{i // 64 + self.first_rack:03d}-{i % 64 + 1:03d}" for i in range(self.nodes)]
+
+    def gpu_hosts(self) -> list[str]:
+        """The GPU nodes' names ``g001-001`` ..., one rack of their own."""
+        return [f"g{self.first_rack:03d}-{i + 1:03d}" for i in range(self.gpu_nodes)]
+
+    def hosts(self) -> list[str]:
+        """Every host: the CPU nodes, then the GPU nodes."""
+        return self.cpu_hosts() + self.gpu_hosts()
+
+    @property
+    def all_nodes(self) -> int:
+        """CPU and GPU nodes: hosts writing samples."""
+        return self.nodes + self.gpu_nodes
+
+
+@dataclass(frozen=True)
+class GpuUse:
+    """What a job does with one GPU while it runs: busy share (NVML utilisation, %),
+    memory in use and power draw. Ground truth of the ``nvidia_gpu`` rows."""
+
+    util_pct: int
+    mem_bytes: int
+    power_w: float
 
 
 @dataclass(frozen=True)
@@ -145,10 +174,18 @@ class DemoJob:
     busy_cores: Mapping[str, float] = field(hash=False)
     mem_used_bytes: Mapping[str, int] = field(hash=False)
     net_bytes_per_s: Mapping[str, float] = field(hash=False)
+    #: per GPU the job uses on each of its nodes (GPU index -> :class:`GpuUse`);
+    #: the node's other GPUs stay at rest. Empty: a job without GPUs
+    gpus: Mapping[str, GpuUse] = field(default_factory=dict, hash=False)
 
     @property
     def nnodes(self) -> int:
         return len(self.hosts)
+
+    @property
+    def ngpus(self) -> int:
+        """GPUs allocated (AllocTRES ``gres/gpu``): those it uses, on every node."""
+        return len(self.gpus) * self.nnodes
 
 
 @dataclass(frozen=True)
@@ -318,7 +355,7 @@ def make_plan(cfg: DemoConfig) -> DemoPlan:
     node_mem = cfg.mem_per_node_bytes
     unit = 1024 * cfg.numa_nodes  # whole KiB on every NUMA node
     per_node_req = node_mem * 15 // 16 // 2**20 * 2**20
-    jobs = []
+    jobs: list[DemoJob] = []
     for i, d in enumerate(drafts):
         user, account = USERS[int(rng.integers(len(USERS)))]
         names = [hosts[x] for x in d.nodes]
@@ -358,7 +395,50 @@ def make_plan(cfg: DemoConfig) -> DemoPlan:
                 },
             )
         )
+    jobs += gpu_jobs(cfg, len(jobs))
     return DemoPlan(config=cfg, hosts=tuple(hosts), jobs=tuple(jobs), wrap_host=hosts[0])
+
+
+#: GPUs per GPU node (80 GiB each) and a GPU at rest's power
+GPUS_PER_NODE, GPU_MEM = 4, 80 * GiB
+GPU_IDLE_W = 60.0
+#: The GPU jobs, one after the other on each GPU node: (behaviour, job name, begin
+#: and end as shares of the range, busy cores, process memory share, per GPU used).
+#: ``gpu_training`` keeps its four GPUs busy (PyTorch training: 85-95 %, 56-62 GiB,
+#: 380-410 W); ``gpu_idle`` holds two GPUs it barely touches (its work ran on the CPU).
+GPU_JOBS: tuple[tuple[str, str, float, float, float, float, tuple[GpuUse, ...]], ...] = (
+    ("gpu_training", "train_resnet", 0.2, 0.45, 12.0, 0.35,
+     (GpuUse(92, 60 * GiB, 400.0), GpuUse(88, 58 * GiB, 390.0), GpuUse(95, 62 * GiB, 410.0),
+      GpuUse(85, 56 * GiB, 380.0))),
+    ("gpu_idle", "prep_data", 0.55, 0.7, 14.0, 0.25,
+     (GpuUse(2, 1 * GiB, 70.0), GpuUse(0, 0, GPU_IDLE_W))),
+)  # fmt: skip
+
+
+def gpu_jobs(cfg: DemoConfig, first_index: int) -> list[DemoJob]:
+    """The GPU nodes' jobs (:data:`GPU_JOBS`), numbered after every other job so no
+    other job's id, user or value changes; no random draw (user ``grace``)."""
+    n, out = cfg.samples, []
+    unit = 1024 * cfg.numa_nodes
+    per_node_req = cfg.mem_per_node_bytes * 15 // 16 // 2**20 * 2**20
+    for host in cfg.gpu_hosts():
+        for behaviour, name, begin, end, busy, share, gpus in GPU_JOBS:
+            ks, ke = max(1, round(begin * n)), min(n - 2, round(end * n))
+            if ke - ks < 2:
+                continue
+            start, stop = cfg.time_at(ks), cfg.time_at(ke)
+            out.append(DemoJob(
+                jobid=str(FIRST_JOBID + first_index + len(out)), user="grace",
+                account="TG-CHE260002", partition="gpu", qos="normal", jobname=name,
+                state="COMPLETED", exit_code="0:0", submit=start - timedelta(seconds=600),
+                start=start, end=stop, elapsed_s=int((stop - start).total_seconds()),
+                timelimit_s=math.ceil((ke - ks) * cfg.interval / 3600 + 1) * 3600,
+                hosts=(host,), ncpus=cfg.cpus_per_node, req_mem_bytes=per_node_req,
+                behaviour=behaviour, busy_cores={host: busy},
+                mem_used_bytes={host: round(share * cfg.mem_per_node_bytes / unit) * unit},
+                net_bytes_per_s={host: BACKGROUND_NET + 5e6},
+                gpus={str(i): use for i, use in enumerate(gpus)}))
+    return out
 
 
 #: Floating-point work and memory-controller traffic per busy core, by what a job

@@ -12,7 +12,7 @@ pipeline computes match the plan's ground truth within 1 %.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -23,6 +23,9 @@ from hpcperf_monitor.rawformat import Header, Sample, procexe_device, write_head
 from hpcperf_demo.cluster import (
     APPS,
     BACKGROUND_NET,
+    GPU_IDLE_W,
+    GPU_MEM,
+    GPUS_PER_NODE,
     IDLE_MEM_BW,
     DemoConfig,
     DemoJob,
@@ -33,6 +36,7 @@ from hpcperf_demo.cluster import (
     perf_per_core,
 )
 from hpcperfstats.jobs.accounting import format_accounting, format_duration
+from hpcperfstats.jobs.scripts import format_scripts
 
 UNAME = (
     "Linux x86_64 5.14.0-611.24.1.el9_7.x86_64 #1 SMP PREEMPT_DYNAMIC Fri Jan 23 11:42:43 UTC 2026"
@@ -62,7 +66,10 @@ SCRIPT_CS = 2  # the batch script's CPU time per interval, centiseconds
 
 
 def job_app(job: DemoJob, index: int) -> str:
-    """The application a demo job runs: its name if it is one, else one by its index."""
+    """The application a demo job runs: its name if it is one, python for a GPU job
+    (PyTorch), else one by its index."""
+    if job.gpus:
+        return "python"
     return job.jobname if job.jobname in APP_EXES else APPS[index % len(APPS)]
 
 
@@ -201,13 +208,13 @@ def _deltas(cfg: DemoConfig, p: _Profiles) -> dict[str, np.ndarray]:
 class _Cluster:
     """Counter state of every host, advanced one interval at a time."""
 
-    def __init__(self, cfg: DemoConfig, plan: DemoPlan) -> None:
+    def __init__(self, cfg: DemoConfig, plan: DemoPlan, stream: int = 11) -> None:
         self.cfg, self.plan = cfg, plan
         self.prof, index = _profiles(cfg, plan)
         self.grid = _grid(cfg, plan, index)
         self.delta = _deltas(cfg, self.prof)
-        self.rng = np.random.default_rng([cfg.seed, 11])
-        h, c, m = cfg.nodes, cfg.cpus_per_node, cfg.numa_nodes
+        self.rng = np.random.default_rng([cfg.seed, stream])
+        h, c, m = len(plan.hosts), cfg.cpus_per_node, cfg.numa_nodes
         start_s = cfg.start.timestamp()
         # boot 2 to 60 days before the range; sub-second phase of each monitor
         self.boot = start_s - np.floor(self.rng.uniform(2, 60, h) * 86400)
@@ -245,6 +252,8 @@ class _Cluster:
 
     def _wrap_rd_ticks(self) -> None:
         """Start the wrap host's rd_ticks so it passes 2^32 half-way through."""
+        if self.plan.wrap_host not in self.plan.hosts:
+            return
         w = self.plan.hosts.index(self.plan.wrap_host)
         col = _col(schemas.BLOCK, "rd_ticks")
         growth = int(self.delta["block"][self.grid.interval_prof[1:, w], col].sum())
@@ -347,7 +356,7 @@ class _FixtureParts:
     def __init__(self, cfg: DemoConfig, state: _Cluster) -> None:
         self.state = state
         rng = np.random.default_rng([cfg.seed, 17])
-        h, iv = cfg.nodes, cfg.interval
+        h, iv = len(state.plan.hosts), cfg.interval
         self.disks = rng.integers(100, 10**6, (h, len(EXTRA_DISKS), len(schemas.BLOCK.events)))
         self.disks[:, :, _col(schemas.BLOCK, "in_flight")] = 0
         self.nics = np.zeros((h, len(EXTRA_NICS), len(schemas.NET.events)), dtype=np.int64)
@@ -502,25 +511,50 @@ class _PerfParts:
 
 
 #: the GPUs of the demo's idle node(s): 2 x 80 GiB at rest (60 W, 33 C, 210 MHz)
-GPUS, GPU_MEM, GPU_IDLE_MW = ("0", "1"), 80 * 2**30, 60_000
+GPUS = ("0", "1")
+GPU_IDLE_MW = round(GPU_IDLE_W * 1000)
+#: a busy GPU's temperature and clock
+GPU_BUSY_C, GPU_BUSY_MHZ = 71, 1980
 
 
 class _GpuParts:
-    """``nvidia_gpu`` rows of the nodes no job uses (:attr:`DemoPlan.idle_hosts`), as
-    the monitor writes them: GPUs at rest, so overview and host pages show the GPU
-    plots and no job's values move. No random draw."""
+    """``nvidia_gpu`` rows, as the monitor writes them: of the nodes no job uses
+    (:attr:`DemoPlan.idle_hosts`: two GPUs at rest, so overview and host pages show
+    GPU plots) and of the GPU nodes (``gpu``: :data:`GPUS_PER_NODE` GPUs, at rest
+    but for those a running job uses, :class:`GpuUse`). No random draw: utilisation,
+    memory and power are the plan's ground truth exactly; energy counts power x
+    interval (the power of the interval's profile)."""
 
-    def __init__(self, cfg: DemoConfig, plan: DemoPlan) -> None:
-        self.cols = [plan.hosts.index(h) for h in plan.idle_hosts]
-        self.interval = cfg.interval
-        self.energy_mj = 0
+    def __init__(self, cfg: DemoConfig, state: _Cluster, gpu: bool) -> None:
+        plan = state.plan
+        self.state, self.interval = state, cfg.interval
+        hosts = plan.hosts if gpu else plan.idle_hosts
+        self.cols = [plan.hosts.index(h) for h in hosts]
+        self.devices = tuple(str(i) for i in range(GPUS_PER_NODE)) if gpu else GPUS
+        # per profile (as _profiles numbers them) and device: (util %, bytes, mW)
+        rest = [(0, 0, GPU_IDLE_MW)] * len(self.devices)
+        self.prof = [rest] + [
+            [(u.util_pct, u.mem_bytes, round(u.power_w * 1000)) if (u := job.gpus.get(d))
+             else rest[0] for d in self.devices]
+            for job in plan.jobs for _ in job.hosts]
+        self.energy_mj = {c: [0] * len(self.devices) for c in self.cols}
 
-    def advance(self) -> None:
-        self.energy_mj += GPU_IDLE_MW * self.interval  # mW x s = mJ
+    def advance(self, k: int) -> None:
+        ip = self.state.grid.interval_prof[k]
+        for c in self.cols:
+            use = self.prof[ip[c]]
+            self.energy_mj[c] = [e + mw * self.interval  # mW x s = mJ
+                                 for e, (_, _, mw) in zip(self.energy_mj[c], use, strict=True)]
 
-    def rows(self) -> dict[int, dict[str, dict[str, list[int]]]]:
-        gpu = {d: [0, 0, GPU_MEM, GPU_IDLE_MW, self.energy_mj, 33, 210] for d in GPUS}
-        return {col: {"nvidia_gpu": gpu} for col in self.cols}
+    def rows(self, k: int) -> dict[int, dict[str, dict[str, list[int]]]]:
+        sp = self.state.grid.sample_prof[k]
+        out = {}
+        for c in self.cols:
+            use, energy = self.prof[sp[c]], self.energy_mj[c]
+            out[c] = {"nvidia_gpu": {
+                d: [u, mem, GPU_MEM, mw, e, GPU_BUSY_C if u else 33, GPU_BUSY_MHZ if u else 210]
+                for d, (u, mem, mw), e in zip(self.devices, use, energy, strict=True)}}
+        return out
 
 
 def _header(cfg: DemoConfig, host: str, uptime: int) -> Header:
@@ -535,45 +569,48 @@ def _header(cfg: DemoConfig, host: str, uptime: int) -> Header:
     )
 
 
-def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[DemoMessage]:
-    """Every host's samples, in time order (all hosts at t, then t+interval...).
+class _Part:
+    """The hosts of one random stream and the counters of their samples: the CPU
+    nodes (the original demo, unchanged by the GPU nodes) or the GPU nodes (a
+    stream of their own). Job indices are the plan's (``offset`` + local)."""
 
-    Each message is one sample; a host's first message and its first after
-    each UTC midnight start with a header (daily rotation).
-    """
-    plan = plan or make_plan(cfg)
-    state = _Cluster(cfg, plan)
-    hosts, jobs, grid = plan.hosts, plan.jobs, state.grid
-    jobids = [j.jobid for j in jobs]
-    cpu_names = [str(i) for i in range(cfg.cpus_per_node)]
-    numa_names = [str(i) for i in range(cfg.numa_nodes)]
-    w32 = {t: [i for i, e in enumerate(s.events) if e.width == 32] for t, s in schemas.ALL.items()}
-    ps_counters = [i for i, e in enumerate(schemas.PS.events) if e.cumulative]
-    start_us = round(cfg.start.timestamp() * 1e6)
-    headers: list[Header | None] = [None] * len(hosts)
-    last_day = [-1] * len(hosts)
-    fixture = _FixtureParts(cfg, state) if cfg.shape == "fixture" else None
-    perf = _PerfParts(cfg, state, plan)
-    gpus = _GpuParts(cfg, plan)
-    apps = [job_app(j, n) for n, j in enumerate(jobs)]
-    # per host: the job's busy centiseconds so far and its intervals (procexe rows)
-    job_cs, job_iv = [0] * len(hosts), [0] * len(hosts)
-    for k in range(cfg.samples):
-        if k:
-            state.advance(k)
-            if fixture:
-                fixture.advance(k)
-            perf.advance(k)
-            gpus.advance()
-            for i, p in enumerate(grid.interval_prof[k].tolist()):
-                job_cs[i] += int(state.prof.busy_ticks[p]) if p else 0
-                job_iv[i] += 1 if p else 0
-        extra = fixture.rows(k) if fixture else None
-        counted = perf.rows()
-        counted.update(gpus.rows())
+    def __init__(self, cfg: DemoConfig, plan: DemoPlan, offset: int, gpu: bool) -> None:
+        self.cfg, self.plan, self.offset = cfg, plan, offset
+        self.state = _Cluster(cfg, plan, stream=13 if gpu else 11)
+        self.fixture = _FixtureParts(cfg, self.state) if cfg.shape == "fixture" else None
+        self.perf = _PerfParts(cfg, self.state, plan)
+        self.gpus = _GpuParts(cfg, self.state, gpu)
+        self.apps = [job_app(j, offset + n) for n, j in enumerate(plan.jobs)]
+        self.jobids = [j.jobid for j in plan.jobs]
+        self.headers: list[Header | None] = [None] * len(plan.hosts)
+        self.last_day = [-1] * len(plan.hosts)
+        # per host: the job's busy centiseconds so far and its intervals (procexe rows)
+        self.job_cs, self.job_iv = [0] * len(plan.hosts), [0] * len(plan.hosts)
+
+    def advance(self, k: int) -> None:
+        state = self.state
+        state.advance(k)
+        if self.fixture:
+            self.fixture.advance(k)
+        self.perf.advance(k)
+        self.gpus.advance(k)
+        for i, p in enumerate(state.grid.interval_prof[k].tolist()):
+            self.job_cs[i] += int(state.prof.busy_ticks[p]) if p else 0
+            self.job_iv[i] += 1 if p else 0
+
+    def messages(self, k: int) -> Iterator[DemoMessage]:
+        cfg, state, grid = self.cfg, self.state, self.state.grid
+        cpu_names = [str(i) for i in range(cfg.cpus_per_node)]
+        numa_names = [str(i) for i in range(cfg.numa_nodes)]
+        w32 = [i for i, e in enumerate(schemas.BLOCK.events) if e.width == 32]
+        ps_counters = [i for i, e in enumerate(schemas.PS.events) if e.cumulative]
+        start_us = round(cfg.start.timestamp() * 1e6)
+        extra = self.fixture.rows(k) if self.fixture else None
+        counted = self.perf.rows()
+        counted.update(self.gpus.rows(k))
         mem, ps_gauges = state.gauges(k)
         block = state.block.copy()
-        block[:, w32["block"]] %= WRAP
+        block[:, w32] %= WRAP
         ps = np.concatenate([state.ps[:, ps_counters], ps_gauges], axis=1)
         cpu_l, block_l, mem_l = state.cpu.tolist(), block.tolist(), mem.tolist()
         net_l, numa_l, ps_l, vm_l = (
@@ -581,24 +618,25 @@ def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[Dem
         )  # fmt: skip
         stamps = (start_us + k * cfg.interval * 1_000_000 + state.offset_us).tolist()
         job_k, begin_k, end_k = grid.job[k].tolist(), grid.begin[k].tolist(), grid.end[k].tolist()
-        for i, host in enumerate(hosts):
+        for i, host in enumerate(self.plan.hosts):
             us = stamps[i]
             day = us // 86_400_000_000
-            fresh = day != last_day[i]
+            fresh = day != self.last_day[i]
             if fresh:
-                last_day[i] = day
-                headers[i] = _header(cfg, host, int(us / 1e6 - state.boot[i]))
+                self.last_day[i] = day
+                self.headers[i] = _header(cfg, host, int(us / 1e6 - state.boot[i]))
             marks = [f"seq {k + 1}"]
             if begin_k[i] >= 0:
-                marks.append(f"begin {jobids[begin_k[i]]}")
-                job_cs[i] = job_iv[i] = 0  # a new job's processes start from nothing
+                marks.append(f"begin {self.jobids[begin_k[i]]}")
+                self.job_cs[i] = self.job_iv[i] = 0  # a new job's processes start from nothing
             if end_k[i] >= 0:
-                marks.append(f"end {jobids[end_k[i]]}")
+                marks.append(f"end {self.jobids[end_k[i]]}")
+            j = job_k[i]
             sample = Sample(
                 time=us / 1e6,
-                jobid=jobids[job_k[i]] if job_k[i] >= 0 else "-",
+                jobid=self.jobids[j] if j >= 0 else "-",
                 host=host,
-                header=headers[i],  # type: ignore[arg-type]
+                header=self.headers[i],  # type: ignore[arg-type]
                 rows={
                     "block": {BLOCK_DEVICE: block_l[i]},
                     "cpu": dict(zip(cpu_names, cpu_l[i], strict=True)),
@@ -607,8 +645,8 @@ def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[Dem
                     "numa": dict(zip(numa_names, numa_l[i], strict=True)),
                     "ps": {"-": ps_l[i]},
                     "vm": {"-": vm_l[i]},
-                    **({"procexe": procexe_rows(apps[job_k[i]], job_k[i], job_cs[i],
-                                                job_iv[i])} if job_k[i] >= 0 else {}),
+                    **({"procexe": procexe_rows(self.apps[j], self.offset + j, self.job_cs[i],
+                                                self.job_iv[i])} if j >= 0 else {}),
                 },
                 marks=marks,
                 time_text=f"{us // 1_000_000}.{us % 1_000_000:06d}",
@@ -620,21 +658,53 @@ def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[Dem
                 sample.rows[type_] = {**sample.rows.get(type_, {}), **devices}
             text = write_sample(sample)
             if fresh:
-                text = write_header(headers[i]) + "\n" + text  # type: ignore[arg-type]
+                text = write_header(self.headers[i]) + "\n" + text  # type: ignore[arg-type]
             yield DemoMessage(host=host, time=us / 1e6, text=text, sample_count=1)
+
+
+def _parts(cfg: DemoConfig, plan: DemoPlan) -> list[_Part]:
+    """The CPU nodes' part and, if the config has GPU nodes, theirs: each a plan of
+    its own hosts and jobs, so adding GPU nodes leaves the CPU nodes' bytes as they were."""
+    gpu_hosts = set(cfg.gpu_hosts())
+    cpu_jobs = tuple(j for j in plan.jobs if not gpu_hosts & set(j.hosts))
+    cpu = DemoPlan(cfg, tuple(h for h in plan.hosts if h not in gpu_hosts), cpu_jobs,
+                   plan.wrap_host)
+    parts = [_Part(replace(cfg, gpu_nodes=0), cpu, 0, gpu=False)]
+    if gpu_hosts:
+        gpu = DemoPlan(cfg, tuple(h for h in plan.hosts if h in gpu_hosts),
+                       plan.jobs[len(cpu_jobs):], plan.wrap_host)
+        parts.append(_Part(replace(cfg, nodes=cfg.gpu_nodes, gpu_nodes=0), gpu,
+                           len(cpu_jobs), gpu=True))
+    return parts
+
+
+def iter_messages(cfg: DemoConfig, plan: DemoPlan | None = None) -> Iterator[DemoMessage]:
+    """Every host's samples, in time order (all hosts at t, then t+interval...).
+
+    Each message is one sample; a host's first message and its first after
+    each UTC midnight start with a header (daily rotation).
+    """
+    parts = _parts(cfg, plan or make_plan(cfg))
+    for k in range(cfg.samples):
+        for part in parts:
+            if k:
+                part.advance(k)
+            yield from part.messages(k)
 
 
 def _accounting_row(job: DemoJob) -> dict[str, object]:
     node_mib = job.req_mem_bytes // job.nnodes // 2**20
     state = "CANCELLED by 20113" if job.state == "CANCELLED" else job.state
+    # as sacct lists a typed GPU request: the typed count, then the untyped total
+    gres = f"gres/gpu:h100={job.ngpus},gres/gpu={job.ngpus}," if job.ngpus else ""
     return {
         "JobID": job.jobid, "JobIDRaw": job.jobid, "User": job.user, "Account": job.account,
         "Partition": job.partition, "QOS": job.qos, "JobName": job.jobname, "State": state,
         "ExitCode": job.exit_code, "Submit": job.submit, "Start": job.start, "End": job.end,
         "Elapsed": format_duration(job.elapsed_s), "Timelimit": format_duration(job.timelimit_s),
         "NNodes": job.nnodes, "NCPUS": job.ncpus, "ReqMem": f"{node_mib}M",
-        "AllocTRES": f"billing={job.ncpus},cpu={job.ncpus},mem={node_mib * job.nnodes}M,"
-                     f"node={job.nnodes}",
+        "AllocTRES": f"billing={job.ncpus},cpu={job.ncpus},{gres}"
+                     f"mem={node_mib * job.nnodes}M,node={job.nnodes}",
         "NodeList": list(job.hosts),
     }  # fmt: skip
 
@@ -668,9 +738,48 @@ def accounting_files(cfg: DemoConfig, plan: DemoPlan | None = None) -> dict[str,
     }
 
 
+#: what each demo application's job script runs (after ``module load <app>``)
+APP_COMMANDS = {
+    "lammps": "srun lmp_mpi -in in.lj", "wrf": "srun wrf.exe",
+    "gromacs": "srun gmx_mpi mdrun -deffnm md", "namd": "srun namd3 +ppn 4 apoa1.namd",
+    "vasp": "srun vasp_std", "openfoam": "srun simpleFoam -parallel",
+    "python": "srun python3 train.py --epochs 90 --batch-size 256",
+    "cp2k": "srun cp2k.psmp -i H2O-64.inp",
+}  # fmt: skip
+
+
+def job_script(job: DemoJob, index: int) -> str:
+    """The batch script a demo job was submitted with: ``#SBATCH`` lines of what the
+    accounting records (nodes, tasks, memory, time, GPUs), a module and a command."""
+    app = job_app(job, index)
+    node_mib = job.req_mem_bytes // job.nnodes // 2**20
+    lines = ["#!/bin/bash", f"#SBATCH --job-name={job.jobname}",
+             f"#SBATCH --account={job.account}", f"#SBATCH --partition={job.partition}",
+             f"#SBATCH --nodes={job.nnodes}",
+             f"#SBATCH --ntasks-per-node={job.ncpus // job.nnodes}",
+             f"#SBATCH --mem={node_mib}M", f"#SBATCH --time={format_duration(job.timelimit_s)}"]
+    if job.ngpus:
+        lines.append(f"#SBATCH --gres=gpu:h100:{job.ngpus // job.nnodes}")
+    lines += ["", "module purge", f"module load {app}", APP_COMMANDS[app]]
+    return "\n".join(lines) + "\n"
+
+
+def script_files(cfg: DemoConfig, plan: DemoPlan | None = None) -> dict[str, str]:
+    """``{"YYYY-MM-DD": scripts file}``: the scripts of the jobs that ended that day, as
+    ``hpcperf-sacct-dump --scripts`` writes them beside each accounting dump (a job
+    still running has none yet)."""
+    plan = plan or make_plan(cfg)
+    by_day: dict[str, dict[str, bytes]] = {d.isoformat(): {} for d in accounting_days(cfg)}
+    for index, job in enumerate(plan.jobs):
+        if job.end is not None:
+            day = job.end.astimezone(UTC).date().isoformat()
+            by_day[day][job.jobid] = job_script(job, index).encode()
+    return {day: format_scripts(scripts) for day, scripts in by_day.items()}
+
+
 def expected_messages(cfg: DemoConfig) -> int:
     """How many messages :func:`iter_messages` yields (hosts x samples)."""
-    return cfg.nodes * cfg.samples
+    return cfg.all_nodes * cfg.samples
 
 
 

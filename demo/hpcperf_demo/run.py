@@ -44,6 +44,7 @@ from hpcperf_demo.generate import (
     expected_messages,
     iter_messages,
     peak_settings,
+    script_files,
 )
 from hpcperfstats.clusters import ClusterConfig, cluster_config, clusters
 from hpcperfstats.config import env as config_env
@@ -52,6 +53,7 @@ from hpcperfstats.db.connect import database_url
 from hpcperfstats.db.schema import ensure_schema
 from hpcperfstats.ingest.drain import queue_depth, store_messages
 from hpcperfstats.ingest.publish import publish_messages
+from hpcperfstats.jobs.scripts import SUFFIX as SCRIPTS_SUFFIX
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -289,8 +291,8 @@ def main(argv: list[str]) -> int:
     for cluster in clusters:
         one = demos[cluster.name]
         if amqp:
-            say(f"demo cluster {cluster.name}: {one.nodes} nodes, {one.hours} h at "
-                f"{one.interval} s from {one.start.isoformat()} -> RabbitMQ")
+            say(f"demo cluster {cluster.name}: {one.nodes} nodes + {one.gpu_nodes} GPU, "
+                f"{one.hours} h at {one.interval} s from {one.start.isoformat()} -> RabbitMQ")
             publish(amqp, cluster.queue, one)
         else:
             from hpcperf_dagster.lineage import report_archived
@@ -300,6 +302,8 @@ def main(argv: list[str]) -> int:
             report_archived(instance, result.hours, "hpcperf demo (no broker)", cluster.name)
             say(f"archived {result.samples} samples of {cluster.name} directly (no broker)")
         cluster.accounting_dir.mkdir(parents=True, exist_ok=True)
+        for day, text in script_files(one).items():  # before the dumps, as the dump does
+            (cluster.accounting_dir / f"{day}{SCRIPTS_SUFFIX}").write_text(text)
         for day, text in accounting_files(one).items():
             (cluster.accounting_dir / f"{day}.txt").write_text(text)
         say(f"accounting dumps of {cluster.name} written to {cluster.accounting_dir}")

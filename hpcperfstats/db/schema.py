@@ -142,6 +142,23 @@ CREATE INDEX IF NOT EXISTS job_flags_flag ON job_flags (flag, day);
 
 # One row per job and (application, executable): its share of the job's CPU
 # time (basis 'cpu') or of its resident memory x time (basis 'memory').
+#: a job's script as submitted (``hpcperfstats.jobs.scripts``): ``script`` NULL when it
+#: was set aside (``problem`` says why: NUL bytes, not UTF-8); ``truncated``: only the
+#: first ``HPCPERF_JOB_SCRIPT_MAX_BYTES`` of ``size_bytes`` are kept
+JOB_SCRIPTS_DDL = """
+CREATE TABLE IF NOT EXISTS job_scripts (
+    cluster     text NOT NULL,
+    jobid       text NOT NULL,
+    script      text,
+    size_bytes  bigint NOT NULL,
+    truncated   boolean NOT NULL,
+    problem     text,
+    source_day  date NOT NULL,
+    loaded_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (cluster, jobid)
+);
+"""
+
 JOB_APPLICATIONS_DDL = """
 CREATE TABLE IF NOT EXISTS job_applications (
     cluster      text NOT NULL,
@@ -292,6 +309,8 @@ ALTER TABLE job_data ADD COLUMN IF NOT EXISTS submit_line text;
     Migration(9, "the account page's index: an account's jobs in a range without "
                  "reading every job", "CREATE INDEX IF NOT EXISTS job_data_account "
                  "ON job_data (account, end_time)"),
+    Migration(10, "job scripts where the site's Slurm stores them (sacct --batch-script): "
+                  "one per job, owner and staff only", JOB_SCRIPTS_DDL),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 

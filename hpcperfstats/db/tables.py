@@ -133,7 +133,15 @@ JOB_APPLICATIONS = Table("job_applications", (
     _C("rule_version", TEXT, pl.Utf8), _DAY, _COMPUTED,
 ))
 
+#: a job's script (``hpcperfstats.jobs.scripts``): the job owner's and staff's to read
+JOB_SCRIPTS = Table("job_scripts", (
+    _C("cluster", TEXT, pl.Utf8), _C("jobid", TEXT, pl.Utf8), _C("script", TEXT, pl.Utf8),
+    _C("size_bytes", BIGINT, pl.Int64), _C("truncated", "boolean", pl.Boolean),
+    _C("problem", TEXT, pl.Utf8), _C("source_day", DATE, pl.Date),
+    _C("loaded_at", TIME, copied=False),
+))
+
 TABLES: dict[str, Table] = {t.name: t for t in (
     HOST_DATA, JOB_DATA, JOB_METRICS, JOB_SERIES, JOB_SERIES_ROLLUP, JOB_COVERAGE, JOB_FLAGS,
     ALERT_HISTORY,
-    API_TOKENS, JOB_APPLICATIONS)}
+    API_TOKENS, JOB_APPLICATIONS, JOB_SCRIPTS)}

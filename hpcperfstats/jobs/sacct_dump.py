@@ -14,6 +14,11 @@ Cron example (01:15 UTC): ``15 1 * * * hpcperf-sacct-dump --dir /scratch/hpcperf
 ``--day today`` dumps the jobs of the current UTC day so far (a trial, or
 an hourly cron for fresher pages); the nightly run of the next day replaces
 it with the complete file.
+
+``--scripts`` (where Slurm stores job scripts, ``AccountingStoreFlags=job_script``)
+also asks ``sacct -j <id> --batch-script`` for each finished job of the dump, one
+job per call, and writes ``<YYYY-MM-DD>.scripts.jsonl`` (:mod:`hpcperfstats.jobs.scripts`)
+before the dump, so the pipeline finds a dump's scripts when it finds the dump.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import polars as pl
 from hpcperf_monitor.state import atomic_write
 
 from hpcperfstats.jobs.accounting import FIELDS, SLURM_TIME_FORMAT, parse_accounting
+from hpcperfstats.jobs.scripts import format_scripts, parse_batch_script, scripts_path
 
 #: How long sacct may take before the dump gives up (slurmdbd down, huge day).
 SACCT_TIMEOUT_S = 600
@@ -54,20 +61,68 @@ def run_sacct(day: date, sacct: str = "sacct", timeout: float = SACCT_TIMEOUT_S)
     return out.stdout
 
 
+def batch_script_command(jobid: str, sacct: str = "sacct") -> list[str]:
+    """sacct asked for one job's script: one job per call, so no line of a script can
+    pass for the next job's header."""
+    return [sacct, "--batch-script", f"--jobs={jobid}"]
+
+
+def collect_scripts(jobs: pl.DataFrame, sacct: str = "sacct",
+                    timeout: float = SACCT_TIMEOUT_S) -> tuple[dict[str, bytes], list[str]]:
+    """The scripts of the dump's finished jobs (jobid -> bytes as submitted), and what
+    went wrong per job (sacct failing, an answer not in sacct's layout, another job's
+    id): a job without a script (not a batch job) is simply absent."""
+    scripts: dict[str, bytes] = {}
+    problems: list[str] = []
+    finished = jobs.filter(pl.col("end_time").is_not_null())["jobid"].to_list()
+    for jobid in finished:
+        try:
+            out = subprocess.run(batch_script_command(jobid, sacct), capture_output=True,
+                                 timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            problems.append(f"job {jobid}: sacct --batch-script took over {timeout:g} s")
+            continue
+        if out.returncode != 0:
+            err = out.stderr.decode("utf-8", "replace").strip()[:200]
+            problems.append(f"job {jobid}: sacct exited {out.returncode}: {err}")
+            continue
+        if not out.stdout.strip():
+            problems.append(f"job {jobid}: sacct printed nothing (not in slurmdbd?)")
+            continue
+        try:
+            got = parse_batch_script(out.stdout)
+        except ValueError as exc:
+            problems.append(f"job {jobid}: {exc}")
+            continue
+        if got.jobid != jobid:
+            problems.append(f"job {jobid}: sacct answered with job {got.jobid!r}")
+        elif got.script is not None:
+            scripts[jobid] = got.script
+    return scripts, problems
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Replace ``path`` by ``text`` atomically (re-running a day never tears a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, text.encode())
 
 
-def dump_day(day: date, folder: Path, sacct: str = "sacct") -> tuple[Path, int, int]:
-    """Write the day's dump; returns (path, jobs, malformed lines)."""
+def dump_day(day: date, folder: Path, sacct: str = "sacct", scripts: bool = False,
+             ) -> tuple[Path, int, int]:
+    """Write the day's dump (and with ``scripts`` its scripts file first); returns
+    (path, jobs, malformed lines). Jobs whose script could not be had are named on
+    stderr; the dump is written all the same."""
     text = run_sacct(day, sacct)
     jobs, issues = parse_accounting(text, source=f"sacct {day}")
     rejected = [i for i in issues if i.action == "file rejected"]
     if rejected:  # no usable header: not a dump at all
         raise RuntimeError(f"sacct output has no usable header: {rejected[0].reason}")
     path = folder / f"{day.isoformat()}.txt"
+    if scripts:
+        found, problems = collect_scripts(jobs, sacct)
+        for problem in problems:
+            print(f"hpcperf-sacct-dump: {day}: {problem}", file=sys.stderr)
+        write_atomically(scripts_path(path), format_scripts(found))
     write_atomically(path, text)
     return path, jobs.height, len(issues)
 
@@ -94,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None,
                         help="output folder (default: HPCPERF_ACCOUNTING_DIR)")
     parser.add_argument("--sacct", default="sacct", help="sacct executable")
+    parser.add_argument("--scripts", action="store_true",
+                        help="also store each finished job's script (sacct --batch-script; "
+                        "needs AccountingStoreFlags=job_script in slurm.conf)")
     args = parser.parse_args(argv)
     if args.dir is None:
         from hpcperfstats.config import settings
@@ -104,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     for i in range(args.days):
         day = first + timedelta(days=i)
         try:
-            path, jobs, bad = dump_day(day, args.dir, args.sacct)
+            path, jobs, bad = dump_day(day, args.dir, args.sacct, args.scripts)
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
             print(f"hpcperf-sacct-dump: {day}: {exc}", file=sys.stderr)
             status = 1

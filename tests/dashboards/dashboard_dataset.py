@@ -11,12 +11,15 @@ executable for bob).
 from __future__ import annotations
 
 import json
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 
 from hpcperfstats.config import cluster_name, env
 from hpcperfstats.hostdata.aggregates import refresh
+from hpcperfstats.jobs.scripts import format_scripts, load_job_scripts
 
 GIB = 2**30
 HOSTS = ["c001", "c002"]
@@ -64,6 +67,18 @@ APPLICATIONS = [
     ("1003", "OpenFOAM", "fluid dynamics", True, "simpleFoam", 640, None, 1.0, "memory"),
 ]
 
+#: job scripts (``job_scripts``, loaded by the pipeline's loader): bob's is hostile (markup
+#: that would close the <pre>, a script tag, formula-looking lines a spreadsheet would run)
+HOSTILE_SCRIPT = ("#!/bin/bash\n#SBATCH --job-name=<script>alert(1)</script>\n"
+                  "#SBATCH --gres=gpu:1\necho '</pre><img src=x onerror=alert(2)>'\n"
+                  "=HYPERLINK(\"http://evil.example\",\"x\")\n+cmd|' /C calc'!A0\n"
+                  "\tpython3 train.py  # tab-indented\n")
+SCRIPTS = {
+    "1001": "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=32\n#SBATCH --mem=64G\n"
+            "\nmodule load openfoam\nsrun simpleFoam -parallel\n",
+    "1002": HOSTILE_SCRIPT,
+}
+
 COVERAGE = [
     # jobid, host, interval_s, expected, present, fraction, gaps
     ("1001", "c001", 300.0, 12, 12, 1.0, []),
@@ -106,7 +121,7 @@ def host_rows() -> list[tuple]:
 def load(url: str) -> None:
     with psycopg.connect(url) as conn:
         conn.execute("TRUNCATE host_data, job_data, job_metrics, job_flags, job_coverage,"
-                     " job_applications")
+                     " job_applications, job_scripts")
         cluster = cluster_name()
         with conn.cursor() as cur:
             cur.executemany(
@@ -142,6 +157,10 @@ def load(url: str) -> None:
             ) as copy:
                 for row in host_rows():
                     copy.write_row((*row, cluster))
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"{T0.date()}.scripts.jsonl"
+            path.write_text(format_scripts({j: s.encode() for j, s in SCRIPTS.items()}))
+            load_job_scripts(conn, path, T0.date(), cluster, Path(folder) / "quarantine")
         # the pipeline refreshes the aggregates after host_data; long ranges read them
         conn.execute("TRUNCATE host_agg, cluster_agg")
         times = [r[0] for r in host_rows()]

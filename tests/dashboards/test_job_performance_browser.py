@@ -71,12 +71,15 @@ def test_compute_bound_job_roofline_footprint_and_what_ran(demo_web, watch, scre
     assert f"of {pool[0]} jobs of {pool[1]} users" in eff.inner_text()
     flops = page.locator(".hp-fp-row[data-metric='flops_avg']").inner_text()
     assert "above 50% of 1 job of 1 user" in flops  # the only normal job with counters yet
-    # what ran: the application, its ranks' process name, the batch script, no job script
+    # what ran: the application, its ranks' process name, the batch script, the job script
     apps = page.locator("table.hp-facts", has_text="Application").first.inner_text()
     assert "wrf" in apps
     procs = page.locator("table.hp-procs").inner_text()
     assert "wrf.exe\t8" in procs  # 4 ranks on each of 2 nodes
-    assert page.locator(".hp-script-missing").inner_text().startswith("Job script: not stored.")
+    # the job script the demo stored (hpcperf-sacct-dump --scripts at a real site)
+    script = page.locator("pre.hp-script").inner_text()
+    assert "#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=16\n" in script
+    assert script.endswith("module load wrf\nsrun wrf.exe\n")
     page.locator("table.hp-procs").scroll_into_view_if_needed()
     page.screenshot(path=str(screenshots / "job-what-ran.png"), full_page=True)
     page.locator(".hp-footprint").scroll_into_view_if_needed()

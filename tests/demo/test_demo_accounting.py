@@ -52,10 +52,12 @@ def test_accounting_reparses_to_the_plan():
         assert r["submit_time"] == job.submit
         assert (r["state"], r["exit_code"]) == (job.state, job.exit_code)
         assert (r["elapsed_s"], r["timelimit_s"]) == (job.elapsed_s, job.timelimit_s)
-        assert (r["nnodes"], r["ncpus"], r["ngpus"]) == (job.nnodes, job.ncpus, 0)
+        assert (r["nnodes"], r["ncpus"], r["ngpus"]) == (job.nnodes, job.ncpus, job.ngpus)
         assert r["req_mem_bytes"] == job.req_mem_bytes
         assert (r["username"], r["account"], r["jobname"]) == (job.user, job.account, job.jobname)
         assert r["jobid_raw"] == job.jobid
+    # the GPU jobs' AllocTRES (typed and untyped gres/gpu) counts 4 and 2 GPUs, once
+    assert [rows[j]["ngpus"] for j in ("1000048", "1000049")] == [4, 2]
 
 
 def test_multi_node_hosts_written_as_compressed_node_list():

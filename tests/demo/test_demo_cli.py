@@ -8,6 +8,7 @@ from hpcperf_monitor.rawformat import read_raw
 
 from hpcperfstats.cli import main
 from hpcperfstats.jobs.accounting import parse_accounting
+from hpcperfstats.jobs.scripts import read_scripts, scripts_path
 
 
 def test_generate_demo_writes_raw_files_and_accounting(tmp_path, capsys):
@@ -16,9 +17,11 @@ def test_generate_demo_writes_raw_files_and_accounting(tmp_path, capsys):
                "--interval", "600", "--start", "2026-11-20T23:00:00"])  # fmt: skip
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "wrote 36 samples of 3 hosts in 6 raw files" in printed
+    # 3 CPU nodes and the GPU node x 12 samples, each in 2 day files
+    assert "3 nodes + 1 GPU node x 12 samples" in printed
+    assert "wrote 48 samples of 4 hosts in 8 raw files" in printed
     hosts = sorted(p.name for p in (out / "raw").iterdir())
-    assert hosts == ["c001-001", "c001-002", "c001-003"]
+    assert hosts == ["c001-001", "c001-002", "c001-003", "g001-001"]
     first = int(datetime(2026, 11, 20, 23, tzinfo=UTC).timestamp())
     midnight = int(datetime(2026, 11, 21, tzinfo=UTC).timestamp())
     for host in hosts:
@@ -29,8 +32,14 @@ def test_generate_demo_writes_raw_files_and_accounting(tmp_path, capsys):
         assert [len(r.samples) for r in raws] == [6, 6]  # 23:00-23:50, 00:00-00:50
         assert [len(r.headers) for r in raws] == [1, 1]
         assert [s.seq for r in raws for s in r.samples] == list(range(1, 13))
-    days = sorted(p.name for p in (out / "accounting").iterdir())
-    assert days == ["2026-11-20.txt", "2026-11-21.txt"]
-    for day in days:
-        _, issues = parse_accounting((out / "accounting" / day).read_text(), day)
+    files = sorted(p.name for p in (out / "accounting").iterdir())
+    # each day's dump and, beside it, its finished jobs' scripts
+    assert files == ["2026-11-20.scripts.jsonl", "2026-11-20.txt",
+                     "2026-11-21.scripts.jsonl", "2026-11-21.txt"]
+    for day in files[1::2]:
+        jobs, issues = parse_accounting((out / "accounting" / day).read_text(), day)
         assert issues == []
+        scripts, problems = read_scripts(scripts_path(out / "accounting" / day).read_text())
+        finished = jobs.filter(jobs["end_time"].is_not_null())["jobid"].to_list()
+        assert problems == [] and sorted(scripts) == sorted(finished)
+        assert all(s.startswith(b"#!/bin/bash\n#SBATCH --job-name=") for s in scripts.values())

@@ -30,13 +30,14 @@ def test_same_seed_same_bytes_other_seed_differs():
 def test_every_message_parses_without_issues(demo: Parsed):
     assert demo.issues == []
     cfg = demo.cfg
-    assert len(demo.messages) == cfg.nodes * cfg.samples == 16 * 288
+    assert len(demo.messages) == cfg.all_nodes * cfg.samples == (16 + 1) * 288
     assert all(len(s) == cfg.samples for s in demo.samples.values())
     assert {m.sample_count for m in demo.messages} == {1}
     # a header on each host's first message and its first after UTC midnight
     assert demo.headers == {h: 2 for h in demo.plan.hosts}
     perf = set(perf_hosts(demo.plan))
     assert perf == {"c001-001", "c001-002", "c001-005"}
+    gpus = set(demo.plan.idle_hosts) | set(demo.cfg.gpu_hosts())
     for host, samples in demo.samples.items():
         assert [s.seq for s in samples] == list(range(1, 289))
         assert {s.host for s in samples} == {host}
@@ -45,7 +46,7 @@ def test_every_message_parses_without_issues(demo: Parsed):
         assert datetime.fromtimestamp(rotated.time, UTC).strftime("%H:%M") == "00:00"
         # the nodes of the compute- and the memory-bound job also count FLOPs and bytes
         counted = {"pmc", "imc", "ib_ext", "llite"} if host in perf else set()
-        counted |= {"nvidia_gpu"} if host in demo.plan.idle_hosts else set()  # GPUs at rest
+        counted |= {"nvidia_gpu"} if host in gpus else set()  # GPUs at rest or busy
         assert set(samples[0].rows) - {"procexe"} == {
             "block", "cpu", "mem", "net", "numa", "ps", "vm"} | counted
         # the processes of the running job (application detection), on no idle node
@@ -59,7 +60,7 @@ def test_messages_are_in_time_order_across_hosts(demo: Parsed):
     times = [m.time for m in demo.messages]
     steps = [int((t - demo.cfg.start.timestamp()) // 300) for t in times]
     assert steps == sorted(steps) and steps[0] == 0 and steps[-1] == 287
-    assert [m.host for m in demo.messages[:16]] == list(demo.plan.hosts)
+    assert [m.host for m in demo.messages[:17]] == list(demo.plan.hosts)
 
 
 def test_header_uptime_matches_a_fixed_boot_time(demo: Parsed):
@@ -140,7 +141,7 @@ def test_every_job_matches_its_ground_truth_within_one_percent(demo: Parsed):
 def test_other_shapes_parse_and_match_ground_truth(cfg):
     parsed = parse_cluster(cfg)
     assert parsed.issues == []
-    assert len(parsed.messages) == cfg.nodes * cfg.samples
+    assert len(parsed.messages) == cfg.all_nodes * cfg.samples
     assert check_ground_truth(parsed) > 0
 
 
@@ -175,6 +176,27 @@ def test_counter_nodes_count_the_plans_flops_and_memory_bytes(demo: Parsed):
     # the half-cores job's nodes have none: its FLOPS stay "not measured"
     (half,) = demo.plan.by_behaviour("half_cores")
     assert all("pmc" not in s.rows for h in half.hosts for s in demo.samples[h])
+
+
+def test_gpu_node_rows_are_the_plans_gpu_use(demo: Parsed):
+    """``nvidia_gpu`` rows of the GPU node, worked out from the plan: while the
+    training job runs, GPU 0 reads 92 % busy, 60 GiB used and 400 W (energy grows by
+    400 W x 300 s); at rest 0 %, 0 B and 60 W; the four GPUs together 360 % busy."""
+    train, idle = demo.plan.by_behaviour("gpu_training") + demo.plan.by_behaviour("gpu_idle")
+    (host,) = train.hosts
+    a, b = job_samples(demo, train, host)[3:5]
+    util = b.header.schemas["nvidia_gpu"].names.index("utilization")
+    mem = b.header.schemas["nvidia_gpu"].names.index("mem_used")
+    assert sorted(b.rows["nvidia_gpu"]) == ["0", "1", "2", "3"]
+    assert (b.rows["nvidia_gpu"]["0"][util], b.rows["nvidia_gpu"]["0"][mem]) == (92, 60 * 2**30)
+    assert gauge(b, "nvidia_gpu", "utilization") == 92 + 88 + 95 + 85
+    assert counter_delta(a, b, "nvidia_gpu", "energy") == (400 + 390 + 410 + 380) * 1000 * 300
+    # the idle-GPU job: GPU 0 at 2 %, the rest at rest; before any job, all at rest
+    s = job_samples(demo, idle, host)[4]
+    assert gauge(s, "nvidia_gpu", "utilization") == 2
+    first = demo.samples[host][0]
+    assert gauge(first, "nvidia_gpu", "utilization") == 0
+    assert gauge(first, "nvidia_gpu", "mem_used") == 0
 
 
 def test_memory_heavy_job_holds_90_percent_of_node_memory(demo: Parsed):
@@ -231,8 +253,8 @@ def test_fixture_shape_leaves_the_default_demo_alone():
     fixture = DemoConfig.of_shape("fixture", nodes=3, hours=1)
     assert (fixture.cpus_per_node, fixture.numa_nodes) == (128, 8)
     # a second cluster in the same archive gets its own host names
-    assert DemoConfig(nodes=2, first_rack=500).hosts() == ["c500-001", "c500-002"]
-    assert DemoConfig(nodes=65).hosts()[-2:] == ["c001-064", "c002-001"]
+    assert DemoConfig(nodes=2, first_rack=500).hosts() == ["c500-001", "c500-002", "g500-001"]
+    assert DemoConfig(nodes=65).cpu_hosts()[-2:] == ["c001-064", "c002-001"]
     cfg = DemoConfig(nodes=3, hours=1)
     counted = set(perf_hosts(make_plan(cfg)))  # Lustre only on the nodes with counters
     plain = [m for m in iter_messages(cfg)]

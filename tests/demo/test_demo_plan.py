@@ -10,7 +10,7 @@ from hpcperf_demo.cluster import DemoConfig, make_plan
 GiB = 2**30
 BEHAVIOURS = {
     "cpu_bound", "half_cores", "memory_heavy", "idle_nodes", "network_heavy", "failed",
-    "midnight", "timeout", "cancelled", "filler",
+    "midnight", "timeout", "cancelled", "filler", "gpu_training", "gpu_idle",
 }  # fmt: skip
 
 
@@ -19,7 +19,9 @@ def test_default_plan_has_every_behaviour_once():
     assert {j.behaviour for j in plan.jobs} == BEHAVIOURS
     for b in BEHAVIOURS - {"filler"}:
         assert len(plan.by_behaviour(b)) == 1, b
-    assert len(plan.hosts) == 16 and plan.hosts[0] == "c001-001" and plan.hosts[-1] == "c001-016"
+    # 16 CPU nodes and the GPU node, after them
+    assert len(plan.hosts) == 17 and plan.hosts[0] == "c001-001" and plan.hosts[-2] == "c001-016"
+    assert plan.hosts[-1] == "g001-001"
     assert plan.wrap_host == "c001-001"
 
 
@@ -52,6 +54,7 @@ def test_jobs_never_share_a_node_and_stay_in_range():
     for job in plan.jobs:
         assert cfg.start <= job.start < cfg.end
         assert job.ncpus == 16 * job.nnodes and job.submit < job.start
+        assert (job.ngpus > 0) == (job.partition == "gpu") == job.hosts[0].startswith("g")
         assert job.req_mem_bytes == 60 * GiB * job.nnodes
         for h in job.hosts:
             by_host.setdefault(h, []).append((job.start, job.end or cfg.end))
@@ -74,6 +77,24 @@ def test_small_or_short_clusters_still_plan():
     assert not plan.by_behaviour("midnight")  # 12:00-14:00 crosses no midnight
     big = make_plan(DemoConfig(nodes=130))
     assert big.hosts[64] == "c002-001" and len(big.idle_hosts) >= 130 // 16
+
+
+def test_gpu_jobs_come_last_and_say_what_their_gpus_do():
+    """The GPU node's jobs are numbered after every other job (47 before them), with
+    no random draw: the training job keeps 4 GPUs busy, the other holds 2 idle."""
+    plan = make_plan(DemoConfig())
+    train, idle = plan.jobs[-2:]
+    assert (train.jobid, train.behaviour, idle.jobid, idle.behaviour) == (
+        "1000048", "gpu_training", "1000049", "gpu_idle")
+    assert len(plan.jobs) == 49 and not [j for j in plan.jobs[:-2] if j.gpus]
+    # 20 % .. 45 % of 288 samples: 58 .. 130, 72 x 300 s = 6 h; 4 GPUs = 24 GPU-hours
+    assert (train.hosts, train.ngpus, train.elapsed_s) == (("g001-001",), 4, 6 * 3600)
+    assert [u.util_pct for u in train.gpus.values()] == [92, 88, 95, 85]
+    assert train.start == datetime(2026, 11, 20, 16, 50, tzinfo=UTC)
+    assert (idle.ngpus, idle.elapsed_s, idle.gpus["1"].util_pct) == (2, 44 * 300, 0)
+    # no GPU node in the fixture shape (the benchmarks' nodes) unless asked for
+    assert DemoConfig.of_shape("fixture").gpu_hosts() == []
+    assert DemoConfig(gpu_nodes=0).hosts()[-1] == "c001-016"
 
 
 def test_config_rejects_naive_start():

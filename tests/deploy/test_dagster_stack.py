@@ -263,7 +263,7 @@ def backfill_from_one_command(stack: Stack, pg_url: str) -> None:
     from hpcperfstats.ingest.drain import store_messages
 
     start = datetime(2026, 11, 20, 12, tzinfo=UTC)
-    demo = DemoConfig(nodes=2, hours=3, start=start)  # 2 hosts, 12:00-15:00
+    demo = DemoConfig(gpu_nodes=0, nodes=2, hours=3, start=start)  # 2 hosts, 12:00-15:00
     store_messages((m.text.encode() for m in iter_messages(demo)), stack.home / "archive",
                    stack.home / "quarantine")
     out = subprocess.run(

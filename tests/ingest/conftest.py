@@ -21,7 +21,7 @@ HOUR = timedelta(hours=1)
 
 def demo_bodies(nodes: int = 3, hours: int = 1) -> list[bytes]:
     """One message per sample, headers first, as the monitor sends them."""
-    cfg = DemoConfig(nodes=nodes, hours=hours, start=START)
+    cfg = DemoConfig(gpu_nodes=0, nodes=nodes, hours=hours, start=START)
     return [m.text.encode() for m in iter_messages(cfg)]
 
 

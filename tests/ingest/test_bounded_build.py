@@ -81,7 +81,7 @@ def run_child(pg_url: str, archive: Path, how: str, env: dict[str, str]) -> tupl
 @pytest.fixture(scope="module")
 def big_archive(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("bounded")
-    cfg = DemoConfig(nodes=100, hours=HOURS, start=START)
+    cfg = DemoConfig(gpu_nodes=0, nodes=100, hours=HOURS, start=START)
     store_messages((m.text.encode() for m in iter_messages(cfg)), root / "archive",
                    root / "quarantine")
     clone_hosts(root / "archive", 5)

@@ -31,7 +31,8 @@ def test_demo_runs_end_to_end_through_the_daemon(hpcperf_env, pg_url, rabbit):
         env=env, capture_output=True, text=True, timeout=480,
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "published 144/144 samples" in out.stdout
+    # 4 CPU nodes and the demo's GPU node x 36 samples (3 h at 300 s)
+    assert "published 180/180 samples" in out.stdout
     assert f"http://127.0.0.1:{web_port}/jobs" in out.stdout
     assert f"http://127.0.0.1:{dagster_port}" in out.stdout
     with psycopg.connect(pg_url) as conn:
@@ -40,5 +41,9 @@ def test_demo_runs_end_to_end_through_the_daemon(hpcperf_env, pg_url, rabbit):
             "SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM job_metrics m "
             "WHERE m.jobid = j.jobid AND m.value IS NOT NULL)) FROM job_data j "
             "WHERE end_time IS NOT NULL").fetchone()
-    assert hosts == 4
+        # slurm_jobs loaded the scripts the demo wrote beside its dumps: one per finished job
+        scripts, = conn.execute("SELECT count(*) FROM job_scripts s JOIN job_data j USING "
+                                "(cluster, jobid) WHERE j.end_time IS NOT NULL").fetchone()
+    assert hosts == 4 + 1
+    assert scripts == finished
     assert finished > 0 and with_metrics == finished

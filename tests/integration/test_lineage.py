@@ -39,7 +39,8 @@ def drain(pipeline) -> list[str]:
 
 
 def test_late_sample_makes_only_its_hour_stale_and_its_job_day_follows(pipeline, pg_url):
-    bodies = [m.text.encode() for m in iter_messages(DemoConfig(nodes=1, hours=2, start=START))]
+    cfg = DemoConfig(gpu_nodes=0, nodes=1, hours=2, start=START)
+    bodies = [m.text.encode() for m in iter_messages(cfg)]
     host = bodies[0].decode().split("$hostname ", 1)[1].split()[0]
     late = bodies[5]  # the 12:25 sample, held back in the node's spool
     queue = os.environ["HPCPERF_CLUSTER"]

@@ -6,7 +6,8 @@ slurmctld slurmd slurm-client slurmdbd munge mariadb-server``), writes job
 cgroups on this machine and takes about two minutes. ``scripts/record-slurm-run``
 with ``RECORD_MIX=quick`` brings Slurm (MariaDB, munge, slurmdbd, slurmctld,
 slurmd; up in seconds), RabbitMQ and our monitor up, runs a busy and an idle
-job side by side and stops every daemon it started. The recorded run
+job side by side and stops every daemon it started; its ``slurm.conf`` stores
+job scripts, and the dump collects them (``--scripts``). The recorded run
 (``test_slurm_run.py``) is what CI checks.
 """
 
@@ -18,6 +19,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from hpcperfstats.jobs.scripts import read_scripts
 
 from .slurm_replay import replay, sacct_steps, total_cpu_s
 
@@ -50,3 +53,12 @@ def test_live_slurm_busy_and_idle_jobs_match_sacct(tmp_path: Path, pg_server, ra
     assert "low_cpu_efficiency" in result["flags"][idle]
     assert all(f <= 1.0 for *_, f in result["coverage"].values())
     assert len([m for m in result["archive"] if not m.endswith(".idx")]) == 1  # one header
+    # job scripts (AccountingStoreFlags=job_script, hpcperf-sacct-dump --scripts): what
+    # sbatch --wrap stored for each job, through sacct --batch-script
+    (side,) = (out / "accounting").glob("*.scripts.jsonl")
+    scripts, problems = read_scripts(side.read_text())
+    assert problems == []
+    for name, command in (("busy", 'while :; do :; done'), ("idle", "sleep 30")):
+        text = scripts[by_name[name]["JobID"]].decode()
+        assert text.startswith("#!/bin/sh\n# This script was created by sbatch --wrap.")
+        assert command in text, name

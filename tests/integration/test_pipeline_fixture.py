@@ -15,6 +15,9 @@ import pytest
 from dagster import AssetKey
 from hpcperf_monitor.rawformat import read_raw, write_header, write_sample
 
+from hpcperfstats.archive import quarantine
+from hpcperfstats.jobs.scripts import format_scripts
+
 from .conftest import accounting_text, publish
 
 pytestmark = pytest.mark.integration
@@ -36,6 +39,9 @@ def test_fixture_through_queue_sensor_and_dagster(pipeline, stampede_text, pg_ur
     publish(rabbit.url, queue, fixture_messages(stampede_text))
     (home / "accounting").mkdir()
     # the job ran from before the first sample to after the last one
+    # its script beside the dump (hpcperf-sacct-dump --scripts), and one with a NUL byte
+    (home / "accounting" / "2026-03-18.scripts.jsonl").write_text(format_scripts({
+        JOB: b"#!/bin/bash\n#SBATCH -N 1\nsrun ./a.out\n", "2946878": b"echo \x00\n"}))
     (home / "accounting" / "2026-03-18.txt").write_text(
         accounting_text(JOB, "2026-03-18T20:10:00+0000", "2026-03-18T21:40:00+0000", HOST, 128)
     )
@@ -78,6 +84,13 @@ def test_fixture_through_queue_sensor_and_dagster(pipeline, stampede_text, pg_ur
         assert user == pytest.approx(1974.47 / 226.243624, rel=1e-6)
         metrics = dict(conn.execute(
             "SELECT metric, value FROM job_metrics WHERE jobid=%s", (JOB,)).fetchall())
+        scripts = dict(conn.execute("SELECT jobid, coalesce(script, problem)"
+                                    " FROM job_scripts").fetchall())
+    # slurm_jobs loaded the script; the NUL one is in the quarantine, the day loaded
+    assert scripts == {JOB: "#!/bin/bash\n#SBATCH -N 1\nsrun ./a.out\n",
+                       "2946878": "contains NUL bytes (first at byte 5)"}
+    assert [r["reason"] for r in quarantine.list_records(home / "quarantine")] == [
+        "job script of job 2946878: contains NUL bytes (first at byte 5)"]
     assert metrics["hosts_with_data"] == 1.0
     assert 8.0 < metrics["cpu_cores_avg"] < 10.0
     assert metrics["cpu_efficiency"] == pytest.approx(metrics["cpu_cores_avg"] / 128)

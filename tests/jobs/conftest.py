@@ -12,5 +12,5 @@ def demo_db(pg_server: str, tmp_path_factory) -> DemoDB:
     with psycopg.connect(pg_server) as conn:
         conn.execute("TRUNCATE host_data, job_data, job_metrics, job_series, job_series_rollup, "
                      "job_coverage, "
-                     "job_flags")
+                     "job_flags, job_scripts")
     return load_demo(pg_server, tmp_path_factory.mktemp("demo"))

@@ -3,8 +3,10 @@
 The demo's two wasteful jobs are bob's idle-nodes job (4 nodes, 2 idle,
 10 h 35 min: 2 x 38100 s / 3600 = 21.2 node-hours lost, ended 2026-11-20)
 and dave's namd job (32 cores, 6 h, 21.0 % busy: 32 x 6 x 0.79 = 151.7
-core-hours lost, ended 2026-11-21). The expected mails are written out by
-hand here, not rendered by the production template.
+core-hours lost, ended 2026-11-21), and grace's job on the GPU node that held two
+GPUs and kept them 1 % busy (2 GPUs x 3 h 40 min x 0.99 = 7.3 GPU-hours lost,
+ended 2026-11-21); the GPU training job (90 % busy) gets none. The expected
+mails are written out by hand here, not rendered by the production template.
 """
 
 from __future__ import annotations
@@ -62,6 +64,21 @@ Job 1000025 (namd), partition normal, ended 2026-11-21 05:40 UTC [warning]
 
 Questions: hpc-help@example.org (also to stop these mails).
 """  # noqa: E501  (a mail line is as long as the advice)
+
+GRACE_TEXT = """Hello grace,
+
+Some of your jobs on demo left much of what they reserved unused.
+
+Job 1000049 (prep_data), partition gpu, ended 2026-11-21 04:50 UTC [severe]
+  Your GPUs were busy 1% of the time: the job ran on the CPU?
+  Lost: 7.3 GPU-hours
+  Advice: Check that the code uses the GPU (CUDA_VISIBLE_DEVICES, the framework's device setting), or do not request one (#SBATCH --gpus).
+  Change in your job script:
+    #SBATCH --gpus=1    (was 2; used 1% on average)
+  Details: https://hpc.example.org/job?jobid=1000049
+
+Questions: hpc-help@example.org (also to stop these mails).
+"""  # noqa: E501
 
 
 @pytest.fixture
@@ -128,8 +145,8 @@ def test_demo_wasteful_jobs_get_exactly_these_digests_once(alerting, smtp, monke
     finally:
         hook.shutdown()
         hook.server_close()
-    assert (first.digests, second.digests, [r.digests for r in again]) == (1, 1, [0, 0])
-    bob, dave = smtp.sink.received  # nothing twice: two mails in all
+    assert (first.digests, second.digests, [r.digests for r in again]) == (1, 2, [0, 0])
+    bob, dave, grace = smtp.sink.received  # nothing twice: three mails in all
     assert bob.recipients == ["bob@example.org", "hpc-staff@example.org"]  # severe: staff copy
     assert bob.message["Subject"] == "[hpcperfstats demo] 1 job to look at (2026-11-20)"
     assert bob.message["Cc"] == "hpc-staff@example.org"
@@ -140,14 +157,19 @@ def test_demo_wasteful_jobs_get_exactly_these_digests_once(alerting, smtp, monke
     assert dave.recipients == ["dave@example.org"] and "Cc" not in dave.message
     assert dave.message["Subject"] == "[hpcperfstats demo] 1 job to look at (2026-11-21)"
     assert dave.part("plain") == DAVE_TEXT
+    assert grace.recipients == ["grace@example.org", "hpc-staff@example.org"]  # severe
+    assert grace.part("plain") == GRACE_TEXT
     assert history(alerting.url) == [
         ("1000008", "idle_nodes", "bob", "sent", DAY1),
-        ("1000025", "low_cpu_efficiency", "dave", "sent", DAY2)]
+        ("1000025", "low_cpu_efficiency", "dave", "sent", DAY2),
+        ("1000049", "gpus_idle", "grace", "sent", DAY2)]
     assert [p["text"].splitlines()[1] for p in Hook.posts] == [
         "- job 1000008 [severe] 2 of your nodes did no work: ask for fewer nodes or spread the "
         "work. https://hpc.example.org/job?jobid=1000008",
         "- job 1000025 [warning] Your job kept 21% of its allocated cores busy (under 25%). "
-        "https://hpc.example.org/job?jobid=1000025"]
+        "https://hpc.example.org/job?jobid=1000025",
+        "- job 1000049 [severe] Your GPUs were busy 1% of the time: the job ran on the CPU? "
+        "https://hpc.example.org/job?jobid=1000049"]
 
 
 def test_opt_out_is_respected_before_and_after_alerts_are_found(alerting, smtp, tmp_path,
@@ -158,12 +180,12 @@ def test_opt_out_is_respected_before_and_after_alerts_are_found(alerting, smtp, 
     start = datetime(2026, 11, 21, tzinfo=UTC)
     with psycopg.connect(alerting.url) as conn:  # dave's alert found before he opts out
         find_alerts(conn, "demo", start, start + timedelta(days=1), load_alert_rules(), set())
-    listed.write_text("bob\ndave\n")
+    listed.write_text("bob\ndave\ngrace\n")
     assert run_day(alerting.url, DAY1).digests == 0
     assert run_day(alerting.url, DAY2).digests == 0
     assert smtp.sink.received == []
-    assert [(r[2], r[3]) for r in history(alerting.url)] == [("bob", "opted_out"),
-                                                              ("dave", "opted_out")]
+    assert [(r[2], r[3]) for r in history(alerting.url)] == [
+        ("bob", "opted_out"), ("dave", "opted_out"), ("grace", "opted_out")]
 
 
 def test_over_the_cap_alerts_are_held_and_carried_over(alerting, smtp, tmp_path, monkeypatch):
@@ -208,11 +230,11 @@ def test_smtp_server_stopped_mid_send_is_retried_without_loss(alerting, smtp):
         return "421 4.3.2 shutting down"
 
     smtp.sink.refuse = go_down
-    result = run_day(alerting.url, DAY2)  # both digests are due on the second day
-    assert result.failed == {} and result.digests == 2
-    assert [r.message["To"] for r in smtp.sink.received] == ["bob@example.org",
-                                                             "dave@example.org"]
-    assert smtp.sink.attempts == 3  # bob's first DATA was refused, then bob, dave
+    result = run_day(alerting.url, DAY2)  # the three digests are due on the second day
+    assert result.failed == {} and result.digests == 3
+    assert [r.message["To"] for r in smtp.sink.received] == [
+        "bob@example.org", "dave@example.org", "grace@example.org"]
+    assert smtp.sink.attempts == 4  # bob's first DATA was refused, then bob, dave, grace
     assert {r[3] for r in history(alerting.url)} == {"sent"}
 
 
