@@ -287,6 +287,24 @@ def test_user_breakdown_top_users_and_wasted_core_hours(conn):
     assert data.flag_counts(conn, JobFilter(), ALICE) == [("low_cpu_efficiency", 1)]
 
 
+def test_summary_and_breakdown_in_one_pass(conn):
+    """The users page's totals and per-user rows from one GROUPING SETS query: the
+    same figures, worked out by hand above, as each read alone."""
+    totals, users = data.summary_and_breakdown(conn, JobFilter(), data.STAFF)
+    assert (totals["jobs"], totals["completed"], totals["failed"]) == (3, 2, 1)
+    assert totals["core_hours"] == pytest.approx(CH_1001 + CH_1003 + CH_1002)
+    assert totals["wasted_core_hours"] == pytest.approx(WASTE_1001 + WASTE_1003)
+    assert totals["cpu_efficiency"] == pytest.approx(
+        (CH_1001 * 0.766 + CH_1003 * 0.31) / (CH_1001 + CH_1003))
+    assert totals == data.jobs_summary(conn, JobFilter(), data.STAFF)
+    assert users["user"].to_list() == ["alice", "bob"]
+    assert users.row(0, named=True)["core_hours"] == pytest.approx(CH_1001 + CH_1003)
+    mine, only = data.summary_and_breakdown(conn, JobFilter(), ALICE)  # the access rule
+    assert mine["jobs"] == 2 and only["user"].to_list() == ["alice"]
+    none, nobody = data.summary_and_breakdown(conn, JobFilter(user="nobody"), data.STAFF)
+    assert (none["jobs"], none["core_hours"], nobody.height) == (0, 0.0, 0)
+
+
 def test_account_filter_can_use_an_index(conn):
     """The account page need not read every job (1 M in the benchmark): an index on
     job_data (account, end_time) serves its filter."""
