@@ -77,6 +77,11 @@ JOB_LIST_SCHEMA = {
 
 _URL: str | None = None
 WORK_MEM = "64MB"
+#: The planner's price of a random page read: the tables the pages read live in memory
+#: or on SSDs, where the default 4 (spinning disks) makes an index probe per job look
+#: dearer than a scan of every metric. With it, a month's user totals (86,000 jobs)
+#: probe job_metrics per job (0.6 s) instead of hashing all its 2 M rows (1.4-1.7 s).
+RANDOM_PAGE_COST = "1.1"
 
 
 @contextmanager
@@ -91,7 +96,8 @@ def connection() -> Iterator[psycopg.Connection]:
         _URL = database_url()
     # work_mem: bucketing a wide job's series groups a few hundred thousand
     # rows; with the 4 MB default PostgreSQL sorts them on disk (2-3x slower).
-    with connect(_URL, options=f"-c TimeZone=UTC -c work_mem={WORK_MEM}") as conn:
+    with connect(_URL, options=f"-c TimeZone=UTC -c work_mem={WORK_MEM}"
+                 f" -c random_page_cost={RANDOM_PAGE_COST}") as conn:
         yield conn
 
 
@@ -359,6 +365,21 @@ def list_jobs(
         if len(rows) < limit:
             rows += page(_WITH_EFFICIENCY, sql.SQL("{} AND j.eff_sort IS NULL").format(where),
                          limit - len(rows), 0, {})
+    elif (sort == "end" and descending and "until" in params and after is None
+          and offset == 0):
+        # newest end first among jobs that ran before "until": those still running at
+        # "until" (no end, or an end after it) come first, then those that ended by
+        # it, each read on its own; in one query the end_time index was walked back
+        # from the newest job of all, past every job that started later (a month
+        # a year back: 900,000 rows, 0.7-1.6 s). The running ones are found apart
+        # (OFFSET 0: planned without the page's order), by whichever of the start
+        # and end indexes is narrower at "until", then ordered.
+        running = sql.SQL("(SELECT * FROM job_data j WHERE {} AND (j.end_time > %(until)s"
+                          " OR j.end_time IS NULL) OFFSET 0)").format(where)
+        rows = page(running, where, limit, 0, {})
+        if len(rows) < limit:
+            rows += page(sql.SQL("job_data"), sql.SQL("{} AND j.end_time <= %(until)s").format(
+                where), limit - len(rows), 0, {})
     else:
         base = _WITH_EFFICIENCY if sort == "cpu_eff" else sql.SQL("job_data")
         extra: dict[str, Any] = {}

@@ -461,3 +461,27 @@ def test_peer_percentiles_are_shown_to_a_researcher_only_over_20_jobs_of_5_users
                  "'31 days' WHERE jobid = '2017'")
     assert data.peer_context(conn, job, values, ALICE) == {"cpu_efficiency": None}
     conn.rollback()
+
+
+def test_job_list_before_a_date_puts_jobs_running_then_first(pg_url):
+    """A range in the past ("ran before" U, newest end first): the jobs still running at
+    U (no end yet, then the latest end) come before those that ended by it, read as
+    two parts (``list_jobs``); a page that spans both parts keeps the order."""
+    u = T0 + timedelta(days=60)
+    h = timedelta(hours=1)
+    jobs = {"r1": (u - 2 * h, None), "s1": (u - h, u + 3 * h), "s2": (u - 5 * h, u + h),
+            "e1": (u - 3 * h, u - h), "e2": (u - 10 * h, u - h / 2),
+            "late": (u + h, u + 2 * h), "old": (u - 40 * 24 * h, u - 35 * 24 * h)}
+    with psycopg.connect(pg_url, options="-c TimeZone=UTC") as conn:
+        conn.cursor().executemany(
+            "INSERT INTO job_data (jobid, username, state, start_time, end_time, cluster)"
+            " VALUES (%s, 'alice', 'COMPLETED', %s, %s, %s)",
+            [(j, s, e, cluster_name()) for j, (s, e) in jobs.items()])
+        filt = JobFilter(since=u - 30 * 24 * h, until=u)
+        order = ["r1", "s1", "s2", "e2", "e1"]
+        assert data.list_jobs(conn, filt)[0]["jobid"].to_list() == order
+        assert data.list_jobs(conn, filt)[1] == 5
+        for n in (1, 2, 3, 4):
+            assert ids(conn, filt, limit=n) == order[:n]
+        assert ids(conn, filt, limit=2, offset=2) == order[2:4]  # the one-query path
+        assert ids(conn, filt, viewer=BOB) == []
