@@ -678,7 +678,7 @@ _TOTALS = sql.SQL(
            FILTER (WHERE m.value IS NOT NULL), 0) AS cpu_efficiency"""
 ).format(failed=_FAILED, core=_CORE_HOURS, wasted=_WASTED)
 #: The jobs ``filt`` matches with their CPU efficiency (``{where}``: job_filter_clause).
-_WITH_EFFICIENCY_OF = sql.SQL(
+_MATCHED_WITH_EFFICIENCY = sql.SQL(
     """FROM job_data j
        LEFT JOIN job_metrics m ON m.cluster = j.cluster AND m.jobid = j.jobid
             AND m.metric = 'cpu_efficiency'
@@ -690,7 +690,7 @@ def jobs_summary(conn: psycopg.Connection, filt: JobFilter, viewer: Viewer) -> d
     efficiency of the jobs ``filt`` matches that the viewer may see."""
     where, params = job_filter_clause(conn, filt, viewer)
     query = sql.SQL("SELECT {totals} {jobs}").format(
-        totals=_TOTALS, jobs=_WITH_EFFICIENCY_OF.format(where=where))
+        totals=_TOTALS, jobs=_MATCHED_WITH_EFFICIENCY.format(where=where))
     with conn.cursor(row_factory=dict_row) as cur:
         return cur.execute(query, params).fetchone()
 
@@ -728,7 +728,7 @@ def summary_and_breakdown(conn: psycopg.Connection, filt: JobFilter, viewer: Vie
     query = sql.SQL(
         "SELECT GROUPING(j.username) = 1 AS everyone, j.username AS user, {totals} {jobs}"
         " GROUP BY GROUPING SETS ((j.username), ())"
-    ).format(totals=_TOTALS, jobs=_WITH_EFFICIENCY_OF.format(where=where))
+    ).format(totals=_TOTALS, jobs=_MATCHED_WITH_EFFICIENCY.format(where=where))
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(query, params).fetchall()
     totals = next(r for r in rows if r.pop("everyone"))
