@@ -77,11 +77,12 @@ JOB_LIST_SCHEMA = {
 
 _URL: str | None = None
 WORK_MEM = "64MB"
-#: The planner's price of a random page read: the tables the pages read live in memory
-#: or on SSDs, where the default 4 (spinning disks) makes an index probe per job look
-#: dearer than a scan of every metric. With it, a month's user totals (86,000 jobs)
-#: probe job_metrics per job (0.6 s) instead of hashing all its 2 M rows (1.4-1.7 s).
-RANDOM_PAGE_COST = "1.1"
+#: The planner's price of a random page read for the user totals alone: at the default
+#: 4 (spinning disks) a month's 86,000 jobs hash all 2 M job_metrics rows (1.4-1.7 s
+#: under load) where a probe per job takes 0.6 s. Not for every query: the wide job's
+#: host_data read then walks each chunk's key index instead of scanning it in
+#: parallel, twice as slow.
+TOTALS_RANDOM_PAGE_COST = 1.1
 
 
 @contextmanager
@@ -96,8 +97,7 @@ def connection() -> Iterator[psycopg.Connection]:
         _URL = database_url()
     # work_mem: bucketing a wide job's series groups a few hundred thousand
     # rows; with the 4 MB default PostgreSQL sorts them on disk (2-3x slower).
-    with connect(_URL, options=f"-c TimeZone=UTC -c work_mem={WORK_MEM}"
-                 f" -c random_page_cost={RANDOM_PAGE_COST}") as conn:
+    with connect(_URL, options=f"-c TimeZone=UTC -c work_mem={WORK_MEM}") as conn:
         yield conn
 
 
@@ -730,7 +730,10 @@ def summary_and_breakdown(conn: psycopg.Connection, filt: JobFilter, viewer: Vie
         " GROUP BY GROUPING SETS ((j.username), ())"
     ).format(totals=_TOTALS, jobs=_MATCHED_WITH_EFFICIENCY.format(where=where))
     with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql.SQL("SET random_page_cost = {}").format(
+            sql.Literal(TOTALS_RANDOM_PAGE_COST)))
         rows = cur.execute(query, params).fetchall()
+        cur.execute("RESET random_page_cost")  # the connection's next queries: the default
     totals = next(r for r in rows if r.pop("everyone"))
     del totals["user"]
     users = pl.DataFrame([r for r in rows if r is not totals], schema={
