@@ -29,6 +29,7 @@ from bokeh.document import Document
 from hpcperfstats.config import cluster_name
 from hpcperfstats.db import embedded
 from hpcperfstats.db.schema import ensure_schema
+from hpcperfstats.hostdata.aggregates import refresh
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 STEP = timedelta(minutes=5)
@@ -191,10 +192,14 @@ def run(url: str, args: argparse.Namespace) -> None:
         rows = load_big_job(conn, args.hosts, args.hours)
         t2 = time.perf_counter()
         stored = store_job_series(conn)
+        # the 5-minute and hourly totals the pipeline's host_aggregates builds after host_data
+        start = T0 + timedelta(days=30)
+        refresh(conn, start, start + STEP * args.hours * 12)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     print(f"loaded {args.jobs:,} jobs in {t1 - t0:.1f} s; {rows:,} host_data rows for one "
-          f"{args.hosts}-node {args.hours} h job in {t2 - t1:.1f} s; {stored:,} job_series rows")
+          f"{args.hosts}-node {args.hours} h job in {t2 - t1:.1f} s; {stored:,} job_series rows;"
+          " its host_agg and cluster_agg")
 
     os.environ["HPCPERF_DATABASE_URL"] = url
     os.environ["HPCPERF_AUTH"] = "none"

@@ -74,15 +74,20 @@ def latest_sample(fresh: pl.DataFrame) -> datetime | None:
 def job_counts(
     conn: psycopg.Connection, viewer: Viewer, start: datetime, end: datetime
 ) -> dict[str, int]:
-    """Jobs running at ``end`` and jobs that finished in [start, end] (the viewer's)."""
+    """Jobs running at ``end`` and jobs that finished in [start, end] (the viewer's).
+
+    Two counts, each of which an index serves (the end_time index for the
+    finished ones, and for the running ones whichever of start_time and
+    end_time is narrower at ``end``), not one pass over every job that ended
+    after ``start`` (with a year of jobs and a range a month back, 0.4 s).
+    """
     scope, params = scope_clause(viewer)
     query = sql.SQL(
         """
-        SELECT count(*) FILTER (WHERE j.start_time <= %(e)s
-                                AND (j.end_time IS NULL OR j.end_time > %(e)s)),
-               count(*) FILTER (WHERE j.end_time >= %(s)s AND j.end_time <= %(e)s)
-        FROM job_data j
-        WHERE (j.end_time IS NULL OR j.end_time >= %(s)s) AND {scope}
+        SELECT (SELECT count(*) FROM job_data j WHERE j.start_time <= %(e)s
+                AND (j.end_time > %(e)s OR j.end_time IS NULL) AND {scope}),
+               (SELECT count(*) FROM job_data j WHERE j.end_time >= %(s)s
+                AND j.end_time <= %(e)s AND {scope})
         """
     ).format(scope=scope)
     running, finished = conn.execute(query, params | {"s": start, "e": end}).fetchone()

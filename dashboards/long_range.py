@@ -9,7 +9,6 @@ the cluster total, and the most hosts that reported in it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -39,11 +38,33 @@ def use_aggregates(start: datetime, end: datetime) -> bool:
     return end - start >= LONG_RANGE
 
 
+def aggregates_serve(conn: psycopg.Connection, start: datetime, end: datetime,
+                     max_points: int, newest: datetime | None, cluster: str | None = None
+                     ) -> bool:
+    """Whether the cluster-wide series of [start, end] are read from ``cluster_agg``:
+    a long range always; a shorter one when its plot buckets are at least the
+    finest aggregate (5 minutes: 48 hours at 200 points) and ``cluster_agg``
+    already holds the bucket of ``newest``, the range's newest sample
+    (``host_aggregates`` runs after ``host_data``: until it has, the raw rows
+    are read, so the newest samples are never missing from the plots)."""
+    if use_aggregates(start, end):
+        return True
+    if newest is None or bucket_seconds(start, end, max_points) < WIDTHS[0]:
+        return False
+    return conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM cluster_agg WHERE cluster = %s AND width_s = %s"
+        " AND bucket = date_bin(%s, %s::timestamptz, %s))",
+        (cluster_name(cluster), WIDTHS[0], timedelta(seconds=WIDTHS[0]), min(newest, end),
+         ORIGIN)).fetchone()[0]
+
+
 def bucket_and_width(start: datetime, end: datetime, max_points: int) -> tuple[int, int]:
-    """Plot bucket (seconds) rounded up to a multiple of the aggregate it reads."""
+    """Plot bucket (seconds): the nearest multiple of the aggregate it reads (at
+    least one), so a plot keeps about ``max_points`` points (48 hours at 200:
+    900 s buckets, 192 points; 24 hours: 300 s, 288 points)."""
     raw = bucket_seconds(start, end, max_points)
     width = max(w for w in WIDTHS if w <= max(raw, WIDTHS[0]))
-    return math.ceil(raw / width) * width, width
+    return max(1, round(raw / width)) * width, width
 
 
 def _source(host: str | None) -> tuple[str, str, str]:

@@ -21,6 +21,7 @@ import polars as pl
 import psycopg
 
 from hpcperfstats.config import cluster_name
+from hpcperfstats.db.read import query_frame
 from hpcperfstats.db.series_sql import series_query
 from hpcperfstats.hostdata.aggregates import ORIGIN  # the rollups' bucket origin too
 from hpcperfstats.hostdata.rates import epoch_utc
@@ -58,21 +59,14 @@ def _fetch(conn: psycopg.Connection, query: str, params: dict[str, Any],
            schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """Rows of ``query`` (its first column an epoch in seconds) as a frame.
 
-    Read as CSV through ``COPY ... TO STDOUT``: a wide job's page reads a few
-    hundred thousand bucket rows, and building Python tuples for each costs
-    more than the query. psycopg binds ``params`` (COPY takes no server-side
-    parameters), so values are still never pasted into the SQL by us.
+    A wide job's page reads a few hundred thousand bucket rows: they travel
+    as one CSV text (``query_frame``), not as a Python tuple or a COPY
+    message per row. psycopg binds ``params``, so values are never pasted
+    into the SQL by us.
     """
-    buffer = bytearray()
-    with conn.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)", params) as copy:
-        for block in copy:
-            buffer += block
     names = list(schema)
-    read_schema = {names[0]: pl.Float64, **{n: schema[n] for n in names[1:]}}
-    if not buffer:
-        return pl.DataFrame(schema=schema)
-    frame = pl.read_csv(bytes(buffer), has_header=False, new_columns=names,
-                        schema=read_schema)
+    frame = query_frame(conn, query, params, {names[0]: pl.Float64,
+                                              **{n: schema[n] for n in names[1:]}})
     return frame.with_columns(epoch_utc(pl.col(names[0])).alias(names[0]))
 
 

@@ -26,6 +26,9 @@ from dashboards.units import duration, human, plot_scale
 from hpcperfstats.hostdata.series import SERIES
 
 DEFAULT_RANGE = timedelta(hours=24)
+#: Points per cluster-wide plot: read from the aggregates once a bucket spans 5 minutes
+#: (``long_range.aggregates_serve``), from every host's raw rows below that.
+POINTS = 200
 
 
 def tiles(items: list[tuple[str, str]]) -> pn.pane.HTML:
@@ -129,14 +132,16 @@ def overview(viewer: Viewer, start: datetime | None, end: datetime | None):
         pooled = data.cluster_summary(conn, viewer, start, end)
         if viewer.staff:
             hosts, reporting = fresh["host"].to_list(), None
-            if long_range.use_aggregates(start, end):  # a long range: cluster_agg
+            if long_range.aggregates_serve(conn, start, end, POINTS,
+                                           cluster.latest_sample(fresh), viewer.cluster):
                 named, reporting = long_range.cluster_series(
-                    conn, start, end, timeseries.PLOTTED_SERIES, 200, cluster=viewer.cluster)
-                extra = long_range.cluster_extra(conn, start, end, 200, cluster=viewer.cluster)
+                    conn, start, end, timeseries.PLOTTED_SERIES, POINTS, cluster=viewer.cluster)
+                extra = long_range.cluster_extra(conn, start, end, POINTS,
+                                                 cluster=viewer.cluster)
             else:
-                named = timeseries.series(conn, hosts, start, end, timeseries.PLOTTED_SERIES, 200,
-                                          viewer.cluster)
-                extra = timeseries.extra_types(conn, hosts, start, end, 200, viewer.cluster)
+                named = timeseries.series(conn, hosts, start, end, timeseries.PLOTTED_SERIES,
+                                          POINTS, viewer.cluster)
+                extra = timeseries.extra_types(conn, hosts, start, end, POINTS, viewer.cluster)
     whose = "" if viewer.staff else "your "
     job_tiles = [(str(counts["running"]), f"{whose}jobs running at range end"),
                  (str(counts["finished"]), f"{whose}jobs finished in range")]

@@ -73,9 +73,8 @@ class UserPage(JobSearch):
         super().refresh()
         filt = self.filters()
         with data.connection() as conn:
-            totals = data.jobs_summary(conn, filt, self.viewer)
+            totals, everyone = data.summary_and_breakdown(conn, filt, self.viewer)
             flags = data.flag_counts(conn, filt, self.viewer)
-            everyone = data.user_breakdown(conn, filt, self.viewer, limit=None)
         per_user = everyone.head(TOP_USERS)  # most core-hours first
         wasters = (everyone.sort(["wasted_core_hours", "user"], descending=[True, False])
                    .head(TOP_USERS) if self.viewer.staff and everyone.height > 1 else None)

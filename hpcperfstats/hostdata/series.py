@@ -8,7 +8,6 @@ job metrics, the dashboards and the terminal report alike.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +16,7 @@ import polars as pl
 import psycopg
 
 from hpcperfstats.config import cluster_name
+from hpcperfstats.db.read import query_frame
 from hpcperfstats.db.series_sql import series_query
 
 
@@ -235,23 +235,11 @@ def read_rows(conn: psycopg.Connection, query: str, params: Sequence | dict, sch
     """Rows of ``query`` (columns: ``{time}``, then ``schema``'s, one being ``host``)
     as a polars frame.
 
-    A day of a large cluster is millions of rows; per-row Python tuples (or
-    per-row COPY messages) would cost seconds. The server joins each host's
-    rows into one CSV text instead, and polars parses those few large strings.
-    Times travel as epoch microseconds.
+    A day of a large cluster is millions of rows: read as one CSV text per host
+    (``query_frame``). Times travel as epoch microseconds.
     """
-    full = {"time": pl.Int64, **schema}
-    cols = ", ".join(f"coalesce({c}::text, '')" for c in full)
     inner = query.format(time="(extract(epoch FROM time) * 1000000)::bigint AS time")
-    cur = conn.execute(
-        f"SELECT string_agg(concat_ws(',', {cols}), E'\\n') FROM ({inner}) q GROUP BY host",
-        params)
-    texts = [r[0] for r in cur.fetchall() if r[0]]
-    if not texts:
-        return pl.DataFrame(schema={**full, "time": pl.Datetime("us", "UTC")})
-    data = "\n".join(texts).encode()
-    frame = pl.read_csv(io.BytesIO(data), has_header=False, new_columns=list(full),
-                        schema=full)
+    frame = query_frame(conn, inner, params, {"time": pl.Int64, **schema}, split="host")
     return frame.with_columns(pl.col("time").cast(pl.Datetime("us", "UTC")))
 
 

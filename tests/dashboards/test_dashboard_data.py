@@ -287,6 +287,24 @@ def test_user_breakdown_top_users_and_wasted_core_hours(conn):
     assert data.flag_counts(conn, JobFilter(), ALICE) == [("low_cpu_efficiency", 1)]
 
 
+def test_summary_and_breakdown_in_one_pass(conn):
+    """The users page's totals and per-user rows from one GROUPING SETS query: the
+    same figures, worked out by hand above, as each read alone."""
+    totals, users = data.summary_and_breakdown(conn, JobFilter(), data.STAFF)
+    assert (totals["jobs"], totals["completed"], totals["failed"]) == (3, 2, 1)
+    assert totals["core_hours"] == pytest.approx(CH_1001 + CH_1003 + CH_1002)
+    assert totals["wasted_core_hours"] == pytest.approx(WASTE_1001 + WASTE_1003)
+    assert totals["cpu_efficiency"] == pytest.approx(
+        (CH_1001 * 0.766 + CH_1003 * 0.31) / (CH_1001 + CH_1003))
+    assert totals == data.jobs_summary(conn, JobFilter(), data.STAFF)
+    assert users["user"].to_list() == ["alice", "bob"]
+    assert users.row(0, named=True)["core_hours"] == pytest.approx(CH_1001 + CH_1003)
+    mine, only = data.summary_and_breakdown(conn, JobFilter(), ALICE)  # the access rule
+    assert mine["jobs"] == 2 and only["user"].to_list() == ["alice"]
+    none, nobody = data.summary_and_breakdown(conn, JobFilter(user="nobody"), data.STAFF)
+    assert (none["jobs"], none["core_hours"], nobody.height) == (0, 0.0, 0)
+
+
 def test_account_filter_can_use_an_index(conn):
     """The account page need not read every job (1 M in the benchmark): an index on
     job_data (account, end_time) serves its filter."""
@@ -443,3 +461,27 @@ def test_peer_percentiles_are_shown_to_a_researcher_only_over_20_jobs_of_5_users
                  "'31 days' WHERE jobid = '2017'")
     assert data.peer_context(conn, job, values, ALICE) == {"cpu_efficiency": None}
     conn.rollback()
+
+
+def test_job_list_before_a_date_puts_jobs_running_then_first(pg_url):
+    """A range in the past ("ran before" U, newest end first): the jobs still running at
+    U (no end yet, then the latest end) come before those that ended by it, read as
+    two parts (``list_jobs``); a page that spans both parts keeps the order."""
+    u = T0 + timedelta(days=60)
+    h = timedelta(hours=1)
+    jobs = {"r1": (u - 2 * h, None), "s1": (u - h, u + 3 * h), "s2": (u - 5 * h, u + h),
+            "e1": (u - 3 * h, u - h), "e2": (u - 10 * h, u - h / 2),
+            "late": (u + h, u + 2 * h), "old": (u - 40 * 24 * h, u - 35 * 24 * h)}
+    with psycopg.connect(pg_url, options="-c TimeZone=UTC") as conn:
+        conn.cursor().executemany(
+            "INSERT INTO job_data (jobid, username, state, start_time, end_time, cluster)"
+            " VALUES (%s, 'alice', 'COMPLETED', %s, %s, %s)",
+            [(j, s, e, cluster_name()) for j, (s, e) in jobs.items()])
+        filt = JobFilter(since=u - 30 * 24 * h, until=u)
+        order = ["r1", "s1", "s2", "e2", "e1"]
+        assert data.list_jobs(conn, filt)[0]["jobid"].to_list() == order
+        assert data.list_jobs(conn, filt)[1] == 5
+        for n in (1, 2, 3, 4):
+            assert ids(conn, filt, limit=n) == order[:n]
+        assert ids(conn, filt, limit=2, offset=2) == order[2:4]  # the one-query path
+        assert ids(conn, filt, viewer=BOB) == []

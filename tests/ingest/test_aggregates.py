@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import polars as pl
 import psycopg
 import pytest
 
@@ -168,3 +169,38 @@ def test_two_clusters_share_the_tables_without_mixing(pg_url):
         conn.execute("DELETE FROM host_data WHERE cluster = %s", (other,))
         conn.execute("DELETE FROM host_agg WHERE cluster = %s", (other,))
         conn.execute("DELETE FROM cluster_agg WHERE cluster = %s", (other,))
+
+
+@pytest.mark.integration
+def test_overview_reads_cluster_agg_once_buckets_span_five_minutes(pg_url):
+    """A 1000-minute range at 200 points has 300 s buckets: the overview reads
+    cluster_agg, and its cluster totals equal the raw read's bucket by bucket.
+    By hand: memory used by processes is MemUsed - FilePages - Slab; host a
+    alternates 10/20 - 2 - 1 (7, 17), b holds 20 - 4 - 2 = 14: totals 21 and 31.
+    Until the aggregates hold the newest sample's bucket, the raw rows are read."""
+    from dashboards import timeseries
+
+    minutes = 1000
+    rows = [(5 * k, h, "mem", "", ev, "B", v)
+            for k in range(minutes // 5)
+            for h, evs in (("a", {"MemUsed": 10.0 + 10 * (k % 2), "FilePages": 2.0,
+                                  "Slab": 1.0}),
+                           ("b", {"MemUsed": 20.0, "FilePages": 4.0, "Slab": 2.0}))
+            for ev, v in evs.items()]
+    start, end = T, T + minutes * M
+    newest = T + (minutes - 5) * M
+    with psycopg.connect(pg_url) as conn:
+        load(conn, rows)
+        assert not long_range.aggregates_serve(conn, start, end, 200, newest)  # not built
+        refresh(conn, start, end)
+        assert long_range.aggregates_serve(conn, start, end, 200, newest)
+        assert not long_range.aggregates_serve(conn, start, start + 600 * M, 200, newest)
+        assert long_range.bucket_and_width(start, end, 200) == (300, 300)
+        agg, hosts = long_range.cluster_series(conn, start, end, ["mem_used"], 200)
+        raw = timeseries.series(conn, ["a", "b"], start, end, ["mem_used"], 200)
+    totals = raw.group_by("time").agg(pl.col("value").sum()).sort("time")
+    agg = agg.sort("time")
+    assert agg["time"].to_list() == totals["time"].to_list()
+    assert agg["value"].to_list() == totals["value"].to_list()
+    assert agg["value"].to_list()[:4] == [21.0, 31.0, 21.0, 31.0]
+    assert set(hosts["hosts"].to_list()) == {2} and agg.height == minutes // 5
