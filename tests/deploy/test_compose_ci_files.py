@@ -7,6 +7,7 @@ checks run everywhere and catch what would otherwise surface only there.
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -75,3 +76,27 @@ def test_app_processes_get_an_init_and_no_state_outside_dagster():
         assert services[name].get("init") is True, name  # SIGTERM reaches the Python process
     # lineage lives in Dagster's storage: no marker volume between stages
     assert "state" not in compose.get("volumes", {})
+
+
+def test_base_images_are_slim_and_unpack_without_fsync(tmp_path):
+    """The base recipe's dpkg and apt settings, and the slimming, on a stand-in root."""
+    root = tmp_path / "rootfs"
+    for f in ("usr/share/doc/bash/copyright", "usr/share/doc/bash/changelog.gz",
+              "usr/share/doc/bash/examples/x.sh", "usr/share/man/man1/bash.1.gz",
+              "usr/share/locale/de/LC_MESSAGES/bash.mo", "usr/share/bash-completion/x",
+              "etc/dpkg/dpkg.cfg.d/excludes"):
+        (root / f).parent.mkdir(parents=True, exist_ok=True)
+        (root / f).write_text("x")
+    subprocess.run(["bash", "-c", '. "$1"; minimize "$2"; slimify "$2"', "bash",
+                    DEPLOY / "ci" / "base-images", root], check=True, timeout=60)
+    left = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert left == ["etc/apt/apt.conf.d/docker-clean", "etc/dpkg/dpkg.cfg.d/docker",
+                    "etc/dpkg/dpkg.cfg.d/docker-apt-speedup", "etc/dpkg/dpkg.cfg.d/excludes",
+                    "usr/share/bash-completion/x", "usr/share/doc/bash/copyright"]
+    dpkg = (root / "etc/dpkg/dpkg.cfg.d/docker").read_text().splitlines()
+    # dpkg applies the last matching line: copyright files are kept
+    assert dpkg[-1] == "path-include /usr/share/doc/*/copyright"
+    assert "path-exclude /usr/share/man/*" in dpkg and "path-exclude /usr/share/doc/*" in dpkg
+    assert (root / "etc/dpkg/dpkg.cfg.d/docker-apt-speedup").read_text() == "force-unsafe-io\n"
+    assert "rm -f /var/cache/apt/archives/*.deb" in (
+        root / "etc/apt/apt.conf.d/docker-clean").read_text()
