@@ -118,8 +118,9 @@ def test_two_clusters_load_apart_and_a_backfill_of_one_leaves_the_other(two: Dem
     # the demo's clusters file is in force here too (the keys carry the cluster)
     monkeypatch.setenv("HPCPERF_CLUSTERS_FILE", str(two.home / "clusters.yaml"))
     text = two.log.read_text()
-    assert "published 144/144 samples to queue" in text
-    assert text.count("published 144/144") == 2  # one queue each
+    # 4 CPU nodes and the demo's GPU node, 3 hours of 5-minute samples: 5 x 36
+    assert "published 180/180 samples to queue" in text
+    assert text.count("published 180/180") == 2  # one queue each
     assert f"{two.web}/jobs?cluster={SECOND}" in text
     with psycopg.connect(two.url) as conn:
         jobs = {c: dict(conn.execute(
@@ -133,7 +134,7 @@ def test_two_clusters_load_apart_and_a_backfill_of_one_leaves_the_other(two: Dem
         shared = set(jobs[two.first]) & set(jobs[SECOND])
         assert len(shared) >= 3
         assert any(jobs[two.first][j] != jobs[SECOND][j] for j in shared)
-        assert hosts[two.first] == hosts[SECOND] and len(hosts[SECOND]) == 4
+        assert hosts[two.first] == hosts[SECOND] and len(hosts[SECOND]) == 5
         before_rows = _rows(conn, SECOND)
         first_rows = _rows(conn, two.first)
     assert before_rows[0] > 0 and before_rows[2:] != first_rows[2:]
