@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
+
 from hpcperfstats.jobs.accounting import FIELDS
 
 HEADER = "|".join(FIELDS)
@@ -19,3 +23,15 @@ def line(**over: str) -> str:
     }  # fmt: skip
     rec.update(over)
     return "|".join(rec.get(f, "") for f in FIELDS)  # later fields (ReqCPUS, ...) empty
+
+
+def install_fake_sacct(tmp_path: Path, monkeypatch, script: str) -> Path:
+    """Put an executable ``sacct`` running ``script`` first on PATH (the dump
+    collector calls sacct by name, as on a login node)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    exe = bindir / "sacct"
+    exe.write_text(script)
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    return exe

@@ -8,8 +8,6 @@ The fake ``sacct`` prints the day's dump (as in ``test_sacct_dump.py``) and, for
 from __future__ import annotations
 
 import json
-import os
-import stat
 import sys
 from datetime import date
 from pathlib import Path
@@ -18,6 +16,7 @@ import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from records import install_fake_sacct
 
 from hpcperfstats.archive import quarantine
 from hpcperfstats.jobs.accounting import FIELDS
@@ -55,12 +54,7 @@ sys.stdout.write(open(os.path.join(os.environ["FAKE_SACCT_DIR"], day + ".txt")).
 
 @pytest.fixture
 def fake_sacct(tmp_path, monkeypatch) -> Path:
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    exe = bindir / "sacct"
-    exe.write_text(FAKE_SACCT)
-    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    exe = install_fake_sacct(tmp_path, monkeypatch, FAKE_SACCT)
     monkeypatch.setenv("FAKE_SACCT_DIR", str(FIXTURES / "sacct"))
     monkeypatch.setenv("FAKE_SCRIPT_DIR", str(ANSWERS))
     return exe

@@ -9,13 +9,13 @@ slurmdbd is down.
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
 import sys
 from datetime import date
 from pathlib import Path
 
 import pytest
+from records import install_fake_sacct
 
 from hpcperfstats.jobs.accounting import FIELDS, parse_accounting
 from hpcperfstats.jobs.sacct_dump import dump_day, main, sacct_command
@@ -40,12 +40,7 @@ sys.stdout.write(open(os.path.join(os.environ["FAKE_SACCT_DIR"], day + ".txt")).
 
 @pytest.fixture
 def fake_sacct(tmp_path, monkeypatch) -> Path:
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    exe = bindir / "sacct"
-    exe.write_text(FAKE_SACCT)
-    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    exe = install_fake_sacct(tmp_path, monkeypatch, FAKE_SACCT)
     monkeypatch.setenv("FAKE_SACCT_DIR", str(SACCT_DIR))
     return exe
 
