@@ -181,6 +181,12 @@ def parse_clusters(text: str, source: str = "clusters") -> dict[str, ClusterConf
     queues = [c.queue for c in out.values()]
     if len(set(queues)) != len(queues):
         raise ValueError(f"{source}: two clusters share a queue ({queues})")
+    # Dagster names allow no '-', so a cluster's asset prefix spells it with '_':
+    # "a-b" and "a_b" would share every asset key, lineage and backfill.
+    prefixes = [name.replace("-", "_") for name in out]
+    if len(set(prefixes)) != len(prefixes):
+        raise ValueError(f"{source}: two cluster names differ only by '-' and '_' "
+                         f"({list(out)}); they would share one Dagster asset prefix")
     return out
 
 

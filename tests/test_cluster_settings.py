@@ -116,6 +116,7 @@ def test_flag_thresholds_differ_by_cluster(two):
     ("clusters:\n  a: {node: {flops: 1}}", "cluster 'a' node: expected a mapping"),
     ("clusters:\n  a: {partition_start: soon}", "partition_start is an ISO date"),
     ("clusters:\n  a: {}\n  b: {queue: a}", "two clusters share a queue"),
+    ("clusters:\n  a-b: {}\n  a_b: {}", "differ only by .-. and ._."),
     ("clusters:\n  a: {flag_thresholds: {x: high}}", "flag_thresholds maps"),
     ("other: 1", "one top-level key"),
 ])
