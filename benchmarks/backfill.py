@@ -20,7 +20,12 @@ what changed, so a second pass over loaded hours would write nothing): the
 Reported: archive MB/s, hours of cluster data rebuilt per minute, rows/s,
 and as the baseline measured in the same run, a bare COPY of exactly the
 rows the rebuild wrote (read back, then copied into an empty scratch copy of
-host_data, one hour at a time, one process).
+host_data, one hour at a time, one process). Per day of the archive, for
+each worker count: the hours per minute of that day's window and each
+build's rows/s (a rebuild that slowed as host_data grows would show as
+later days falling behind the first), and the peak RSS of one hour's build
+(``VmHWM``, reset before each build), against the memory bound
+``HPCPERF_CHUNK_MAX_BYTES``.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -43,6 +50,7 @@ from hpcperfstats.db import embedded
 from hpcperfstats.db.load import HOST_DATA_COLUMNS, copy_frame
 from hpcperfstats.db.schema import ensure_schema
 from hpcperfstats.hostdata.load import build_host_data
+from hpcperfstats.ingest.chunks import chunk_max_bytes
 from hpcperfstats.ingest.drain import store_messages
 
 START = datetime(2026, 11, 20, tzinfo=UTC)
@@ -72,25 +80,71 @@ def archive(cfgs: list[DemoConfig], root: Path) -> tuple[int, int]:
     return messages, nbytes
 
 
-def _build(url: str, archive_dir: str, start: datetime) -> tuple[int, float]:
+@dataclass
+class Built:
+    """One hour's build, as its worker saw it."""
+
+    hour: datetime
+    rows: int
+    seconds: float  # the build's own
+    began: float  # epoch seconds, comparable across workers
+    ended: float
+    peak_rss: int  # bytes: the worker's peak RSS during this build alone (0: unknown)
+
+
+def _peak_rss(reset: bool = False) -> int:
+    """Peak RSS of this process (``VmHWM``) in bytes; ``reset`` starts it over
+    (Linux: ``clear_refs`` 5), so each build's peak is its own, not the worker's."""
+    try:
+        if reset:
+            Path("/proc/self/clear_refs").write_text("5")
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _build(url: str, archive_dir: str, start: datetime) -> Built:
+    _peak_rss(reset=True)
+    began = time.time()
     with psycopg.connect(url) as conn:
         result = build_host_data(conn, Path(archive_dir), start, start + timedelta(hours=1), 3600)
-    return result.rows, result.seconds
+    return Built(start, result.rows, result.seconds, began, time.time(), _peak_rss())
 
 
 def rebuild(url: str, archive_dir: Path, hours: list[datetime], workers: int
-            ) -> tuple[int, float]:
-    """Every hour, ``workers`` at a time: (rows, wall seconds)."""
+            ) -> tuple[int, float, list[Built]]:
+    """Every hour, ``workers`` at a time: (rows, wall seconds, each hour's build)."""
     t0 = time.perf_counter()
     rows = 0
+    built = []
     with ProcessPoolExecutor(workers) as pool:
         futures = [pool.submit(_build, url, str(archive_dir), h) for h in hours]
         for n, future in enumerate(futures, 1):
-            rows += future.result()[0]
+            built.append(future.result())
+            rows += built[-1].rows
             if n % max(1, len(hours) // 10) == 0:
                 say(f"  {n}/{len(hours)} hours, {rows:,} rows, "
                     f"{time.perf_counter() - t0:.0f} s")
-    return rows, time.perf_counter() - t0
+    return rows, time.perf_counter() - t0, built
+
+
+def per_day(built: list[Built]) -> list[tuple[str, int, int, float, float, int]]:
+    """Per day of the archive: (day, hours, rows, hours per minute of the
+    day's window (its first build's start to its last one's end), rows/s of
+    its builds (rows over their summed own seconds), peak RSS of one build)."""
+    days: dict[str, list[Built]] = defaultdict(list)
+    for b in built:
+        days[b.hour.strftime("%Y-%m-%d")].append(b)
+    out = []
+    for day, bs in sorted(days.items()):
+        window = max(b.ended for b in bs) - min(b.began for b in bs)
+        rows = sum(b.rows for b in bs)
+        out.append((day, len(bs), rows, len(bs) / window * 60 if window else 0.0,
+                    rows / sum(b.seconds for b in bs), max(b.peak_rss for b in bs)))
+    return out
 
 
 def bare_copy(url: str, hours: list[datetime]) -> tuple[int, float]:
@@ -156,11 +210,20 @@ def main(argv: list[str] | None = None) -> None:
         print("| workers | wall s | MB/s | hours per minute | host_data rows/s | "
               f"vs {passes[0][0]} worker(s) | vs bare COPY |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
-        for workers, rows, wall in passes:
+        for workers, rows, wall, _ in passes:
             print(f"| {workers} | {wall:.1f} | {mb / wall:.1f} | {len(hours) / wall * 60:.1f} | "
                   f"{rows:,} at {rows / wall:,.0f} | {base_wall / wall:.2f}x | "
                   f"{rows / wall / bare:.2f}x |")
         print(f"\nbare COPY of the same rows (one process): {bare_rows:,} at {bare:,.0f} rows/s")
+        print(f"\nper day (memory bound HPCPERF_CHUNK_MAX_BYTES = "
+              f"{chunk_max_bytes() / 2**20:.0f} MiB of raw text per piece):")
+        print("| workers | day | hours | rows | hours per minute | rows/s per build | "
+              "peak RSS of one build |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for workers, _, _, built in passes:
+            for day, n, rows, per_min, rate, peak in per_day(built):
+                print(f"| {workers} | {day} | {n} | {rows:,} | {per_min:.1f} | {rate:,.0f} | "
+                      f"{peak / 2**20:.0f} MiB |")
         print(f"\nload average after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -99,9 +99,10 @@ def compare(src: Path, args: argparse.Namespace) -> None:
                   f"{r['mb'] / r['splitlines']:16.1f} {r['path'] * 1e3:12.1f} "
                   f"{r['mb'] / r['path']:15.1f} {r['path'] / r['splitlines']:12.1f}x")
     b, a = (min(got[n], key=lambda r: r["path"]) for n in ("before", "after"))
-    print(f"best: before {b['mb'] / b['path']:.1f} MB/s per core ({b['path'] / b['splitlines']:.1f}x "
-          f"splitlines), after {a['mb'] / a['path']:.1f} MB/s per core "
-          f"({a['path'] / a['splitlines']:.1f}x splitlines): {b['path'] / a['path']:.2f}x faster")
+    print(f"best: before {b['mb'] / b['path']:.1f} MB/s per core "
+          f"({b['path'] / b['splitlines']:.1f}x splitlines), after {a['mb'] / a['path']:.1f} "
+          f"MB/s per core ({a['path'] / a['splitlines']:.1f}x splitlines): "
+          f"{b['path'] / a['path']:.2f}x faster")
 
 
 def main(argv: list[str] | None = None) -> None:
