@@ -1,7 +1,7 @@
 """Backfill: rebuild every hour of an archive into host_data, against a bare COPY.
 
 ``python -m benchmarks.backfill [--days 7] [--nodes 1000] [--fixture-nodes 100]
-[--fixture-hours 24] [--workers N[,M...]]``
+[--fixture-hours 24] [--workers N[,M...]] [--hours-per-run N]``
 
 What a site does after fixing a rate rule: rebuild host_data from the raw
 archive. The archive holds ``--days`` of a ``--nodes`` demo-size cluster and,
@@ -9,9 +9,11 @@ on its first day, ``--fixture-hours`` of ``--fixture-nodes`` nodes shaped like
 the Stampede3 fixture (5-minute samples, archived with ``store_messages``:
 validation, fsync, index). Every hour is then rebuilt with
 ``build_host_data`` (archive slice -> parse -> rates -> COPY, what the
-host_data asset runs for a partition) on a private embedded PostgreSQL, by
-``--workers`` processes side by side (default: every core), the way a
-Dagster backfill of one-hour runs under a concurrency pool would. Several
+host_data asset runs for its partitions) on a private embedded PostgreSQL,
+in runs of ``--hours-per-run`` hours (default ``HPCPERF_HOURS_PER_RUN``, the
+host_data backfill policy's) by ``--workers`` processes side by side
+(default: every core), the way a Dagster backfill under a concurrency pool
+launches them. Several
 ``--workers`` counts (default ``1,<cores>``) rebuild the same hours one
 count after another, ``host_data`` emptied before each (a build writes only
 what changed, so a second pass over loaded hours would write nothing): the
@@ -21,11 +23,10 @@ Reported: archive MB/s, hours of cluster data rebuilt per minute, rows/s,
 and as the baseline measured in the same run, a bare COPY of exactly the
 rows the rebuild wrote (read back, then copied into an empty scratch copy of
 host_data, one hour at a time, one process). Per day of the archive, for
-each worker count: the hours per minute of that day's window and each
-build's rows/s (a rebuild that slowed as host_data grows would show as
-later days falling behind the first), and the peak RSS of one hour's build
-(``VmHWM``, reset before each build), against the memory bound
-``HPCPERF_CHUNK_MAX_BYTES``.
+each worker count: the hours per minute of that day's window and its runs'
+rows/s (a rebuild that slowed as host_data grows would show as later days
+falling behind the first), and the peak RSS of one run (``VmHWM``, reset
+before each run), against the memory bound ``HPCPERF_CHUNK_MAX_BYTES``.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import psycopg
 from hpcperf_demo.cluster import DemoConfig
 from hpcperf_demo.generate import iter_messages
 
+from hpcperfstats.config import settings
 from hpcperfstats.db import embedded
 from hpcperfstats.db.load import HOST_DATA_COLUMNS, copy_frame
 from hpcperfstats.db.schema import ensure_schema
@@ -82,19 +84,20 @@ def archive(cfgs: list[DemoConfig], root: Path) -> tuple[int, int]:
 
 @dataclass
 class Built:
-    """One hour's build, as its worker saw it."""
+    """One run (``hours`` hours from ``start``), as its worker saw it."""
 
-    hour: datetime
+    start: datetime
+    hours: int
     rows: int
     seconds: float  # the build's own
     began: float  # epoch seconds, comparable across workers
     ended: float
-    peak_rss: int  # bytes: the worker's peak RSS during this build alone (0: unknown)
+    peak_rss: int  # bytes: the worker's peak RSS during this run alone (0: unknown)
 
 
 def _peak_rss(reset: bool = False) -> int:
     """Peak RSS of this process (``VmHWM``) in bytes; ``reset`` starts it over
-    (Linux: ``clear_refs`` 5), so each build's peak is its own, not the worker's."""
+    (Linux: ``clear_refs`` 5), so each run's peak is its own, not the worker's."""
     try:
         if reset:
             Path("/proc/self/clear_refs").write_text("5")
@@ -106,43 +109,48 @@ def _peak_rss(reset: bool = False) -> int:
     return 0
 
 
-def _build(url: str, archive_dir: str, start: datetime) -> Built:
+def _build(url: str, archive_dir: str, start: datetime, hours: int) -> Built:
+    """One run: ``hours`` hours from ``start``, as the host_data asset builds them."""
     _peak_rss(reset=True)
     began = time.time()
     with psycopg.connect(url) as conn:
-        result = build_host_data(conn, Path(archive_dir), start, start + timedelta(hours=1), 3600)
-    return Built(start, result.rows, result.seconds, began, time.time(), _peak_rss())
+        result = build_host_data(conn, Path(archive_dir), start, start + timedelta(hours=hours),
+                                 3600)
+    return Built(start, hours, result.rows, result.seconds, began, time.time(), _peak_rss())
 
 
-def rebuild(url: str, archive_dir: Path, hours: list[datetime], workers: int
-            ) -> tuple[int, float, list[Built]]:
-    """Every hour, ``workers`` at a time: (rows, wall seconds, each hour's build)."""
+def rebuild(url: str, archive_dir: Path, hours: list[datetime], workers: int,
+            per_run: int) -> tuple[int, float, list[Built]]:
+    """Every hour, in runs of ``per_run`` hours, ``workers`` runs at a time:
+    (rows, wall seconds, each run)."""
     t0 = time.perf_counter()
     rows = 0
     built = []
+    runs = [(h, min(per_run, len(hours) - i)) for i, h in enumerate(hours) if i % per_run == 0]
     with ProcessPoolExecutor(workers) as pool:
-        futures = [pool.submit(_build, url, str(archive_dir), h) for h in hours]
+        futures = [pool.submit(_build, url, str(archive_dir), h, n) for h, n in runs]
         for n, future in enumerate(futures, 1):
             built.append(future.result())
             rows += built[-1].rows
-            if n % max(1, len(hours) // 10) == 0:
-                say(f"  {n}/{len(hours)} hours, {rows:,} rows, "
+            if n % max(1, len(runs) // 10) == 0:
+                say(f"  {n}/{len(runs)} runs, {rows:,} rows, "
                     f"{time.perf_counter() - t0:.0f} s")
     return rows, time.perf_counter() - t0, built
 
 
 def per_day(built: list[Built]) -> list[tuple[str, int, int, float, float, int]]:
-    """Per day of the archive: (day, hours, rows, hours per minute of the
-    day's window (its first build's start to its last one's end), rows/s of
-    its builds (rows over their summed own seconds), peak RSS of one build)."""
+    """Per day of the archive (a run counts on the day it starts): (day,
+    hours, rows, hours per minute of the day's window (its first run's start
+    to its last one's end), rows/s of its runs (rows over their summed own
+    seconds), peak RSS of one run)."""
     days: dict[str, list[Built]] = defaultdict(list)
     for b in built:
-        days[b.hour.strftime("%Y-%m-%d")].append(b)
+        days[b.start.strftime("%Y-%m-%d")].append(b)
     out = []
     for day, bs in sorted(days.items()):
         window = max(b.ended for b in bs) - min(b.began for b in bs)
-        rows = sum(b.rows for b in bs)
-        out.append((day, len(bs), rows, len(bs) / window * 60 if window else 0.0,
+        rows, hours = sum(b.rows for b in bs), sum(b.hours for b in bs)
+        out.append((day, hours, rows, hours / window * 60 if window else 0.0,
                     rows / sum(b.seconds for b in bs), max(b.peak_rss for b in bs)))
     return out
 
@@ -178,6 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fixture-hours", type=int, default=24)
     parser.add_argument("--workers", default=f"1,{os.cpu_count() or 1}",
                         help="worker counts, comma-separated, each a pass over every hour")
+    parser.add_argument("--hours-per-run", type=int, default=settings().hours_per_run,
+                        help="hours per run (default HPCPERF_HOURS_PER_RUN)")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.workers.split(",")]
     cfgs = [DemoConfig(gpu_nodes=0, nodes=args.nodes, hours=24 * args.days, start=START)]
@@ -198,13 +208,15 @@ def main(argv: list[str] | None = None) -> None:
                 with psycopg.connect(url) as conn:
                     conn.execute("TRUNCATE host_data")
                 say(f"rebuild with {workers} workers, load average {os.getloadavg()[0]:.1f}")
-                passes.append((workers, *rebuild(url, root / "archive", hours, workers)))
+                passes.append((workers, *rebuild(url, root / "archive", hours, workers,
+                                                 args.hours_per_run)))
             bare_rows, bare_s = bare_copy(url, hours)
         mb = nbytes / 1e6
         print()
         print(f"## backfill: {args.days} d x {args.nodes} demo nodes + {args.fixture_hours} h x "
               f"{args.fixture_nodes} fixture-shaped nodes ({messages:,} messages, {mb:.0f} MB "
-              f"archived), {len(hours)} hours, on {os.cpu_count()} CPUs")
+              f"archived), {len(hours)} hours in runs of {args.hours_per_run} h, on "
+              f"{os.cpu_count()} CPUs")
         bare = bare_rows / bare_s
         base_wall = passes[0][2]
         print("| workers | wall s | MB/s | hours per minute | host_data rows/s | "
@@ -217,8 +229,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\nbare COPY of the same rows (one process): {bare_rows:,} at {bare:,.0f} rows/s")
         print(f"\nper day (memory bound HPCPERF_CHUNK_MAX_BYTES = "
               f"{chunk_max_bytes() / 2**20:.0f} MiB of raw text per piece):")
-        print("| workers | day | hours | rows | hours per minute | rows/s per build | "
-              "peak RSS of one build |")
+        print("| workers | day | hours | rows | hours per minute | rows/s of its runs | "
+              "peak RSS of one run |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for workers, _, _, built in passes:
             for day, n, rows, per_min, rate, peak in per_day(built):
