@@ -85,22 +85,10 @@ def facts(job: dict[str, Any], viewer: Viewer) -> pn.pane.HTML:
         ("Cores", _text(job.get("ncpus"))),
         ("Memory requested", human(job.get("req_mem_bytes"), "B")),
         ("GPUs", _text(job.get("ngpus"))),
-        ("GPU-hours", gpu_hours_text(job)),
+        ("GPU-hours", pr.gpu_hours_text(job)),
     ]
     pairs = [(k, escape(v)) for k, v in plain] + [("Hosts", _host_links(job, viewer))]
     return html(_rows(pairs))
-
-
-def gpu_hours(job: dict[str, Any]) -> float | None:
-    """GPUs allocated x run time in hours (what the job held, busy or not); None
-    without GPUs."""
-    ngpus, elapsed = job.get("ngpus"), job.get("elapsed_s")
-    return ngpus * elapsed / 3600 if ngpus and elapsed is not None else None
-
-
-def gpu_hours_text(job: dict[str, Any]) -> str:
-    hours = gpu_hours(job)
-    return "—" if hours is None else f"{hours:,.1f}"
 
 
 def cores_per_node(job: dict[str, Any]) -> float | None:
