@@ -19,7 +19,7 @@ import holoviews as hv
 import panel as pn
 import polars as pl
 
-from dashboards import auth, data, timeseries
+from dashboards import auth, data, long_range, timeseries
 from dashboards.advice import advice
 from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, message, page, query_arg
@@ -476,8 +476,8 @@ def job_view(jobid: str | None, viewer: Viewer):
                                       max_points=_points(job))
         window = timeseries.job_window(job)
         hosts = list(job.get("hosts") or [])
-        extra = (timeseries.extra_types(conn, hosts, *window, cluster=on) if window and hosts
-                 else pl.DataFrame(schema=timeseries.EXTRA_SCHEMA))
+        extra = (long_range.hosts_extra(conn, hosts, *window, _points(job), on)
+                 if window and hosts else pl.DataFrame(schema=timeseries.EXTRA_SCHEMA))
         gpus = (timeseries.gpu_devices(
                     conn, hosts, *window, max_points=_points(job), cluster=on,
                     since=first_rate(window[0], timeseries.data_interval(conn, jobid, on)))
