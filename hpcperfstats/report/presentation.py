@@ -549,14 +549,17 @@ def gpu_summary(job: Mapping, values: Mapping[str, float | None]) -> dict:
             "memory_hwm_bytes": values.get("gpu_mem_hwm_bytes"), "reason": None}
 
 
-def gpu_text(summary: Mapping) -> str:
-    """``4 GPUs, 24.0 GPU-hours, busy 90 %, peak GPU memory 236.00 GiB``, or the reason
-    there is nothing to say (``no GPUs allocated``)."""
+def gpu_text(summary: Mapping, measured: bool = True) -> str:
+    """``4 GPUs, 24.0 GPU-hours, busy 90.0 %, peak GPU memory 236.0 GiB``, or the reason
+    there is nothing to say (``no GPUs allocated``). ``measured=False``: what was held
+    only (where the use is shown beside it)."""
     if not summary.get("gpus"):
         return summary.get("reason") or NO_GPUS
     parts = [f"{summary['gpus']} GPU{'s' if summary['gpus'] != 1 else ''}"]
     if not _missing(summary.get("gpu_hours")):
         parts.append(f"{summary['gpu_hours']:,.1f} GPU-hours")
+    if not measured:
+        return ", ".join(parts)
     if not _missing(summary.get("utilisation")):
         parts.append(f"busy {human(summary['utilisation'], '1')}")
     if not _missing(summary.get("memory_hwm_bytes")):

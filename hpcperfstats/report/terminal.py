@@ -210,11 +210,10 @@ def render_text(report: dict) -> str:
             f"{format_duration(job['timelimit_s'])}")
     util = _value(report, "gpu_util")
     gpus = report.get("gpu") or gpu_summary(job, {k: v.get("value") for k, v in m.items()})
+    held = gpu_text(gpus, measured=False)  # the memory is among the other metrics below
     row("GPU utilisation", util, (f"n/a ({gpus['reason']})" if gpus["reason"] else
-                                  missing("gpu_util")) if util is None else
-        f"{util:5.0%}  {gpu_text(gpus)}")
-    if util is None and not gpus["reason"]:
-        lines.append(f"  {'':<22} {'':<{BAR + 2}} {gpu_text(gpus)}")
+                                  f"{missing('gpu_util')}  {held}") if util is None else
+        f"{util:5.0%}  of {held}")
     cov = report["coverage"]["fraction"]
     hosts = report["coverage"]["hosts"]
     gaps = sum(len(h["gaps"] or []) for h in hosts)

@@ -45,8 +45,9 @@ def test_gpu_job_in_the_api_and_the_terminal_as_on_its_page(demo_web, monkeypatc
     monkeypatch.delenv("HPCPERF_API_TOKEN", raising=False)
     assert hpcperf(["job", train.jobid, "--url", base]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert ("GPU utilisation        [##################--]   90%  4 GPUs, 24.0 GPU-hours, "
-            "busy 90.0 %, peak GPU memory 236.0 GiB") in lines
+    assert "  GPU utilisation        [##################--]   90%  of 4 GPUs, 24.0 GPU-hours" \
+        in lines
+    assert "  GPU memory high-water mark per node: 236.0 GiB" in lines
     assert "  | #SBATCH --gres=gpu:h100:4" in lines
 
 

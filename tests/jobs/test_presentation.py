@@ -164,6 +164,7 @@ def test_gpu_summary_and_text_by_hand():
                        "memory_hwm_bytes": 236 * GiB, "reason": None}
     assert pr.gpu_text(summary) == "4 GPUs, 24.0 GPU-hours, busy 90.0 %, peak GPU memory " \
         "236.0 GiB"
+    assert pr.gpu_text(summary, measured=False) == "4 GPUs, 24.0 GPU-hours"
     assert pr.gpu_hours_text(train) == "24.0"
     # 1 GPU, 90 minutes, no measurement yet: what is known, nothing invented
     assert pr.gpu_text(pr.gpu_summary({"ngpus": 1, "elapsed_s": 5400}, {})) == \

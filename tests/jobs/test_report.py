@@ -84,8 +84,9 @@ def test_gpu_job_shows_its_gpu_hours_and_its_script(capsys, demo_db: DemoDB):
     assert report["script"]["status"] == "shown" and report["script"]["script"] == script
     assert "#SBATCH --gres=gpu:h100:4" in script
     code, text = run(capsys, demo_db, train.jobid)
-    assert ("GPU utilisation        [##################--]   90%  4 GPUs, 24.0 GPU-hours, "
-            "busy 90.0 %, peak GPU memory 236.0 GiB") in text.splitlines()
+    assert ("  GPU utilisation        [##################--]   90%  of 4 GPUs, 24.0 GPU-hours"
+            in text.splitlines())
+    assert "  GPU memory high-water mark per node: 236.0 GiB" in text.splitlines()
     assert [f"  | {line}" for line in script.splitlines()] == \
         text.splitlines()[-len(script.splitlines()):]
     # the report proper stays one screen; the script follows it
