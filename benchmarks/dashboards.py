@@ -206,7 +206,7 @@ def run(url: str, args: argparse.Namespace) -> None:
     import holoviews as hv
     import panel as pn
 
-    from dashboards import data, timeseries
+    from dashboards import data, long_range, timeseries
     from dashboards.auth import Viewer
     from dashboards.pages.job import job_view
     from dashboards.pages.jobs import JobSearch
@@ -221,13 +221,15 @@ def run(url: str, args: argparse.Namespace) -> None:
         job_view(BIG_JOB, viewer).server_doc(doc)
         return doc
 
-    def job_page_queries(stored: bool = True):
+    def job_page_queries(stored: bool = True, aggregates: bool = True):
         """The page's database reads alone (``job_view``'s connection block)."""
         from dashboards.pages.job import CGROUP_SERIES, JOB_SERIES, _points
 
-        real = timeseries.stored_job_series
+        real, closed = timeseries.stored_job_series, long_range.closed_part
         if not stored:
             timeseries.stored_job_series = lambda *a, **k: real(*a, **k).clear()
+        if not aggregates:
+            long_range.closed_part = lambda *a, **k: None
         try:
             with data.connection() as conn:
                 job = data.job_record(conn, BIG_JOB, data.STAFF)
@@ -237,18 +239,23 @@ def run(url: str, args: argparse.Namespace) -> None:
                 data.used_sources(conn, BIG_JOB)
                 timeseries.job_series(conn, job, [*CGROUP_SERIES, *JOB_SERIES],
                                       max_points=_points(job))
-                timeseries.extra_types(conn, list(job["hosts"]), *timeseries.job_window(job))
+                long_range.hosts_extra(conn, list(job["hosts"]), *timeseries.job_window(job),
+                                       _points(job))
         finally:
-            timeseries.stored_job_series = real
+            timeseries.stored_job_series, long_range.closed_part = real, closed
 
-    def running_job_page():
-        """The same job while it runs: no job_series rows yet, read from host_data."""
-        real = timeseries.stored_job_series
+    def running_job_page(aggregates: bool = True):
+        """The same job while it runs: no job_series rows yet, read from host_data (the
+        hours host_aggregates has built from host_agg; ``aggregates=False``: every raw
+        row, as before issue 19's second round: the baseline of the same run)."""
+        real, closed = timeseries.stored_job_series, long_range.closed_part
         timeseries.stored_job_series = lambda *a, **k: real(*a, **k).clear()
+        if not aggregates:
+            long_range.closed_part = lambda *a, **k: None
         try:
             job_page()
         finally:
-            timeseries.stored_job_series = real
+            timeseries.stored_job_series, long_range.closed_part = real, closed
 
     def search_page(viewer=data.STAFF):
         JobSearch(viewer).view().server_doc(Document())
@@ -284,8 +291,12 @@ def run(url: str, args: argparse.Namespace) -> None:
         (f"job page, {args.hosts} nodes x {args.hours} h (owner, scoped)",
          lambda: job_page(researcher)),
         ("job page, same job from host_data (no job_series rows yet)", running_job_page),
+        ("  baseline: the same, every raw row (no host_agg)",
+         lambda: running_job_page(aggregates=False)),
         ("  its queries alone (job_series stored)", job_page_queries),
         ("  its queries alone (from host_data)", lambda: job_page_queries(stored=False)),
+        ("  baseline: its queries, every raw row",
+         lambda: job_page_queries(stored=False, aggregates=False)),
         (f"search page, {args.jobs:,} jobs (staff, newest first)", search_page),
         ("search page (researcher, own jobs only)", lambda: search_page(researcher)),
         ("search: build + re-sort all jobs by CPU efficiency", search_sorted_by_efficiency),
@@ -295,10 +306,11 @@ def run(url: str, args: argparse.Namespace) -> None:
         cases = [c for c in cases if not c[0].startswith("search")]
     else:
         cases += others
-    print(f"{'page':64s} {'median':>8s} {'max':>8s} {'CPU':>8s}")
+    print(f"{'page':64s} {'median':>8s} {'max':>8s} {'CPU':>8s}   load average (1 min)")
     for name, fn in cases:
         median, worst, cpu = timed(fn, args.repeat)
-        print(f"{name:64s} {median * 1000:7.0f}ms {worst * 1000:7.0f}ms {cpu * 1000:7.0f}ms")
+        print(f"{name:64s} {median * 1000:7.0f}ms {worst * 1000:7.0f}ms {cpu * 1000:7.0f}ms"
+              f"   {os.getloadavg()[0]:.1f}")
     models = len(job_page().models)
     print(f"the job page's first build: {models:,} Bokeh models "
           f"(the open tab's plots; the other tabs' on their first click)")

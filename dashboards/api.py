@@ -38,6 +38,7 @@ from tornado.web import HTTPError, RequestHandler
 from dashboards import auth, cluster, data, export, timeseries, tokens
 from hpcperfstats.clusters import cluster_names
 from hpcperfstats.jobs.metrics import METRICS
+from hpcperfstats.report.presentation import script_entry
 from hpcperfstats.report.terminal import load_report
 
 log = logging.getLogger("hpcperf.api")
@@ -269,8 +270,14 @@ def _visible_job(conn, viewer: auth.Viewer, jobid: str) -> dict:
 
 
 def one_job(conn, viewer: auth.Viewer, path: dict[str, str], args: dict[str, str]):
+    """The job's report (``hpcperf job --json``) with its ``script`` as the job page
+    shows it: the text for its owner and staff only (``data.job_script``, the rule
+    in Python and in SQL), else only the page's sentence why not."""
     job = _visible_job(conn, viewer, path["jobid"])
-    return load_report(conn, job["jobid"], job["cluster"])
+    report = load_report(conn, job["jobid"], job["cluster"])
+    report["script"] = script_entry(data.job_script(conn, job, viewer),
+                                    data.may_read_script(job, viewer))
+    return report
 
 
 def series_points(requested: int, hosts: int, series: int) -> int:
@@ -361,7 +368,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(f"{PREFIX}/jobs", "Job search (the search page's filters, paging, sorting)",
              search, FILTERS + PAGING, ("json", "csv", "parquet")),
     Endpoint(f"{PREFIX}/jobs/{{jobid}}", "One job: accounting, metrics, flags, coverage, "
-             "advice", one_job, path_params=("jobid",)),
+             "advice, applications, GPUs and GPU-hours, the job script (its owner and "
+             "staff)", one_job, path_params=("jobid",)),
     Endpoint(f"{PREFIX}/jobs/{{jobid}}/series", "A job's time series, per host and series, "
              "downsampled", job_series,
              (Param("series", doc="comma-separated series names (default: the plotted ones)"),

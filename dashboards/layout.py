@@ -11,6 +11,7 @@ from panel.theme import Fast as _PanelFast
 
 from dashboards import auth
 from dashboards.auth import Viewer
+from hpcperfstats.report.presentation import printable  # the one rule; pages import it here
 
 TITLE = "hpcperfstats"
 ACCENT = "#1f5f8b"
@@ -152,13 +153,6 @@ def footer(viewer: Viewer) -> pn.pane.HTML:
             "your jobs and your accounts' jobs" if viewer.share_accounts else "your jobs")
         text = f"Signed in as {viewer.label}; you see {scope}."
     return html(f'<div class="hp-footer">{escape(text)}</div>')
-
-
-def printable(text: str, keep: str = "") -> str:
-    """Text safe to show and log: control characters as ``\\xNN`` escapes, but for those
-    in ``keep`` (a job script keeps its newlines and tabs)."""
-    return "".join(ch if (ch >= " " and ch != "\x7f") or ch in keep else f"\\x{ord(ch):02x}"
-                   for ch in text)
 
 
 def invalid_args() -> list[str]:

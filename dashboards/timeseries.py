@@ -93,26 +93,40 @@ def data_interval(conn: psycopg.Connection, jobid: str, cluster: str | None = No
     return row[0] if row else None
 
 
+def named_types_events(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The types and events the named series ``names`` are made of."""
+    specs = [SERIES[n] for n in names]
+    return (sorted({t for s in specs for t in s.types}),
+            sorted({e for s in specs for e in s.events}))
+
+
+def named_rows(conn: psycopg.Connection, hosts: Sequence[str], start: datetime, end: datetime,
+               names: Sequence[str], bucket_s: int, cluster: str | None = None
+               ) -> pl.DataFrame:
+    """The raw events of named series ``names`` over [start, end], averaged per host and
+    ``bucket_s`` bucket (the rows ``derive_series`` takes)."""
+    types, events = named_types_events(names)
+    return _fetch(
+        conn,
+        series_query(cgroup=False, bucketed=True),
+        {"b": timedelta(seconds=bucket_s), "o": ORIGIN, "c": cluster_name(cluster),
+         "h": list(hosts), "s": start, "e": end, "types": types, "events": events},
+        _RAW_SCHEMA,
+    )
+
+
 def series(
     conn: psycopg.Connection, hosts: Sequence[str], start: datetime, end: datetime,
     names: Sequence[str] | None = None, max_points: int = MAX_POINTS, cluster: str | None = None,
 ) -> pl.DataFrame:
     """Named series of ``hosts`` of ``cluster`` over [start, end], bucket-averaged
-    (SERIES_SCHEMA)."""
+    (SERIES_SCHEMA), from ``host_data``. A job's hosts: ``long_range.hosts_series``
+    (its hours already aggregated from ``host_agg``)."""
     names = list(names or PLOTTED_SERIES)
-    specs = [SERIES[n] for n in names]
-    if not hosts or not specs:
+    if not hosts or not names:
         return pl.DataFrame(schema=SERIES_SCHEMA)
-    bucket = timedelta(seconds=bucket_seconds(start, end, max_points))
-    frame = _fetch(
-        conn,
-        series_query(cgroup=False, bucketed=True),
-        {"b": bucket, "o": ORIGIN, "c": cluster_name(cluster), "h": list(hosts), "s": start,
-         "e": end,
-         "types": sorted({t for s in specs for t in s.types}),
-         "events": sorted({e for s in specs for e in s.events})},
-        _RAW_SCHEMA,
-    )
+    frame = named_rows(conn, hosts, start, end, names,
+                       bucket_seconds(start, end, max_points), cluster)
     return derive_series(frame, names)
 
 
@@ -135,20 +149,18 @@ def types_present(
     return {r[0] for r in rows}
 
 
-def extra_types(
-    conn: psycopg.Connection, hosts: Sequence[str], start: datetime, end: datetime,
-    max_points: int = MAX_POINTS, cluster: str | None = None,
-) -> pl.DataFrame:
-    """Per host and event, the types no named series covers (EXTRA_SCHEMA)."""
-    if not hosts:
-        return pl.DataFrame(schema=EXTRA_SCHEMA)
-    # cgroup rows are per job (device = job id): shown only on that job's page
-    known = {t for s in SERIES.values() for t in s.types} | set(CGROUP_TYPES)
-    wanted = sorted(types_present(conn, hosts, start, end, cluster=cluster) - known)
-    if not wanted:
-        return pl.DataFrame(schema=EXTRA_SCHEMA)
-    bucket = timedelta(seconds=bucket_seconds(start, end, max_points))
-    frame = _fetch(
+def known_types() -> list[str]:
+    """The types named series and the cgroup series read: every other type is "extra"
+    (cgroup rows are per job, device = job id: shown only on that job's page)."""
+    return sorted({t for s in SERIES.values() for t in s.types} | set(CGROUP_TYPES))
+
+
+def extra_rows(conn: psycopg.Connection, hosts: Sequence[str], start: datetime, end: datetime,
+               wanted: Sequence[str], bucket_s: int, cluster: str | None = None
+               ) -> pl.DataFrame:
+    """Per host, event and ``bucket_s`` bucket, the ``wanted`` types' values (EXTRA_SCHEMA):
+    each device averaged, then summed over devices for rates, averaged for gauges."""
+    return _fetch(
         conn,
         """
         WITH d AS (
@@ -162,11 +174,26 @@ def extra_types(
                CASE WHEN unit LIKE '%%/s' THEN sum(v) ELSE avg(v) END
         FROM d GROUP BY 1, 2, 3, 4, 5
         """,
-        {"b": bucket, "o": ORIGIN, "c": cluster_name(cluster), "h": list(hosts), "s": start,
-         "e": end, "wanted": wanted},
+        {"b": timedelta(seconds=bucket_s), "o": ORIGIN, "c": cluster_name(cluster),
+         "h": list(hosts), "s": start, "e": end, "wanted": list(wanted)},
         EXTRA_SCHEMA,
     )
-    return top_events(frame)
+
+
+def extra_types(
+    conn: psycopg.Connection, hosts: Sequence[str], start: datetime, end: datetime,
+    max_points: int = MAX_POINTS, cluster: str | None = None,
+) -> pl.DataFrame:
+    """Per host and event, the types no named series covers (EXTRA_SCHEMA), from
+    ``host_data``. A job's hosts: ``long_range.hosts_extra``."""
+    if not hosts:
+        return pl.DataFrame(schema=EXTRA_SCHEMA)
+    wanted = sorted(types_present(conn, hosts, start, end, cluster=cluster)
+                    - set(known_types()))
+    if not wanted:
+        return pl.DataFrame(schema=EXTRA_SCHEMA)
+    return top_events(extra_rows(conn, hosts, start, end, wanted,
+                                 bucket_seconds(start, end, max_points), cluster))
 
 
 #: The GPU events drawn per GPU on the job page's GPU tab (label, unit): the node's
@@ -325,8 +352,12 @@ def job_series(
                                    None if only_hosts is None else hosts, cluster)
         if not stored.is_empty():
             return stored
-    named = series(conn, hosts, *window, [n for n in names if n in SERIES], max_points,
-                   cluster)
+    from dashboards.long_range import hosts_series  # it reads through this module
+
+    # the hours host_aggregates has built from host_agg, the newest raw: a running
+    # 128-node job's 48 hours read a quarter of the rows
+    named = hosts_series(conn, hosts, *window, [n for n in names if n in SERIES], max_points,
+                         cluster)
     wanted = [n for n in names if n in CGROUP_SERIES]
     if wanted:
         own = cgroup(conn, hosts, job["jobid"], *window, max_points, cluster)

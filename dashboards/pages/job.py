@@ -19,7 +19,7 @@ import holoviews as hv
 import panel as pn
 import polars as pl
 
-from dashboards import auth, data, timeseries
+from dashboards import auth, data, long_range, timeseries
 from dashboards.advice import advice
 from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, message, page, query_arg
@@ -85,22 +85,10 @@ def facts(job: dict[str, Any], viewer: Viewer) -> pn.pane.HTML:
         ("Cores", _text(job.get("ncpus"))),
         ("Memory requested", human(job.get("req_mem_bytes"), "B")),
         ("GPUs", _text(job.get("ngpus"))),
-        ("GPU-hours", gpu_hours_text(job)),
+        ("GPU-hours", pr.gpu_hours_text(job)),
     ]
     pairs = [(k, escape(v)) for k, v in plain] + [("Hosts", _host_links(job, viewer))]
     return html(_rows(pairs))
-
-
-def gpu_hours(job: dict[str, Any]) -> float | None:
-    """GPUs allocated x run time in hours (what the job held, busy or not); None
-    without GPUs."""
-    ngpus, elapsed = job.get("ngpus"), job.get("elapsed_s")
-    return ngpus * elapsed / 3600 if ngpus and elapsed is not None else None
-
-
-def gpu_hours_text(job: dict[str, Any]) -> str:
-    hours = gpu_hours(job)
-    return "—" if hours is None else f"{hours:,.1f}"
 
 
 def cores_per_node(job: dict[str, Any]) -> float | None:
@@ -488,8 +476,8 @@ def job_view(jobid: str | None, viewer: Viewer):
                                       max_points=_points(job))
         window = timeseries.job_window(job)
         hosts = list(job.get("hosts") or [])
-        extra = (timeseries.extra_types(conn, hosts, *window, cluster=on) if window and hosts
-                 else pl.DataFrame(schema=timeseries.EXTRA_SCHEMA))
+        extra = (long_range.hosts_extra(conn, hosts, *window, _points(job), on)
+                 if window and hosts else pl.DataFrame(schema=timeseries.EXTRA_SCHEMA))
         gpus = (timeseries.gpu_devices(
                     conn, hosts, *window, max_points=_points(job), cluster=on,
                     since=first_rate(window[0], timeseries.data_interval(conn, jobid, on)))

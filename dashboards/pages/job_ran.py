@@ -18,16 +18,9 @@ import polars as pl
 
 from dashboards.auth import Viewer
 from dashboards.data import may_read_script
-from dashboards.layout import html, printable
+from dashboards.layout import html
 from dashboards.pages.applications import applications_view
-from dashboards.units import human
-
-#: what the section says where no script of the job is stored
-NO_SCRIPT = ("Job script: not stored. Slurm keeps job scripts with "
-             "AccountingStoreFlags=job_script and hpcperf-sacct-dump --scripts collects "
-             "them (not a batch job, or a job from before that: none).")
-#: what an account-mate who may see the job reads instead of its script
-NOT_YOURS = "Job script: only the job's owner and staff can read it."
+from hpcperfstats.report.presentation import printable, script_entry
 
 
 def processes(apps: pl.DataFrame) -> pl.DataFrame:
@@ -52,23 +45,14 @@ def _note(cls: str, text: str) -> str:
 
 def script_view(job: dict[str, Any], script: dict[str, Any] | None, viewer: Viewer) -> str:
     """The job script as text (every character escaped, control characters but newline
-    and tab shown as ``\\xNN``), or why there is none to show."""
-    if not may_read_script(job, viewer):
-        return _note("hp-script-hidden", NOT_YOURS)
-    if script is None:
-        return _note("hp-script-missing", NO_SCRIPT)
-    if script.get("problem"):
-        return _note("hp-script-set-aside",
-                     f"Job script: set aside, not shown: it {script['problem']} (staff: the "
-                     "quarantine keeps it as received).")
-    note = ""
-    if script.get("truncated"):
-        shown = len(str(script["script"]).encode())
-        note = _note("hp-script-truncated",
-                     f"Only the first {human(shown, 'B')} of {human(script['size_bytes'], 'B')}"
-                     " are stored (HPCPERF_JOB_SCRIPT_MAX_BYTES).")
+    and tab shown as ``\\xNN``), or why there is none to show (``script_entry``: the
+    same words as ``hpcperf job`` and the data API)."""
+    entry = script_entry(script, may_read_script(job, viewer))
+    if entry["status"] != "shown":
+        return _note(f"hp-script-{entry['status'].replace('_', '-')}", entry["note"])
+    note = _note("hp-script-truncated", entry["note"]) if entry["note"] else ""
     return (f"<p><b>Job script</b></p>{note}<pre class='hp-script'>"
-            f"{escape(printable(str(script['script']), keep=chr(10) + chr(9)))}</pre>")
+            f"{escape(printable(entry['script'], keep=chr(10) + chr(9)))}</pre>")
 
 
 def what_ran_view(job: dict[str, Any], apps: pl.DataFrame, viewer: Viewer,

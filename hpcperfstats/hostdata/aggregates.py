@@ -1,8 +1,11 @@
-"""Aggregates of ``host_data`` per 5 minutes and per hour, per host and cluster-wide.
+"""Aggregates of ``host_data`` per 5 minutes, 20 minutes and hour, per host and cluster-wide.
 
-What the overview and host pages read across long ranges: a year of a
-1,000-node cluster is over a billion ``host_data`` rows but 8,760 hourly
-``cluster_agg`` rows per event. Portable SQL (``date_bin``), so plain
+What the overview and host pages read across long ranges, and a job page
+whose series are not stored yet (a running job) for its hours already
+aggregated: a year of a 1,000-node cluster is over a billion ``host_data``
+rows but 8,760 hourly ``cluster_agg`` rows per event; a 128-node, 48-hour
+job's plot at 144 points is one 20-minute row per host and event, a quarter
+of its 5-minute samples. Portable SQL (``date_bin``), so plain
 PostgreSQL and TimescaleDB run the same refresh; the Dagster asset
 ``host_aggregates`` rebuilds the buckets of each hour after ``host_data``
 (continuous aggregates would be a second implementation per path).
@@ -11,8 +14,8 @@ PostgreSQL and TimescaleDB run the same refresh; the Dagster asset
 named series read) and ``'*'`` for a host's named devices combined: per
 device averaged over the bucket, then summed for rates (unit ``*/s``) and
 averaged for gauges (the "every type" plots read both kinds). ``n`` is the
-number of values averaged, so the hourly buckets are built from the
-5-minute ones as their ``n``-weighted mean, equal to the mean of the raw
+number of values averaged, so each coarser width is built from the next finer
+one as its ``n``-weighted mean, equal to the mean of the raw
 rows (for ``'*'`` rows, when a host's devices report equally often).
 ``cluster_agg`` sums ``host_agg`` over hosts and counts the hosts reporting.
 """
@@ -25,8 +28,9 @@ import psycopg
 
 from hpcperfstats.config import cluster_name
 
-#: Bucket widths kept, in seconds
-WIDTHS = (300, 3600)
+#: Bucket widths kept, in seconds: 20 minutes is a wide job page's bucket over 48 hours
+#: (144 points), so that page reads one row per bucket instead of four
+WIDTHS = (300, 1200, 3600)
 ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 
 DDL = """
@@ -74,7 +78,7 @@ FROM (SELECT date_bin(%(width)s, time, %(o)s) AS b, host, type, event, device,
 GROUP BY b, host, type, event
 """
 
-#: coarser widths, from the finest: the n-weighted mean of its buckets
+#: coarser widths, from the next finer one: the n-weighted mean of its buckets
 _COARSE = """
 INSERT INTO host_agg (cluster, width_s, bucket, host, type, event, device, unit, value, n)
 SELECT %(c)s, %(w)s, date_bin(%(width)s, bucket, %(o)s), host, type, event, device, max(unit),
@@ -108,10 +112,10 @@ def refresh(conn: psycopg.Connection, start: datetime, end: datetime,
     c = cluster_name(cluster)
     rows = {"host_agg": 0, "cluster_agg": 0}
     with conn.transaction():
-        for w in WIDTHS:
+        for i, w in enumerate(WIDTHS):
             args = {"c": c, "w": w, "width": timedelta(seconds=w), "o": ORIGIN, "s": s, "e": e}
-            args["fine"] = WIDTHS[0]
-            host = _HOST if w == WIDTHS[0] else _COARSE
+            args["fine"] = WIDTHS[i - 1]  # each from the next finer (n-weighted: exact)
+            host = _HOST if i == 0 else _COARSE
             for table, insert in (("host_agg", host), ("cluster_agg", _CLUSTER)):
                 conn.execute(f"DELETE FROM {table} WHERE cluster = %(c)s AND width_s = %(w)s"
                              " AND bucket >= %(s)s AND bucket < %(e)s", args)

@@ -500,3 +500,106 @@ def event_scale(type_: str, event: str, unit: str | None) -> tuple[float, str]:
     """Divisor and axis unit of a raw event: its own scale where the format has one
     (load x100, no unit), else its stored unit's (:func:`plot_scale`)."""
     return EVENT_SCALE.get((type_, event)) or plot_scale(unit)
+
+
+# --- text from people: shown, never obeyed ---------------------------------------
+
+#: The C1 controls: ``\x9b`` is CSI (``ESC [``) to a terminal that honours 8-bit controls.
+_C1 = range(0x80, 0xA0)
+
+
+def printable(text: str, keep: str = "") -> str:
+    """Text safe to show on a page, in a log or on a terminal: every control character
+    (C0, DEL, C1: escape sequences, ``\\r`` overwrites, NUL) as a visible ``\\xNN``,
+    but for those in ``keep`` (a job script keeps its newlines and tabs)."""
+    return "".join(ch if ((ch >= " " and ch != "\x7f" and ord(ch) not in _C1) or ch in keep)
+                   else f"\\x{ord(ch):02x}" for ch in text)
+
+
+# --- what the job held: GPUs --------------------------------------------------------
+
+#: Why a job has no GPU figures: the metrics' reason (``hpcperfstats.jobs.metrics``).
+NO_GPUS = "no GPUs allocated"
+
+
+def gpu_hours(job: Mapping) -> float | None:
+    """GPUs allocated x run time in hours (what the job held, busy or not); None
+    without GPUs."""
+    ngpus, elapsed = job.get("ngpus"), job.get("elapsed_s")
+    return ngpus * elapsed / 3600 if ngpus and elapsed is not None else None
+
+
+def gpu_hours_text(job: Mapping) -> str:
+    """``24.0`` GPU-hours, ``—`` without GPUs (the page's accounting row)."""
+    hours = gpu_hours(job)
+    return "—" if hours is None else f"{hours:,.1f}"
+
+
+def gpu_summary(job: Mapping, values: Mapping[str, float | None]) -> dict:
+    """What the job page shows of a job's GPUs, as data (``hpcperf job``, the data API):
+    ``gpus`` allocated, ``gpu_hours``, ``utilisation`` (busy share over the GPUs
+    allocated) and ``memory_hwm_bytes`` (the peak GPU memory in use), each None where
+    unknown; a job without GPUs has only the ``reason``, never a 0 % that reads as
+    waste."""
+    ngpus = job.get("ngpus") or 0
+    if not ngpus:
+        return {"gpus": 0, "gpu_hours": None, "utilisation": None, "memory_hwm_bytes": None,
+                "reason": NO_GPUS}
+    return {"gpus": ngpus, "gpu_hours": gpu_hours(job), "utilisation": values.get("gpu_util"),
+            "memory_hwm_bytes": values.get("gpu_mem_hwm_bytes"), "reason": None}
+
+
+def gpu_text(summary: Mapping, measured: bool = True) -> str:
+    """``4 GPUs, 24.0 GPU-hours, busy 90.0 %, peak GPU memory 236.0 GiB``, or the reason
+    there is nothing to say (``no GPUs allocated``). ``measured=False``: what was held
+    only (where the use is shown beside it)."""
+    if not summary.get("gpus"):
+        return summary.get("reason") or NO_GPUS
+    parts = [f"{summary['gpus']} GPU{'s' if summary['gpus'] != 1 else ''}"]
+    if not _missing(summary.get("gpu_hours")):
+        parts.append(f"{summary['gpu_hours']:,.1f} GPU-hours")
+    if not measured:
+        return ", ".join(parts)
+    if not _missing(summary.get("utilisation")):
+        parts.append(f"busy {human(summary['utilisation'], '1')}")
+    if not _missing(summary.get("memory_hwm_bytes")):
+        parts.append(f"peak GPU memory {human(summary['memory_hwm_bytes'], 'B')}")
+    return ", ".join(parts)
+
+
+# --- what the job ran: its script -------------------------------------------------
+
+#: where no script of the job is stored
+NO_SCRIPT = ("Job script: not stored. Slurm keeps job scripts with "
+             "AccountingStoreFlags=job_script and hpcperf-sacct-dump --scripts collects "
+             "them (not a batch job, or a job from before that: none).")
+#: what an account-mate who may see the job reads instead of its script
+NOT_YOURS = "Job script: only the job's owner and staff can read it."
+
+
+def script_entry(row: Mapping | None, allowed: bool) -> dict:
+    """A job's script as the page shows it, as data: ``status`` (``shown``, ``hidden``:
+    the reader is neither its owner nor staff, ``missing``: none stored,
+    ``set_aside``: stored as received but not shown), ``script`` (the text, only when
+    shown), ``size_bytes``, ``truncated`` and ``note`` (the sentence shown instead of,
+    or above, the text). ``row``: the ``job_scripts`` row (script, size_bytes,
+    truncated, problem) the access rule let through; ``allowed``: that rule's answer
+    for this reader (``dashboards.data.may_read_script``). A hidden script says
+    nothing of itself, not even whether there is one."""
+    empty = {"script": None, "size_bytes": None, "truncated": None}
+    if not allowed:
+        return {"status": "hidden", **empty, "note": NOT_YOURS}
+    if row is None:
+        return {"status": "missing", **empty, "note": NO_SCRIPT}
+    if row.get("problem"):
+        return {"status": "set_aside", **empty, "size_bytes": row.get("size_bytes"),
+                "note": f"Job script: set aside, not shown: it {row['problem']} (staff: the "
+                        "quarantine keeps it as received)."}
+    text = str(row.get("script") or "")
+    note = ""
+    if row.get("truncated"):
+        note = (f"Only the first {human(len(text.encode()), 'B')} of "
+                f"{human(row.get('size_bytes'), 'B')} are stored "
+                "(HPCPERF_JOB_SCRIPT_MAX_BYTES).")
+    return {"status": "shown", "script": text, "size_bytes": row.get("size_bytes"),
+            "truncated": bool(row.get("truncated")), "note": note}

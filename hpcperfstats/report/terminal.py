@@ -5,7 +5,11 @@ number next to what was allocated (with a bar), the data coverage, the flags
 in plain words, and the ``#SBATCH`` lines to change with the numbers. It
 reads the tables the pipeline wrote (job_data, job_metrics, job_coverage,
 job_flags): the same database the dashboards read. ``--json`` gives the same
-content to scripts.
+content to scripts. Text from people (job names, messages, the job script) is
+printed with its control characters as visible ``\\xNN`` escapes
+(``presentation.printable``): a job name or script cannot clear the screen, set
+the clipboard (OSC 52) or overwrite a line with ``\\r``, whether it comes from the
+database or a remote server's API.
 """
 
 from __future__ import annotations
@@ -31,12 +35,16 @@ from hpcperfstats.report.presentation import (
     GiB,
     bar,
     coverage_text,
+    gpu_summary,
+    gpu_text,
     metric_rank,
     metric_text,
     order_flags,
+    printable,
     run_seconds,
     sbatch_advice,
     sbatch_text,
+    script_entry,
     source_note,
     state_banner,
     verdict,
@@ -49,10 +57,13 @@ _JOB = ("jobid", "jobid_raw", "username", "account", "partition", "qos", "jobnam
         "submit_line")  # fmt: skip
 
 
-def load_report(conn: psycopg.Connection, jobid: str, cluster: str | None = None
-                ) -> dict | None:
+def load_report(conn: psycopg.Connection, jobid: str, cluster: str | None = None,
+                with_script: bool = False) -> dict | None:
     """Everything the report shows, as plain JSON-able data; None if no such job
-    (in ``cluster``, default the configured one)."""
+    (in ``cluster``, default the configured one). ``with_script``: also the job
+    script (``presentation.script_entry``), for a reader the database already lets
+    read every table (the local ``hpcperf job``); the data API adds it under the
+    page's access rule instead, and the alert digests go without."""
     cols = ", ".join(_JOB)
     c = cluster_name(cluster)
     row = conn.execute(f"SELECT {cols} FROM job_data WHERE cluster = %s AND "
@@ -96,6 +107,12 @@ def load_report(conn: psycopg.Connection, jobid: str, cluster: str | None = None
     report["advice"] = advice(report)
     report["banner"] = state_banner(job["state"], job["exit_code"])
     report["verdict"] = verdict_of(report)
+    report["gpu"] = gpu_summary(job, {m: v.get("value") for m, v in metrics.items()})
+    if with_script:
+        row = conn.execute("SELECT script, size_bytes, truncated, problem FROM job_scripts"
+                           " WHERE cluster = %s AND jobid = %s", (c, jid)).fetchone()
+        report["script"] = script_entry(None if row is None else dict(zip(
+            ("script", "size_bytes", "truncated", "problem"), row, strict=True)), True)
     return report
 
 
@@ -151,7 +168,8 @@ def advice(report: dict) -> list[dict]:
 
 
 def render_text(report: dict) -> str:
-    """The one-screen text report."""
+    """The one-screen text report, then the job script where the report carries one
+    (each line behind ``  | ``, so no line of it passes for the report's own)."""
     job, m = report["job"], report["metrics"]
     run = _run_s(job)
     start = (job["start_time"] or "not started")[:16].replace("T", " ")
@@ -191,7 +209,11 @@ def render_text(report: dict) -> str:
         row("Time limit used", used, f"{used:5.0%}  {format_duration(int(run))} of "
             f"{format_duration(job['timelimit_s'])}")
     util = _value(report, "gpu_util")
-    row("GPU utilisation", util, missing("gpu_util") if util is None else f"{util:5.0%}")
+    gpus = report.get("gpu") or gpu_summary(job, {k: v.get("value") for k, v in m.items()})
+    held = gpu_text(gpus, measured=False)  # the memory is among the other metrics below
+    row("GPU utilisation", util, (f"n/a ({gpus['reason']})" if gpus["reason"] else
+                                  f"{missing('gpu_util')}  {held}") if util is None else
+        f"{util:5.0%}  of {held}")
     cov = report["coverage"]["fraction"]
     hosts = report["coverage"]["hosts"]
     gaps = sum(len(h["gaps"] or []) for h in hosts)
@@ -218,7 +240,22 @@ def render_text(report: dict) -> str:
     if report["advice"]:
         lines += ["", SBATCH_HEADING]
         lines += [f"  {line}" for line in sbatch_text(report["advice"])]
-    return "\n".join(lines) + "\n"
+    if report.get("script"):
+        lines += ["", *script_lines(report["script"])]
+    return printable("\n".join(lines), keep="\n") + "\n"
+
+
+def script_lines(entry: dict) -> list[str]:
+    """The job script's section: its note (why none is shown, or that it is cut) and
+    its lines, each behind ``  | ``; tabs become spaces (the terminal's own tab stops
+    would shift the text)."""
+    lines = [entry["note"]] if entry.get("note") else []
+    if entry.get("status") == "shown":
+        lines.append("Job script:")
+        lines += [f"  | {line.expandtabs(8)}" for line in entry["script"].split("\n")]
+        if lines[-1] == "  | ":
+            lines.pop()  # the script's own last newline
+    return lines
 
 
 def remote_report(base_url: str, jobid: str, token: str | None = None) -> dict | None:
@@ -257,8 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from hpcperfstats.db.connect import connect
 
-        with connect(args.database_url) as conn:
-            report = load_report(conn, args.jobid)
+        with connect(args.database_url) as conn:  # database credentials: staff's view
+            report = load_report(conn, args.jobid, with_script=True)
     if report is None:
         print(f"hpcperf job: no job {args.jobid!r} in the accounting data", file=sys.stderr)
         return 1

@@ -73,6 +73,12 @@ HOSTILE_SCRIPT = ("#!/bin/bash\n#SBATCH --job-name=<script>alert(1)</script>\n"
                   "#SBATCH --gres=gpu:1\necho '</pre><img src=x onerror=alert(2)>'\n"
                   "=HYPERLINK(\"http://evil.example\",\"x\")\n+cmd|' /C calc'!A0\n"
                   "\tpython3 train.py  # tab-indented\n")
+#: a script that would take over a terminal (``hpcperf job``): clear the screen, set the
+#: clipboard (OSC 52), overwrite a line with a carriage return, an 8-bit CSI, DEL. Not
+#: loaded: the API test puts it in place of bob's for one request.
+TERMINAL_SCRIPT = ("#!/bin/bash\n\x1b[2J\x1b[H#SBATCH --nodes=1\n"
+                   "\x1b]52;c;cm0gLXJmIH4K\x07echo hi\n"
+                   "rm -rf ~/data\rsafe line\n\x9b31mred\x7f\n")
 SCRIPTS = {
     "1001": "#!/bin/bash\n#SBATCH --nodes=2\n#SBATCH --ntasks-per-node=32\n#SBATCH --mem=64G\n"
             "\nmodule load openfoam\nsrun simpleFoam -parallel\n",

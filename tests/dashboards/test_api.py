@@ -333,3 +333,71 @@ def test_frames_serialise_as_the_dicts_would():
     assert json.loads(dump_json({"jobid": "1", "points": frame.head(1)})) == {
         "jobid": "1", "points": [{"time": "2026-03-01T10:00:00+00:00", "value": None,
                                   "limit": None, "host": "c001", "n": 3}]}
+
+
+# --- the job script and GPUs in the job's answer (issue 19): what the page shows --------
+
+def test_the_job_script_reaches_its_owner_and_staff_only(web_basic, made, pg_server):
+    """Bob's hostile script (``dashboard_dataset.HOSTILE_SCRIPT``) in the job's JSON: for
+    bob and staff as written; alice's token gets the 404 of a job that is not there,
+    without a word of the script; an account-mate who may see the job reads only the
+    page's sentence. The job answer has no CSV form (no script in any export)."""
+    from dashboard_dataset import HOSTILE_SCRIPT
+
+    from dashboards.api import one_job
+    from hpcperfstats.report.presentation import NO_SCRIPT, NOT_YOURS
+
+    with psycopg.connect(pg_server) as conn:
+        bob = tokens.create(conn, "bob", "tests")
+    for who in (bob, made["staffer"]):
+        status, job = answer(web_basic, "/api/v1/jobs/1002", bearer(who))
+        assert status == 200
+        assert job["script"] == {"status": "shown", "script": HOSTILE_SCRIPT,
+                                 "size_bytes": len(HOSTILE_SCRIPT.encode()),
+                                 "truncated": False, "note": ""}
+    got = get(f"{web_basic}/api/v1/jobs/1002", bearer(made["alice"]))
+    assert got.status == 404
+    for piece in ("HYPERLINK", "onerror", "train.py", "#SBATCH", "script"):
+        assert piece not in got.body, piece
+    status, own = answer(web_basic, "/api/v1/jobs/1003", bearer(made["alice"]))
+    assert status == 200 and own["script"]["status"] == "missing"
+    assert own["script"]["note"] == NO_SCRIPT
+    assert answer(web_basic, "/api/v1/jobs/1002?format=csv", bearer(made["staffer"]))[0] == 400
+    with psycopg.connect(pg_server) as conn:  # carol shares bob's account (rolled back)
+        conn.execute("INSERT INTO job_data (jobid, username, account, cluster) VALUES "
+                     "('2001', 'carol', 'proj-ml', %s)", (cluster_name(),))
+        carol = Viewer("carol", staff=False, share_accounts=True)
+        seen = one_job(conn, carol, {"jobid": "1002"}, {})
+        conn.rollback()
+    assert seen["job"]["jobid"] == "1002"
+    assert seen["script"] == {"status": "hidden", "script": None, "size_bytes": None,
+                              "truncated": None, "note": NOT_YOURS}
+    assert "HYPERLINK" not in json.dumps(seen, default=str)
+
+
+def test_hpcperf_job_url_prints_a_hostile_script_as_text(web_basic, pg_server, monkeypatch,
+                                                         capsys):
+    """Through the API (bob's token) the terminal gets the script with every escape
+    sequence, carriage return and NUL shown as ``\\xNN``: nothing a terminal obeys."""
+    from dashboard_dataset import TERMINAL_SCRIPT
+
+    from hpcperfstats.cli import main as hpcperf
+
+    with psycopg.connect(pg_server) as conn:
+        bob = tokens.create(conn, "bob", "tests")
+        (kept,) = conn.execute("SELECT script FROM job_scripts WHERE jobid = '1002'"
+                               ).fetchone()
+        conn.execute("UPDATE job_scripts SET script = %s WHERE jobid = '1002'",
+                      (TERMINAL_SCRIPT,))
+        conn.commit()
+        try:
+            monkeypatch.setenv("HPCPERF_API_TOKEN", bob)
+            assert hpcperf(["job", "1002", "--url", web_basic]) == 0
+            out = capsys.readouterr().out
+        finally:
+            conn.execute("UPDATE job_scripts SET script = %s WHERE jobid = '1002'", (kept,))
+            conn.commit()
+    assert not any(ch in out for ch in "\x1b\x07\r\x00\x7f\x9b")
+    assert "  | \\x1b]52;c;cm0gLXJmIH4K\\x07echo hi" in out.splitlines()
+    assert "  | rm -rf ~/data\\x0dsafe line" in out.splitlines()
+    assert "n/a (no GPUs allocated)" in out  # 1002 holds no GPUs: only the reason

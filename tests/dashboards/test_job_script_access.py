@@ -15,8 +15,8 @@ from pagewatch import PageWatch
 
 from dashboards import data
 from dashboards.auth import Viewer
-from dashboards.pages.job_ran import NOT_YOURS
 from hpcperfstats.config import cluster_name
+from hpcperfstats.report.presentation import NO_SCRIPT, NOT_YOURS
 
 ALICE, BOB = Viewer("alice", staff=False), Viewer("bob", staff=False)
 
@@ -100,7 +100,7 @@ def test_hostile_script_is_text_for_its_owner_and_hidden_from_others(web_basic, 
 
 
 def test_script_view_says_why_nothing_is_shown():
-    from dashboards.pages.job_ran import NO_SCRIPT, script_view
+    from dashboards.pages.job_ran import script_view
 
     job = {"username": "bob", "jobid": "1002"}
     assert escape(NOT_YOURS) in script_view(job, {"script": "x"}, ALICE)  # never the text

@@ -165,7 +165,7 @@ def test_two_clusters_share_the_tables_without_mixing(pg_url):
         assert row == [(2000.0, 2)]
         refresh(conn, T, T + 60 * M)  # this cluster's rebuild leaves the other's buckets
         assert conn.execute("SELECT count(*) FROM host_agg WHERE cluster = %s",
-                            (other,)).fetchone() == (3,)  # 10:00, 10:05 (5 min) and 10:00 (1 h)
+                            (other,)).fetchone() == (4,)  # 10:00, 10:05 (5 min); 20 min; 1 h
         conn.execute("DELETE FROM host_data WHERE cluster = %s", (other,))
         conn.execute("DELETE FROM host_agg WHERE cluster = %s", (other,))
         conn.execute("DELETE FROM cluster_agg WHERE cluster = %s", (other,))
@@ -204,3 +204,73 @@ def test_overview_reads_cluster_agg_once_buckets_span_five_minutes(pg_url):
     assert agg["value"].to_list() == totals["value"].to_list()
     assert agg["value"].to_list()[:4] == [21.0, 31.0, 21.0, 31.0]
     assert set(hosts["hosts"].to_list()) == {2} and agg.height == minutes // 5
+
+
+def test_plot_buckets_sized_to_the_aggregates():
+    """Never more points than asked, at most 1.25 times coarser, read from the widest
+    width that allows it: a 128-node job's 48 hours at 144 points (1,198 s asked) read
+    whole 20-minute rows; at 200 points (864 s) 15 minutes of 5-minute rows."""
+    day = timedelta(days=1)
+    assert long_range.bucket_and_width(T, T + 2 * day, 144) == (1200, 1200)
+    assert long_range.bucket_and_width(T, T + 2 * day, 200) == (900, 300)
+    assert long_range.bucket_and_width(T, T + day, 200) == (600, 300)
+    assert long_range.bucket_and_width(T, T + 10 * day, 200) == (4800, 1200)  # 4,320 asked
+    assert long_range.bucket_and_width(T, T + 15 * day, 200) == (7200, 3600)  # 6,480 asked
+    assert long_range.bucket_and_width(T, T + 60 * M, 200) == (300, 300)  # the finest
+
+
+@pytest.mark.integration
+def test_a_jobs_series_read_aggregated_hours_from_host_agg_the_rest_raw(pg_url):
+    """A job on hosts a and b from 10:10 to 13:00 at 9 points: 1,200 s buckets (10,200 s
+    / 9 = 1,134 s asked). host_aggregates has built 10:00-12:00 so far; its last hour may
+    still be filling, so the 20-minute rows of 10:20 and 10:40 are read from host_agg,
+    the partial bucket at 10:00 (samples before the job's start) and 11:00 on from
+    host_data. Same numbers as the raw read bucket by bucket. By hand: memory used by
+    processes on a is MemUsed - FilePages - Slab = (10 + k) - 2 - 1 at sample k (every 5
+    min from 10:00): 10:00 holds k = 2, 3 (9, 10: 9.5), 10:20 k = 4..7 (12.5), ... 13:00
+    only k = 36 (43); b holds 20 - 4 - 2 = 14; host c (another job) is not read."""
+    from dashboards import timeseries
+    from dashboards.long_range import closed_part, hosts_series
+
+    rows = [(5 * k, h, "mem", "", ev, "B", v)
+            for k in range(37)
+            for h, evs in (("a", {"MemUsed": 10.0 + k, "FilePages": 2.0, "Slab": 1.0}),
+                           ("b", {"MemUsed": 20.0, "FilePages": 4.0, "Slab": 2.0}),
+                           ("c", {"MemUsed": 1000.0, "FilePages": 0.0, "Slab": 0.0}))
+            for ev, v in evs.items()]
+    start, end = T + 10 * M, T + 180 * M
+    job = {"jobid": "77", "hosts": ["a", "b"], "start_time": start, "end_time": end,
+           "cluster": cluster_name()}
+
+    def by_hand(frame: pl.DataFrame, host: str) -> list[float]:
+        return frame.filter(pl.col("host") == host).sort("time")["value"].to_list()
+
+    with psycopg.connect(pg_url) as conn:
+        load(conn, rows)
+        assert closed_part(conn, start, end, 9) is None  # nothing aggregated yet: all raw
+        before = timeseries.job_series(conn, job, ["mem_used"], 9)
+        refresh(conn, T, T + 120 * M)
+        assert closed_part(conn, start, end, 9) == (1200, 1200, T + 20 * M, T + 60 * M)
+        mixed = timeseries.job_series(conn, job, ["mem_used"], 9)
+        raw = timeseries.derive_series(timeseries.named_rows(
+            conn, ["a", "b"], start, end, ["mem_used"], 1200), ["mem_used"])
+        conn.commit()
+        # the aggregated buckets come from host_agg: gone from host_data, still there
+        conn.execute("DELETE FROM host_data WHERE time >= %s AND time < %s",
+                     (T + 20 * M, T + 60 * M))
+        kept = hosts_series(conn, ["a", "b"], start, end, ["mem_used"], 9)
+        conn.rollback()
+        refresh(conn, T, T + 185 * M)  # every hour built: up to the job's end
+        assert closed_part(conn, start, end, 9) == (1200, 1200, T + 20 * M, T + 180 * M)
+        whole = timeseries.job_series(conn, job, ["mem_used"], 9)
+    hand_a = [9.5, 12.5, 16.5, 20.5, 24.5, 28.5, 32.5, 36.5, 40.5, 43.0]
+    for frame in (mixed, raw, whole, kept):
+        assert by_hand(frame, "a") == hand_a and by_hand(frame, "b") == [14.0] * 10
+        assert set(frame["host"].to_list()) == {"a", "b"}
+    assert mixed.equals(raw) and whole.equals(raw)
+    times = mixed.filter(pl.col("host") == "a")["time"].to_list()
+    assert times == [T + 20 * i * M for i in range(10)]
+    # before the aggregates, the raw read at its own 1,134 s buckets, as it always was
+    steps = before.filter(pl.col("host") == "b")["time"].diff().drop_nulls().unique()
+    assert steps.to_list() == [timedelta(seconds=1134)]
+    assert set(by_hand(before, "b")) == {14.0}

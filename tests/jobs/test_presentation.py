@@ -131,3 +131,98 @@ def test_state_banners_and_flag_order():
                                    "memory_near_limit", "idle_nodes")]
     assert [f["flag"] for f in pr.order_flags(flags, metric_of)] == [
         "memory_near_limit", "low_cpu_efficiency", "idle_nodes", "time_limit_overestimated"]
+
+
+# --- issue 19: GPUs and the job script, the same in the terminal, the API and the page ---
+
+#: a job script that would take over a terminal: clear the screen (CSI 2J), set the
+#: clipboard (OSC 52, BEL-ended), overwrite a line with a carriage return, hide text
+#: behind an 8-bit CSI, and NUL and DEL bytes
+TERMINAL_HOSTILE = ("#!/bin/bash\n\x1b[2J\x1b[H#SBATCH --nodes=1\n"
+                    "\x1b]52;c;cm0gLXJmIH4K\x07echo hi\n"
+                    "rm -rf ~/data\rsafe line\n\x9b31mred\x00\x7f\n\tsrun ./a.out\n")
+
+
+def test_printable_neutralises_escapes_overwrites_and_nul():
+    shown = pr.printable(TERMINAL_HOSTILE, keep="\n\t")
+    assert not any(ch in shown for ch in "\x1b\x07\r\x00\x7f\x9b")
+    assert shown == ("#!/bin/bash\n\\x1b[2J\\x1b[H#SBATCH --nodes=1\n"
+                     "\\x1b]52;c;cm0gLXJmIH4K\\x07echo hi\n"
+                     "rm -rf ~/data\\x0dsafe line\n\\x9b31mred\\x00\\x7f\n\tsrun ./a.out\n")
+    assert pr.printable("a\tb\n") == "a\\x09b\\x0a"  # nothing kept unless asked
+    assert pr.printable("Grüße, 名前 ü") == "Grüße, 名前 ü"  # printable text as it is
+    from dashboards import layout
+
+    assert layout.printable is pr.printable  # one rule for pages, logs and terminals
+
+
+def test_gpu_summary_and_text_by_hand():
+    # the demo's training job: 4 GPUs for 6 h = 24.0 GPU-hours; (92+88+95+85) % of 400 %
+    train = {"ngpus": 4, "elapsed_s": 6 * 3600}
+    summary = pr.gpu_summary(train, {"gpu_util": 3.6 / 4, "gpu_mem_hwm_bytes": 236 * GiB})
+    assert summary == {"gpus": 4, "gpu_hours": 24.0, "utilisation": 0.9,
+                       "memory_hwm_bytes": 236 * GiB, "reason": None}
+    assert pr.gpu_text(summary) == "4 GPUs, 24.0 GPU-hours, busy 90.0 %, peak GPU memory " \
+        "236.0 GiB"
+    assert pr.gpu_text(summary, measured=False) == "4 GPUs, 24.0 GPU-hours"
+    assert pr.gpu_hours_text(train) == "24.0"
+    # 1 GPU, 90 minutes, no measurement yet: what is known, nothing invented
+    assert pr.gpu_text(pr.gpu_summary({"ngpus": 1, "elapsed_s": 5400}, {})) == \
+        "1 GPU, 1.5 GPU-hours"
+    # no GPUs: the metrics' reason and nothing else (no 0 GPU-hours, no 0 % busy)
+    for job in ({"ngpus": 0, "elapsed_s": 3600}, {"ngpus": None, "elapsed_s": 3600}):
+        none = pr.gpu_summary(job, {"gpu_util": None})
+        assert none == {"gpus": 0, "gpu_hours": None, "utilisation": None,
+                        "memory_hwm_bytes": None, "reason": "no GPUs allocated"}
+        assert pr.gpu_text(none) == "no GPUs allocated" and pr.gpu_hours_text(job) == "—"
+
+
+def test_script_entry_shows_the_text_only_to_those_allowed():
+    row = {"script": "#!/bin/bash\nsecret-token-123\n", "size_bytes": 29, "truncated": False,
+           "problem": None}
+    shown = pr.script_entry(row, True)
+    assert shown == {"status": "shown", "script": row["script"], "size_bytes": 29,
+                     "truncated": False, "note": ""}
+    hidden = pr.script_entry(row, False)  # an account-mate: the sentence, nothing of it
+    assert hidden == {"status": "hidden", "script": None, "size_bytes": None,
+                      "truncated": None, "note": pr.NOT_YOURS}
+    assert pr.script_entry(None, True)["note"] == pr.NO_SCRIPT
+    aside = pr.script_entry({"script": None, "size_bytes": 9, "truncated": False,
+                             "problem": "contains NUL bytes (first at byte 3)"}, True)
+    assert aside["status"] == "set_aside" and aside["script"] is None
+    assert "set aside, not shown: it contains NUL bytes (first at byte 3)" in aside["note"]
+    cut = pr.script_entry({"script": "a" * 10, "size_bytes": 3 * 2**20, "truncated": True,
+                           "problem": None}, True)
+    assert cut["note"] == ("Only the first 10 B of 3.00 MiB are stored "
+                           "(HPCPERF_JOB_SCRIPT_MAX_BYTES).")
+
+
+def test_terminal_report_neutralises_hostile_text():
+    """A job name and a script full of escape sequences reach the terminal as visible
+    text: no ESC, BEL, CR or NUL byte is written, and the script's lines cannot pass
+    for the report's own (each is behind ``  | ``)."""
+    from hpcperfstats.report.terminal import render_text
+
+    job = {"jobid": "7", "jobname": "x\x1b[2Jy", "username": "u", "account": "a",
+           "partition": "p", "state": "COMPLETED", "exit_code": "0:0", "nnodes": 1,
+           "nodelist": "c1", "ncpus": 4, "ngpus": 0, "start_time": "2026-01-01T00:00:00+00:00",
+           "end_time": "2026-01-01T01:00:00+00:00", "timelimit_s": 7200, "elapsed_s": 3600,
+           "req_mem_bytes": GiB}
+    report = {"job": job, "metrics": {}, "flags": [], "advice": [], "applications": [],
+              "coverage": {"fraction": None, "hosts": [], "present": 0, "expected": 0},
+              "banner": None, "verdict": "No measurements yet: no data.",
+              "gpu": pr.gpu_summary(job, {}),
+              "script": pr.script_entry({"script": TERMINAL_HOSTILE, "size_bytes": 99,
+                                         "truncated": False, "problem": None}, True)}
+    text = render_text(report)
+    assert not any(ch in text for ch in "\x1b\x07\r\x00\x7f\x9b\t")
+    lines = text.splitlines()
+    assert lines[0].startswith("Job 7 (x\\x1b[2Jy)")
+    assert "GPU utilisation" in text and "n/a (no GPUs allocated)" in text
+    start = lines.index("Job script:")
+    assert lines[start + 1:] == [
+        "  | #!/bin/bash", "  | \\x1b[2J\\x1b[H#SBATCH --nodes=1",
+        "  | \\x1b]52;c;cm0gLXJmIH4K\\x07echo hi", "  | rm -rf ~/data\\x0dsafe line",
+        "  | \\x9b31mred\\x00\\x7f", "  |         srun ./a.out"]
+    hidden = render_text({**report, "script": pr.script_entry(None, False)})
+    assert hidden.splitlines()[-1] == pr.NOT_YOURS and "  | " not in hidden

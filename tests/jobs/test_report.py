@@ -22,7 +22,8 @@ def test_text_report_of_the_idle_nodes_job(capsys, demo_db: DemoDB):
     code, out = run(capsys, demo_db, job.jobid)
     assert code == 0
     lines = out.splitlines()
-    assert len(lines) <= 40 and max(map(len, lines)) <= 100  # one terminal screen
+    report = out.split("\nJob script:\n")[0].splitlines()  # the script follows the report
+    assert len(report) <= 40 and max(map(len, report)) <= 100  # one terminal screen
     assert lines[0].startswith(f"Job {job.jobid} (idle_nodes)  user {job.user}")
     assert "nodes 4 (c001-[006-009])  cores 64  GPUs 0" in lines[1]
     assert "ran 10:35:00 of 22:00:00" in lines[2]
@@ -62,3 +63,41 @@ def test_unknown_job_is_an_error(capsys, demo_db: DemoDB):
     code = hpcperf(["job", "999", "--database-url", demo_db.url])
     assert code == 1
     assert "no job '999'" in capsys.readouterr().err
+
+
+def test_gpu_job_shows_its_gpu_hours_and_its_script(capsys, demo_db: DemoDB):
+    """The demo's training job 1000048, by hand: 4 GPUs for 6 h = 24.0 GPU-hours, busy
+    (92 + 88 + 95 + 85) % of 400 % = 90 %, peak GPU memory 60 + 58 + 62 + 56 = 236 GiB:
+    what its page shows (accounting facts, metrics), in the text and the JSON, and the
+    job script it was submitted with (the local report: database credentials, staff's
+    view)."""
+    from hpcperf_demo.generate import job_script
+
+    (train,) = demo_db.plan.by_behaviour("gpu_training")
+    assert train.jobid == "1000048"
+    code, out = run(capsys, demo_db, train.jobid, "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["gpu"] == {"gpus": 4, "gpu_hours": 24.0, "utilisation": pytest.approx(0.9),
+                             "memory_hwm_bytes": 236 * 2**30, "reason": None}
+    script = job_script(train, demo_db.plan.jobs.index(train))
+    assert report["script"]["status"] == "shown" and report["script"]["script"] == script
+    assert "#SBATCH --gres=gpu:h100:4" in script
+    code, text = run(capsys, demo_db, train.jobid)
+    assert ("  GPU utilisation        [##################--]   90%  of 4 GPUs, 24.0 GPU-hours"
+            in text.splitlines())
+    assert "  GPU memory high-water mark per node: 236.0 GiB" in text.splitlines()
+    assert [f"  | {line}" for line in script.splitlines()] == \
+        text.splitlines()[-len(script.splitlines()):]
+    # the report proper stays one screen; the script follows it
+    report_part = text.split("\nJob script:\n")[0].splitlines()
+    assert len(report_part) <= 40 and max(map(len, report_part)) <= 100
+
+
+def test_a_job_without_gpus_says_only_why(capsys, demo_db: DemoDB):
+    (cpu,) = demo_db.plan.by_behaviour("cpu_bound")
+    _, out = run(capsys, demo_db, cpu.jobid, "--json")
+    assert json.loads(out)["gpu"] == {"gpus": 0, "gpu_hours": None, "utilisation": None,
+                                      "memory_hwm_bytes": None, "reason": "no GPUs allocated"}
+    _, text = run(capsys, demo_db, cpu.jobid)
+    assert "GPU-hours" not in text and "n/a (no GPUs allocated)" in text
