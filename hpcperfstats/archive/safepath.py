@@ -43,14 +43,17 @@ def host_folder(name: str) -> str:
     return short
 
 
-def inside(root: Path, path: Path) -> Path:
+def inside(root: Path, path: Path, real_root: str | None = None) -> Path:
     """``path`` if it resolves to somewhere strictly below ``root``, else raise.
 
     Both are resolved (symbolic links followed, ``..`` removed) as the
     kernel would when opening, so the check holds for what gets written.
+    ``real_root``: ``os.path.realpath(root)`` already resolved by a caller
+    that checks many paths under one root (the root is configuration, not
+    input; every ``path`` is still resolved each time).
     """
-    real_root = Path(os.path.realpath(root))
-    real = Path(os.path.realpath(path))
-    if real == real_root or not real.is_relative_to(real_root):
+    real_root = real_root or os.path.realpath(root)
+    real = os.path.realpath(path)
+    if real == real_root or not real.startswith(real_root.rstrip("/") + "/"):
         raise UnsafeName(f"path {str(path)[:200]!r} is outside {str(root)!r}")
     return path

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import re
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +188,38 @@ def _spans(data: bytes) -> tuple[int, list[tuple[int, int]]]:
     return starts[0], list(zip(starts, starts[1:] + [len(data)], strict=True))
 
 
+@dataclass(frozen=True)
+class Part:
+    """One validated part of a message, as :class:`ArchiveWriter` stores it.
+
+    Made by the drain's validation (the reference reader's, or the plain
+    fast path's), so the writer needs no parsed samples, only where each
+    sample's bytes are and its epoch as written.
+    """
+
+    #: the part's bytes, ending with a newline
+    data: bytes
+    #: starts with a header block, so it opens a new file
+    opens: bool
+    #: that header block, parsed (None for a part continuing the host's file)
+    header: Header | None
+    #: each sample's epoch, and as written (for the index)
+    times: tuple[float, ...]
+    time_texts: tuple[str, ...]
+    #: end of the header block, and each sample's [start, end) in ``data`` (``_spans``)
+    header_end: int
+    spans: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def of(cls, text: bytes, opens: bool, header: Header | None, times: Iterable[float],
+           time_texts: Iterable[str]) -> Part:
+        """A part of ``text``; where its samples are is found by ``_spans``."""
+        data = text if text.endswith(b"\n") else text + b"\n"
+        header_end, spans = _spans(data)
+        return cls(data, opens, header, tuple(times), tuple(time_texts), header_end,
+                   tuple(spans))
+
+
 @dataclass
 class _Current:
     path: Path
@@ -221,13 +253,26 @@ class ArchiveWriter:
     _pending: dict[Path, Path] = field(default_factory=dict)
     #: writes of the message being stored, to undo if a later part fails
     _undo: list[tuple[str, str, Path, int, int]] = field(default_factory=list)
+    #: the root resolved, and each host's folder proven inside it (``_host_dir``)
+    _real_root: str | None = None
+    _dirs: dict[str, Path] = field(default_factory=dict)
 
     def current_header(self, host: str) -> Header | None:
         cur = self._load_current(host)
         return cur.header if cur else None
 
+    def _inside(self, path: Path) -> Path:
+        """``safepath.inside`` under this archive's root (resolved once per writer)."""
+        if self._real_root is None:
+            self._real_root = os.path.realpath(self.root)
+        return inside(self.root, path, self._real_root)
+
     def _host_dir(self, host: str) -> Path:
-        return inside(self.root, self.root / host)
+        """The host's folder, proven inside the root once per writer."""
+        folder = self._dirs.get(host)
+        if folder is None:
+            folder = self._dirs[host] = self._inside(self.root / host)
+        return folder
 
     def _at(self, path: Path) -> Path:
         """Where archive file ``path`` is written now: its hidden twin while it
@@ -235,8 +280,8 @@ class ArchiveWriter:
         return self._pending.get(path, path)
 
     def _repair(self, path: Path) -> None:
-        inside(self.root, path)  # a link planted in the archive never gets cut or written
-        inside(self.root, index_path(path))
+        self._inside(path)  # a link planted in the archive never gets cut or written
+        self._inside(index_path(path))
         cut = repair(path, self.quarantine_dir)
         if cut:
             self.repaired.append((path, cut))
@@ -284,20 +329,18 @@ class ArchiveWriter:
                 hidden.unlink(missing_ok=True)
         return sorted(files.items())
 
-    def append(self, host: str, text: str, parsed: RawStats, opens: bool,
-               received: float) -> Path | None:
+    def append(self, host: str, part: Part, received: float) -> Path | None:
         """Write one validated part of a message for ``host``; returns its file.
 
-        ``opens``: the part starts with a header block, so it opens a new
+        ``part.opens``: it starts with a header block, so it opens a new
         file. Returns None when every sample of it is already in the file
         (a redelivery): nothing is written twice.
         """
-        data = (text if text.endswith("\n") else text + "\n").encode("utf-8")
-        header_end, spans = _spans(data)
-        if len(spans) != len(parsed.samples):
-            raise ValueError(f"{len(spans)} record lines but {len(parsed.samples)} samples read")
-        if opens:
-            return self._open_new(host, data, header_end, spans, parsed, received)
+        data, header_end, spans, times = part.data, part.header_end, part.spans, part.times
+        if len(spans) != len(times):
+            raise ValueError(f"{len(spans)} record lines but {len(times)} samples read")
+        if part.opens:
+            return self._open_new(host, data, header_end, spans, times, part.header, received)
         cur = self._load_current(host)
         if cur is None:
             raise ValueError(f"no archive file with a header for host {host!r}")
@@ -307,14 +350,14 @@ class ArchiveWriter:
             cur = self._load_current(host)
             if cur is None:
                 raise ValueError(f"archive file of host {host!r} lost its header")
-        times = [s.time for s in parsed.samples]
         if times and all(t in cur.times for t in times):
             return None
-        new_day = rotation_name(int(cur.path.name), times)
+        new_day = rotation_name(int(cur.path.name), list(times))
         if new_day is not None:  # the first sample after 00:00 UTC closes the day's file
-            return self._next_day(host, cur, new_day, data, header_end, spans, parsed, received)
-        lines = "".join(f"{s.time_text} {cur.size + a} {cur.size + b}\n"
-                        for s, (a, b) in zip(parsed.samples, spans, strict=True))
+            return self._next_day(host, cur, new_day, data, header_end, spans, times, received)
+        size = cur.size
+        lines = "".join(f"{text} {size + a} {size + b}\n"
+                        for text, (a, b) in zip(part.time_texts, spans, strict=True))
         undo = ("append", host, self._at(cur.path), cur.size, cur.idx_size)
         self._write_both(cur, data, lines.encode())
         self._undo.append(undo)
@@ -363,7 +406,8 @@ class ArchiveWriter:
         self._dirty.add(at)
 
     def _next_day(self, host: str, cur: _Current, name: int, data: bytes, header_end: int,
-                  spans: list[tuple[int, int]], parsed: RawStats, received: float) -> Path | None:
+                  spans: Sequence[tuple[int, int]], times: Sequence[float], received: float
+                  ) -> Path | None:
         """Open the new day's file: the host's current header block, then ``data``."""
         at = self._at(cur.path)
         index = read_index(at)
@@ -374,35 +418,35 @@ class ArchiveWriter:
         uptime = cur.header.uptime
         boot = (index.entries[0].time - uptime
                 if index and index.entries and uptime is not None else None)
-        head = carried_header(head, boot, parsed.samples[0].time)
+        head = carried_header(head, boot, times[0])
         n = len(head)
         return self._open_new(host, head + data, n + header_end,
-                              [(a + n, b + n) for a, b in spans], parsed, received,
-                              name=name, header=cur.header)
+                              [(a + n, b + n) for a, b in spans], times, cur.header, received,
+                              name=name)
 
     def _open_new(self, host: str, data: bytes, header_end: int,
-                  spans: list[tuple[int, int]], parsed: RawStats, received: float,
-                  name: int | None = None, header: Header | None = None) -> Path | None:
+                  spans: Sequence[tuple[int, int]], times: Sequence[float], header: Header,
+                  received: float, name: int | None = None) -> Path | None:
         host_dir = self._host_dir(host)
         host_dir.mkdir(parents=True, exist_ok=True)
         prev = self._load_current(host)  # repaired before it stops being current
-        if prev is not None and not parsed.samples and prev.size == len(data) \
+        if prev is not None and not times and prev.size == len(data) \
                 and self._at(prev.path).read_bytes() == data:
             return None  # the same header-only message again
-        times = {s.time for s in parsed.samples}
         if name is None:
-            name = int(parsed.samples[0].time) if parsed.samples else int(received)
+            name = int(times[0]) if times else int(received)
+        new_times = set(times)
         while True:
-            path = inside(self.root, host_dir / str(name))
+            path = self._inside(host_dir / str(name))
             if (path not in self._pending and not path.exists()
                     and not path.with_name(path.name + GZ).exists()):
                 break
             index = read_index(self._at(path))
-            if times and index and index.drain and times <= {e.time for e in index.entries}:
+            if new_times and index and index.drain \
+                    and new_times <= {e.time for e in index.entries}:
                 return None  # a redelivered header message: already archived
             name += 1  # one header per file: a different file of the same second
-        index = Index([IndexEntry(s.time, a, b) for s, (a, b) in zip(parsed.samples, spans,
-                                                                        strict=True)],
+        index = Index([IndexEntry(t, a, b) for t, (a, b) in zip(times, spans, strict=True)],
                       header_end=header_end)
         text = index.text()
         # written aside, made durable and visible by ``sync`` with the batch's
@@ -420,7 +464,7 @@ class ArchiveWriter:
         self._pending[path] = tmp
         self._dirty.add(tmp)
         seen = prev.times if prev is not None else set()
-        self._current[host] = _Current(path, header or parsed.headers[-1], len(data), len(text),
+        self._current[host] = _Current(path, header, len(data), len(text),
                                        seen | {e.time for e in index.entries})
         self._dirty_dirs.update({host_dir, self.root})
         self._undo.append(("new", host, path, 0, 0))

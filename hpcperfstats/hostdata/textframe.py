@@ -35,7 +35,8 @@ _SAMPLES = {"host": pl.Utf8, "time": pl.Float64, "boot": pl.Float64}
 # one with runs of blanks or @fast tiers: _odd_line, checked per line in polars);
 # anything but printable ASCII and "\n" (tabs, "\r", NUL, "\x0c", U+2028, "٨"...):
 # there Python's and polars' notions of blanks, digits and case may differ
-_PLAIN = bytes(range(0x20, 0x7F)) + b"\n"
+#: printable ASCII and "\n": the bytes the fast paths take (this one, the drain's plain.py)
+PLAIN_ASCII = bytes(range(0x20, 0x7F)) + b"\n"
 # the grammar's numbers (docs/raw-format.md): polars' cast also takes 1e5, +1, .5, inf
 _EPOCH_FIELD = r"^[0-9]+(\.[0-9]+)? "
 # the record line's host and job id, as rawformat._HOST_RE and _JOBID_RE (text is ASCII here)
@@ -103,7 +104,7 @@ def _needs_reference(chunk: Chunk) -> bool:
 
 def _plain(text: str) -> bool:
     r"""Printable ASCII and ``\n`` only (a C-speed scan: ~1 ms per MB)."""
-    return text.isascii() and not text.encode("ascii").translate(None, _PLAIN)
+    return text.isascii() and not text.encode("ascii").translate(None, PLAIN_ASCII)
 
 
 def _has_giant_line(text: str) -> bool:
