@@ -33,6 +33,7 @@ from bokeh.models import (
     LegendItem,
     LinearColorMapper,
     Range1d,
+    Spacer,
 )
 from bokeh.palettes import Category10_10, Category20_20, Viridis256
 from bokeh.plotting import figure
@@ -146,7 +147,11 @@ def line_plot(title: str, lines: dict[str, pl.DataFrame], axis_unit: str, *, x: 
     """Plain lines of ``value`` over ``x`` (time, or a number such as hours since a job's
     start), one per entry of ``lines``, named in a legend when there are several: the
     overview's cluster totals, the compare page's job means."""
-    fig = _figure(title, axis_unit, xlabel, None,
+    values = np.concatenate([f["value"].to_numpy() for f in lines.values()] or [[]])
+    # from 0 for what cannot go below it: a flat total then reads as flat, not as a
+    # zoomed-in axis of one repeated tick label
+    low = np.nanmin(values) if values.size else 0.0
+    fig = _figure(title, axis_unit, xlabel, _top(values, None) if low >= 0 else None,
                   x_axis_type="datetime" if x == "time" else "linear")
     items, drawn = [], []
     for i, (name, frame) in enumerate(lines.items()):
@@ -332,6 +337,8 @@ def stack(figures: list[Any], cols: int = 1) -> pn.pane.Bokeh:
         fig.x_range = figures[0].x_range
     if cols > 1:
         rows = [figures[i:i + cols] for i in range(0, len(figures), cols)]
+        # a last, shorter row keeps its plots as wide as the rows above
+        rows[-1] += [Spacer(sizing_mode="stretch_width") for _ in range(cols - len(rows[-1]))]
         layout = column([row(r, sizing_mode="stretch_width") for r in rows],
                         sizing_mode="stretch_width")
     else:
