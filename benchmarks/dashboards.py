@@ -325,7 +325,7 @@ def tab_clicks(job_view, repeat: int) -> None:
     for _ in range(repeat + 1):  # the first is the warm-up
         view = job_view(BIG_JOB, data.STAFF)
         view.server_doc(Document())
-        (tabs,) = view.select(pn.Tabs)
+        (tabs,) = [t for part in view.main for t in part.select(pn.Tabs)]
         for i, name in enumerate(tabs._names):
             if i == tabs.active:
                 continue
