@@ -71,6 +71,8 @@ def test_idle_nodes_job_verdict_sbatch_lines_and_heatmap_show_the_idle_nodes(
     idle = sorted(h for h, busy in job.busy_cores.items() if busy == 0)
     assert len(idle) == 2
     marked = page.locator("tr.hp-idle-row")
+    # the per-node view arrives after the verdict (pn.state.onload): wait for it
+    marked.first.wait_for(timeout=60_000)
     assert sorted(marked.nth(i).get_attribute("data-host") for i in range(marked.count())) == idle
     assert page.get_by_text(f"2 of 4 node(s) idle: {', '.join(idle)}.", exact=False).count() == 1
     # a busy node's least busy moment is its 16 cores: no ramp from the idle interval
