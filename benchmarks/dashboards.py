@@ -6,7 +6,7 @@ Starts a dedicated embedded PostgreSQL in a temporary directory, loads it
 with binary ``COPY`` (one million jobs with two metrics each and flags on a
 tenth of them; one H-node, T-hour job with five-minute samples of cpu, mem,
 net, block and InfiniBand), then times, after one warm-up, what the server
-does per page view: the queries, the Panel/HoloViews objects and their
+does per page view: the queries, the Panel objects and Bokeh figures and their
 Bokeh document (``server_doc``). The browser's own drawing is not included.
 Goal: under one second each for a 128-node, 48-hour job page and for the
 search page over a million jobs.
@@ -171,6 +171,9 @@ def main() -> None:
     parser.add_argument("--browser", action="store_true",
                         help="also time first meaningful content in Chromium "
                              "(benchmarks.dashboards_browser)")
+    parser.add_argument("--src", type=Path, default=None,
+                        help="with --browser: also serve this source tree (a `git archive` "
+                             "copy of the code before a change) and compare, visit by visit")
     parser.add_argument("--compress", action="store_true",
                         help="compress every host_data chunk first (TimescaleDB)")
     parser.add_argument("--profile", action="store_true",
@@ -203,7 +206,6 @@ def run(url: str, args: argparse.Namespace) -> None:
 
     os.environ["HPCPERF_DATABASE_URL"] = url
     os.environ["HPCPERF_AUTH"] = "none"
-    import holoviews as hv
     import panel as pn
 
     from dashboards import data, long_range, timeseries
@@ -211,7 +213,6 @@ def run(url: str, args: argparse.Namespace) -> None:
     from dashboards.pages.job import job_view
     from dashboards.pages.jobs import JobSearch
 
-    hv.extension("bokeh")
     pn.extension("tabulator")
     data._URL = None
     researcher = Viewer("user0001", staff=False)
@@ -311,6 +312,7 @@ def run(url: str, args: argparse.Namespace) -> None:
         median, worst, cpu = timed(fn, args.repeat)
         print(f"{name:64s} {median * 1000:7.0f}ms {worst * 1000:7.0f}ms {cpu * 1000:7.0f}ms"
               f"   {os.getloadavg()[0]:.1f}")
+    tab_clicks(job_view, args.repeat)
     models = len(job_page().models)
     print(f"the job page's first build: {models:,} Bokeh models "
           f"(the open tab's plots; the other tabs' on their first click)")
@@ -320,7 +322,35 @@ def run(url: str, args: argparse.Namespace) -> None:
     if args.browser:
         from benchmarks.dashboards_browser import browser_table
 
-        browser_table(url, job, args.repeat)
+        browser_table(url, job, args.repeat, args.src, args.job_only)
+
+
+def tab_clicks(job_view, repeat: int) -> None:
+    """Server side of each job-page tab's first click: the page's document is built,
+    then each closed tab is opened (``Tabs.active``), which builds its plots and their
+    Bokeh models into the document; median and max wall time and median CPU time."""
+    import panel as pn
+
+    from dashboards import data
+
+    runs: dict[str, list[tuple[float, float]]] = {}
+    for _ in range(repeat + 1):  # the first is the warm-up
+        view = job_view(BIG_JOB, data.STAFF)
+        view.server_doc(Document())
+        (tabs,) = [t for part in view.main for t in part.select(pn.Tabs)]
+        for i, name in enumerate(tabs._names):
+            if i == tabs.active:
+                continue
+            t0, c0 = time.perf_counter(), time.process_time()
+            tabs.active = i
+            runs.setdefault(name, []).append((time.perf_counter() - t0,
+                                              time.process_time() - c0))
+    for name, times in runs.items():
+        wall = [w for w, _ in times[1:]]
+        cpu = statistics.median(c for _, c in times[1:])
+        print(f"{'  job page tab ' + name + ', first click (server)':64s} "
+              f"{statistics.median(wall) * 1000:7.0f}ms {max(wall) * 1000:7.0f}ms "
+              f"{cpu * 1000:7.0f}ms")
 
 
 def profile(name: str, fn) -> None:

@@ -8,6 +8,12 @@ Playwright: from the navigation to the first element a person reads (the
 table's first row, the verdict, the first drawn plot), after one warm-up
 visit; then each plot tab of the job page from its first click to its first
 drawn plot. Goals: content < 2 s, each tab < 1 s.
+
+``--src DIR`` (for example a ``git archive main`` copy) serves DIR's
+dashboards beside this tree's over the same database and visits both
+alternately, visit by visit, so a before/after comparison on a loaded
+machine sees the same load; it prints both medians and their ratio, and the
+load average before and after. ``--job-only`` visits the job page alone.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -34,15 +40,19 @@ PLOT_COUNT_JS = """() => window.Bokeh ? [...window.Bokeh.documents].reduce((n, d
 
 
 @contextmanager
-def served(url: str) -> Iterator[str]:
-    """The dashboards over ``url`` on a free loopback port; yields the base URL."""
+def served(url: str, tree: Path = REPO) -> Iterator[str]:
+    """The dashboards of source ``tree`` over ``url`` on a free loopback port; yields
+    the base URL. The tree goes first on ``PYTHONPATH``, so another tree's code is
+    served, not this checkout's installed one."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="hpcperf-bench-web-") as home:
         log = Path(home) / "serve.log"
         env = dict(os.environ, HPCPERF_DATABASE_URL=url, HPCPERF_AUTH="none",
-                   HPCPERF_WEB_PORT=str(port), HPCPERF_HOME=home)
+                   HPCPERF_WEB_PORT=str(port), HPCPERF_HOME=home,
+                   PYTHONPATH=os.pathsep.join(filter(None, [str(tree),
+                                                            os.environ.get("PYTHONPATH")])))
         with log.open("w") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "dashboards.serve"], cwd=REPO,
+            proc = subprocess.Popen([sys.executable, "-m", "dashboards.serve"], cwd=tree,
                                     env=env, stdout=out, stderr=subprocess.STDOUT)
         base = f"http://127.0.0.1:{port}"
         try:
@@ -108,29 +118,49 @@ def _tabs(page, base: str) -> list[tuple[str, float]]:
     return out
 
 
-def browser_table(url: str, job: dict[str, datetime], repeat: int) -> None:
-    """Print the Chromium timings: median and worst of ``repeat`` warm visits per page."""
+def _cell(times: list[float]) -> str:
+    return f"{statistics.median(times) * 1000:7.0f}ms ({max(times) * 1000:5.0f})"
+
+
+def browser_table(url: str, job: dict[str, datetime], repeat: int, src: Path | None = None,
+                  job_only: bool = False) -> None:
+    """Print the Chromium timings: median and worst of ``repeat`` warm visits per page
+    (and per job-page tab), for this tree and, with ``src``, for that tree too, visited
+    alternately; then the after/before ratio of the medians."""
     from playwright.sync_api import sync_playwright
 
-    with served(url) as base, sync_playwright() as pw:
+    trees = [("this tree", REPO)] + ([(f"--src {src}", Path(src))] if src else [])
+    rows = [r for r in pages(job) if not job_only or r[0].startswith("job page")]
+    runs: dict[tuple[str, str], list[float]] = {}
+    with ExitStack() as stack, sync_playwright() as pw:
+        bases = {name: stack.enter_context(served(url, tree)) for name, tree in trees}
         chromium = pw.chromium.launch(executable_path=CHROMIUM,
                                       args=["--no-sandbox", "--disable-gpu"])
         context = chromium.new_context(viewport={"width": 1400, "height": 1000})
         page = context.new_page()
-        print(f"\n{'page in Chromium (first meaningful content)':64s} {'median':>8s} "
-              f"{'max':>8s}")
-        for name, path, selector in pages(job):
-            _visit(page, base, path, selector)  # warm-up
-            times = [_visit(page, base, path, selector) for _ in range(repeat)]
-            print(f"{name:64s} {statistics.median(times) * 1000:7.0f}ms "
-                  f"{max(times) * 1000:7.0f}ms", flush=True)
-        runs: dict[str, list[float]] = {}
-        _tabs(page, base)  # warm-up
+        print(f"\nChromium, load average {os.getloadavg()[0]:.1f}", flush=True)
+        for name, path, selector in rows:
+            for base in bases.values():
+                _visit(page, base, path, selector)  # warm-up
+            for _ in range(repeat):
+                for tree, base in bases.items():
+                    runs.setdefault((tree, name), []).append(_visit(page, base, path, selector))
+        for base in bases.values():
+            _tabs(page, base)  # warm-up
         for _ in range(repeat):
-            for name, seconds in _tabs(page, base):
-                runs.setdefault(name, []).append(seconds)
-        for name, times in runs.items():
-            print(f"{'  job page tab ' + name + ', first click':64s} "
-                  f"{statistics.median(times) * 1000:7.0f}ms {max(times) * 1000:7.0f}ms",
-                  flush=True)
+            for tree, base in bases.items():
+                for name, seconds in _tabs(page, base):
+                    key = (tree, f"  job page tab {name}, first click")
+                    runs.setdefault(key, []).append(seconds)
         chromium.close()
+    names = list(dict.fromkeys(name for _, name in runs))
+    heads = "".join(f"{t[:22]:>24s}" for t in bases) + ("   ratio" if src else "")
+    print(f"\n{'page in Chromium (first meaningful content), median (max)':64s}{heads}")
+    for name in names:
+        cells = [runs.get((tree, name)) for tree in bases]
+        line = "".join(f"{_cell(c) if c else '—':>24s}" for c in cells)
+        if src and all(cells):
+            ratio = statistics.median(cells[0]) / statistics.median(cells[1])
+            line += f"{ratio:8.2f}"
+        print(f"{name:64s}{line}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")

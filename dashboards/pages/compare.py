@@ -11,14 +11,13 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
-import holoviews as hv
 import panel as pn
 import polars as pl
 
 from dashboards import auth, data, timeseries
 from dashboards.auth import Viewer
 from dashboards.layout import html, page, printable, query_arg
-from dashboards.plots import HEIGHT
+from dashboards.plots import line_plot, stack
 from dashboards.units import human, metric_text, plot_scale
 from hpcperfstats.hostdata.series import SERIES
 from hpcperfstats.jobs.metrics import METRICS
@@ -95,7 +94,7 @@ def overlay(jobs: list[dict], series: dict[str, pl.DataFrame]) -> pn.viewable.Vi
     for name in timeseries.PLOTTED_SERIES:
         spec = SERIES[name]
         factor, axis_unit = plot_scale(spec.unit)
-        curves = []
+        curves = {}
         for job in jobs:
             frame = series.get(job["jobid"])
             if frame is None or frame.is_empty():
@@ -103,18 +102,16 @@ def overlay(jobs: list[dict], series: dict[str, pl.DataFrame]) -> pn.viewable.Vi
             part = frame.filter(pl.col("series") == name)
             if part.is_empty():
                 continue
-            mean = (part.group_by("time").agg(pl.col("value").mean()).sort("time").select(
-                ((pl.col("time") - job["start_time"]).dt.total_seconds() / 3600).alias("hours"),
-                (pl.col("value") / factor).alias(axis_unit or "value")))
-            curves.append(hv.Curve(mean.to_pandas(), "hours", axis_unit or "value",
-                                   label=f"job {job['jobid']}").opts(tools=["hover"]))
+            curves[f"job {job['jobid']}"] = (
+                part.group_by("time").agg(pl.col("value").mean()).sort("time").select(
+                    ((pl.col("time") - job["start_time"]).dt.total_seconds() / 3600)
+                    .alias("hours"), pl.col("value") / factor))
         if curves:
-            plots.append(hv.Overlay(curves).opts(
-                title=f"{spec.label} (mean over hosts)", responsive=True, height=HEIGHT,
-                legend_position="right", xlabel="hours since start"))
+            plots.append(line_plot(f"{spec.label} (mean over hosts)", curves, axis_unit,
+                                   x="hours", xlabel="hours since start"))
     if not plots:
         return html('<p class="hp-note">No time series for these jobs.</p>')
-    return pn.pane.HoloViews(hv.Layout(plots).cols(1), sizing_mode="stretch_width")
+    return stack(plots)
 
 
 def compare_view(viewer: Viewer, ids: list[str]):

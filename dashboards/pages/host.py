@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from html import escape
+from typing import Any
 from urllib.parse import quote
 
-import holoviews as hv
 import panel as pn
 import polars as pl
 
@@ -21,7 +21,7 @@ from dashboards import auth, cluster, data, long_range, timeseries
 from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, message, page, query_arg, time_arg
 from dashboards.pages.job import TAB_ORDER, TABS
-from dashboards.plots import host_lines, job_bands, raw_event
+from dashboards.plots import host_lines, job_bands, raw_event, stack
 from dashboards.units import duration
 from hpcperfstats.hostdata.series import SERIES
 
@@ -45,7 +45,7 @@ def host_tabs(named: pl.DataFrame, extra: pl.DataFrame, jobs: list[dict], end: d
     """The node's plots in tabs by kind (CPU, memory, network, storage, GPU, energy,
     other types: the job page's grouping), each with the job bands. Tabs render
     when first opened, so the page shows the first one without building the rest."""
-    groups: dict[str, list[hv.Element]] = {}
+    groups: dict[str, list[Any]] = {}
     present = set(named["series"].to_list()) if not named.is_empty() else set()
     for name in (n for n in HOST_SERIES if n in present):
         part = named.filter(pl.col("series") == name)
@@ -59,8 +59,7 @@ def host_tabs(named: pl.DataFrame, extra: pl.DataFrame, jobs: list[dict], end: d
         return html('<p class="hp-note">No samples from this host in the range.</p>')
     tabs = pn.Tabs(dynamic=True, sizing_mode="stretch_width")
     for tab in (t for t in TAB_ORDER if t in groups):
-        tabs.append((tab, pn.pane.HoloViews(hv.Layout(groups[tab]).cols(1),
-                                            sizing_mode="stretch_width", linked_axes=True)))
+        tabs.append((tab, stack(groups[tab])))
     return tabs
 
 

@@ -9,13 +9,13 @@ exactly like one that does not exist.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from functools import partial
 from html import escape
 from typing import Any
 from urllib.parse import quote
 
-import holoviews as hv
 import panel as pn
 import polars as pl
 
@@ -25,7 +25,7 @@ from dashboards.auth import Viewer
 from dashboards.layout import fmt_time, html, message, page, query_arg
 from dashboards.pages.job_performance import footprint_view, roofline_view
 from dashboards.pages.job_ran import what_ran_view
-from dashboards.plots import WIDE_HOSTS, heatmap, raw_event, series_plot
+from dashboards.plots import WIDE_HOSTS, heatmap, raw_event, series_plot, stack
 from dashboards.units import duration, human, metric_text
 from hpcperfstats.flags.rules import rule_metrics
 from hpcperfstats.hostdata.series import ALL_SERIES, CGROUP_SERIES, SERIES
@@ -35,6 +35,8 @@ from hpcperfstats.jobs.roofline import node_peaks
 from hpcperfstats.jobs.series import first_rate
 from hpcperfstats.report import presentation as pr
 from hpcperfstats.report.presentation import coverage_text, source_note
+
+log = logging.getLogger(__name__)
 
 #: Named series drawn on the job page, in order (totals are references, not plots).
 JOB_SERIES = [*timeseries.PLOTTED_SERIES,
@@ -327,7 +329,7 @@ def series_plots(job: dict[str, Any], named: pl.DataFrame, extra: pl.DataFrame,
                     "during its run time.</p>")
     # per tab, the plots to build: only the open tab's are built with the page,
     # the others on their first click (a wide job's plots are most of its build time)
-    groups: dict[str, list[Callable[[], list[hv.Element]]]] = {}
+    groups: dict[str, list[Callable[[], list[Any]]]] = {}
     present = set(named["series"].unique().to_list()) if not named.is_empty() else set()
     references = {"cores": cores_per_node(job), "B": mem_per_node(job)}
     wide = (named["host"].n_unique() if not named.is_empty() else 0) > WIDE_HOSTS
@@ -363,17 +365,16 @@ def series_plots(job: dict[str, Any], named: pl.DataFrame, extra: pl.DataFrame,
 
 
 def _raw_event_plot(part: pl.DataFrame, type_: str, event: str, unit: str | None
-                    ) -> list[hv.Element]:
+                    ) -> list[Any]:
     return series_plot(*raw_event(part, type_, event, unit))
 
 
-def _lazy_tab(builders: list[Callable[[], list[hv.Element]]]) -> pn.param.ParamFunction:
+def _lazy_tab(builders: list[Callable[[], list[Any]]]) -> pn.param.ParamFunction:
     """One tab's plots, one above the other, time axes linked: built when the tab
     is first shown (``lazy``; the tabs are ``dynamic``), not with the page."""
 
-    def plots() -> pn.pane.HoloViews:
-        layout = hv.Layout([e for build in builders for e in build()]).cols(1)
-        return pn.pane.HoloViews(layout, sizing_mode="stretch_width", linked_axes=True)
+    def plots() -> pn.pane.Bokeh:
+        return stack([fig for build in builders for fig in build()])
 
     return pn.param.ParamFunction(plots, lazy=True, sizing_mode="stretch_width")
 
@@ -440,8 +441,8 @@ def node_view(job: dict[str, Any], named: pl.DataFrame):
     if cpu is None or len(cells) < 2:
         return table
     part = named.filter(pl.col("series") == cpu)
-    plot = pn.pane.HoloViews(heatmap(part, ALL_SERIES[cpu].label, ALL_SERIES[cpu].unit),
-                             sizing_mode="stretch_width")
+    plot = pn.pane.Bokeh(heatmap(part, ALL_SERIES[cpu].label, ALL_SERIES[cpu].unit),
+                         sizing_mode="stretch_width")
     return pn.Column(table, plot, sizing_mode="stretch_width")
 
 
@@ -472,16 +473,6 @@ def job_view(jobid: str | None, viewer: Viewer):
         peers = {m: norms[m] for m in data.PEER_METRICS if m in norms}
         coverage = data.job_coverage(conn, jobid, on)
         sources = data.used_sources(conn, jobid, on)
-        named = timeseries.job_series(conn, job, [*CGROUP_SERIES, *JOB_SERIES],
-                                      max_points=_points(job))
-        window = timeseries.job_window(job)
-        hosts = list(job.get("hosts") or [])
-        extra = (long_range.hosts_extra(conn, hosts, *window, _points(job), on)
-                 if window and hosts else pl.DataFrame(schema=timeseries.EXTRA_SCHEMA))
-        gpus = (timeseries.gpu_devices(
-                    conn, hosts, *window, max_points=_points(job), cluster=on,
-                    since=first_rate(window[0], timeseries.data_interval(conn, jobid, on)))
-                if window and hosts and job.get("ngpus") else None)
     name = job.get("jobname") or ""
     heading = html(
         f"<h2 style='margin:0'>Job {escape(jobid)} "
@@ -502,6 +493,44 @@ def job_view(jobid: str | None, viewer: Viewer):
                            _card(coverage_view(coverage, sources), "Data coverage and sources"),
                            sizing_mode="stretch_width"),
                  sizing_mode="stretch_width")
+    # shown under the verdict until the plots below it arrive
+    loading = html('<p class="hp-note hp-loading">Loading the per-node view and the plots…</p>')
+    body = pn.Column(heading, verdict, top, loading, sizing_mode="stretch_width")
+
+    def rest() -> None:
+        """The per-node view, footprint, roofline and time series, sent once the
+        browser shows the verdict (``pn.state.onload``; at once outside a server)."""
+        try:
+            section = plots_section(job, values, norms, fired, metric_of)
+        except Exception:  # the verdict above stays; say so instead of "Loading" forever
+            log.exception("job %s: the plots could not be built", jobid)
+            section = [html('<p class="hp-reason">The per-node view and the plots could '
+                            "not be loaded; the server log has the reason.</p>")]
+        body.objects = [*body.objects[:-1], *section]
+
+    pn.state.onload(rest)
+    return page([body], viewer=viewer)
+
+
+def plots_section(job: dict[str, Any], values: dict[str, float | None],
+                  norms: dict[str, dict[str, Any] | None], fired: list[dict[str, Any]],
+                  metric_of: dict[str, str]) -> list[pn.Card | pn.Column]:
+    """The page below the verdict: its series reads and its heavy Bokeh models (the
+    heatmap, footprint, roofline and the open tab's plots; 291 models for a 128-node
+    job), kept out of the first document so Chromium draws the verdict without
+    waiting for them."""
+    jobid, on = job["jobid"], job["cluster"]
+    with data.connection() as conn:
+        named = timeseries.job_series(conn, job, [*CGROUP_SERIES, *JOB_SERIES],
+                                      max_points=_points(job))
+        window = timeseries.job_window(job)
+        hosts = list(job.get("hosts") or [])
+        extra = (long_range.hosts_extra(conn, hosts, *window, _points(job), on)
+                 if window and hosts else pl.DataFrame(schema=timeseries.EXTRA_SCHEMA))
+        gpus = (timeseries.gpu_devices(
+                    conn, hosts, *window, max_points=_points(job), cluster=on,
+                    since=first_rate(window[0], timeseries.data_interval(conn, jobid, on)))
+                if window and hosts and job.get("ngpus") else None)
     nodes = _card(node_view(job, named), "Per node")
     where = (f"jobs in partition {job.get('partition') or '—'} that ended in the "
              f"{data.PEER_DAYS} days before this one")
@@ -511,9 +540,7 @@ def job_view(jobid: str | None, viewer: Viewer):
                             sizing_mode="stretch_width")
     plots = _card(series_plots(job, named, extra, open_tab(fired, metric_of), gpus),
                   "Time series")
-    return page([pn.Column(heading, verdict, top, nodes, performance, plots,
-                           sizing_mode="stretch_width")],
-                viewer=viewer)
+    return [nodes, performance, plots]
 
 
 if __name__.startswith("bokeh"):

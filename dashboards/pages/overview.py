@@ -14,14 +14,13 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 from urllib.parse import quote
 
-import holoviews as hv
 import panel as pn
 import polars as pl
 
 from dashboards import auth, cluster, data, long_range, timeseries
 from dashboards.auth import Viewer
 from dashboards.layout import chips, fmt_time, html, page, time_arg
-from dashboards.plots import HEIGHT, raw_event, si_ticks
+from dashboards.plots import line_plot, raw_event, stack
 from dashboards.units import duration, human, plot_scale
 from hpcperfstats.hostdata.series import SERIES
 
@@ -66,14 +65,11 @@ def cluster_plots(named: pl.DataFrame, extra: pl.DataFrame,
     ).sort("_o", "label", "time")
     for (label, unit), part in totals.group_by("label", "unit", maintain_order=True):
         factor, axis_unit = plot_scale(unit)
-        ycol = f"{label} ({axis_unit})" if axis_unit else label
         frame = part.select(pl.col("time").dt.replace_time_zone(None),
-                            (pl.col("value") / factor).alias(ycol), "hosts").to_pandas()
-        plots.append(hv.Curve(frame, "time", [ycol, "hosts"]).opts(
-            title=f"{label}, cluster total", ylabel=axis_unit, responsive=True, height=HEIGHT,
-            tools=["hover"], color="#1f5f8b", line_width=2, yformatter=si_ticks()))
-    return pn.pane.HoloViews(hv.Layout(plots).cols(2), sizing_mode="stretch_width",
-                             linked_axes=True)
+                            (pl.col("value") / factor).alias("value"), "hosts")
+        plots.append(line_plot(f"{label}, cluster total", {label: frame}, axis_unit,
+                               colour="#1f5f8b", extra=[("hosts", "@hosts")]))
+    return stack(plots, cols=2)
 
 
 def flagged_table(flagged: pl.DataFrame) -> pn.pane.HTML:

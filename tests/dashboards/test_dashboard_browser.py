@@ -6,6 +6,7 @@ This server runs with ``HPCPERF_AUTH=none``: everyone is staff (the demo's setti
 from __future__ import annotations
 
 import pytest
+from bokeh_client import page_document
 from dashboard_dataset import EVIL_NAME, HOSTS
 from pagewatch import PageWatch
 from playwright.sync_api import expect
@@ -119,10 +120,23 @@ def test_wide_job_draws_mean_band_and_heatmap(web, watch, screenshots):
     heat = plots[f"{label}: per host"]
     assert heat["glyphs"] and heat["lines"] == 0, heat
     page = watch.page
+    assert page.locator(".hp-loading").count() == 0  # the plots replaced the note
     assert page.get_by_text("low cpu efficiency", exact=False).count() == 1
     assert page.get_by_text("Request fewer cores", exact=False).count() == 1
     page.screenshot(path=str(screenshots / "job-wide.png"), full_page=True)
     assert watch.errors == [], watch.errors
+
+
+def test_the_job_pages_first_document_is_the_verdict_without_plots(web):
+    """What the server sends before the browser says it has drawn the page: the
+    verdict, facts and metrics, and a note; the heatmap, footprint, roofline and
+    plots (hundreds of models for a wide job) come after (``pn.state.onload``),
+    so Chromium shows the verdict without waiting for them."""
+    status, doc = page_document(web, "job?jobid=1003", {})
+    assert status == 101
+    assert "hp-sentence" in doc and "Request fewer cores" in doc
+    assert "Loading the per-node view and the plots" in doc
+    assert '"name":"Figure"' not in doc and "hp-footprint" not in doc, doc[:2000]
 
 
 def test_job_detail_escapes_name_flag_and_shows_missing_reason(web, watch, screenshots):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import holoviews as hv
 import panel as pn
 import polars as pl
 import pytest
@@ -34,7 +33,6 @@ def built(monkeypatch) -> list[str]:
         return real(part, label, *args, **kwargs)
 
     monkeypatch.setattr(job_page, "series_plot", counting)
-    hv.extension("bokeh")
     return calls
 
 

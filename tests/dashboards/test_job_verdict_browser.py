@@ -11,6 +11,8 @@ import psycopg
 import pytest
 from pagewatch import PageWatch
 
+from dashboards.plots import ALLOCATED_LABEL, MEAN_LABEL
+from hpcperfstats.hostdata.series import SERIES
 from hpcperfstats.report.presentation import sbatch_text
 from hpcperfstats.report.terminal import load_report
 
@@ -69,6 +71,8 @@ def test_idle_nodes_job_verdict_sbatch_lines_and_heatmap_show_the_idle_nodes(
     idle = sorted(h for h, busy in job.busy_cores.items() if busy == 0)
     assert len(idle) == 2
     marked = page.locator("tr.hp-idle-row")
+    # the per-node view arrives after the verdict (pn.state.onload): wait for it
+    marked.first.wait_for(timeout=60_000)
     assert sorted(marked.nth(i).get_attribute("data-host") for i in range(marked.count())) == idle
     assert page.get_by_text(f"2 of 4 node(s) idle: {', '.join(idle)}.", exact=False).count() == 1
     # a busy node's least busy moment is its 16 cores: no ramp from the idle interval
@@ -115,6 +119,13 @@ def test_memory_flagged_job_opens_on_the_memory_tab(demo_web, watch, screenshots
     active = watch.page.locator(".bk-tab.bk-active")
     assert active.inner_text() == "Memory"
     assert any("memory" in t.lower() for t in plots), plots
+    # the open tab draws every host's line, the job mean (several hosts) and the
+    # allocation, each named in the legend
+    memory = plots[SERIES["mem_used"].label]
+    hosts = sorted(job.hosts)
+    mean = [MEAN_LABEL] if len(hosts) > 1 else []
+    assert memory["lines"] == len(hosts) + len(mean) + 1, memory
+    assert memory["labels"] == sorted([*hosts, *mean, ALLOCATED_LABEL]), memory
     flags = watch.page.locator(".hp-flag")
     assert flags.first.inner_text().startswith("memory near limit")  # risks come first
     watch.page.screenshot(path=str(screenshots / "job-memory-flag.png"), full_page=True)

@@ -31,12 +31,30 @@ def test_the_mean_of_two_clocks_is_taken_at_each_instant():
     assert mean["value"].to_list() == [8.0] * 6  # (16 + 0) / 2, never 16 or 0
 
 
+def cells(fig) -> dict[str, np.ndarray]:
+    """The heatmap's drawn cells (its quads' columns)."""
+    return {k: np.asarray(v) for k, v in fig.select_one({"name": "heatmap"}).data_source.data
+            .items()}
+
+
+def clim(fig) -> tuple[float, float]:
+    mapper = fig.select_one({"name": "heatmap"}).glyph.fill_color.transform
+    return mapper.low, mapper.high
+
+
 def test_the_heatmap_has_a_cell_for_every_host_at_every_instant():
-    mesh = heatmap(two_hosts(), "CPU cores busy", "cores")
-    grid = np.asarray(mesh.dimension_values(2, flat=False), dtype=float)
-    assert sorted(grid.shape) == [2, 6]  # two hosts, six instants (not twelve)
-    assert not np.isnan(grid).any()
-    assert sorted(set(grid.ravel().tolist())) == [0.0, 16.0]
+    drawn = cells(heatmap(two_hosts(), "CPU cores busy", "cores"))
+    assert len(drawn["value"]) == 12  # two hosts x six instants (not twelve instants)
+    assert len(set(drawn["left"].tolist())) == 6
+    assert not np.isnan(drawn["value"]).any()
+    # rows bottom-up in host order, each one unit high: busy (row 0) 16 cores, idle 0
+    for host, row, value in (("busy", 0, 16.0), ("idle", 1, 0.0)):
+        mine = drawn["host"] == host
+        assert set(drawn["bottom"][mine].tolist()) == {row - 0.5}
+        assert set(drawn["top"][mine].tolist()) == {row + 0.5}
+        assert set(drawn["value"][mine].tolist()) == {value}
+    # cells meet halfway between samples 300 s apart: each 300 s (300,000 ms) wide
+    assert set((drawn["right"] - drawn["left"]).tolist()) == {300_000.0}
 
 
 def test_irregular_or_single_points_are_left_alone():
@@ -51,8 +69,7 @@ def test_the_heatmap_colours_start_at_zero_so_float_noise_is_not_a_stripe():
     frame = two_hosts().with_columns(
         pl.when(pl.col("host") == "idle").then(16.0 - 1e-9).otherwise(16.0 + 1e-9)
         .alias("value"))
-    mesh = heatmap(frame, "CPU cores busy", "cores")
-    low, high = mesh.opts.get().kwargs["clim"]
+    low, high = clim(heatmap(frame, "CPU cores busy", "cores"))
     assert low == 0.0 and high == 16.0 + 1e-9
     signed = two_hosts().with_columns(pl.col("value") - 8.0)  # -8 and 8: the data's range
-    assert heatmap(signed, "x", "").opts.get().kwargs["clim"] == (-8.0, 8.0)
+    assert clim(heatmap(signed, "x", "")) == (-8.0, 8.0)
