@@ -66,11 +66,33 @@ class UserPage(JobSearch):
         end = end or datetime.now(UTC)
         start = start or end - DEFAULT_RANGE
         self.summary = pn.Column(sizing_mode="stretch_width")
+        self._jobs_shown = False
         super().__init__(viewer, exact=True, initial={
             "user": user, "account": account, "since": start, "until": end})
 
     def refresh(self) -> None:
-        super().refresh()
+        """The summary, then the page of jobs below it.
+
+        On the first build the jobs wait for ``pn.state.onload`` (at once outside a
+        server), so the browser draws the totals and breakdowns without waiting for
+        the job query and the table; the table stays hidden until its rows are in,
+        so it never says "No jobs match" for jobs it has not read yet.
+        """
+        self._summarise()
+        if self._jobs_shown:
+            super().refresh()
+            return
+        self.table.visible = False
+        self.status.object = "Loading the jobs…"
+
+        def jobs() -> None:
+            JobSearch.refresh(self)
+            self.table.visible = True
+            self._jobs_shown = True
+
+        pn.state.onload(jobs)
+
+    def _summarise(self) -> None:
         filt = self.filters()
         with data.connection() as conn:
             totals, everyone = data.summary_and_breakdown(conn, filt, self.viewer)

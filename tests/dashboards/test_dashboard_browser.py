@@ -139,6 +139,18 @@ def test_the_job_pages_first_document_is_the_verdict_without_plots(web):
     assert '"name":"Figure"' not in doc and "hp-footprint" not in doc, doc[:2000]
 
 
+def test_the_user_pages_first_document_is_the_summary_without_jobs(web):
+    """The users page sends its totals and breakdowns first and reads the page of
+    jobs once the browser has drawn them (``pn.state.onload``): the first document
+    has the breakdown and says the jobs are loading, and holds no job row yet (so
+    its table can never say "No jobs match" before the jobs were read)."""
+    status, doc = page_document(web, "user?start=2026-03-01&end=2026-03-01", {})
+    assert status == 101
+    assert "hp-breakdown" in doc and "Top wasted core-hours" in doc
+    assert "Loading the jobs" in doc
+    assert "Jobs **" not in doc, doc[:2000]
+
+
 def test_job_detail_escapes_name_flag_and_shows_missing_reason(web, watch, screenshots):
     watch.open(f"{web}/job?jobid=1002")
     page = watch.page
