@@ -229,7 +229,18 @@ def demo_workspace(dagster_home: Path) -> str:
     return str(path)
 
 
+def stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both end the demo through its ``finally``, which stops the
+    servers it started (each in its own session, so no signal to the demo reaches
+    them). Without this a demo started from a background job, which inherits SIGINT
+    ignored, or stopped with SIGTERM, left its Dagster daemon, webserver and
+    dashboard server running."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.default_int_handler)
+
+
 def main(argv: list[str]) -> int:
+    stop_on_signals()
     parser = argparse.ArgumentParser(prog="hpcperf demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, default=16)

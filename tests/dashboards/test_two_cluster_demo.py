@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -81,8 +82,11 @@ def two(pg_server: str, rabbit, tmp_path_factory) -> Iterator[Demo]:
             time.sleep(2)
         yield demo
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)  # the demo stops its servers itself
+        running = proc.poll() is None
+        if running:
+            # SIGTERM, as a process manager stops it (a SIGINT is ignored by a demo
+            # started from a background job): the demo stops its servers itself
+            os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(timeout=90)
             except subprocess.TimeoutExpired:
@@ -91,6 +95,10 @@ def two(pg_server: str, rabbit, tmp_path_factory) -> Iterator[Demo]:
         with contextlib.suppress(psycopg.Error), psycopg.connect(pg_server,
                                                                   autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    if running:  # nothing of the demo's left behind: its Dagster and web ports are closed
+        for port in (dagster_port, web_port):
+            with socket.socket() as probe:
+                assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still served"
 
 
 def _rows(conn, cluster: str) -> tuple:
