@@ -18,22 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from hpcperfstats.config import env
+from hpcperfstats.config import chunk_max_bytes  # noqa: F401  (the bound, read here by its users)
 
 #: bytes read from a file per system call
 READ_BLOCK = 1 << 20
 #: bytes of an oversized line kept for the report
 HEAD_BYTES = 512
-
-
-def chunk_max_bytes() -> int:
-    """The configured bound (``HPCPERF_CHUNK_MAX_BYTES``).
-
-    Read on its own, not through ``settings()``: the drain asks for it once per
-    host file it opens, and building every setting each time was 30 % of the
-    CPU of a drain's first message per host.
-    """
-    return int(env("CHUNK_MAX_BYTES"))
 
 
 @dataclass(frozen=True)
